@@ -1,0 +1,272 @@
+//! The agent runtime: start-up (sync config, database check, first heartbeat), then one
+//! poll thread, one heartbeat thread and one worker thread until a stop is requested.
+//!
+//! Start-up order: PID file, sync config (retrying while the control plane is
+//! unreachable), database check on the worker, first heartbeat, then the first sync
+//! config goes to the worker, which finishes any journaled rotation before a new one.
+
+pub mod heartbeat;
+pub mod journal;
+pub mod poller;
+pub mod rotation;
+pub mod shutdown;
+pub mod status;
+pub mod worker;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::api::{ApiClient, ApiError, ErrorClass, SyncConfig};
+use crate::files::AgentFiles;
+use crate::localconfig::{LocalConfig, LocalConfigError};
+use crate::providers::{DbTimeouts, ProviderError, ProviderKind, Target, UnknownProvider};
+use crate::secret::FieldNames;
+use crate::{fsutil, pidfile};
+
+use heartbeat::Heartbeat;
+use journal::Journal;
+use poller::Poller;
+use rotation::RotationEngine;
+use shutdown::{Shutdown, StopReason};
+use status::{StateFile, StatusBoard, unix_now};
+use worker::Job;
+
+/// Timing of the runtime. Defaults are the product's; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Overrides the server's poll interval (and its 5 s floor). Tests only.
+    pub poll_override: Option<Duration>,
+    pub heartbeat: Duration,
+    pub db: DbTimeouts,
+    /// A job running longer than this turns the heartbeat to "error".
+    pub job_deadline: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { poll_override: None, heartbeat: Duration::from_secs(30), db: DbTimeouts::default(), job_deadline: Duration::from_secs(120) }
+    }
+}
+
+/// Why the agent could not start or keep running.
+#[derive(Debug)]
+pub enum AgentError {
+    /// The sync config could not be fetched at start-up.
+    Api(ApiError),
+    /// Another machine holds the agent lock.
+    Locked(ApiError),
+    /// 404/403 at start-up.
+    SecretGone(ApiError),
+    /// The sync config or local config names a provider this agent does not know.
+    Provider(UnknownProvider),
+    /// Local config and server disagree, or a provider is not compiled in.
+    Config(String),
+    LocalConfig(LocalConfigError),
+    /// The database check at start-up failed.
+    Database(ProviderError),
+    /// Another local process runs the agent for this secret.
+    AlreadyRunning { secret_id: String, pid: u32 },
+    /// A file or thread could not be created.
+    Io { what: String, source: std::io::Error },
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Api(e) | AgentError::Locked(e) | AgentError::SecretGone(e) => write!(f, "{e}"),
+            AgentError::Provider(e) => write!(f, "{e}"),
+            AgentError::Config(m) => f.write_str(m),
+            AgentError::LocalConfig(e) => write!(f, "{e}"),
+            AgentError::Database(e) => write!(f, "database check failed: {e}"),
+            AgentError::AlreadyRunning { secret_id, pid } => write!(
+                f,
+                "an agent for secret {secret_id} already runs on this machine (PID {pid}); stop it with `sikkerkey-agent stop --secret {secret_id}`"
+            ),
+            AgentError::Io { what, .. } => write!(f, "cannot {what}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AgentError::Api(e) | AgentError::Locked(e) | AgentError::SecretGone(e) => e.source(),
+            AgentError::LocalConfig(e) => e.source(),
+            AgentError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the database target from the sync config, with the local config's connection
+/// details (when present and non-empty) taking precedence.
+pub fn build_target(
+    sync: &SyncConfig,
+    local: Option<&LocalConfig>,
+    db: DbTimeouts,
+) -> Result<(Target, FieldNames), AgentError> {
+    let server_kind = sync.provider_type.trim();
+    let kind: ProviderKind = match local.map(|l| l.provider_type.trim()).filter(|t| !t.is_empty()) {
+        Some(local_kind) => {
+            if !server_kind.is_empty() && server_kind != local_kind {
+                return Err(AgentError::Config(format!(
+                    "the local agent config says provider \"{local_kind}\" but SikkerKey says \"{server_kind}\"; fix the local config with `configure` or remove it"
+                )));
+            }
+            local_kind.parse().map_err(AgentError::Provider)?
+        }
+        None => server_kind.parse().map_err(AgentError::Provider)?,
+    };
+    if !kind.is_compiled_in() {
+        return Err(AgentError::Config(format!(
+            "this build of sikkerkey-agent has no {} support; use a build with all providers",
+            kind.display_name()
+        )));
+    }
+    let s = &sync.connection;
+    let pick = |local: Option<&str>, server: &str| local.filter(|v| !v.is_empty()).unwrap_or(server).to_owned();
+    let l = local.map(|l| &l.connection);
+    let port = l.map(|l| l.port).filter(|p| *p != 0).unwrap_or(s.port);
+    let admin_pass = match l.filter(|l| !l.admin_pass.is_empty()) {
+        Some(l) => l.admin_pass.clone(),
+        None => s.admin_pass.clone(),
+    };
+    let target = Target {
+        kind,
+        host: pick(l.map(|l| l.host.as_str()), &s.host),
+        port: if port == 0 { kind.default_port() } else { port },
+        database: pick(l.map(|l| l.database.as_str()), &s.database),
+        admin_user: pick(l.map(|l| l.admin_user.as_str()), &s.admin_user),
+        admin_pass,
+        project_reference: pick(l.map(|l| l.project_reference.as_str()), &s.project_reference),
+        timeouts: db,
+    };
+    if target.host.is_empty() {
+        return Err(AgentError::Config("no database host in the sync config or the local config; set one with `configure --host`".into()));
+    }
+    let fields = FieldNames::with_overrides(l.map(|l| l.username_field.as_str()), l.map(|l| l.password_field.as_str()));
+    Ok((target, fields))
+}
+
+/// Fetches the sync config, waiting out transient control-plane failures.
+fn fetch_sync_config(api: &ApiClient, secret_id: &str, shutdown: &Shutdown) -> Result<Option<SyncConfig>, AgentError> {
+    let mut failures = 0;
+    loop {
+        match api.sync_config(secret_id) {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) => match e.class() {
+                ErrorClass::Locked => return Err(AgentError::Locked(e)),
+                ErrorClass::Terminal => return Err(AgentError::SecretGone(e)),
+                ErrorClass::Other => return Err(AgentError::Api(e)),
+                ErrorClass::Retryable => {
+                    failures += 1;
+                    let delay = poller::backoff(Duration::from_secs(2), failures).min(Duration::from_secs(30));
+                    log::warn!("secret {secret_id}: {e}; retrying in {} s", delay.as_secs().max(1));
+                    if shutdown.wait_timeout(delay) {
+                        return Ok(None);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Runs the agent for one secret until a stop is requested. Returns why it stopped.
+pub fn run(
+    api: ApiClient,
+    files: &AgentFiles,
+    timing: Timing,
+    shutdown: Arc<Shutdown>,
+) -> Result<StopReason, AgentError> {
+    let secret_id = files.secret_id().to_owned();
+    fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io { what: format!("create {}", files.dir().display()), source })?;
+    let _pid = pidfile::PidFile::acquire(&files.pid(), &secret_id)?;
+    let local = LocalConfig::load(&files.config()).map_err(AgentError::LocalConfig)?;
+    if local.is_some() {
+        log::info!("secret {secret_id}: using connection details from {}", files.config().display());
+    }
+    let api = Arc::new(api);
+
+    log::info!("secret {secret_id}: fetching the sync config from {}", api.base_url());
+    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else { return Ok(StopReason::Signal) };
+    let (target, fields) = build_target(&sync, local.as_ref(), timing.db)?;
+    let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
+
+    let board = Arc::new(StatusBoard::new(
+        Some(files.state()),
+        timing.job_deadline,
+        StateFile {
+            pid: std::process::id(),
+            started_at: unix_now(),
+            provider_type: target.kind.as_str().to_owned(),
+            endpoint: target.endpoint(),
+            ..StateFile::load(&files.state()).unwrap_or_default()
+        },
+    ));
+    let engine = RotationEngine::new(
+        api.clone(),
+        secret_id.clone(),
+        target.clone(),
+        fields,
+        Journal::new(files.journal()),
+        board.clone(),
+        shutdown.clone(),
+    );
+    let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
+    let worker = worker::spawn(engine, job_rx, board.clone(), shutdown.clone())
+        .map_err(|source| AgentError::Io { what: "start the worker thread".into(), source })?;
+
+    log::info!("secret {secret_id}: testing the {} connection to {}", target.kind.display_name(), target.endpoint());
+    let (reply, answer) = mpsc::sync_channel(1);
+    let checked = jobs
+        .send(Job::Check(reply))
+        .ok()
+        .and_then(|()| answer.recv().ok())
+        .unwrap_or_else(|| Err(ProviderError::new(&target, crate::providers::FailureKind::Database, "checking the connection", "the worker thread stopped")));
+    if let Err(e) = checked {
+        board.set_worker_error(Some(format!("database check failed: {e}")));
+        Heartbeat::beat(&api, &board, &secret_id);
+        drop(jobs);
+        let _ = worker.join();
+        return Err(AgentError::Database(e));
+    }
+    log::info!("secret {secret_id}: connection OK; admin \"{}\" can manage users", target.admin_user);
+    Heartbeat::beat(&api, &board, &secret_id);
+
+    let heartbeat = Heartbeat { api: api.clone(), secret_id: secret_id.clone(), interval: timing.heartbeat, board: board.clone(), shutdown: shutdown.clone() }
+        .spawn()
+        .map_err(|source| AgentError::Io { what: "start the heartbeat thread".into(), source })?;
+
+    // The first sync config: finish the journal, then any pending rotation.
+    let _ = jobs.send(Job::Sync { config: Box::new(sync), fetched_at: Instant::now() });
+
+    let poller = Poller {
+        api: api.clone(),
+        secret_id: secret_id.clone(),
+        interval,
+        interval_override: timing.poll_override,
+        jobs,
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+    }
+    .spawn()
+    .map_err(|source| AgentError::Io { what: "start the poll thread".into(), source })?;
+    log::info!(
+        "secret {secret_id}: agent running via {} (polling every {} ms, heartbeat every {} ms)",
+        target.kind.display_name(),
+        interval.as_millis(),
+        timing.heartbeat.as_millis()
+    );
+
+    let reason = shutdown.wait();
+    log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
+    let _ = poller.join();
+    let worker_panicked = worker.join().is_err();
+    let _ = heartbeat.join();
+    if worker_panicked {
+        return Ok(StopReason::WorkerCrashed);
+    }
+    Ok(reason)
+}

@@ -1,0 +1,425 @@
+//! The rotation engine: turns a sync config into database changes and control-plane calls
+//! so that every rotation ends confirmed (database = new value) or rejected (database = old
+//! value), and so that whatever the journal says was in flight is finished first.
+//!
+//! Runs on the worker thread only; it is the only code that drives a [`Provider`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
+use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
+use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
+
+use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
+use super::shutdown::Shutdown;
+use super::status::{RotationRecord, StatusBoard, unix_now};
+
+/// Why a step of a rotation failed. The message is what the server and the log are told.
+#[derive(Debug)]
+pub enum StepError {
+    Api(ApiError),
+    Db(ProviderError),
+    Journal(JournalError),
+    Value(ValueError),
+    /// A check after a change found the database not as expected.
+    Mismatch(String),
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::Api(e) => write!(f, "{e}"),
+            StepError::Db(e) => write!(f, "{e}"),
+            StepError::Journal(e) => {
+                write!(f, "{e}")?;
+                if let Some(s) = std::error::Error::source(e) {
+                    write!(f, ": {s}")?;
+                }
+                Ok(())
+            }
+            StepError::Value(e) => write!(f, "{e}"),
+            StepError::Mismatch(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StepError {}
+
+impl From<ApiError> for StepError {
+    fn from(e: ApiError) -> Self {
+        StepError::Api(e)
+    }
+}
+impl From<ProviderError> for StepError {
+    fn from(e: ProviderError) -> Self {
+        StepError::Db(e)
+    }
+}
+impl From<JournalError> for StepError {
+    fn from(e: JournalError) -> Self {
+        StepError::Journal(e)
+    }
+}
+impl From<ValueError> for StepError {
+    fn from(e: ValueError) -> Self {
+        StepError::Value(e)
+    }
+}
+
+/// How many times a confirm or reject is sent within one job before waiting for the next poll.
+const ACK_ATTEMPTS: u32 = 3;
+
+/// Everything a rotation needs, owned by the worker thread.
+pub struct RotationEngine {
+    pub api: Arc<ApiClient>,
+    pub secret_id: String,
+    pub target: Target,
+    pub fields: FieldNames,
+    pub journal: Journal,
+    pub board: Arc<StatusBoard>,
+    pub shutdown: Arc<Shutdown>,
+    /// The last rotation this process finished, and when: a sync config fetched before
+    /// then may still show it as pending.
+    finished: Option<(String, Instant)>,
+    warned_any_password_works: bool,
+}
+
+impl RotationEngine {
+    pub fn new(
+        api: Arc<ApiClient>,
+        secret_id: String,
+        target: Target,
+        fields: FieldNames,
+        journal: Journal,
+        board: Arc<StatusBoard>,
+        shutdown: Arc<Shutdown>,
+    ) -> Self {
+        RotationEngine { api, secret_id, target, fields, journal, board, shutdown, finished: None, warned_any_password_works: false }
+    }
+
+    fn open(&self) -> Result<Box<dyn Provider>, ProviderError> {
+        providers::open(&self.target)
+    }
+
+    /// The start-up check: the admin can log in and manage users.
+    pub fn check(&self) -> Result<(), ProviderError> {
+        let mut db = self.open()?;
+        db.check_admin()
+    }
+
+    /// Acts on one sync config: first finish what the journal holds, then start a new
+    /// pending rotation. Errors are reported to the status board and logged; the next
+    /// poll tries again.
+    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) {
+        let result = self.handle_sync_inner(sync, fetched_at);
+        match result {
+            Ok(()) => self.board.set_worker_error(None),
+            Err(e) => {
+                let msg = e.to_string();
+                log::error!("secret {}: {msg}; will try again on the next poll", self.secret_id);
+                self.board.set_worker_error(Some(msg));
+            }
+        }
+    }
+
+    fn handle_sync_inner(&mut self, sync: &SyncConfig, fetched_at: Instant) -> Result<(), StepError> {
+        if let Some(entry) = self.journal.load()? {
+            self.reconcile(entry, sync)?;
+            if self.journal.load()?.is_some() {
+                // Not finished yet (an acknowledgement is still outstanding).
+                return Ok(());
+            }
+        }
+        let Some(pending) = sync.pending() else { return Ok(()) };
+        if let Some((id, at)) = &self.finished
+            && *id == pending.id
+            && fetched_at <= *at
+        {
+            return Ok(());
+        }
+        self.rotate(&pending, &sync.managed_username)
+    }
+
+    /// A new pending rotation: snapshot, journal, apply, verify, confirm (or roll back and reject).
+    fn rotate(&mut self, pending: &PendingRotation, managed_username: &str) -> Result<(), StepError> {
+        let short = short_id(&pending.id);
+        log::info!(
+            "secret {}: pending rotation {short} found; applying to {} at {}",
+            self.secret_id,
+            self.target.kind.display_name(),
+            self.target.endpoint()
+        );
+        let cred = match credential_from_value(pending.value.expose(), &self.fields, managed_username) {
+            Ok(c) => c,
+            Err(e) => return self.reject_untouched(&pending.id, &format!("the pending value cannot be used: {e}"), &[]),
+        };
+        let mut db = match self.open() {
+            Ok(db) => db,
+            Err(e) => return self.reject_untouched(&pending.id, &format!("apply failed: {e}"), &[&cred.password]),
+        };
+        if let Err(e) = db.validate(&cred.username, &cred.password) {
+            return self.reject_untouched(&pending.id, &format!("apply failed: {e}"), &[&cred.password]);
+        }
+        let snapshot = match self.take_snapshot(db.as_mut(), &cred.username) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("cannot snapshot the current credential of \"{}\", so a rollback would be impossible: {e}", cred.username);
+                return self.reject_untouched(&pending.id, &msg, &[&cred.password]);
+            }
+        };
+        let mut entry = JournalEntry::new(&self.secret_id, &pending.id, &cred.username, snapshot, &cred.password);
+        if let Err(e) = self.journal.save(&mut entry) {
+            return self.reject_untouched(&pending.id, &format!("cannot write the rotation journal, so nothing was changed: {e}"), &[]);
+        }
+        self.apply_verify_confirm(db.as_mut(), entry, &cred)
+    }
+
+    fn take_snapshot(&self, db: &mut dyn Provider, username: &str) -> Result<Snapshot, StepError> {
+        match db.read_stored(username)? {
+            StoredCredential::Absent => Ok(Snapshot::Absent),
+            StoredCredential::Stored(value) => Ok(Snapshot::Stored { value: Secret::new(value) }),
+            StoredCredential::Unreadable { reason } => {
+                log::info!("secret {}: {reason}; the rollback will use the live value", self.secret_id);
+                let live = self.api.live_value(&self.secret_id)?;
+                credential_from_value(live.expose(), &self.fields, username)?;
+                Ok(Snapshot::LiveValue)
+            }
+        }
+    }
+
+    /// From phase `Applying`: apply the new password, verify it, confirm.
+    fn apply_verify_confirm(&mut self, db: &mut dyn Provider, mut entry: JournalEntry, cred: &Credential) -> Result<(), StepError> {
+        if let Err(e) = db.set_password(&cred.username, &cred.password) {
+            return self.roll_back_and_reject(db, entry, &format!("apply failed: {e}"), &[&cred.password]);
+        }
+        if let Err(e) = db.verify_login(&cred.username, &cred.password) {
+            return self.roll_back_and_reject(db, entry, &format!("verification failed after apply: {e}"), &[&cred.password]);
+        }
+        self.warn_if_any_password_works(db, &cred.username);
+        entry.phase = Phase::Confirming;
+        self.journal.save(&mut entry)?;
+        self.confirm(entry)
+    }
+
+    /// A server that accepts any password (trust authentication) makes verification
+    /// meaningless; say so once.
+    fn warn_if_any_password_works(&mut self, db: &dyn Provider, username: &str) {
+        if self.warned_any_password_works {
+            return;
+        }
+        let mut wrong = [0u8; 18];
+        if getrandom::fill(&mut wrong).is_err() {
+            return;
+        }
+        let wrong = Secret::new(wrong.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        if db.verify_login(username, &wrong).is_ok() {
+            self.warned_any_password_works = true;
+            log::warn!(
+                "secret {}: {} at {} accepted a wrong password for \"{username}\" (trust authentication?); verification cannot prove the new password works",
+                self.secret_id,
+                self.target.kind.display_name(),
+                self.target.endpoint()
+            );
+        }
+    }
+
+    fn confirm(&mut self, entry: JournalEntry) -> Result<(), StepError> {
+        let short = short_id(&entry.rotation_id);
+        let result = self.with_retries(|api, secret| api.confirm_rotation(secret, &entry.rotation_id));
+        match result {
+            Ok(()) => {
+                self.journal.clear()?;
+                self.finish(&entry.rotation_id, "confirmed", "");
+                log::info!("secret {}: rotation {short} applied, verified and confirmed", self.secret_id);
+                Ok(())
+            }
+            Err(e) => Err(StepError::Mismatch(format!(
+                "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
+            ))),
+        }
+    }
+
+    /// Rejects a rotation before anything in the database was changed.
+    fn reject_untouched(&mut self, rotation_id: &str, error: &str, secrets: &[&Secret]) -> Result<(), StepError> {
+        let error = scrub(error, secrets);
+        log::error!("secret {}: rotation {} rejected: {error}", self.secret_id, short_id(rotation_id));
+        let result = self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
+        self.finish(rotation_id, "rejected", &error);
+        result.map_err(StepError::from)?;
+        Err(StepError::Mismatch(format!("rotation {} was rejected: {error}", short_id(rotation_id))))
+    }
+
+    /// Puts the old credential back, checks it, then rejects. The journal stays until both
+    /// the database is restored and the server has acknowledged.
+    fn roll_back_and_reject(
+        &mut self,
+        db: &mut dyn Provider,
+        mut entry: JournalEntry,
+        error: &str,
+        secrets: &[&Secret],
+    ) -> Result<(), StepError> {
+        entry.phase = Phase::Rejecting;
+        entry.error = scrub(error, secrets);
+        self.journal.save(&mut entry)?;
+        log::error!("secret {}: rotation {} failed: {}; rolling back", self.secret_id, short_id(&entry.rotation_id), entry.error);
+        self.restore_and_reject(db, entry)
+    }
+
+    fn restore_and_reject(&mut self, db: &mut dyn Provider, mut entry: JournalEntry) -> Result<(), StepError> {
+        let restored = self.restore(db, &entry);
+        let mut error = entry.error.clone();
+        match &restored {
+            Ok(()) => log::info!("secret {}: database back on the previous credential of \"{}\"", self.secret_id, entry.username),
+            Err(e) => {
+                error = format!("{error}; rollback failed too: {e}");
+                log::error!("secret {}: rollback failed: {e}; will retry", self.secret_id);
+            }
+        }
+        if !entry.rejected {
+            self.with_retries(|api, secret| api.reject_rotation(secret, &entry.rotation_id, &error))?;
+            entry.rejected = true;
+            self.finish(&entry.rotation_id, "rejected", &error);
+        }
+        match restored {
+            Ok(()) => {
+                self.journal.clear()?;
+                Err(StepError::Mismatch(format!("rotation {} was rejected: {}", short_id(&entry.rotation_id), entry.error)))
+            }
+            Err(e) => {
+                self.journal.save(&mut entry)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts the snapshot back and checks that it took.
+    fn restore(&self, db: &mut dyn Provider, entry: &JournalEntry) -> Result<(), StepError> {
+        let user = &entry.username;
+        match &entry.snapshot {
+            Snapshot::Stored { value } => {
+                db.restore_stored(user, value.expose())?;
+                match db.read_stored(user)? {
+                    StoredCredential::Stored(now) if now == value.expose() => Ok(()),
+                    _ => Err(StepError::Mismatch(format!("after restoring \"{user}\" the stored credential differs from the snapshot"))),
+                }
+            }
+            Snapshot::Absent => {
+                db.drop_user(user)?;
+                if db.user_exists(user)? {
+                    return Err(StepError::Mismatch(format!("user \"{user}\" still exists after the rollback dropped it")));
+                }
+                Ok(())
+            }
+            Snapshot::LiveValue => {
+                let live = self.api.live_value(&self.secret_id)?;
+                let cred = credential_from_value(live.expose(), &self.fields, user)?;
+                db.set_password(&cred.username, &cred.password)?;
+                db.verify_login(&cred.username, &cred.password)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Finishes a journaled rotation against what the server says now.
+    fn reconcile(&mut self, mut entry: JournalEntry, sync: &SyncConfig) -> Result<(), StepError> {
+        let short = short_id(&entry.rotation_id).to_owned();
+        log::info!("secret {}: finishing rotation {short} left in phase {:?}", self.secret_id, entry.phase);
+        let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
+        let mut db = self.open()?;
+        match still_pending {
+            Some(pending) if !entry.rejected => match entry.phase {
+                Phase::Rejecting => self.restore_and_reject(db.as_mut(), entry),
+                Phase::Applying | Phase::Confirming => {
+                    let cred = match credential_from_value(pending.value.expose(), &self.fields, &entry.username) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let msg = format!("the pending value cannot be used: {e}");
+                            return self.roll_back_and_reject(db.as_mut(), entry, &msg, &[]);
+                        }
+                    };
+                    if entry.phase == Phase::Confirming && db.verify_login(&cred.username, &cred.password).is_ok() {
+                        return self.confirm(entry);
+                    }
+                    entry.phase = Phase::Applying;
+                    self.apply_verify_confirm(db.as_mut(), entry, &cred)
+                }
+            },
+            _ => {
+                // The server no longer holds this rotation: the database must match the live value.
+                let live = self.api.live_value(&self.secret_id)?;
+                let cred = credential_from_value(live.expose(), &self.fields, &entry.username)?;
+                let promoted = entry.applied.matches(&cred.password);
+                if !promoted && entry.snapshot == Snapshot::Absent && cred.username == entry.username {
+                    self.restore(db.as_mut(), &entry)?;
+                } else {
+                    self.make_live_value_work(db.as_mut(), &cred)?;
+                }
+                self.journal.clear()?;
+                let outcome = if promoted { "confirmed" } else { "reconciled" };
+                if !entry.rejected {
+                    self.finish(&entry.rotation_id, outcome, "");
+                }
+                log::info!(
+                    "secret {}: rotation {short} settled: the database matches the live value ({})",
+                    self.secret_id,
+                    if promoted { "the server promoted the new password" } else { "the server kept the old password" }
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Logs in with the live value and, only if that is refused, sets it.
+    fn make_live_value_work(&self, db: &mut dyn Provider, cred: &Credential) -> Result<(), StepError> {
+        match db.verify_login(&cred.username, &cred.password) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind == FailureKind::AuthRejected => {
+                log::info!("secret {}: putting the live value back into the database for \"{}\"", self.secret_id, cred.username);
+                db.set_password(&cred.username, &cred.password)?;
+                db.verify_login(&cred.username, &cred.password)?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn finish(&mut self, rotation_id: &str, outcome: &str, error: &str) {
+        self.finished = Some((rotation_id.to_owned(), Instant::now()));
+        self.board.record_rotation(RotationRecord {
+            rotation_id: rotation_id.to_owned(),
+            outcome: outcome.to_owned(),
+            at: unix_now(),
+            error: error.to_owned(),
+        });
+    }
+
+    /// Sends an acknowledgement, retrying transient failures a few times with backoff.
+    fn with_retries(&self, call: impl Fn(&ApiClient, &str) -> Result<(), ApiError>) -> Result<(), ApiError> {
+        let mut delay = Duration::from_millis(500);
+        let mut attempt = 1;
+        loop {
+            match call(&self.api, &self.secret_id) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.class() == ErrorClass::Retryable && attempt < ACK_ATTEMPTS => {
+                    log::warn!("secret {}: {e}; retrying in {} ms", self.secret_id, delay.as_millis());
+                    if self.shutdown.wait_timeout(delay) {
+                        return Err(e);
+                    }
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The first characters of a rotation id, enough to find it in the dashboard.
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(12) {
+        Some((i, _)) => &id[..i],
+        None => id,
+    }
+}

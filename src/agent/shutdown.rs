@@ -1,0 +1,90 @@
+//! A stop request every thread can wait on: a `Mutex` + `Condvar` so that the poll and
+//! heartbeat sleeps end the moment a signal arrives, instead of after their interval.
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why the agent is stopping; becomes the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The secret was deleted or access revoked (404/403 on a poll).
+    SecretGone,
+    /// Another machine took the agent lock (409 on a poll).
+    Locked,
+    /// The worker thread died; the journal lets the next start finish its work.
+    WorkerCrashed,
+}
+
+#[derive(Debug, Default)]
+pub struct Shutdown {
+    reason: Mutex<Option<StopReason>>,
+    changed: Condvar,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every thread to stop. The first reason given wins.
+    pub fn request(&self, reason: StopReason) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.changed.notify_all();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.reason().is_some()
+    }
+
+    /// Sleeps up to `timeout`; returns `true` at once when a stop is requested.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        while r.is_none() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            r = self.changed.wait_timeout(r, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+
+    /// Blocks until a stop is requested and returns its reason.
+    pub fn wait(&self) -> StopReason {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(reason) = *r {
+                return reason;
+            }
+            r = self.changed.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_request_ends_a_long_wait_at_once() {
+        let s = Arc::new(Shutdown::new());
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || s2.wait_timeout(Duration::from_secs(600)));
+        s.request(StopReason::Signal);
+        assert!(t.join().unwrap());
+        s.request(StopReason::Locked);
+        assert_eq!(s.reason(), Some(StopReason::Signal));
+        assert!(!Shutdown::new().wait_timeout(Duration::from_millis(1)));
+    }
+}

@@ -1,0 +1,182 @@
+//! What the agent knows about its own health, shared by its threads: the last poll error,
+//! the last worker error, whether a job is running (and since when), and the outcome of the
+//! last rotation. The heartbeat reports from it; `list` reads the copy kept in the state file.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::HeartbeatStatus;
+use crate::fsutil;
+
+/// The last rotation this agent finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationRecord {
+    pub rotation_id: String,
+    /// `confirmed`, `rejected`, or `reconciled` (finished after a restart or server reset).
+    pub outcome: String,
+    pub at: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// The last heartbeat sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRecord {
+    pub at: u64,
+    /// `healthy` or `error`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Whether the server accepted it.
+    pub delivered: bool,
+}
+
+/// The state file `agents/{id}.state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StateFile {
+    pub pid: u32,
+    pub started_at: u64,
+    pub provider_type: String,
+    pub endpoint: String,
+    pub last_heartbeat: Option<HeartbeatRecord>,
+    pub last_rotation: Option<RotationRecord>,
+}
+
+impl StateFile {
+    pub fn load(path: &std::path::Path) -> Option<StateFile> {
+        fsutil::read_optional(path).ok().flatten().and_then(|t| serde_json::from_str(&t).ok())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    poll_error: Option<String>,
+    worker_error: Option<String>,
+    worker_dead: Option<String>,
+    job_started: Option<Instant>,
+    file: StateFile,
+}
+
+/// Shared health and history of one running agent.
+#[derive(Debug)]
+pub struct StatusBoard {
+    inner: Mutex<Inner>,
+    state_path: Option<PathBuf>,
+    /// A job running longer than this makes the heartbeat report an error.
+    job_deadline: Duration,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl StatusBoard {
+    pub fn new(state_path: Option<PathBuf>, job_deadline: Duration, file: StateFile) -> Self {
+        let board = StatusBoard { inner: Mutex::new(Inner { file, ..Inner::default() }), state_path, job_deadline };
+        board.persist(&board.lock());
+        board
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn persist(&self, inner: &Inner) {
+        if let Some(path) = &self.state_path {
+            let text = serde_json::to_vec_pretty(&inner.file).expect("state always serializes");
+            if let Err(e) = fsutil::write_private_atomic(path, &text) {
+                log::warn!("cannot write state file {}: {e}", path.display());
+            }
+        }
+    }
+
+    pub fn set_poll_error(&self, message: Option<String>) {
+        self.lock().poll_error = message;
+    }
+
+    pub fn set_worker_error(&self, message: Option<String>) {
+        self.lock().worker_error = message;
+    }
+
+    pub fn set_worker_dead(&self, message: String) {
+        self.lock().worker_dead = Some(message);
+    }
+
+    pub fn job_started(&self) {
+        self.lock().job_started = Some(Instant::now());
+    }
+
+    pub fn job_finished(&self) {
+        self.lock().job_started = None;
+    }
+
+    pub fn record_rotation(&self, record: RotationRecord) {
+        let mut inner = self.lock();
+        inner.file.last_rotation = Some(record);
+        self.persist(&inner);
+    }
+
+    pub fn record_heartbeat(&self, status: &HeartbeatStatus, delivered: bool) {
+        let mut inner = self.lock();
+        let (s, e) = match status {
+            HeartbeatStatus::Healthy => ("healthy", String::new()),
+            HeartbeatStatus::Error(m) => ("error", m.clone()),
+        };
+        inner.file.last_heartbeat = Some(HeartbeatRecord { at: unix_now(), status: s.into(), error: e, delivered });
+        self.persist(&inner);
+    }
+
+    /// What the next heartbeat says: the most serious problem known, or healthy.
+    pub fn health(&self) -> HeartbeatStatus {
+        let inner = self.lock();
+        if let Some(dead) = &inner.worker_dead {
+            return HeartbeatStatus::Error(dead.clone());
+        }
+        if let Some(started) = inner.job_started {
+            let running = started.elapsed();
+            if running > self.job_deadline {
+                return HeartbeatStatus::Error(format!(
+                    "a rotation job has been running for {} s; the database may be hung",
+                    running.as_secs()
+                ));
+            }
+        }
+        match inner.worker_error.as_ref().or(inner.poll_error.as_ref()) {
+            Some(e) => HeartbeatStatus::Error(e.clone()),
+            None => HeartbeatStatus::Healthy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_problem_wins() {
+        let b = StatusBoard::new(None, Duration::from_secs(60), StateFile::default());
+        assert_eq!(b.health(), HeartbeatStatus::Healthy);
+        b.set_poll_error(Some("poll".into()));
+        assert_eq!(b.health(), HeartbeatStatus::Error("poll".into()));
+        b.set_worker_error(Some("db".into()));
+        assert_eq!(b.health(), HeartbeatStatus::Error("db".into()));
+        b.set_worker_dead("panicked".into());
+        assert_eq!(b.health(), HeartbeatStatus::Error("panicked".into()));
+    }
+
+    #[test]
+    fn a_job_past_its_deadline_is_an_error() {
+        let b = StatusBoard::new(None, Duration::ZERO, StateFile::default());
+        b.job_started();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(matches!(b.health(), HeartbeatStatus::Error(m) if m.contains("running")));
+        b.job_finished();
+        assert_eq!(b.health(), HeartbeatStatus::Healthy);
+    }
+}

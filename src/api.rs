@@ -1,0 +1,365 @@
+//! The SikkerKey control-plane client: the five calls the agent makes, every one signed,
+//! every one bounded by timeouts, and every failure classified so the runtime knows whether
+//! to stop, wait for the lock, or retry.
+//!
+//! This is the only module that speaks HTTP.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Identity, RequestSigner};
+use crate::secret::Secret;
+
+/// Timeouts for control-plane calls.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    pub connect: Duration,
+    /// Bound on one whole call (connect, send, receive).
+    pub total: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts { connect: Duration::from_secs(10), total: Duration::from_secs(30) }
+    }
+}
+
+/// What kind of failure an API error is, which decides what the runtime does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// 403 or 404: the secret is gone or this machine lost access. Stop cleanly.
+    Terminal,
+    /// 409: another machine holds the agent lock for this secret.
+    Locked,
+    /// Transport failure, timeout, 5xx or 429: try again later.
+    Retryable,
+    /// Anything else (400, 401, unexpected answers).
+    Other,
+}
+
+/// A failed control-plane call.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The server answered with a non-2xx status; `message` is its `{"error"}` text.
+    Status { call: &'static str, secret_id: String, status: u16, message: String },
+    /// No answer: connection refused, DNS, TLS, timeout, dropped connection.
+    Transport { call: &'static str, secret_id: String, url: String, source: ureq::Error },
+    /// A 2xx answer whose body is not what the protocol says.
+    BadResponse { call: &'static str, secret_id: String, reason: String },
+}
+
+impl ApiError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ApiError::Status { status: 403 | 404, .. } => ErrorClass::Terminal,
+            ApiError::Status { status: 409, .. } => ErrorClass::Locked,
+            ApiError::Status { status: 429 | 500..=599, .. } => ErrorClass::Retryable,
+            ApiError::Transport { .. } => ErrorClass::Retryable,
+            ApiError::Status { .. } | ApiError::BadResponse { .. } => ErrorClass::Other,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Status { call, secret_id, status, message } => {
+                write!(f, "{call} for secret {secret_id} failed: HTTP {status}: {message}")?;
+                match status {
+                    401 => write!(f, " (check this machine's identity and clock; it is approved in the dashboard?)"),
+                    403 => write!(f, " (this machine has no access grant to the secret)"),
+                    404 => write!(f, " (the secret does not exist or was deleted)"),
+                    409 => write!(f, " (another machine is the registered agent for this secret; stop it, or reset the agent lock in the dashboard)"),
+                    _ => Ok(()),
+                }
+            }
+            ApiError::Transport { call, secret_id, url, .. } => {
+                write!(f, "{call} for secret {secret_id} could not reach {url}")
+            }
+            ApiError::BadResponse { call, secret_id, reason } => {
+                write!(f, "{call} for secret {secret_id}: unexpected answer from the server: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApiError::Transport { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Connection details as the server sends them in the sync config.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServerConnection {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub admin_user: String,
+    #[serde(with = "crate::secret::serde_secret")]
+    pub admin_pass: Secret,
+    pub project_reference: String,
+}
+
+impl fmt::Debug for ServerConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConnection")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("admin_user", &self.admin_user)
+            .field("admin_pass", &self.admin_pass)
+            .field("project_reference", &self.project_reference)
+            .finish()
+    }
+}
+
+/// `GET /v1/secret/{id}/sync-config`.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SyncConfig {
+    pub provider_type: String,
+    pub connection: ServerConnection,
+    pub managed_username: String,
+    pub poll_interval_seconds: u64,
+    pub pending_rotation_id: Option<String>,
+    #[serde(with = "crate::secret::serde_opt_secret")]
+    pub pending_value: Option<Secret>,
+    pub rotation_status: String,
+}
+
+impl fmt::Debug for SyncConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncConfig")
+            .field("provider_type", &self.provider_type)
+            .field("connection", &self.connection)
+            .field("managed_username", &self.managed_username)
+            .field("pending_rotation_id", &self.pending_rotation_id)
+            .field("pending_value", &self.pending_value)
+            .field("rotation_status", &self.rotation_status)
+            .finish()
+    }
+}
+
+/// A pending rotation: its id and the new value (a JSON object as a string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRotation {
+    pub id: String,
+    pub value: Secret,
+}
+
+impl SyncConfig {
+    /// The pending rotation, when both its id and value are present and non-empty.
+    pub fn pending(&self) -> Option<PendingRotation> {
+        let id = self.pending_rotation_id.as_deref().filter(|s| !s.is_empty())?;
+        let value = self.pending_value.as_ref().filter(|v| !v.is_empty())?;
+        Some(PendingRotation { id: id.to_owned(), value: value.clone() })
+    }
+
+    /// The poll interval the server asks for: 0 means 10 s, below 5 s is raised to 5 s.
+    pub fn poll_interval(&self) -> Duration {
+        match self.poll_interval_seconds {
+            0 => Duration::from_secs(10),
+            s => Duration::from_secs(s.max(5)),
+        }
+    }
+}
+
+/// Health reported by a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatStatus {
+    Healthy,
+    Error(String),
+}
+
+#[derive(Deserialize)]
+struct ValueAnswer {
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: Option<String>,
+}
+
+/// A signed client for one secret's agent endpoints.
+pub struct ApiClient {
+    base_url: String,
+    signer: RequestSigner,
+    agent: ureq::Agent,
+}
+
+impl ApiClient {
+    pub fn new(identity: Identity, timeouts: HttpTimeouts) -> Self {
+        let base_url = identity.api_url.clone();
+        Self::with_signer(base_url, identity.into_signer(), timeouts)
+    }
+
+    pub fn with_signer(base_url: String, signer: RequestSigner, timeouts: HttpTimeouts) -> Self {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeouts.connect))
+            .timeout_global(Some(timeouts.total))
+            .user_agent(concat!("sikkerkey-agent/", env!("CARGO_PKG_VERSION")))
+            .build();
+        ApiClient { base_url: base_url.trim_end_matches('/').to_owned(), signer, agent: config.into() }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET /v1/secret/{id}`: the live value.
+    pub fn live_value(&self, secret_id: &str) -> Result<Secret, ApiError> {
+        let call = "reading the live value";
+        let body = self.request(call, secret_id, "GET", &format!("/v1/secret/{secret_id}"), None)?;
+        let answer: ValueAnswer = serde_json::from_str(&body)
+            .map_err(|e| ApiError::BadResponse { call, secret_id: secret_id.into(), reason: e.to_string() })?;
+        answer
+            .value
+            .map(Secret::new)
+            .ok_or_else(|| ApiError::BadResponse { call, secret_id: secret_id.into(), reason: "no \"value\" field".into() })
+    }
+
+    /// `GET /v1/secret/{id}/sync-config`.
+    pub fn sync_config(&self, secret_id: &str) -> Result<SyncConfig, ApiError> {
+        let call = "fetching the sync config";
+        let body = self.request(call, secret_id, "GET", &format!("/v1/secret/{secret_id}/sync-config"), None)?;
+        serde_json::from_str(&body).map_err(|e| ApiError::BadResponse { call, secret_id: secret_id.into(), reason: e.to_string() })
+    }
+
+    /// `POST /v1/secret/{id}/agent/heartbeat`.
+    pub fn heartbeat(&self, secret_id: &str, status: &HeartbeatStatus) -> Result<(), ApiError> {
+        let (s, e) = match status {
+            HeartbeatStatus::Healthy => ("healthy", ""),
+            HeartbeatStatus::Error(m) => ("error", m.as_str()),
+        };
+        let body = serde_json::json!({"status": s, "error": e}).to_string();
+        self.request("sending a heartbeat", secret_id, "POST", &format!("/v1/secret/{secret_id}/agent/heartbeat"), Some(&body))
+            .map(drop)
+    }
+
+    /// `POST /v1/secret/{id}/agent/confirm-rotation`.
+    pub fn confirm_rotation(&self, secret_id: &str, rotation_id: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({"rotationId": rotation_id}).to_string();
+        self.request("confirming the rotation", secret_id, "POST", &format!("/v1/secret/{secret_id}/agent/confirm-rotation"), Some(&body))
+            .map(drop)
+    }
+
+    /// `POST /v1/secret/{id}/agent/reject-rotation`.
+    pub fn reject_rotation(&self, secret_id: &str, rotation_id: &str, error: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({"rotationId": rotation_id, "error": error}).to_string();
+        self.request("rejecting the rotation", secret_id, "POST", &format!("/v1/secret/{secret_id}/agent/reject-rotation"), Some(&body))
+            .map(drop)
+    }
+
+    fn request(
+        &self,
+        call: &'static str,
+        secret_id: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let url = format!("{}{}", self.base_url, path);
+        let h = self.signer.sign(method, path, body.unwrap_or("").as_bytes());
+        let transport = |source| ApiError::Transport { call, secret_id: secret_id.into(), url: self.base_url.clone(), source };
+        let result = match body {
+            None => self
+                .agent
+                .get(&url)
+                .header("X-Machine-Id", &h.machine_id)
+                .header("X-Timestamp", &h.timestamp)
+                .header("X-Nonce", &h.nonce)
+                .header("X-Signature", &h.signature)
+                .call(),
+            Some(b) => self
+                .agent
+                .post(&url)
+                .header("X-Machine-Id", &h.machine_id)
+                .header("X-Timestamp", &h.timestamp)
+                .header("X-Nonce", &h.nonce)
+                .header("X-Signature", &h.signature)
+                .content_type("application/json")
+                .send(b.as_bytes()),
+        };
+        let mut response = result.map_err(transport)?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().with_config().limit(1 << 20).read_to_string().map_err(transport)?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        let message = serde_json::from_str::<ErrorAnswer>(&text)
+            .ok()
+            .and_then(|a| a.error)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| reason_phrase(status).to_owned());
+        Err(ApiError::Status { call, secret_id: secret_id.into(), status, message })
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not found",
+        409 => "conflict",
+        429 => "too many requests",
+        500 => "internal server error",
+        502 => "bad gateway",
+        503 => "service unavailable",
+        504 => "gateway timeout",
+        _ => "no error message in the answer",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let s = |status| ApiError::Status { call: "x", secret_id: "s".into(), status, message: String::new() };
+        assert_eq!(s(404).class(), ErrorClass::Terminal);
+        assert_eq!(s(403).class(), ErrorClass::Terminal);
+        assert_eq!(s(409).class(), ErrorClass::Locked);
+        assert_eq!(s(503).class(), ErrorClass::Retryable);
+        assert_eq!(s(429).class(), ErrorClass::Retryable);
+        assert_eq!(s(400).class(), ErrorClass::Other);
+        assert_eq!(s(401).class(), ErrorClass::Other);
+    }
+
+    #[test]
+    fn sync_config_parses_and_hides_secrets_in_debug() {
+        let json = r#"{"providerType":"postgresql","connection":{"host":"h","port":5432,"database":"d",
+            "adminUser":"a","adminPass":"topsecret","projectReference":""},"managedUsername":"u",
+            "pollIntervalSeconds":3,"pendingRotationId":"rot_1",
+            "pendingValue":"{\"username\":\"u\",\"password\":\"newsecret\"}","rotationStatus":"pending"}"#;
+        let c: SyncConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(c.pending().unwrap().id, "rot_1");
+        assert_eq!(c.poll_interval(), Duration::from_secs(5));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("newsecret"), "{shown}");
+    }
+
+    #[test]
+    fn empty_pending_is_none_and_zero_interval_is_ten() {
+        let c: SyncConfig = serde_json::from_str(r#"{"providerType":"redis","pendingRotationId":"","pendingValue":null}"#).unwrap();
+        assert!(c.pending().is_none());
+        assert_eq!(c.poll_interval(), Duration::from_secs(10));
+    }
+}

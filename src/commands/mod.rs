@@ -1,0 +1,31 @@
+//! One module per command. Each takes parsed arguments and returns an exit code or an
+//! error that `main` prints.
+
+pub mod start;
+
+use std::fmt;
+
+/// An error a command reports, with the exit code it maps to.
+#[derive(Debug)]
+pub struct CommandError {
+    pub code: i32,
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl CommandError {
+    pub fn new(code: i32, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        CommandError { code, error: error.into() }
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}

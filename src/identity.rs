@@ -1,0 +1,348 @@
+//! The machine identity the official CLI bootstraps: where `SIKKERKEY_HOME` is, which vault
+//! to use, the Ed25519 key, and the signature every API request carries.
+//!
+//! File layout and vault selection follow protocol.md so an existing CLI install works as is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::{Signer as _, SigningKey};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// Errors finding or loading the identity. Each says which file and what to do.
+#[derive(Debug)]
+pub enum IdentityError {
+    /// No home directory and no `SIKKERKEY_HOME`.
+    NoHome,
+    /// No vault directory holds an identity.json.
+    NoVault { vaults_dir: PathBuf },
+    /// Several vaults and none chosen.
+    AmbiguousVault { vaults: Vec<String> },
+    /// The chosen vault (by env or default) has no identity.json.
+    UnknownVault { name: String, vaults: Vec<String> },
+    /// A file could not be read.
+    Read { path: PathBuf, source: std::io::Error },
+    /// identity.json or cli_global.json is not valid JSON of the expected shape.
+    Parse { path: PathBuf, source: serde_json::Error },
+    /// The private key is readable by group or others.
+    KeyPermissions { path: PathBuf, mode: u32 },
+    /// The private key is not a PKCS#8 PEM Ed25519 key.
+    BadKey { path: PathBuf, reason: String },
+    /// The API URL is not https (and not loopback http), or does not parse.
+    InsecureApiUrl { url: String },
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::NoHome => write!(f, "cannot find a home directory; set SIKKERKEY_HOME"),
+            IdentityError::NoVault { vaults_dir } => write!(
+                f,
+                "no SikkerKey identity found under {}; bootstrap this machine with `sikkerkey connect` and `sikkerkey unlock`, or set SIKKERKEY_HOME",
+                vaults_dir.display()
+            ),
+            IdentityError::AmbiguousVault { vaults } => write!(
+                f,
+                "several vaults are set up ({}) and none is chosen; set SIKKERKEY_VAULT to one of them or set default_vault in cli_global.json",
+                vaults.join(", ")
+            ),
+            IdentityError::UnknownVault { name, vaults } => write!(
+                f,
+                "vault \"{name}\" has no identity.json; known vaults: {}",
+                if vaults.is_empty() { "none".to_owned() } else { vaults.join(", ") }
+            ),
+            IdentityError::Read { path, .. } => write!(f, "cannot read {}", path.display()),
+            IdentityError::Parse { path, .. } => write!(f, "{} is not valid", path.display()),
+            IdentityError::KeyPermissions { path, mode } => write!(
+                f,
+                "private key {} is readable by others (mode {:03o}); refusing to use it. Fix with: chmod 600 '{}'",
+                path.display(),
+                mode,
+                path.display()
+            ),
+            IdentityError::BadKey { path, reason } => {
+                write!(f, "{} is not a PKCS#8 PEM Ed25519 private key: {reason}", path.display())
+            }
+            IdentityError::InsecureApiUrl { url } => write!(
+                f,
+                "refusing API URL \"{url}\": use https:// (plain http:// is allowed only for a loopback host)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IdentityError::Read { source, .. } => Some(source),
+            IdentityError::Parse { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// `$SIKKERKEY_HOME`, else `~/.sikkerkey`.
+pub fn sikkerkey_home() -> Result<PathBuf, IdentityError> {
+    if let Some(h) = std::env::var_os("SIKKERKEY_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".sikkerkey")).ok_or(IdentityError::NoHome)
+}
+
+/// identity.json as the CLI writes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityFile {
+    pub machine_id: String,
+    #[serde(default)]
+    pub machine_name: String,
+    #[serde(default)]
+    pub vault_id: String,
+    #[serde(default)]
+    pub api_url: String,
+    #[serde(default)]
+    pub private_key_path: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GlobalConfig {
+    #[serde(default)]
+    default_vault: String,
+    #[serde(default)]
+    vault_aliases: BTreeMap<String, String>,
+}
+
+/// A loaded identity: who this machine is, where the API is, and its signing key.
+pub struct Identity {
+    pub machine_id: String,
+    pub vault_id: String,
+    pub api_url: String,
+    signer: RequestSigner,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("machine_id", &self.machine_id)
+            .field("vault_id", &self.vault_id)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Loads the identity the environment selects (protocol.md "Which vault").
+    pub fn load(home: &Path) -> Result<Identity, IdentityError> {
+        let vault_dir = select_vault(home, std::env::var("SIKKERKEY_VAULT").ok().as_deref())?;
+        let id_path = vault_dir.join("identity.json");
+        let text = std::fs::read_to_string(&id_path).map_err(|source| IdentityError::Read { path: id_path.clone(), source })?;
+        let file: IdentityFile =
+            serde_json::from_str(&text).map_err(|source| IdentityError::Parse { path: id_path.clone(), source })?;
+        let key_path = if file.private_key_path.is_empty() {
+            vault_dir.join("private.pem")
+        } else {
+            let p = PathBuf::from(&file.private_key_path);
+            if p.is_absolute() { p } else { vault_dir.join(p) }
+        };
+        let signer = RequestSigner::from_pem_file(&key_path, &file.machine_id)?;
+        let api_url = std::env::var("SIKKERKEY_API_URL")
+            .ok()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| file.api_url.clone());
+        let api_url = check_api_url(&api_url)?;
+        let vault_id = if file.vault_id.is_empty() {
+            vault_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        } else {
+            file.vault_id.clone()
+        };
+        Ok(Identity { machine_id: file.machine_id, vault_id, api_url, signer })
+    }
+
+    pub fn signer(&self) -> &RequestSigner {
+        &self.signer
+    }
+
+    pub fn into_signer(self) -> RequestSigner {
+        self.signer
+    }
+}
+
+/// Vault ids that have an identity.json, sorted.
+pub fn list_vaults(home: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(home.join("vaults"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("identity.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Picks the vault directory: `SIKKERKEY_VAULT` (alias or id), else `default_vault`, else
+/// the only vault there is.
+pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, IdentityError> {
+    let vaults = list_vaults(home);
+    let global_path = home.join("cli_global.json");
+    let global: GlobalConfig = match std::fs::read_to_string(&global_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|source| IdentityError::Parse { path: global_path.clone(), source })?,
+        Err(_) => GlobalConfig::default(),
+    };
+    let chosen = env_choice
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| Some(global.default_vault.clone()).filter(|s| !s.is_empty()));
+    let id = match chosen {
+        Some(name) => {
+            let id = global.vault_aliases.get(&name).cloned().unwrap_or(name.clone());
+            if !vaults.contains(&id) {
+                return Err(IdentityError::UnknownVault { name, vaults });
+            }
+            id
+        }
+        None => match vaults.len() {
+            0 => return Err(IdentityError::NoVault { vaults_dir: home.join("vaults") }),
+            1 => vaults[0].clone(),
+            _ => return Err(IdentityError::AmbiguousVault { vaults }),
+        },
+    };
+    Ok(home.join("vaults").join(id))
+}
+
+/// Accepts https URLs, and http only for loopback hosts. Returns the URL without a trailing `/`.
+pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
+    let bad = || IdentityError::InsecureApiUrl { url: url.to_owned() };
+    let trimmed = url.trim_end_matches('/');
+    if let Some(rest) = trimmed.strip_prefix("https://") {
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        return Ok(trimmed.to_owned());
+    }
+    let rest = trimmed.strip_prefix("http://").ok_or_else(bad)?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+    if loopback { Ok(trimmed.to_owned()) } else { Err(bad()) }
+}
+
+/// The four authentication headers of one request.
+#[derive(Debug, Clone)]
+pub struct SignedHeaders {
+    pub machine_id: String,
+    pub timestamp: String,
+    pub nonce: String,
+    pub signature: String,
+}
+
+/// Signs requests with the machine's Ed25519 key.
+pub struct RequestSigner {
+    key: SigningKey,
+    machine_id: String,
+}
+
+impl RequestSigner {
+    /// Loads a PKCS#8 PEM key, refusing one that group or others can read.
+    pub fn from_pem_file(path: &Path, machine_id: &str) -> Result<Self, IdentityError> {
+        let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read { path: path.to_owned(), source })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::KeyPermissions { path: path.to_owned(), mode });
+        }
+        let pem = std::fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.to_owned(), source })?;
+        let key = SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| IdentityError::BadKey { path: path.to_owned(), reason: e.to_string() })?;
+        Ok(RequestSigner { key, machine_id: machine_id.to_owned() })
+    }
+
+    pub fn from_key(key: SigningKey, machine_id: &str) -> Self {
+        RequestSigner { key, machine_id: machine_id.to_owned() }
+    }
+
+    /// Headers for `METHOD path` with `body`, timestamped now with a fresh nonce.
+    pub fn sign(&self, method: &str, path: &str, body: &[u8]) -> SignedHeaders {
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string();
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
+        let nonce = B64.encode(nonce);
+        let message = signing_message(method, path, &timestamp, &nonce, body);
+        let signature = B64.encode(self.key.sign(message.as_bytes()).to_bytes());
+        SignedHeaders { machine_id: self.machine_id.clone(), timestamp, nonce, signature }
+    }
+}
+
+/// `{METHOD}:{PATH}:{TIMESTAMP}:{NONCE}:{BODY_SHA256_HEX}` (protocol.md).
+pub fn signing_message(method: &str, path: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {
+    format!("{method}:{path}:{timestamp}:{nonce}:{}", sha256_hex(body))
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::Verifier;
+
+    #[test]
+    fn empty_body_hash_matches_protocol() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn signature_verifies_over_the_documented_message() {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let signer = RequestSigner::from_key(key.clone(), "m1");
+        let h = signer.sign("POST", "/v1/secret/sk_1/agent/heartbeat", b"{}");
+        assert_eq!(B64.decode(&h.nonce).unwrap().len(), 16);
+        let msg = signing_message("POST", "/v1/secret/sk_1/agent/heartbeat", &h.timestamp, &h.nonce, b"{}");
+        let sig = ed25519_dalek::Signature::from_slice(&B64.decode(&h.signature).unwrap()).unwrap();
+        key.verifying_key().verify(msg.as_bytes(), &sig).unwrap();
+    }
+
+    #[test]
+    fn api_url_rules() {
+        assert!(check_api_url("https://api.sikkerkey.com/").is_ok());
+        assert!(check_api_url("http://127.0.0.1:8080").is_ok());
+        assert!(check_api_url("http://localhost:1/x").is_ok());
+        assert!(check_api_url("http://[::1]:80").is_ok());
+        assert!(check_api_url("http://db.internal:80").is_err());
+        assert!(check_api_url("http://127.0.0.1.evil.com").is_err());
+        assert!(check_api_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn vault_selection() {
+        let home = std::env::temp_dir().join(format!("ska-vaults-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        assert!(matches!(select_vault(&home, None), Err(IdentityError::NoVault { .. })));
+        for v in ["va", "vb"] {
+            std::fs::create_dir_all(home.join("vaults").join(v)).unwrap();
+            std::fs::write(home.join("vaults").join(v).join("identity.json"), "{}").unwrap();
+        }
+        assert!(matches!(select_vault(&home, None), Err(IdentityError::AmbiguousVault { .. })));
+        assert!(select_vault(&home, Some("vb")).unwrap().ends_with("vb"));
+        std::fs::write(home.join("cli_global.json"), r#"{"default_vault":"va","vault_aliases":{"prod":"vb"}}"#).unwrap();
+        assert!(select_vault(&home, None).unwrap().ends_with("va"));
+        assert!(select_vault(&home, Some("prod")).unwrap().ends_with("vb"));
+        assert!(matches!(select_vault(&home, Some("nope")), Err(IdentityError::UnknownVault { .. })));
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+}

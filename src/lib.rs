@@ -1,0 +1,18 @@
+//! sikkerkey-agent: applies SikkerKey managed-secret password rotations to a database next
+//! to it, so the new credential is live in the database before anyone reads it.
+//!
+//! The binary (`main.rs`) only parses, dispatches and maps errors to exit codes; everything
+//! else lives in these modules so tests can call it. See ARCHITECTURE.md for the map.
+
+pub mod agent;
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod files;
+pub mod fsutil;
+pub mod identity;
+pub mod localconfig;
+pub mod pidfile;
+pub mod providers;
+pub mod secret;

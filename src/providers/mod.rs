@@ -1,0 +1,293 @@
+//! The databases the agent can rotate passwords in. Each provider file implements
+//! [`Provider`] for one database; this module holds what they share: the kinds, the
+//! connection target, the stored-credential snapshot, and the one error type of this layer.
+//!
+//! Only this directory links database drivers. Providers are opened on the worker thread,
+//! for one job at a time, and dropped when the job ends, so an idle agent holds no
+//! connections and no driver runtimes.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+/// A database family, as named by the sync config's `providerType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderKind {
+    Postgresql,
+    PostgresqlSupabase,
+    Mysql,
+    Redis,
+    Mongodb,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::Postgresql,
+        ProviderKind::PostgresqlSupabase,
+        ProviderKind::Mysql,
+        ProviderKind::Redis,
+        ProviderKind::Mongodb,
+    ];
+
+    /// The wire name (`providerType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Postgresql => "postgresql",
+            ProviderKind::PostgresqlSupabase => "postgresql_supabase",
+            ProviderKind::Mysql => "mysql",
+            ProviderKind::Redis => "redis",
+            ProviderKind::Mongodb => "mongodb",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ProviderKind::Postgresql => "PostgreSQL",
+            ProviderKind::PostgresqlSupabase => "PostgreSQL (Supabase)",
+            ProviderKind::Mysql => "MySQL",
+            ProviderKind::Redis => "Redis",
+            ProviderKind::Mongodb => "MongoDB",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => 5432,
+            ProviderKind::Mysql => 3306,
+            ProviderKind::Redis => 6379,
+            ProviderKind::Mongodb => 27017,
+        }
+    }
+
+    /// Whether this binary was built with the driver for this kind.
+    pub fn is_compiled_in(self) -> bool {
+        match self {
+            ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => cfg!(feature = "postgres"),
+            ProviderKind::Mysql => cfg!(feature = "mysql"),
+            ProviderKind::Redis => cfg!(feature = "redis"),
+            ProviderKind::Mongodb => cfg!(feature = "mongodb"),
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown `providerType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProvider(pub String);
+
+impl fmt::Display for UnknownProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        write!(f, "unknown provider type \"{}\"; known types: {}", self.0, known.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownProvider {}
+
+impl FromStr for ProviderKind {
+    type Err = UnknownProvider;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProviderKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownProvider(s.to_owned()))
+    }
+}
+
+/// Bounds on every database call.
+#[derive(Debug, Clone, Copy)]
+pub struct DbTimeouts {
+    pub connect: Duration,
+    /// Bound on one statement or command.
+    pub statement: Duration,
+}
+
+impl Default for DbTimeouts {
+    fn default() -> Self {
+        DbTimeouts { connect: Duration::from_secs(10), statement: Duration::from_secs(20) }
+    }
+}
+
+/// Where and as whom the agent administers the database.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: ProviderKind,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub admin_user: String,
+    pub admin_pass: Secret,
+    pub project_reference: String,
+    pub timeouts: DbTimeouts,
+}
+
+impl Target {
+    /// `host:port`, for messages.
+    pub fn endpoint(&self) -> String {
+        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+    }
+}
+
+/// What a user's credential looked like before a rotation, read back from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredCredential {
+    /// The user does not exist.
+    Absent,
+    /// The stored verifier or hash, in a provider-specific text form that
+    /// [`Provider::restore_stored`] accepts back.
+    Stored(String),
+    /// The database will not show it to this admin (or cannot store it back).
+    Unreadable { reason: String },
+}
+
+/// What went wrong, in the terms the runtime acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The server could not be reached (refused, DNS, TLS, network timeout).
+    Unreachable,
+    /// The server refused the login: wrong user or password.
+    AuthRejected,
+    /// The admin lacks a privilege the agent needs.
+    Privilege,
+    /// A name or password the database cannot take exactly (empty, NUL, too long).
+    InvalidInput,
+    /// A statement ran longer than its timeout.
+    Timeout,
+    /// Any other database error.
+    Database,
+}
+
+/// The one error type of the provider layer. Names the provider, the endpoint, what the
+/// agent was doing and, where it helps, what to do about it. Never holds a password.
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    pub provider: ProviderKind,
+    pub endpoint: String,
+    pub kind: FailureKind,
+    /// What the agent was doing, e.g. "setting the password of role \"app\"".
+    pub action: String,
+    /// The database's own message.
+    pub detail: String,
+}
+
+impl ProviderError {
+    pub fn new(target: &Target, kind: FailureKind, action: impl Into<String>, detail: impl Into<String>) -> Self {
+        ProviderError {
+            provider: target.kind,
+            endpoint: target.endpoint(),
+            kind,
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+
+    fn hint(&self) -> &'static str {
+        match self.kind {
+            FailureKind::Unreachable => "; check that the database is running and reachable from this host",
+            FailureKind::AuthRejected => "",
+            FailureKind::Privilege => "",
+            FailureKind::InvalidInput => "; nothing was changed",
+            FailureKind::Timeout => "; the database did not answer in time (a lock held by another session, or an overloaded server)",
+            FailureKind::Database => "",
+        }
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}: {}: {}{}", self.provider.display_name(), self.endpoint, self.action, self.detail, self.hint())
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// One database's user management, as the rotation engine needs it. Implementations hold
+/// an admin connection; [`Provider::verify_login`] always opens a fresh one.
+pub trait Provider {
+    /// Checks that the admin may create users and change passwords; the error names the
+    /// missing privilege.
+    fn check_admin(&mut self) -> Result<(), ProviderError>;
+
+    /// Rejects a username or password this database cannot take byte for byte.
+    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+
+    fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError>;
+
+    /// The user's stored credential, for rollback without plaintext.
+    fn read_stored(&mut self, username: &str) -> Result<StoredCredential, ProviderError>;
+
+    /// Sets the user's password, creating the user when it does not exist.
+    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+
+    /// Puts back a credential returned by [`Provider::read_stored`].
+    fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError>;
+
+    /// Removes a user that a failed rotation created.
+    fn drop_user(&mut self, username: &str) -> Result<(), ProviderError>;
+
+    /// Logs in as `username` on a fresh connection. `Ok` means authenticated; a wrong
+    /// password is `FailureKind::AuthRejected`.
+    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+}
+
+/// Connects as the admin to the target's database.
+pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
+    match target.kind {
+        #[cfg(feature = "postgres")]
+        ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => Ok(Box::new(postgres::Postgres::connect(target)?)),
+        other => Err(ProviderError::new(
+            target,
+            FailureKind::Database,
+            "opening a connection",
+            format!("this build of sikkerkey-agent has no {} support; rebuild with the \"{}\" feature", other.display_name(), feature_name(other)),
+        )),
+    }
+}
+
+fn feature_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => "postgres",
+        ProviderKind::Mysql => "mysql",
+        ProviderKind::Redis => "redis",
+        ProviderKind::Mongodb => "mongodb",
+    }
+}
+
+/// Checks the rules every database shares: a non-empty name, and no NUL in name or password.
+pub fn validate_common(target: &Target, username: &str, password: &Secret) -> Result<(), ProviderError> {
+    let invalid = |what: &str| ProviderError::new(target, FailureKind::InvalidInput, "checking the new credential", what.to_owned());
+    if username.is_empty() {
+        return Err(invalid("the username is empty"));
+    }
+    if username.contains('\0') {
+        return Err(invalid("the username contains a NUL byte"));
+    }
+    if password.is_empty() {
+        return Err(invalid("the password is empty"));
+    }
+    if password.expose().contains('\0') {
+        return Err(invalid("the password contains a NUL byte, which the database cannot store"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_kinds_round_trip_and_unknown_lists_known() {
+        for k in ProviderKind::ALL {
+            assert_eq!(k.as_str().parse::<ProviderKind>().unwrap(), k);
+        }
+        let e = "oracle".parse::<ProviderKind>().unwrap_err().to_string();
+        assert!(e.contains("oracle") && e.contains("postgresql_supabase") && e.contains("mongodb"), "{e}");
+    }
+}

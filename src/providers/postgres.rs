@@ -1,0 +1,216 @@
+//! PostgreSQL (and Supabase's PostgreSQL): roles are created and altered with a
+//! SCRAM-SHA-256 verifier the agent computes, so the plaintext never reaches the server's
+//! statement log; rollback puts the stored verifier from `pg_authid` back.
+
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls};
+
+use super::{FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, validate_common};
+use crate::secret::Secret;
+
+/// PostgreSQL truncates longer identifiers, which would give the password to another name.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// An admin connection to one PostgreSQL database.
+pub struct Postgres {
+    target: Target,
+    client: Client,
+}
+
+impl Postgres {
+    /// Connects as the admin and bounds every later statement by the target's timeout.
+    pub fn connect(target: &Target) -> Result<Self, ProviderError> {
+        let action = format!("connecting as admin \"{}\"", target.admin_user);
+        let mut client = config_for(target, &login_name(target, &target.admin_user), &target.admin_pass)
+            .connect(NoTls)
+            .map_err(|e| error(target, &action, &e))?;
+        let ms = target.timeouts.statement.as_millis();
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {ms}; SET lock_timeout = {ms}; SET standard_conforming_strings = on"
+            ))
+            .map_err(|e| error(target, "setting session timeouts", &e))?;
+        Ok(Postgres { target: target.clone(), client })
+    }
+
+    fn execute(&mut self, action: &str, sql: &str) -> Result<(), ProviderError> {
+        self.client.batch_execute(sql).map_err(|e| error(&self.target, action, &e))
+    }
+}
+
+impl Provider for Postgres {
+    fn check_admin(&mut self) -> Result<(), ProviderError> {
+        let row = self
+            .client
+            .query_one("SELECT current_user::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user", &[])
+            .map_err(|e| error(&self.target, "checking the admin's privileges", &e))?;
+        let (name, superuser, createrole): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+        if superuser || createrole {
+            return Ok(());
+        }
+        Err(ProviderError::new(
+            &self.target,
+            FailureKind::Privilege,
+            "checking the admin's privileges",
+            format!(
+                "role \"{name}\" has neither SUPERUSER nor CREATEROLE; grant it with: ALTER ROLE {} CREATEROLE",
+                quote_ident(&name)
+            ),
+        ))
+    }
+
+    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        validate_common(&self.target, username, password)?;
+        if username.len() > MAX_IDENTIFIER_BYTES {
+            return Err(ProviderError::new(
+                &self.target,
+                FailureKind::InvalidInput,
+                "checking the new credential",
+                format!("the role name is {} bytes; PostgreSQL allows {MAX_IDENTIFIER_BYTES}", username.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
+        let row = self
+            .client
+            .query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", &[&username])
+            .map_err(|e| error(&self.target, &format!("looking up role \"{username}\""), &e))?;
+        Ok(row.get(0))
+    }
+
+    fn read_stored(&mut self, username: &str) -> Result<StoredCredential, ProviderError> {
+        if !self.user_exists(username)? {
+            return Ok(StoredCredential::Absent);
+        }
+        match self.client.query_one("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&username]) {
+            Ok(row) => Ok(StoredCredential::Stored(row.get::<_, Option<String>>(0).unwrap_or_default())),
+            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Ok(StoredCredential::Unreadable {
+                reason: format!("admin \"{}\" cannot read pg_authid (it is not a superuser)", self.target.admin_user),
+            }),
+            Err(e) => Err(error(&self.target, &format!("reading the stored verifier of role \"{username}\""), &e)),
+        }
+    }
+
+    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        self.validate(username, password)?;
+        let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
+        let (action, sql) = if self.user_exists(username)? {
+            (
+                format!("setting the password of role \"{username}\""),
+                format!("ALTER ROLE {} WITH PASSWORD {}", quote_ident(username), quote_literal(&verifier)),
+            )
+        } else {
+            (
+                format!("creating role \"{username}\""),
+                format!("CREATE ROLE {} WITH LOGIN PASSWORD {}", quote_ident(username), quote_literal(&verifier)),
+            )
+        };
+        self.execute(&action, &sql)
+    }
+
+    fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {
+        let password = if stored.is_empty() { "NULL".to_owned() } else { quote_literal(stored) };
+        self.execute(
+            &format!("restoring the previous password of role \"{username}\""),
+            &format!("ALTER ROLE {} WITH PASSWORD {password}", quote_ident(username)),
+        )
+    }
+
+    fn drop_user(&mut self, username: &str) -> Result<(), ProviderError> {
+        self.execute(&format!("dropping role \"{username}\""), &format!("DROP ROLE IF EXISTS {}", quote_ident(username)))
+    }
+
+    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let action = format!("logging in as \"{username}\"");
+        match config_for(&self.target, &login_name(&self.target, username), password).connect(NoTls) {
+            Ok(client) => {
+                drop(client);
+                Ok(())
+            }
+            // Authentication comes before the database lookup, so this means the password works.
+            Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => Ok(()),
+            Err(e) => Err(error(&self.target, &action, &e)),
+        }
+    }
+}
+
+/// The name a login uses: Supabase's pooler wants `user.projectref`, SQL does not.
+fn login_name(target: &Target, user: &str) -> String {
+    if target.kind == ProviderKind::PostgresqlSupabase && !target.project_reference.is_empty() {
+        format!("{user}.{}", target.project_reference)
+    } else {
+        user.to_owned()
+    }
+}
+
+fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
+    let mut config = Config::new();
+    let database = if target.database.is_empty() { "postgres" } else { target.database.as_str() };
+    config
+        .host(&target.host)
+        .port(target.port)
+        .user(login)
+        .password(password.expose())
+        .dbname(database)
+        .application_name("sikkerkey-agent")
+        .connect_timeout(target.timeouts.connect)
+        .tcp_user_timeout(target.timeouts.statement)
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(10));
+    config
+}
+
+/// `"name"` with every `"` doubled: the exact name, whatever it contains.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'` with every `'` doubled (standard_conforming_strings is on for our sessions).
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
+    let (kind, detail) = match e.as_db_error() {
+        Some(db) => {
+            let kind = match *db.code() {
+                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => FailureKind::AuthRejected,
+                SqlState::INSUFFICIENT_PRIVILEGE => FailureKind::Privilege,
+                SqlState::QUERY_CANCELED | SqlState::LOCK_NOT_AVAILABLE => FailureKind::Timeout,
+                _ => FailureKind::Database,
+            };
+            (kind, format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+        }
+        None => {
+            let mut detail = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                detail.push_str(": ");
+                detail.push_str(&s.to_string());
+                source = s.source();
+            }
+            (FailureKind::Unreachable, detail)
+        }
+    };
+    ProviderError::new(target, kind, action, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_doubled_not_stripped() {
+        assert_eq!(quote_ident(r#"app"; DROP ROLE x; --"#), r#""app""; DROP ROLE x; --""#);
+        assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn verifier_has_nothing_to_escape() {
+        let v = postgres_protocol::password::scram_sha_256("p'\"\\$ø".as_bytes());
+        assert!(v.starts_with("SCRAM-SHA-256$4096:"));
+        assert!(!v.contains('\'') && !v.contains('\\'));
+    }
+}
