@@ -7,3 +7,6 @@ mod scenarios;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+
+#[cfg(feature = "postgres")]
+mod official;

@@ -15,9 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-
 pub use fake_cp::{Endpoint, FakeControlPlane, Fault, SecretState};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -102,21 +99,7 @@ impl Machine {
     pub fn new(cp: &FakeControlPlane) -> Self {
         let home = TempDir::new("home");
         let id = unique_name("machine");
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).unwrap();
-        let key = SigningKey::from_bytes(&seed);
-        cp.register_machine(&id, key.verifying_key());
-        let vault = home.path().join("vaults").join("vault1");
-        std::fs::create_dir_all(&vault).unwrap();
-        let pem = key.to_pkcs8_pem(Default::default()).unwrap();
-        let key_path = vault.join("private.pem");
-        std::fs::write(&key_path, pem.as_bytes()).unwrap();
-        set_mode(&key_path, 0o600);
-        let identity = serde_json::json!({
-            "machineId": id, "machineName": "test", "vaultId": "vault1",
-            "apiUrl": "https://api.invalid", "privateKeyPath": key_path,
-        });
-        std::fs::write(vault.join("identity.json"), identity.to_string()).unwrap();
+        fake_cp::write_identity(cp, home.path(), &id);
         Machine {
             id,
             home,
