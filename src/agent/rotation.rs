@@ -84,6 +84,8 @@ pub struct RotationEngine {
     /// then may still show it as pending.
     finished: Option<(String, Instant)>,
     warned_any_password_works: bool,
+    /// The last job failed: idle polls re-check the database before reporting healthy.
+    unhealthy: bool,
 }
 
 impl RotationEngine {
@@ -106,6 +108,7 @@ impl RotationEngine {
             shutdown,
             finished: None,
             warned_any_password_works: false,
+            unhealthy: false,
         }
     }
 
@@ -122,9 +125,22 @@ impl RotationEngine {
     /// Acts on one sync config: first finish what the journal holds, then start a new
     /// pending rotation. Errors are reported to the status board and logged; the next
     /// poll tries again.
+    ///
+    /// A reported error stays until a later job succeeds and a fresh database check
+    /// passes, so a 30 s heartbeat cannot miss it and "healthy" means the database works.
     pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) {
         let result = self.handle_sync_inner(sync, fetched_at);
         match result {
+            Ok(()) if self.unhealthy => match self.check() {
+                Ok(()) => {
+                    log::info!("secret {}: database check passes again", self.secret_id);
+                    self.unhealthy = false;
+                    self.board.set_worker_error(None);
+                }
+                Err(e) => self
+                    .board
+                    .set_worker_error(Some(format!("database check failed: {e}"))),
+            },
             Ok(()) => self.board.set_worker_error(None),
             Err(e) => {
                 let msg = e.to_string();
@@ -132,6 +148,7 @@ impl RotationEngine {
                     "secret {}: {msg}; will try again on the next poll",
                     self.secret_id
                 );
+                self.unhealthy = true;
                 self.board.set_worker_error(Some(msg));
             }
         }

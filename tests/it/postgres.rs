@@ -110,7 +110,7 @@ impl Database for Pg {
             {
                 false
             }
-            Err(e) => panic!("cannot reach the test cluster: {e}"),
+            Err(e) => panic!("cannot reach the test cluster: {e:?}"),
         }
     }
     fn block_login(&self, name: &str) {
@@ -287,11 +287,7 @@ pg_test!(admin_without_createrole_is_refused_at_start, |pg| {
 pg_test!(heartbeats_keep_coming_during_a_slow_rotation, |pg| {
     let w = World::plain(pg);
     let agent = w.start();
-    // Hold the role's catalog row so the agent's ALTER ROLE waits on the lock.
-    let mut blocker = pg.admin();
-    let mut tx = blocker.transaction().unwrap();
-    tx.batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT 5", ident(&w.user)))
-        .unwrap();
+    let mut blocker = block_role_row(pg, &w.user);
     w.cp.set_pending(&w.secret, "rot_slow", &secret_value(&w.user, "slow-new-pw"));
     wait_until(SOON, "the agent to start the rotation", || {
         agent.output().contains("pending rotation rot_slow")
@@ -299,7 +295,7 @@ pg_test!(heartbeats_keep_coming_during_a_slow_rotation, |pg| {
     let before = w.cp.heartbeats(&w.secret).len();
     std::thread::sleep(Duration::from_secs(3));
     let during = w.cp.heartbeats(&w.secret)[before..].to_vec();
-    tx.rollback().unwrap();
+    blocker.batch_execute("ROLLBACK").unwrap();
     w.wait_confirmed("rot_slow", &agent);
     assert!(w.cp.confirms(&w.secret).len() == 1);
     // Heartbeat every 250 ms: a blocked worker must not silence it for 3 s.
@@ -442,3 +438,69 @@ fn plain_http_to_a_remote_host_is_refused() {
     assert_eq!(agent.wait_exit(SOON).code(), Some(3));
     assert!(agent.output().contains("https://"), "{}", agent.output());
 }
+
+/// Holds the role's catalog row in an open transaction so the agent's ALTER ROLE waits.
+fn block_role_row(pg: &Pg, user: &str) -> Client {
+    let mut blocker = pg.admin();
+    blocker.batch_execute("BEGIN").unwrap();
+    blocker
+        .batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT 5", ident(user)))
+        .unwrap();
+    blocker
+}
+
+pg_test!(sigterm_lets_the_rotation_in_flight_finish, |pg| {
+    let w = World::plain(pg);
+    let mut agent = w.start();
+    let mut blocker = block_role_row(pg, &w.user);
+    w.cp.set_pending(&w.secret, "rot_term", &secret_value(&w.user, "term-new-pw"));
+    wait_until(SOON, "the rotation to start", || {
+        agent.output().contains("pending rotation rot_term")
+    });
+    agent.signal("TERM");
+    wait_until(SOON, "the agent to acknowledge the stop", || {
+        agent.output().contains("stopping")
+    });
+    assert!(
+        agent.try_status().is_none(),
+        "the agent exited with a rotation in flight"
+    );
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let status = agent.wait_exit(SOON);
+    assert!(status.success(), "output:\n{}", agent.output());
+    assert_eq!(w.cp.confirms(&w.secret), vec!["rot_term".to_owned()]);
+    assert_password(pg, &w.user, "term-new-pw", &w.old_pw);
+    assert!(!w.journal_exists());
+});
+
+pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
+    let w = World::plain(pg);
+    let mut agent = w.start();
+    let mut blocker = block_role_row(pg, &w.user);
+    w.cp.set_pending(
+        &w.secret,
+        "rot_twice",
+        &secret_value(&w.user, "twice-new-pw"),
+    );
+    // The journal exists once the rotation is past its snapshot and about to write.
+    wait_until(SOON, "the journal of the blocked rotation", || {
+        w.journal_exists()
+    });
+    agent.signal("TERM");
+    wait_until(SOON, "the agent to acknowledge the stop", || {
+        agent.output().contains("stopping")
+    });
+    agent.signal("TERM");
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(130), "output:\n{}", agent.output());
+    assert!(
+        w.journal_exists(),
+        "the journal must survive an immediate exit"
+    );
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let agent = w.machine.spawn_agent(&w.secret);
+    w.wait_confirmed("rot_twice", &agent);
+    w.wait_journal_cleared(&agent);
+    assert_password(pg, &w.user, "twice-new-pw", &w.old_pw);
+    w.finish(agent, &[&w.old_pw, "twice-new-pw"]);
+});

@@ -266,11 +266,19 @@ pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
     );
     assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
     assert_password(db, &w.user, &w.old_pw, &new_pw);
-    wait_until(SOON, "an error heartbeat", || {
-        w.cp.heartbeats(&w.secret)
-            .iter()
-            .any(|h| h.status == "error")
+    // While the database stays away, every heartbeat says so, not just the next one.
+    let n = w.cp.heartbeats(&w.secret).len();
+    wait_until(SOON, "three heartbeats after the rejection", || {
+        w.cp.heartbeats(&w.secret).len() >= n + 3
     });
+    let after: Vec<_> = w.cp.heartbeats(&w.secret)[n..]
+        .iter()
+        .map(|h| h.status.clone())
+        .collect();
+    assert!(
+        after.iter().all(|s| s == "error"),
+        "heartbeats while the database is unreachable: {after:?}"
+    );
     w.proxy.as_ref().unwrap().restore();
     let n = w.cp.heartbeats(&w.secret).len();
     wait_until(SOON, "healthy again once the database is back", || {
