@@ -347,16 +347,19 @@ fn respond(stream: &mut TcpStream, status: u16, body: &Value) {
         409 => "Conflict",
         _ => "Status",
     };
-    let _ = write!(
-        stream,
+    // One write: `write!` straight into the socket sends each piece as its own segment,
+    // and Nagle's algorithm then holds the rest until the agent's delayed ACK (~40 ms).
+    let answer = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
         text.len()
     );
+    let _ = stream.write_all(answer.as_bytes());
     let _ = stream.flush();
 }
 
 fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let _ = stream.set_nodelay(true);
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return,
