@@ -249,6 +249,9 @@ struct ErrorAnswer {
     error: Option<String>,
 }
 
+/// Size of each HTTP connection buffer, and the largest response header accepted.
+const HTTP_BUFFER: usize = 16 * 1024;
+
 /// A signed client for one secret's agent endpoints.
 pub struct ApiClient {
     base_url: String,
@@ -267,6 +270,12 @@ impl ApiClient {
             .http_status_as_error(false)
             .timeout_connect(Some(timeouts.connect))
             .timeout_global(Some(timeouts.total))
+            // ureq's defaults (128 KiB in, 128 KiB out, zero-filled) are a quarter of an
+            // idle agent's memory for each pooled connection. Our requests and answers are
+            // a few hundred bytes; bodies stream through the buffers in pieces anyway.
+            .input_buffer_size(HTTP_BUFFER)
+            .output_buffer_size(HTTP_BUFFER)
+            .max_response_header_size(HTTP_BUFFER)
             .user_agent(concat!("sikkerkey-agent/", env!("CARGO_PKG_VERSION")))
             .build();
         ApiClient {
