@@ -1,29 +1,81 @@
-# sikkerkey-agent: build, test and demo entry points. `make test` is what CI runs.
+# sikkerkey-agent: build, test and demo entry points. `make test` is what CI runs
+# (through .ci/run, which adds `make static`).
 
 CARGO ?= cargo
 SERVICES := tests/services/run.sh
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
-.PHONY: all build test unit demo fmt lint clean
+## The static binary: x86_64 Linux, no shared libraries at all. musl when its Rust target
+## is installed; otherwise glibc's static-pie (`+crt-static` on the gnu target).
+STATIC_TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+	&& echo x86_64-unknown-linux-musl || echo x86_64-unknown-linux-gnu)
+STATIC_BIN := $(TARGET_DIR)/$(STATIC_TARGET)/release/sikkerkey-agent
+## With every provider the static binary must stay under 8 MiB (README: Building).
+STATIC_MAX_BYTES := 8388608
+## FEATURES=postgres (or a comma-separated list) builds only those providers.
+FEATURES ?=
+FEATURE_FLAGS := $(if $(FEATURES),--no-default-features --features $(FEATURES))
+# An explicit --target keeps +crt-static away from build scripts and proc macros.
+STATIC_BUILD = RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" \
+	$(CARGO) build --release --target $(STATIC_TARGET) --bin sikkerkey-agent $(FEATURE_FLAGS)
+STATIC_CHECK = tests/static-check.sh $(STATIC_BIN) $(if $(FEATURES),,$(STATIC_MAX_BYTES))
+
+TARBALL := $(TARGET_DIR)/sikkerkey-agent-$(VERSION)-vendored.tar.gz
+
+.PHONY: all build static test unit features demo vendor vendor-tarball offline-build fmt lint clean
 
 all: build
 
 build:
 	$(CARGO) build --release
 
+static:
+	$(STATIC_BUILD) --locked
+	$(STATIC_CHECK)
+
 ## Every test: starts throwaway PostgreSQL/MariaDB/Redis/MongoDB-compatible servers
-## (installing them with apt-get/pip when missing), runs unit and integration tests.
+## (installing them with apt-get/pip when missing), runs unit and integration tests,
+## and checks that the build without any provider compiles without warnings.
 test:
 	$(CARGO) build --all-targets
+	tests/check-features.sh none
 	CI="$${CI:-}" $(SERVICES) $(CARGO) test --all-targets
 
 ## Unit tests only; no services needed.
 unit:
 	$(CARGO) test --lib --bins
 
+## Each provider alone, and none, compiles without warnings.
+features:
+	tests/check-features.sh none postgres mysql redis mongodb
+
 ## One full rotation against a local PostgreSQL through the fake control plane.
 demo:
 	$(CARGO) build --bin sikkerkey-agent --example demo
 	$(SERVICES) --only postgres $(CARGO) run --quiet --example demo
+
+## Every dependency's source under vendor/, and the .cargo/config.toml that makes cargo
+## use it. Neither is committed; `make vendor-tarball` packs them with the sources.
+vendor:
+	mkdir -p .cargo
+	$(CARGO) vendor --locked --versioned-dirs vendor > .cargo/config.toml.tmp
+	mv .cargo/config.toml.tmp .cargo/config.toml
+
+## The committed sources (HEAD) + vendor/ + .cargo/config.toml: everything an air-gapped
+## machine with a Rust toolchain needs for `make offline-build`.
+vendor-tarball: vendor
+	mkdir -p $(TARGET_DIR)
+	git archive --format=tar --prefix=sikkerkey-agent-$(VERSION)/ -o $(TARBALL:.gz=) HEAD
+	tar -rf $(TARBALL:.gz=) --transform 's,^,sikkerkey-agent-$(VERSION)/,' vendor .cargo/config.toml
+	gzip -f $(TARBALL:.gz=)
+	@echo "wrote $(TARBALL) ($$(du -h $(TARBALL) | cut -f1))"
+
+## The static binary from vendor/ only: no network, no registry cache.
+offline-build:
+	@test -d vendor -a -f .cargo/config.toml || { echo "no vendor/ here: run \`make vendor\` first (on a machine with network)"; exit 1; }
+	$(STATIC_BUILD) --offline --frozen
+	$(STATIC_CHECK)
 
 fmt:
 	$(CARGO) fmt --all
