@@ -23,7 +23,7 @@ STATIC_CHECK = tests/static-check.sh $(STATIC_BIN) $(if $(FEATURES),,$(STATIC_MA
 
 TARBALL := $(TARGET_DIR)/sikkerkey-agent-$(VERSION)-vendored.tar.gz
 
-.PHONY: all build static test unit features demo vendor vendor-tarball offline-build fmt lint clean
+.PHONY: all build static test unit features demo bench vendor vendor-tarball offline-build fmt lint clean
 
 all: build
 
@@ -54,6 +54,12 @@ features:
 demo:
 	$(CARGO) build --bin sikkerkey-agent --example demo
 	$(SERVICES) --only postgres $(CARGO) run --quiet --example demo
+
+## Rotation latency, idle cost and size of the static binary next to the official agent,
+## against every service; minutes, not seconds. Compare with the baseline in bench/.
+bench: static
+	SKA_BENCH_AGENT="$(abspath $(STATIC_BIN))" SKA_BENCH_OUT="bench/tmp/results-$$(date +%F-%H%M).md" \
+		$(SERVICES) $(CARGO) bench --bench agent
 
 ## Every dependency's source under vendor/, and the .cargo/config.toml that makes cargo
 ## use it. Neither is committed; `make vendor-tarball` packs them with the sources.

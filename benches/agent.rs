@@ -1,0 +1,746 @@
+//! `make bench`: what a rotation and an idle minute cost, for our static binary and for the
+//! official agent, against the real local databases and the fake control plane.
+//!
+//! Not a timed test: it prints tables (and writes them to `SKA_BENCH_OUT`) so a change can
+//! be compared with the baseline under `bench/`. Run through `make bench`, which builds the
+//! static binary and starts the services with tests/services/run.sh.
+//!
+//! Adding a provider is one line in [`providers`]: the integration tests' `Database`
+//! implementation already knows how to create a user and what the connection JSON is.
+
+#[path = "../tests/it/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "../tests/it/scenarios.rs"]
+#[allow(dead_code)]
+mod scenarios;
+
+#[cfg(feature = "postgres")]
+#[path = "../tests/it/postgres.rs"]
+#[allow(dead_code, unused_imports)]
+mod postgres;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use scenarios::{Database, World, assert_password, secret_value};
+use support::{AgentProcess, Endpoint, random_text};
+
+/// The databases to measure: display name and how to reach the test server (`None` when
+/// tests/services/run.sh did not start it).
+fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
+    type Found = Option<Box<dyn Database>>;
+    let table: Vec<(&'static str, fn() -> Found)> = vec![
+        #[cfg(feature = "postgres")]
+        ("PostgreSQL", || {
+            postgres::Pg::from_env().map(|d| Box::new(d) as _)
+        }),
+    ];
+    table
+        .into_iter()
+        .filter_map(|(name, find)| find().map(|db| (name, db)))
+        .collect()
+}
+
+/// Knobs, from the environment so `make bench` can pass them through.
+struct Settings {
+    agent: PathBuf,
+    official: Option<PathBuf>,
+    rotations: usize,
+    official_rotations: usize,
+    idle: Duration,
+    out: Option<PathBuf>,
+}
+
+impl Settings {
+    /// `cargo bench` passes `--bench`; anything else (`cargo test --all-targets`) gets a
+    /// smoke run: the debug binary, two rotations, one idle second, no official agent.
+    fn from_env() -> Self {
+        if !std::env::args().any(|a| a == "--bench") {
+            return Settings {
+                agent: PathBuf::from(env!("CARGO_BIN_EXE_sikkerkey-agent")),
+                official: None,
+                rotations: 2,
+                official_rotations: 0,
+                idle: Duration::from_secs(1),
+                out: None,
+            };
+        }
+        let num = |var: &str, default: usize| {
+            std::env::var(var)
+                .ok()
+                .map(|v| {
+                    v.parse()
+                        .unwrap_or_else(|_| panic!("{var}={v} is not a number"))
+                })
+                .unwrap_or(default)
+        };
+        let agent = PathBuf::from(std::env::var("SKA_BENCH_AGENT").expect(
+            "SKA_BENCH_AGENT (the static release binary) is not set; run this through `make bench`",
+        ));
+        assert!(
+            agent.is_file(),
+            "{} does not exist; run `make static` first",
+            agent.display()
+        );
+        Settings {
+            agent,
+            official: std::env::var_os("SKA_OFFICIAL_AGENT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            rotations: num("SKA_BENCH_ROTATIONS", 50),
+            official_rotations: num("SKA_BENCH_OFFICIAL_ROTATIONS", 20),
+            idle: Duration::from_secs(num("SKA_BENCH_IDLE_SECS", 60) as u64),
+            out: std::env::var_os("SKA_BENCH_OUT").map(PathBuf::from),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Agent {
+    Ours,
+    Official,
+}
+
+impl Agent {
+    fn name(self) -> &'static str {
+        match self {
+            Agent::Ours => "sikkerkey-agent",
+            Agent::Official => "official 4.2.0",
+        }
+    }
+
+    /// The agent for `w`'s secret. `fast` polls every 100 ms (ours only; the official
+    /// agent cannot poll faster than every 5 s); otherwise the product's timings.
+    fn spawn(self, s: &Settings, w: &World, fast: bool) -> AgentProcess {
+        let home = w.machine.home.path();
+        let mut cmd = match self {
+            Agent::Ours => Command::new(&s.agent),
+            Agent::Official => Command::new(s.official.as_ref().expect("official agent")),
+        };
+        cmd.args(["agent", "start", "--secret", &w.secret])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("SIKKERKEY_HOME", home)
+            .env("SIKKERKEY_API_URL", &w.machine.api_url)
+            .stdin(Stdio::null());
+        if fast && self == Agent::Ours {
+            cmd.env("SIKKERKEY_AGENT_POLL_MS", "100");
+        }
+        AgentProcess::spawn(cmd)
+    }
+}
+
+/// What /proc says about a process at one moment.
+#[derive(Clone, Copy, Default)]
+struct ProcSample {
+    at: Option<Instant>,
+    rss_kib: u64,
+    /// The part of RSS that is the process's own memory; the rest is mapped file pages
+    /// (the binary itself), clean and shared with the page cache.
+    anon_kib: u64,
+    hwm_kib: u64,
+    cpu_ticks: u64,
+    threads: usize,
+}
+
+fn sample(pid: u32) -> ProcSample {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("process {pid} is gone: {e}"));
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after "(comm)": state is [0], utime [11], stime [12].
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().unwrap();
+    ProcSample {
+        at: Some(Instant::now()),
+        rss_kib: kib("VmRSS:"),
+        anon_kib: kib("RssAnon:"),
+        hwm_kib: kib("VmHWM:"),
+        cpu_ticks: ticks(11) + ticks(12),
+        threads: std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count(),
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    command_output("getconf", &["CLK_TCK"])
+        .trim()
+        .parse()
+        .unwrap_or(100.0)
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Median and 95th percentile (nearest rank).
+#[derive(Clone, Copy)]
+struct Summary {
+    p50: f64,
+    p95: f64,
+}
+
+fn summarize(values: &[f64]) -> Option<Summary> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some(Summary {
+        p50: rank(0.50),
+        p95: rank(0.95),
+    })
+}
+
+fn show(s: Option<Summary>) -> String {
+    match s {
+        Some(s) => format!("{:.1} / {:.1}", s.p50, s.p95),
+        None => "n/a".into(),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Waits for `what` without the 25 ms granularity of `support::wait_until`: latencies
+/// here are a few milliseconds.
+fn wait_fine(deadline: Duration, what: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {}", what());
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+// ---- idle ----
+
+struct IdleResult {
+    provider: &'static str,
+    agent: Agent,
+    startup_cpu_ms: f64,
+    cpu_ms: f64,
+    window: Duration,
+    rss_kib: u64,
+    anon_kib: u64,
+    hwm_kib: u64,
+    threads: usize,
+    calls: usize,
+}
+
+/// Starts every agent at once with the product's timings (poll every 10 s, heartbeat
+/// every 30 s), waits until each reported healthy, then leaves them alone for `idle`.
+fn measure_idle(
+    s: &Settings,
+    dbs: &[(&'static str, Box<dyn Database>)],
+    tick: f64,
+) -> Vec<IdleResult> {
+    let mut running = Vec::new();
+    for (name, db) in dbs {
+        for agent in agents(s) {
+            let w = World::plain(db.as_ref());
+            let mut process = agent.spawn(s, &w, false);
+            w.wait_healthy(&mut process);
+            running.push((*name, agent, w, process));
+        }
+    }
+    let before: Vec<(ProcSample, usize)> = running
+        .iter()
+        .map(|(_, _, w, p)| (sample(p.pid()), total_calls(w)))
+        .collect();
+    eprintln!(
+        "[bench] idle: {} agent(s) running; measuring for {} s",
+        running.len(),
+        s.idle.as_secs()
+    );
+    std::thread::sleep(s.idle);
+    let mut results = Vec::new();
+    for ((name, agent, w, mut process), (b, calls0)) in running.into_iter().zip(before) {
+        let a = sample(process.pid());
+        assert!(
+            process.try_status().is_none(),
+            "{} exited while idle; output:\n{}",
+            agent.name(),
+            process.output()
+        );
+        results.push(IdleResult {
+            provider: name,
+            agent,
+            startup_cpu_ms: b.cpu_ticks as f64 / tick * 1000.0,
+            cpu_ms: (a.cpu_ticks - b.cpu_ticks) as f64 / tick * 1000.0,
+            window: a.at.unwrap() - b.at.unwrap(),
+            rss_kib: a.rss_kib,
+            anon_kib: a.anon_kib,
+            hwm_kib: a.hwm_kib,
+            threads: a.threads,
+            calls: total_calls(&w) - calls0,
+        });
+        stop(agent, &w, process);
+    }
+    results
+}
+
+fn total_calls(w: &World) -> usize {
+    [
+        Endpoint::Secret,
+        Endpoint::SyncConfig,
+        Endpoint::Heartbeat,
+        Endpoint::Confirm,
+        Endpoint::Reject,
+    ]
+    .into_iter()
+    .map(|e| w.cp.calls(e))
+    .sum()
+}
+
+fn agents(s: &Settings) -> Vec<Agent> {
+    let mut v = vec![Agent::Ours];
+    if s.official.is_some() {
+        v.push(Agent::Official);
+    }
+    v
+}
+
+fn stop(agent: Agent, w: &World, mut process: AgentProcess) {
+    let status = process.terminate();
+    if agent == Agent::Ours {
+        assert!(
+            status.success(),
+            "our agent exited with {status}; output:\n{}",
+            process.output()
+        );
+    }
+    assert!(
+        w.cp.unauthorized().is_empty(),
+        "{} earned 401s: {:?}",
+        agent.name(),
+        w.cp.unauthorized()
+    );
+}
+
+// ---- rotations ----
+
+/// The phase times our agent logs for one rotation, in ms.
+#[derive(Default)]
+struct Logged {
+    apply: Vec<f64>,
+    verify: Vec<f64>,
+    confirm: Vec<f64>,
+    job: Vec<f64>,
+}
+
+struct RotationResult {
+    provider: &'static str,
+    agent: Agent,
+    n: usize,
+    logged: Option<Logged>,
+    /// From the sync config that carried the rotation leaving the fake control plane to
+    /// the confirm arriving there.
+    fetch_to_confirm: Vec<f64>,
+    /// From the rotation becoming pending to the confirm (includes waiting for the poll).
+    pending_to_confirm: Vec<f64>,
+    rss_after_kib: u64,
+    hwm_kib: u64,
+    threads_after: usize,
+}
+
+fn measure_rotations(
+    s: &Settings,
+    provider: &'static str,
+    db: &dyn Database,
+    agent: Agent,
+    n: usize,
+) -> RotationResult {
+    let w = World::plain(db);
+    w.cp.with_secret(&w.secret, |st| st.poll_interval_seconds = 5);
+    let mut process = agent.spawn(s, &w, true);
+    w.wait_healthy(&mut process);
+    eprintln!("[bench] {provider}: {n} rotations through {}", agent.name());
+    let mut fetch_to_confirm = Vec::new();
+    let mut pending_to_confirm = Vec::new();
+    let mut ids = Vec::new();
+    let (mut previous, mut current) = (String::new(), w.old_pw.clone());
+    for i in 0..n {
+        // Letters only: the official agent puts passwords into a libpq DSN unquoted.
+        let password = random_text(20);
+        // The first 12 characters are what our agent logs as the rotation's short id.
+        let id = format!("r{i:04}-{}", random_text(7));
+        let fetches = w.cp.calls(Endpoint::SyncConfig);
+        w.cp.set_pending(&w.secret, &id, &secret_value(&w.user, &password));
+        let pending_at = Instant::now();
+        let mut fetched_at = None;
+        wait_fine(
+            Duration::from_secs(60),
+            || format!("rotation {id} confirmed; output:\n{}", process.output()),
+            || {
+                if fetched_at.is_none() && w.cp.calls(Endpoint::SyncConfig) > fetches {
+                    fetched_at = Some(Instant::now());
+                }
+                let rejects = w.cp.rejects(&w.secret);
+                assert!(
+                    rejects.is_empty(),
+                    "rotation rejected: {rejects:?}; output:\n{}",
+                    process.output()
+                );
+                w.cp.confirms(&w.secret).len() > i
+            },
+        );
+        let confirmed_at = Instant::now();
+        pending_to_confirm.push(ms(confirmed_at - pending_at));
+        if let Some(f) = fetched_at {
+            fetch_to_confirm.push(ms(confirmed_at - f));
+        }
+        ids.push(id);
+        (previous, current) = (current, password);
+    }
+    if agent == Agent::Ours
+        && let Some(last) = ids.last()
+    {
+        // The agent logs after the confirm is acknowledged, so the line may trail it.
+        process.wait_for_output(&timing_marker(last), Duration::from_secs(10));
+    }
+    let after = sample(process.pid());
+    assert_password(db, &w.user, &current, &previous);
+    let logged = (agent == Agent::Ours).then(|| parse_log(&process.output(), &ids));
+    stop(agent, &w, process);
+    RotationResult {
+        provider,
+        agent,
+        n,
+        logged,
+        fetch_to_confirm,
+        pending_to_confirm,
+        rss_after_kib: after.rss_kib,
+        hwm_kib: after.hwm_kib,
+        threads_after: after.threads,
+    }
+}
+
+/// The start of our agent's timing line; it logs the first 12 characters of the id.
+fn timing_marker(rotation_id: &str) -> String {
+    let short: String = rotation_id.chars().take(12).collect();
+    format!("rotation {short} applied, verified and confirmed (")
+}
+
+/// Finds `rotation <short id> applied, verified and confirmed (apply X ms, verify Y ms,
+/// confirm Z ms, job T ms)` for every rotation.
+fn parse_log(output: &str, ids: &[String]) -> Logged {
+    let mut logged = Logged::default();
+    for id in ids {
+        let marker = timing_marker(id);
+        let line = output
+            .lines()
+            .find(|l| l.contains(&marker))
+            .unwrap_or_else(|| {
+                panic!("no line with {marker:?} in the agent's output; has the log line changed?\n{output}")
+            });
+        let inner = line.split(&marker).nth(1).unwrap().trim_end_matches(')');
+        let mut parts = inner.split(", ").map(|p| {
+            let (name, rest) = p.split_once(' ').unwrap();
+            let value: f64 = rest
+                .trim_end_matches(" ms")
+                .parse()
+                .unwrap_or_else(|_| panic!("cannot read {p:?} in {line:?}"));
+            (name, value)
+        });
+        for (want, into) in [
+            ("apply", &mut logged.apply),
+            ("verify", &mut logged.verify),
+            ("confirm", &mut logged.confirm),
+            ("job", &mut logged.job),
+        ] {
+            match parts.next() {
+                Some((name, value)) if name == want => into.push(value),
+                _ => panic!("expected {want} in {line:?}"),
+            }
+        }
+    }
+    logged
+}
+
+/// A login as the managed user from this process: the floor that "verify" cannot beat.
+fn login_floor(db: &dyn Database, n: usize) -> Vec<f64> {
+    let user = db.plain_name();
+    let password = random_text(20);
+    db.create_user(&user, &password);
+    let times = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            assert!(db.can_login(&user, &password));
+            ms(t.elapsed())
+        })
+        .collect();
+    db.drop_user(&user);
+    times
+}
+
+// ---- report ----
+
+fn machine_info() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let commit = command_output("git", &["describe", "--always", "--dirty"]);
+    format!(
+        "- date: {}\n- machine: {} CPUs ({}), kernel {}, {} MiB RAM\n- load average at start: {}\n- rustc: {}\n- commit: {}\n",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu,
+        kernel.trim(),
+        mem_total_mib(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        command_output("rustc", &["-V"]),
+        commit,
+    )
+}
+
+fn mem_total_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |k| k / 1024)
+}
+
+fn binary_line(name: &str, path: &Path) -> String {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let kind = command_output("file", &["-b", &path.to_string_lossy()]);
+    let linking = [
+        "static-pie linked",
+        "statically linked",
+        "dynamically linked",
+    ]
+    .into_iter()
+    .find(|k| kind.contains(k))
+    .unwrap_or("?");
+    let stripped = if kind.contains("not stripped") {
+        "not stripped"
+    } else if kind.contains("stripped") {
+        "stripped"
+    } else {
+        "?"
+    };
+    format!(
+        "| {name} | {} | {:.2} MiB | {linking}, {stripped} |\n",
+        size,
+        size as f64 / 1048576.0
+    )
+}
+
+/// The budgets README.md promises, against what was just measured.
+fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[RotationResult]) {
+    let verdict = |ok: bool| if ok { "within" } else { "OVER" };
+    writeln!(
+        report,
+        "\n## Budgets (our agent)\n\n| budget | measured | |\n|---|---:|---|"
+    )
+    .unwrap();
+    let size = std::fs::metadata(&s.agent).map_or(0, |m| m.len());
+    writeln!(
+        report,
+        "| static binary under 8 MiB with every provider (this build's features) | {:.2} MiB | {} |",
+        size as f64 / 1048576.0,
+        verdict(size < 8 << 20)
+    )
+    .unwrap();
+    for r in idle.iter().filter(|r| r.agent == Agent::Ours) {
+        writeln!(
+            report,
+            "| {}: idle RSS under 4 MiB | {:.2} MiB | {} |",
+            r.provider,
+            r.rss_kib as f64 / 1024.0,
+            verdict(r.rss_kib < 4 << 10)
+        )
+        .unwrap();
+        let share = r.cpu_ms / ms(r.window) * 100.0;
+        writeln!(
+            report,
+            "| {}: idle CPU under 0.1 % of one core | {share:.3} % | {} |",
+            r.provider,
+            verdict(share < 0.1)
+        )
+        .unwrap();
+    }
+    for r in rotations {
+        let Some(l) = &r.logged else { continue };
+        let in_db: Vec<f64> = l.apply.iter().zip(&l.verify).map(|(a, v)| a + v).collect();
+        if let (Some(db), Some(job)) = (summarize(&in_db), summarize(&l.job)) {
+            writeln!(
+                report,
+                "| {}: apply + verify, share of the job (medians) | {:.0} % ({:.1} of {:.1} ms) | see notes |",
+                r.provider,
+                db.p50 / job.p50 * 100.0,
+                db.p50,
+                job.p50
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn main() {
+    let s = Settings::from_env();
+    let dbs = providers();
+    if dbs.is_empty() {
+        // Each provider's from_env already said why (and panicked under CI).
+        eprintln!("[bench] SKIPPED: no database is running; run this through `make bench`");
+        return;
+    }
+    if s.official.is_none() {
+        eprintln!("[bench] SKA_OFFICIAL_AGENT is not set: measuring our agent only");
+    }
+    let tick = clock_ticks_per_second();
+    let mut report = String::new();
+    writeln!(report, "# sikkerkey-agent benchmark\n").unwrap();
+    report.push_str(&machine_info());
+
+    writeln!(report, "\n## Binary\n").unwrap();
+    writeln!(
+        report,
+        "| agent | bytes | size | linking |\n|---|---:|---:|---|"
+    )
+    .unwrap();
+    report.push_str(&binary_line(Agent::Ours.name(), &s.agent));
+    if let Some(o) = &s.official {
+        report.push_str(&binary_line(Agent::Official.name(), o));
+    }
+
+    let idle = measure_idle(&s, &dbs, tick);
+    writeln!(
+        report,
+        "\n## Idle\n\nStarted with the product's timings (poll every 10 s, heartbeat every 30 s); measured from the first healthy heartbeat for {} s. CPU is utime+stime from /proc/PID/stat (10 ms ticks). RSS is VmRSS from /proc/PID/status; \"of which anonymous\" is RssAnon, the process's own memory, the rest being pages of its executable (clean, shared with the page cache); peak is VmHWM.\n",
+        s.idle.as_secs()
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| provider | agent | RSS KiB | of which anonymous | peak RSS KiB | CPU ms in window | % of one core | threads | HTTP calls in window | start-up CPU ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    .unwrap();
+    for r in &idle {
+        writeln!(
+            report,
+            "| {} | {} | {} | {} | {} | {:.0} | {:.3} | {} | {} | {:.0} |",
+            r.provider,
+            r.agent.name(),
+            r.rss_kib,
+            r.anon_kib,
+            r.hwm_kib,
+            r.cpu_ms,
+            r.cpu_ms / ms(r.window) * 100.0,
+            r.threads,
+            r.calls,
+            r.startup_cpu_ms
+        )
+        .unwrap();
+    }
+
+    let mut rotations = Vec::new();
+    let mut floors = Vec::new();
+    for (name, db) in &dbs {
+        floors.push((*name, summarize(&login_floor(db.as_ref(), 20))));
+        rotations.push(measure_rotations(
+            &s,
+            name,
+            db.as_ref(),
+            Agent::Ours,
+            s.rotations,
+        ));
+        if s.official.is_some() {
+            rotations.push(measure_rotations(
+                &s,
+                name,
+                db.as_ref(),
+                Agent::Official,
+                s.official_rotations,
+            ));
+        }
+    }
+    writeln!(
+        report,
+        "\n## Rotation latency\n\nmedian / p95 in ms. apply, verify, confirm and job come from our agent's log line (job = the sync config reaching the worker to the confirm acknowledged). fetch→confirm is seen from the fake control plane: the sync config carrying the rotation leaves it, the confirm arrives; it is the one number both agents share. Our agent polls every 100 ms here, the official one every 5 s (its floor), so pending→confirm mostly measures the poll interval.\n"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| provider | agent | n | apply | verify | confirm | job | fetch→confirm | pending→confirm | RSS after KiB | peak RSS KiB | threads |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    .unwrap();
+    for r in &rotations {
+        let l = r.logged.as_ref();
+        let col = |f: fn(&Logged) -> &Vec<f64>| show(l.and_then(|l| summarize(f(l))));
+        writeln!(
+            report,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.provider,
+            r.agent.name(),
+            r.n,
+            col(|l| &l.apply),
+            col(|l| &l.verify),
+            col(|l| &l.confirm),
+            col(|l| &l.job),
+            show(summarize(&r.fetch_to_confirm)),
+            show(summarize(&r.pending_to_confirm)),
+            r.rss_after_kib,
+            r.hwm_kib,
+            r.threads_after,
+        )
+        .unwrap();
+    }
+    writeln!(
+        report,
+        "\nA bare login as the managed user from the bench process (fresh connection, full authentication), the floor for verify:\n"
+    )
+    .unwrap();
+    writeln!(
+        report,
+        "| provider | login ms (median / p95, n = 20) |\n|---|---:|"
+    )
+    .unwrap();
+    for (name, floor) in &floors {
+        writeln!(report, "| {name} | {} |", show(*floor)).unwrap();
+    }
+
+    budgets(&mut report, &s, &idle, &rotations);
+    println!("\n{report}");
+    if let Some(out) = &s.out {
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(out, &report).unwrap();
+        eprintln!("[bench] written to {}", out.display());
+    }
+}
