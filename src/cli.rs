@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+use crate::secret::Secret;
+
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -18,7 +20,7 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminPassSource {
     /// `--admin-pass` in argv (works, with a warning: it leaks to `ps` and shell history).
-    Argv(String),
+    Argv(Secret),
     File(PathBuf),
     /// `SIKKERKEY_ADMIN_PASS`, or a prompt on a terminal.
     EnvOrPrompt,
@@ -252,7 +254,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             }
             Long("database") => database = Some(parser.value()?.string()?),
             Long("admin-user") => admin_user = Some(parser.value()?.string()?),
-            Long("admin-pass") => admin_pass = AdminPassSource::Argv(parser.value()?.string()?),
+            Long("admin-pass") => admin_pass = AdminPassSource::Argv(Secret::new(parser.value()?.string()?)),
             Long("admin-pass-file") => admin_pass = AdminPassSource::File(parser.value()?.into()),
             Long("project-reference") => project_reference = Some(parser.value()?.string()?),
             Long("username-field") => username_field = Some(parser.value()?.string()?),
@@ -328,6 +330,14 @@ mod tests {
         assert_eq!(a.admin_pass, AdminPassSource::File("/run/pw".into()));
         assert!(p(&["configure", "--secret", "s", "--provider", "mysql", "--host", "h", "--admin-user", "u", "--port", "99999"]).is_err());
         assert!(p(&["configure", "--secret", "s", "--provider", "mysql", "--host", "h"]).unwrap_err().to_string().contains("admin-user"));
+    }
+
+    #[test]
+    fn an_admin_password_in_argv_never_shows_in_debug_output() {
+        let c = p(&["configure", "--secret", "s", "--provider", "mysql", "--host", "h", "--admin-user", "u", "--admin-pass", "hunter2-secret"]).unwrap();
+        let Command::Configure(a) = &c else { panic!() };
+        assert_eq!(a.admin_pass, AdminPassSource::Argv(Secret::new("hunter2-secret")));
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
     #[test]
