@@ -276,17 +276,21 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             Long("provider") => provider = Some(parser.value()?.string()?),
             Long("host") => host = Some(parser.value()?.string()?),
             Long("port") => {
-                let v: u16 = parser.value()?.parse()?;
-                if v == 0 {
-                    return Err(lexopt::Error::Custom(
-                        "--port must be between 1 and 65535".into(),
-                    ));
+                let text = parser.value()?.string()?;
+                match text.parse::<u16>() {
+                    Ok(v) if v != 0 => port = Some(v),
+                    _ => {
+                        return Err(lexopt::Error::Custom(
+                            format!("--port \"{text}\" is not a port number (1 to 65535)").into(),
+                        ));
+                    }
                 }
-                port = Some(v);
             }
             Long("database") => database = Some(parser.value()?.string()?),
             Long("admin-user") => admin_user = Some(parser.value()?.string()?),
-            Long("admin-pass") => admin_pass = AdminPassSource::Argv(Secret::new(parser.value()?.string()?)),
+            Long("admin-pass") => {
+                admin_pass = AdminPassSource::Argv(Secret::new(parser.value()?.string()?))
+            }
             Long("admin-pass-file") => admin_pass = AdminPassSource::File(parser.value()?.into()),
             Long("project-reference") => project_reference = Some(parser.value()?.string()?),
             Long("username-field") => username_field = Some(parser.value()?.string()?),
@@ -422,9 +426,25 @@ mod tests {
 
     #[test]
     fn an_admin_password_in_argv_never_shows_in_debug_output() {
-        let c = p(&["configure", "--secret", "s", "--provider", "mysql", "--host", "h", "--admin-user", "u", "--admin-pass", "hunter2-secret"]).unwrap();
+        let c = p(&[
+            "configure",
+            "--secret",
+            "s",
+            "--provider",
+            "mysql",
+            "--host",
+            "h",
+            "--admin-user",
+            "u",
+            "--admin-pass",
+            "hunter2-secret",
+        ])
+        .unwrap();
         let Command::Configure(a) = &c else { panic!() };
-        assert_eq!(a.admin_pass, AdminPassSource::Argv(Secret::new("hunter2-secret")));
+        assert_eq!(
+            a.admin_pass,
+            AdminPassSource::Argv(Secret::new("hunter2-secret"))
+        );
         assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
