@@ -19,9 +19,10 @@ fn no_restart_codes() -> Vec<String> {
 }
 
 /// A value as one double-quoted systemd word: C-style escapes for `\` and `"`, `%%` for a
-/// literal `%` (specifiers), and in command lines `$$` for a literal `$` (variable
-/// expansion). Control characters never get here ([`ServiceSpec::new`] refuses them).
-pub fn systemd_quote(value: &str, in_command_line: bool) -> String {
+/// literal `%` (specifiers), and, where `expands_variables` (arguments of a command line,
+/// not its executable path, which systemd takes literally), `$$` for a literal `$`.
+/// Control characters never get here ([`ServiceSpec::new`] refuses them).
+pub fn systemd_quote(value: &str, expands_variables: bool) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -29,7 +30,7 @@ pub fn systemd_quote(value: &str, in_command_line: bool) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '%' => out.push_str("%%"),
-            '$' if in_command_line => out.push_str("$$"),
+            '$' if expands_variables => out.push_str("$$"),
             c => out.push(c),
         }
     }
@@ -94,7 +95,7 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
     let vars = Vars::new()
         .one("secret", &spec.secret_id)
         .one("user", &spec.user)
-        .one("exe", systemd_quote(&spec.exe, true))
+        .one("exe", systemd_quote(&spec.exe, false))
         .one("state_dir", systemd_quote(&spec.home, false))
         .list(
             "environment",
