@@ -1560,3 +1560,255 @@ fn the_official_install_command_line_works_through_a_symlink() {
     }
     assert!(!units.join("sikkerkey-agent-sk_abc123.service").exists());
 }
+
+// ---- against PostgreSQL ----
+
+/// `test` and `start` with a real database: PostgreSQL is the reference provider, and
+/// these run against the scram-sha-256 cluster `make test` starts.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use crate::postgres::Pg;
+    use crate::scenarios::{Database, World, assert_no_leak, assert_password, secret_value};
+    use crate::support::random_text;
+
+    /// Points the server's sync config at a port where no database listens, with a wrong
+    /// admin: any success must come from the local config.
+    fn break_server_connection(w: &World) {
+        let port = closed_port();
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection = json!({"host": "127.0.0.1", "port": port, "database": "postgres",
+                "adminUser": "not_the_admin", "adminPass": "not-the-password", "projectReference": ""});
+        });
+    }
+
+    /// `configure` for `w.secret` with the test cluster's details, the admin password
+    /// through the environment.
+    fn configure(w: &World, admin_user: &str, admin_pass: &str, extra: &[&str]) {
+        let (host, port) = w.db.endpoint();
+        let port = port.to_string();
+        let mut args = vec![
+            "configure",
+            "--secret",
+            &w.secret,
+            "--provider",
+            "postgresql",
+            "--host",
+            &host,
+            "--port",
+            &port,
+            "--database",
+            "postgres",
+            "--admin-user",
+            admin_user,
+        ];
+        args.extend_from_slice(extra);
+        let mut c = w.machine.command(&args);
+        c.env("SIKKERKEY_ADMIN_PASS", admin_pass);
+        run(c).expect(0);
+    }
+
+    fn admin(pg: &Pg) -> (String, String) {
+        let c = pg.connection("h", 1);
+        (
+            c["adminUser"].as_str().unwrap().to_owned(),
+            c["adminPass"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn check_lines(out: &Out) -> Vec<(String, String)> {
+        out.stdout
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                Some((words.next()?.to_owned(), words.next()?.to_owned()))
+            })
+            .take(4)
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn test_passes_with_a_local_config_and_fails_on_a_wrong_admin_password() {
+        let Some(pg) = Pg::from_env() else { return };
+        let w = World::plain(&pg);
+        break_server_connection(&w);
+        let (admin_user, admin_pass) = admin(&pg);
+        configure(&w, &admin_user, &admin_pass, &[]);
+        let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(0);
+        assert_eq!(
+            check_lines(&out),
+            pairs(&[
+                ("ok", "config"),
+                ("ok", "login"),
+                ("ok", "privileges"),
+                ("ok", "user")
+            ]),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("managed user \"{}\" exists", w.user))
+                && out.stdout.ends_with("all 4 checks passed\n"),
+            "{}",
+            out.stdout
+        );
+        assert_no_leak(&out.all(), &[&w.old_pw], &admin_pass);
+
+        configure(&w, &admin_user, &format!("wrong-{}", random_text(12)), &[]);
+        let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(7);
+        assert_eq!(
+            check_lines(&out),
+            pairs(&[
+                ("ok", "config"),
+                ("FAIL", "login"),
+                ("skip", "privileges"),
+                ("skip", "user")
+            ]),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("password"), "{}", out.stdout);
+    }
+
+    #[test]
+    fn test_names_a_missing_privilege_and_a_missing_user() {
+        let Some(pg) = Pg::from_env() else { return };
+        let w = World::plain(&pg);
+        // An admin that can log in but not manage roles.
+        let weak = pg.plain_name();
+        let weak_pw = format!("weak-{}", random_text(12));
+        pg.create_user(&weak, &weak_pw);
+        configure(&w, &weak, &weak_pw, &[]);
+        let ghost = pg.plain_name();
+        w.cp.with_secret(&w.secret, |s| {
+            s.live_value = secret_value(&ghost, "whatever")
+        });
+        let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(7);
+        pg.drop_user(&weak);
+        assert_eq!(
+            check_lines(&out),
+            pairs(&[
+                ("ok", "config"),
+                ("ok", "login"),
+                ("FAIL", "privileges"),
+                ("FAIL", "user")
+            ]),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("CREATEROLE"), "{}", out.stdout);
+        assert!(
+            out.stdout
+                .contains(&format!("managed user \"{ghost}\" does not exist")),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.ends_with("2 of 4 checks failed\n"),
+            "{}",
+            out.stdout
+        );
+        assert_no_leak(&out.all(), &[&weak_pw], &pg.admin_password());
+    }
+
+    #[test]
+    fn test_uses_the_servers_sync_config_without_a_local_one() {
+        let Some(pg) = Pg::from_env() else { return };
+        let w = World::plain(&pg);
+        let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(0);
+        assert!(
+            out.stdout.starts_with("ok    config     sync config from "),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.ends_with("all 4 checks passed\n"),
+            "{}",
+            out.stdout
+        );
+        assert_no_leak(&out.all(), &[&w.old_pw], &pg.admin_password());
+    }
+
+    /// The server's connection details are unusable; the agent still rotates because the
+    /// local config (including its field names) overrides them. Then `list`, `stop` and
+    /// `remove` see the agent through its files.
+    #[test]
+    fn start_uses_the_local_config_over_the_servers_then_list_stop_remove() {
+        let Some(pg) = Pg::from_env() else { return };
+        let w = World::plain(&pg);
+        break_server_connection(&w);
+        let field_value = |user: &str, pw: &str| json!({"login": user, "secret": pw}).to_string();
+        w.cp.with_secret(&w.secret, |s| {
+            s.live_value = field_value(&w.user, &w.old_pw)
+        });
+
+        // Without a local config the server's details are all the agent has, and they fail.
+        let mut agent = w.machine.spawn_agent(&w.secret);
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(6), "{}", agent.output());
+
+        let (admin_user, admin_pass) = admin(&pg);
+        configure(
+            &w,
+            &admin_user,
+            &admin_pass,
+            &["--username-field", "login", "--password-field", "secret"],
+        );
+        let agent = w.start();
+        let new_pw = format!("new-{}", random_text(16));
+        w.cp.set_pending(&w.secret, "rot_local", &field_value(&w.user, &new_pw));
+        w.wait_confirmed("rot_local", &agent);
+        assert_password(&pg, &w.user, &new_pw, &w.old_pw);
+
+        let home = w.machine.home.path();
+        let list = |w: &World| -> Value {
+            let out = run(w.machine.command(&["list", "-o", "json"])).expect(0);
+            serde_json::from_str(&out.stdout).unwrap()
+        };
+        wait_until(SOON, "list shows the confirmed rotation", || {
+            list(&w)[0]["lastRotation"]["outcome"] == "confirmed"
+        });
+        let entry = list(&w)[0].clone();
+        let (host, port) = pg.endpoint();
+        assert_eq!(entry["secretId"], w.secret.as_str());
+        assert_eq!(entry["provider"], "postgresql");
+        assert_eq!(entry["endpoint"], format!("{host}:{port}"));
+        assert_eq!(entry["running"], true);
+        assert_eq!(entry["pid"], agent.pid());
+        assert_eq!(entry["configured"], true);
+        assert_eq!(entry["lastRotation"]["rotationId"], "rot_local");
+        assert_eq!(entry["lastHeartbeat"]["status"], "healthy");
+        assert_eq!(entry["lastHeartbeat"]["delivered"], true);
+
+        let mut agent = agent;
+        let out = run(w.machine.command(&["stop", "--secret", &w.secret])).expect(0);
+        assert!(
+            out.stdout.starts_with("stopped the agent"),
+            "{}",
+            out.stdout
+        );
+        assert!(agent.wait_exit(SOON).success(), "{}", agent.output());
+        let entry = list(&w)[0].clone();
+        assert_eq!(entry["running"], false);
+        assert_eq!(entry["pid"], Value::Null);
+
+        let out = run(w.machine.command(&["remove", "--secret", &w.secret])).expect(0);
+        for ext in ["json", "state.json"] {
+            let path = agent_file(home, &w.secret, ext);
+            assert!(
+                !path.exists() && out.stdout.contains(&path.display().to_string()),
+                "{}",
+                out.stdout
+            );
+        }
+        assert_eq!(list(&w), json!([]));
+        assert_no_leak(&agent.output(), &[&w.old_pw, &new_pw], &admin_pass);
+    }
+}
