@@ -504,3 +504,27 @@ pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
     assert_password(pg, &w.user, "twice-new-pw", &w.old_pw);
     w.finish(agent, &[&w.old_pw, "twice-new-pw"]);
 });
+
+pg_test!(a_second_local_agent_for_the_same_secret_is_refused, |pg| {
+    let w = World::plain(pg);
+    let first = w.start();
+    let mut second = w.machine.spawn_agent(&w.secret);
+    assert_eq!(
+        second.wait_exit(SOON).code(),
+        Some(1),
+        "output:\n{}",
+        second.output()
+    );
+    assert!(
+        second.output().contains(&format!("PID {}", first.pid())),
+        "{}",
+        second.output()
+    );
+    w.cp.set_pending(
+        &w.secret,
+        "rot_local_twice",
+        &secret_value(&w.user, "local-twice-pw"),
+    );
+    w.wait_confirmed("rot_local_twice", &first);
+    w.finish(first, &[&w.old_pw, "local-twice-pw"]);
+});
