@@ -10,4 +10,7 @@ mod scenarios;
 mod postgres;
 
 #[cfg(feature = "postgres")]
+mod postgres_provider;
+
+#[cfg(feature = "postgres")]
 mod official;

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use crate::scenarios::{self, Database, SOON, World, assert_password, secret_value};
 use crate::support::{
     Endpoint, FakeControlPlane, Fault, Machine, SecretState, random_text, require_env, unique_name,
-    wait_until,
 };
 
 pub struct Pg {
@@ -238,7 +237,7 @@ pg_test!(createrole_admin_rolls_back_from_the_live_value, |pg| {
     w.wait_rejected("rot_cr", &agent);
     // The rollback re-sets the live value and proves it by logging in, which the blocked
     // role cannot: the journal must stay until the login works again.
-    wait_until(
+    agent.wait_until(
         SOON,
         "the agent to report the unverifiable rollback",
         || agent.output().contains("rollback failed"),
@@ -289,7 +288,7 @@ pg_test!(heartbeats_keep_coming_during_a_slow_rotation, |pg| {
     let agent = w.start();
     let mut blocker = block_role_row(pg, &w.user);
     w.cp.set_pending(&w.secret, "rot_slow", &secret_value(&w.user, "slow-new-pw"));
-    wait_until(SOON, "the agent to start the rotation", || {
+    agent.wait_until(SOON, "the agent to start the rotation", || {
         agent.output().contains("pending rotation rot_slow")
     });
     let before = w.cp.heartbeats(&w.secret).len();
@@ -365,7 +364,7 @@ pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
     let w = World::plain(pg);
     let agent = w.start();
     w.cp.inject(Endpoint::SyncConfig, Fault::Status(503), 4);
-    wait_until(SOON, "an error heartbeat naming the poll failure", || {
+    agent.wait_until(SOON, "an error heartbeat naming the poll failure", || {
         w.cp.heartbeats(&w.secret)
             .iter()
             .any(|h| h.status == "error" && h.error.contains("poll failed"))
@@ -377,7 +376,7 @@ pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
     );
     w.wait_confirmed("rot_after_outage", &agent);
     let n = w.cp.heartbeats(&w.secret).len();
-    wait_until(SOON, "healthy again", || {
+    agent.wait_until(SOON, "healthy again", || {
         w.cp.heartbeats(&w.secret)
             .get(n..)
             .is_some_and(|h| h.iter().any(|h| h.status == "healthy"))
@@ -454,11 +453,11 @@ pg_test!(sigterm_lets_the_rotation_in_flight_finish, |pg| {
     let mut agent = w.start();
     let mut blocker = block_role_row(pg, &w.user);
     w.cp.set_pending(&w.secret, "rot_term", &secret_value(&w.user, "term-new-pw"));
-    wait_until(SOON, "the rotation to start", || {
+    agent.wait_until(SOON, "the rotation to start", || {
         agent.output().contains("pending rotation rot_term")
     });
     agent.signal("TERM");
-    wait_until(SOON, "the agent to acknowledge the stop", || {
+    agent.wait_until(SOON, "the agent to acknowledge the stop", || {
         agent.output().contains("stopping")
     });
     assert!(
@@ -483,11 +482,11 @@ pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
         &secret_value(&w.user, "twice-new-pw"),
     );
     // The journal exists once the rotation is past its snapshot and about to write.
-    wait_until(SOON, "the journal of the blocked rotation", || {
+    agent.wait_until(SOON, "the journal of the blocked rotation", || {
         w.journal_exists()
     });
     agent.signal("TERM");
-    wait_until(SOON, "the agent to acknowledge the stop", || {
+    agent.wait_until(SOON, "the agent to acknowledge the stop", || {
         agent.output().contains("stopping")
     });
     agent.signal("TERM");
@@ -503,4 +502,28 @@ pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
     w.wait_journal_cleared(&agent);
     assert_password(pg, &w.user, "twice-new-pw", &w.old_pw);
     w.finish(agent, &[&w.old_pw, "twice-new-pw"]);
+});
+
+pg_test!(a_second_local_agent_for_the_same_secret_is_refused, |pg| {
+    let w = World::plain(pg);
+    let first = w.start();
+    let mut second = w.machine.spawn_agent(&w.secret);
+    assert_eq!(
+        second.wait_exit(SOON).code(),
+        Some(1),
+        "output:\n{}",
+        second.output()
+    );
+    assert!(
+        second.output().contains(&format!("PID {}", first.pid())),
+        "{}",
+        second.output()
+    );
+    w.cp.set_pending(
+        &w.secret,
+        "rot_local_twice",
+        &secret_value(&w.user, "local-twice-pw"),
+    );
+    w.wait_confirmed("rot_local_twice", &first);
+    w.finish(first, &[&w.old_pw, "local-twice-pw"]);
 });
