@@ -47,7 +47,8 @@ pub enum Command {
     Start {
         secret: String,
     },
-    Configure(ConfigureArgs),
+    /// Boxed: it is much larger than every other command.
+    Configure(Box<ConfigureArgs>),
     Test {
         secret: String,
     },
@@ -308,7 +309,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Command::Configure(ConfigureArgs {
+    Ok(Command::Configure(Box::new(ConfigureArgs {
         secret: secret.ok_or_else(|| missing("secret"))?,
         provider: provider.ok_or_else(|| missing("provider"))?,
         host: host.ok_or_else(|| missing("host"))?,
@@ -320,7 +321,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
         username_field,
         password_field,
         poll_interval,
-    }))
+    })))
 }
 
 #[cfg(test)]
