@@ -275,20 +275,23 @@ pub fn run(
     let checked = jobs
         .send(Job::Check(reply))
         .ok()
-        .and_then(|()| answer.recv().ok())
+        .and_then(|()| answer.recv_timeout(timing.job_deadline).ok())
         .unwrap_or_else(|| {
             Err(ProviderError::new(
                 &target,
-                crate::providers::FailureKind::Database,
+                crate::providers::FailureKind::Timeout,
                 "checking the connection",
-                "the worker thread stopped",
+                format!("no answer within {} s", timing.job_deadline.as_secs()),
             ))
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
         Heartbeat::beat(&api, &board, &secret_id);
-        drop(jobs);
-        let _ = worker.join();
+        if e.kind != crate::providers::FailureKind::Timeout {
+            // A worker stuck in a driver cannot be joined; it ends with the process.
+            drop(jobs);
+            let _ = worker.join();
+        }
         return Err(AgentError::Database(e));
     }
     log::info!(
@@ -340,8 +343,12 @@ pub fn run(
     let reason = shutdown.wait();
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
-    let worker_panicked = worker.join().is_err();
     let _ = heartbeat.join();
+    if reason == StopReason::WorkerHung {
+        // The worker is blocked inside a database driver; it ends with the process.
+        return Ok(reason);
+    }
+    let worker_panicked = worker.join().is_err();
     if worker_panicked {
         return Ok(StopReason::WorkerCrashed);
     }

@@ -527,3 +527,62 @@ pg_test!(a_second_local_agent_for_the_same_secret_is_refused, |pg| {
     w.wait_confirmed("rot_local_twice", &first);
     w.finish(first, &[&w.old_pw, "local-twice-pw"]);
 });
+
+pg_test!(
+    a_database_that_stops_answering_leads_to_a_restart_not_a_silent_agent,
+    |pg| {
+        let w = World::new(
+            pg,
+            pg.plain_name(),
+            format!("old-{}", random_text(12)),
+            true,
+        );
+        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
+        let mut agent = crate::support::AgentProcess::spawn(cmd);
+        w.wait_healthy(&mut agent);
+        w.proxy.as_ref().unwrap().hang();
+        w.cp.set_pending(&w.secret, "rot_hang", &secret_value(&w.user, "hang-new-pw"));
+        agent.wait_until(SOON, "an error heartbeat about the stuck job", || {
+            w.cp.heartbeats(&w.secret)
+                .iter()
+                .any(|h| h.status == "error" && h.error.contains("running"))
+        });
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(70), "output:\n{}", agent.report());
+        // Nothing reached the database; the rotation is still pending for the next agent.
+        assert_password(pg, &w.user, &w.old_pw, "hang-new-pw");
+        assert_eq!(
+            w.cp.pending(&w.secret).map(|p| p.0).as_deref(),
+            Some("rot_hang")
+        );
+        w.proxy.as_ref().unwrap().restore();
+        let agent = w.machine.spawn_agent(&w.secret);
+        w.wait_confirmed("rot_hang", &agent);
+        assert_password(pg, &w.user, "hang-new-pw", &w.old_pw);
+        w.finish(agent, &[&w.old_pw, "hang-new-pw"]);
+    }
+);
+
+pg_test!(
+    a_database_that_never_answers_fails_the_start_up_check_in_time,
+    |pg| {
+        let w = World::new(
+            pg,
+            pg.plain_name(),
+            format!("old-{}", random_text(12)),
+            true,
+        );
+        w.proxy.as_ref().unwrap().hang();
+        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
+        let mut agent = crate::support::AgentProcess::spawn(cmd);
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(6), "output:\n{}", agent.report());
+        assert!(
+            agent.output().contains("no answer within"),
+            "{}",
+            agent.output()
+        );
+    }
+);
