@@ -586,3 +586,46 @@ pg_test!(
         );
     }
 );
+
+pg_test!(
+    new_admin_credentials_from_the_server_take_effect_without_a_restart,
+    |pg| {
+        let (first, second) = (unique_name("ska_adm1"), unique_name("ska_adm2"));
+        let (first_pw, second_pw) = (
+            format!("a1-{}", random_text(12)),
+            format!("a2-{}", random_text(12)),
+        );
+        for (name, pw) in [(&first, &first_pw), (&second, &second_pw)] {
+            pg.create_user(name, pw);
+            pg.exec(&format!("ALTER ROLE {} SUPERUSER", ident(name)));
+        }
+        let w = World::plain(pg);
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(first);
+            s.connection["adminPass"] = json!(first_pw);
+        });
+        let agent = w.start();
+        // The dashboard gets a new admin; the old one stops working.
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(second);
+            s.connection["adminPass"] = json!(second_pw);
+        });
+        agent.wait_until(SOON, "the agent to adopt the new admin", || {
+            agent.output().contains(&format!("as admin \"{second}\""))
+        });
+        pg.exec(&format!("ALTER ROLE {} NOLOGIN", ident(&first)));
+        w.cp.set_pending(
+            &w.secret,
+            "rot_new_admin",
+            &secret_value(&w.user, "new-admin-era-pw"),
+        );
+        w.wait_confirmed("rot_new_admin", &agent);
+        assert_password(pg, &w.user, "new-admin-era-pw", &w.old_pw);
+        w.finish(
+            agent,
+            &[&w.old_pw, "new-admin-era-pw", &first_pw, &second_pw],
+        );
+        pg.drop_user(&first);
+        pg.drop_user(&second);
+    }
+);
