@@ -7,3 +7,6 @@ mod scenarios;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+
+#[cfg(feature = "mongodb")]
+mod mongodb;
