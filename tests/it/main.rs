@@ -8,5 +8,11 @@ mod scenarios;
 #[cfg(feature = "postgres")]
 mod postgres;
 
+#[cfg(feature = "postgres")]
+mod postgres_provider;
+
+#[cfg(feature = "postgres")]
+mod official;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;

@@ -18,6 +18,28 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// Writes a machine identity into `home` the way the official CLI lays it out
+/// (vaults/vault1/identity.json + private.pem, 0600) and registers its key with `cp`.
+pub fn write_identity(cp: &FakeControlPlane, home: &std::path::Path, machine_id: &str) {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use std::os::unix::fs::PermissionsExt;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("random seed");
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    cp.register_machine(machine_id, key.verifying_key());
+    let vault = home.join("vaults").join("vault1");
+    std::fs::create_dir_all(&vault).unwrap();
+    let key_path = vault.join("private.pem");
+    let pem = key.to_pkcs8_pem(Default::default()).unwrap();
+    std::fs::write(&key_path, pem.as_bytes()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let identity = json!({
+        "machineId": machine_id, "machineName": "test", "vaultId": "vault1",
+        "apiUrl": "https://api.invalid", "privateKeyPath": key_path,
+    });
+    std::fs::write(vault.join("identity.json"), identity.to_string()).unwrap();
+}
+
 /// The endpoints, for fault injection and counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
