@@ -27,7 +27,7 @@ use sikkerkey_agent::secret::Secret;
 use crate::scenarios::{
     self, Database, SOON, World, assert_no_leak, assert_password, secret_value,
 };
-use crate::support::{random_text, require_env, unique_name, wait_until};
+use crate::support::{random_text, require_env, unique_name};
 
 /// The database managed users live in during these tests.
 const DB: &str = "skatest";
@@ -754,7 +754,7 @@ mongo_test!(verify_fails_rolls_back_to_the_live_value, |m| {
         error.contains("verification failed"),
         "rejection should say verification failed: {error}"
     );
-    wait_until(
+    agent.wait_until(
         SOON,
         "the agent to report the unverifiable rollback",
         || agent.output().contains("rollback failed"),
