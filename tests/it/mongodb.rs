@@ -820,3 +820,37 @@ mongo_test!(admin_without_user_admin_is_refused_at_start, |m| {
     assert_no_leak(&agent.output(), &[&admin_pw, &w.old_pw], &m.admin_pass);
     m.drop_user_in("admin", &admin);
 });
+
+mongo_test!(idle_agent_keeps_no_driver_threads, |m| {
+    // After a rotation the agent is back to its own named threads: no driver runtime
+    // workers (tokio's threads are "tokio-runtime-w") stay behind. The host is a name, so
+    // the job also uses the runtime's blocking threads for the lookup.
+    let w = World::plain(m);
+    w.cp.with_secret(&w.secret, |s| s.connection["host"] = json!("localhost"));
+    let agent = w.start();
+    let names = || -> Vec<String> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", agent.pid())) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = tasks
+            .flatten()
+            .map(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let new_pw = format!("new-{}", random_text(16));
+    w.cp.set_pending(&w.secret, "rot_threads", &secret_value(&w.user, &new_pw));
+    w.wait_confirmed("rot_threads", &agent);
+    agent.wait_until(SOON, "no driver threads left after the rotation", || {
+        !names().iter().any(|n| n.starts_with("tokio"))
+    });
+    println!("agent threads after a MongoDB rotation: {:?}", names());
+    assert_password(m, &w.user, &new_pw, &w.old_pw);
+    w.finish(agent, &[&w.old_pw, &new_pw]);
+});
