@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
@@ -278,6 +280,8 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
             Ok(Box::new(postgres::Postgres::connect(target)?))
         }
+        #[cfg(feature = "mongodb")]
+        ProviderKind::Mongodb => Ok(Box::new(mongodb::Mongo::connect(target)?)),
         other => Err(ProviderError::new(
             target,
             FailureKind::Database,
