@@ -192,7 +192,10 @@ pg_test!(role_created_by_a_failed_rotation_is_dropped, |pg| {
     // created. The database is this test's own: other tests never see the restriction.
     let database = unique_name("ska_locked_db");
     pg.exec(&format!("CREATE DATABASE {}", ident(&database)));
-    pg.exec(&format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", ident(&database)));
+    pg.exec(&format!(
+        "REVOKE CONNECT ON DATABASE {} FROM PUBLIC",
+        ident(&database)
+    ));
     let w = World::plain(pg);
     w.cp.with_secret(&w.secret, |s| s.connection["database"] = json!(database));
     let fresh = unique_name("ska_new");
@@ -204,10 +207,16 @@ pg_test!(role_created_by_a_failed_rotation_is_dropped, |pg| {
     assert!(pg.stored_verifier(&fresh).is_none());
     let exists: bool = pg
         .admin()
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", &[&fresh])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+            &[&fresh],
+        )
         .unwrap()
         .get(0);
-    assert!(!exists, "the role the failed rotation created is still there");
+    assert!(
+        !exists,
+        "the role the failed rotation created is still there"
+    );
     w.finish(agent, &[&w.old_pw, "created-pw"]);
     pg.exec(&format!("DROP DATABASE {}", ident(&database)));
 });
@@ -625,5 +634,41 @@ pg_test!(
         );
         pg.drop_user(&first);
         pg.drop_user(&second);
+    }
+);
+
+pg_test!(
+    no_snapshot_at_all_rejects_before_touching_the_database,
+    |pg| {
+        // A CREATEROLE admin cannot read the stored verifier, and the live value cannot be
+        // read either: without a way back, the rotation must not start.
+        let admin = unique_name("ska_nosnap");
+        let admin_pw = format!("ns-{}", random_text(12));
+        pg.create_user(&admin, &admin_pw);
+        pg.exec(&format!("ALTER ROLE {} CREATEROLE", ident(&admin)));
+        let w = World::plain(pg);
+        let _ = pg.admin().batch_execute(&format!(
+            "GRANT {} TO {} WITH ADMIN OPTION",
+            ident(&w.user),
+            ident(&admin)
+        ));
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(admin);
+            s.connection["adminPass"] = json!(admin_pw);
+        });
+        let agent = w.start();
+        w.cp.inject(Endpoint::Secret, Fault::Status(503), 1000);
+        w.cp.set_pending(
+            &w.secret,
+            "rot_nosnap",
+            &secret_value(&w.user, "nosnap-new-pw"),
+        );
+        let error = w.wait_rejected("rot_nosnap", &agent);
+        assert!(error.contains("snapshot"), "{error}");
+        assert_password(pg, &w.user, &w.old_pw, "nosnap-new-pw");
+        assert!(!w.journal_exists());
+        w.cp.clear_faults();
+        w.finish(agent, &[&w.old_pw, "nosnap-new-pw", &admin_pw]);
+        pg.drop_user(&admin);
     }
 );
