@@ -22,7 +22,10 @@ pub struct HttpTimeouts {
 
 impl Default for HttpTimeouts {
     fn default() -> Self {
-        HttpTimeouts { connect: Duration::from_secs(10), total: Duration::from_secs(30) }
+        HttpTimeouts {
+            connect: Duration::from_secs(10),
+            total: Duration::from_secs(30),
+        }
     }
 }
 
@@ -43,19 +46,38 @@ pub enum ErrorClass {
 #[derive(Debug)]
 pub enum ApiError {
     /// The server answered with a non-2xx status; `message` is its `{"error"}` text.
-    Status { call: &'static str, secret_id: String, status: u16, message: String },
+    Status {
+        call: &'static str,
+        secret_id: String,
+        status: u16,
+        message: String,
+    },
     /// No answer: connection refused, DNS, TLS, timeout, dropped connection.
-    Transport { call: &'static str, secret_id: String, url: String, source: ureq::Error },
+    Transport {
+        call: &'static str,
+        secret_id: String,
+        url: String,
+        source: ureq::Error,
+    },
     /// A 2xx answer whose body is not what the protocol says.
-    BadResponse { call: &'static str, secret_id: String, reason: String },
+    BadResponse {
+        call: &'static str,
+        secret_id: String,
+        reason: String,
+    },
 }
 
 impl ApiError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ApiError::Status { status: 403 | 404, .. } => ErrorClass::Terminal,
+            ApiError::Status {
+                status: 403 | 404, ..
+            } => ErrorClass::Terminal,
             ApiError::Status { status: 409, .. } => ErrorClass::Locked,
-            ApiError::Status { status: 429 | 500..=599, .. } => ErrorClass::Retryable,
+            ApiError::Status {
+                status: 429 | 500..=599,
+                ..
+            } => ErrorClass::Retryable,
             ApiError::Transport { .. } => ErrorClass::Retryable,
             ApiError::Status { .. } | ApiError::BadResponse { .. } => ErrorClass::Other,
         }
@@ -72,21 +94,47 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApiError::Status { call, secret_id, status, message } => {
-                write!(f, "{call} for secret {secret_id} failed: HTTP {status}: {message}")?;
+            ApiError::Status {
+                call,
+                secret_id,
+                status,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{call} for secret {secret_id} failed: HTTP {status}: {message}"
+                )?;
                 match status {
-                    401 => write!(f, " (check this machine's identity and clock; it is approved in the dashboard?)"),
+                    401 => write!(
+                        f,
+                        " (check this machine's identity and clock; it is approved in the dashboard?)"
+                    ),
                     403 => write!(f, " (this machine has no access grant to the secret)"),
                     404 => write!(f, " (the secret does not exist or was deleted)"),
-                    409 => write!(f, " (another machine is the registered agent for this secret; stop it, or reset the agent lock in the dashboard)"),
+                    409 => write!(
+                        f,
+                        " (another machine is the registered agent for this secret; stop it, or reset the agent lock in the dashboard)"
+                    ),
                     _ => Ok(()),
                 }
             }
-            ApiError::Transport { call, secret_id, url, .. } => {
+            ApiError::Transport {
+                call,
+                secret_id,
+                url,
+                ..
+            } => {
                 write!(f, "{call} for secret {secret_id} could not reach {url}")
             }
-            ApiError::BadResponse { call, secret_id, reason } => {
-                write!(f, "{call} for secret {secret_id}: unexpected answer from the server: {reason}")
+            ApiError::BadResponse {
+                call,
+                secret_id,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "{call} for secret {secret_id}: unexpected answer from the server: {reason}"
+                )
             }
         }
     }
@@ -164,9 +212,15 @@ pub struct PendingRotation {
 impl SyncConfig {
     /// The pending rotation, when both its id and value are present and non-empty.
     pub fn pending(&self) -> Option<PendingRotation> {
-        let id = self.pending_rotation_id.as_deref().filter(|s| !s.is_empty())?;
+        let id = self
+            .pending_rotation_id
+            .as_deref()
+            .filter(|s| !s.is_empty())?;
         let value = self.pending_value.as_ref().filter(|v| !v.is_empty())?;
-        Some(PendingRotation { id: id.to_owned(), value: value.clone() })
+        Some(PendingRotation {
+            id: id.to_owned(),
+            value: value.clone(),
+        })
     }
 
     /// The poll interval the server asks for: 0 means 10 s, below 5 s is raised to 5 s.
@@ -215,7 +269,11 @@ impl ApiClient {
             .timeout_global(Some(timeouts.total))
             .user_agent(concat!("sikkerkey-agent/", env!("CARGO_PKG_VERSION")))
             .build();
-        ApiClient { base_url: base_url.trim_end_matches('/').to_owned(), signer, agent: config.into() }
+        ApiClient {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            signer,
+            agent: config.into(),
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -225,20 +283,44 @@ impl ApiClient {
     /// `GET /v1/secret/{id}`: the live value.
     pub fn live_value(&self, secret_id: &str) -> Result<Secret, ApiError> {
         let call = "reading the live value";
-        let body = self.request(call, secret_id, "GET", &format!("/v1/secret/{secret_id}"), None)?;
-        let answer: ValueAnswer = serde_json::from_str(&body)
-            .map_err(|e| ApiError::BadResponse { call, secret_id: secret_id.into(), reason: e.to_string() })?;
+        let body = self.request(
+            call,
+            secret_id,
+            "GET",
+            &format!("/v1/secret/{secret_id}"),
+            None,
+        )?;
+        let answer: ValueAnswer =
+            serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
+                call,
+                secret_id: secret_id.into(),
+                reason: e.to_string(),
+            })?;
         answer
             .value
             .map(Secret::new)
-            .ok_or_else(|| ApiError::BadResponse { call, secret_id: secret_id.into(), reason: "no \"value\" field".into() })
+            .ok_or_else(|| ApiError::BadResponse {
+                call,
+                secret_id: secret_id.into(),
+                reason: "no \"value\" field".into(),
+            })
     }
 
     /// `GET /v1/secret/{id}/sync-config`.
     pub fn sync_config(&self, secret_id: &str) -> Result<SyncConfig, ApiError> {
         let call = "fetching the sync config";
-        let body = self.request(call, secret_id, "GET", &format!("/v1/secret/{secret_id}/sync-config"), None)?;
-        serde_json::from_str(&body).map_err(|e| ApiError::BadResponse { call, secret_id: secret_id.into(), reason: e.to_string() })
+        let body = self.request(
+            call,
+            secret_id,
+            "GET",
+            &format!("/v1/secret/{secret_id}/sync-config"),
+            None,
+        )?;
+        serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
+            call,
+            secret_id: secret_id.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// `POST /v1/secret/{id}/agent/heartbeat`.
@@ -248,22 +330,45 @@ impl ApiClient {
             HeartbeatStatus::Error(m) => ("error", m.as_str()),
         };
         let body = serde_json::json!({"status": s, "error": e}).to_string();
-        self.request("sending a heartbeat", secret_id, "POST", &format!("/v1/secret/{secret_id}/agent/heartbeat"), Some(&body))
-            .map(drop)
+        self.request(
+            "sending a heartbeat",
+            secret_id,
+            "POST",
+            &format!("/v1/secret/{secret_id}/agent/heartbeat"),
+            Some(&body),
+        )
+        .map(drop)
     }
 
     /// `POST /v1/secret/{id}/agent/confirm-rotation`.
     pub fn confirm_rotation(&self, secret_id: &str, rotation_id: &str) -> Result<(), ApiError> {
         let body = serde_json::json!({"rotationId": rotation_id}).to_string();
-        self.request("confirming the rotation", secret_id, "POST", &format!("/v1/secret/{secret_id}/agent/confirm-rotation"), Some(&body))
-            .map(drop)
+        self.request(
+            "confirming the rotation",
+            secret_id,
+            "POST",
+            &format!("/v1/secret/{secret_id}/agent/confirm-rotation"),
+            Some(&body),
+        )
+        .map(drop)
     }
 
     /// `POST /v1/secret/{id}/agent/reject-rotation`.
-    pub fn reject_rotation(&self, secret_id: &str, rotation_id: &str, error: &str) -> Result<(), ApiError> {
+    pub fn reject_rotation(
+        &self,
+        secret_id: &str,
+        rotation_id: &str,
+        error: &str,
+    ) -> Result<(), ApiError> {
         let body = serde_json::json!({"rotationId": rotation_id, "error": error}).to_string();
-        self.request("rejecting the rotation", secret_id, "POST", &format!("/v1/secret/{secret_id}/agent/reject-rotation"), Some(&body))
-            .map(drop)
+        self.request(
+            "rejecting the rotation",
+            secret_id,
+            "POST",
+            &format!("/v1/secret/{secret_id}/agent/reject-rotation"),
+            Some(&body),
+        )
+        .map(drop)
     }
 
     fn request(
@@ -275,8 +380,15 @@ impl ApiClient {
         body: Option<&str>,
     ) -> Result<String, ApiError> {
         let url = format!("{}{}", self.base_url, path);
-        let h = self.signer.sign(method, path, body.unwrap_or("").as_bytes());
-        let transport = |source| ApiError::Transport { call, secret_id: secret_id.into(), url: self.base_url.clone(), source };
+        let h = self
+            .signer
+            .sign(method, path, body.unwrap_or("").as_bytes());
+        let transport = |source| ApiError::Transport {
+            call,
+            secret_id: secret_id.into(),
+            url: self.base_url.clone(),
+            source,
+        };
         let result = match body {
             None => self
                 .agent
@@ -298,7 +410,12 @@ impl ApiClient {
         };
         let mut response = result.map_err(transport)?;
         let status = response.status().as_u16();
-        let text = response.body_mut().with_config().limit(1 << 20).read_to_string().map_err(transport)?;
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(transport)?;
         if (200..300).contains(&status) {
             return Ok(text);
         }
@@ -307,7 +424,12 @@ impl ApiClient {
             .and_then(|a| a.error)
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| reason_phrase(status).to_owned());
-        Err(ApiError::Status { call, secret_id: secret_id.into(), status, message })
+        Err(ApiError::Status {
+            call,
+            secret_id: secret_id.into(),
+            status,
+            message,
+        })
     }
 }
 
@@ -333,7 +455,12 @@ mod tests {
 
     #[test]
     fn classification() {
-        let s = |status| ApiError::Status { call: "x", secret_id: "s".into(), status, message: String::new() };
+        let s = |status| ApiError::Status {
+            call: "x",
+            secret_id: "s".into(),
+            status,
+            message: String::new(),
+        };
         assert_eq!(s(404).class(), ErrorClass::Terminal);
         assert_eq!(s(403).class(), ErrorClass::Terminal);
         assert_eq!(s(409).class(), ErrorClass::Locked);
@@ -353,12 +480,18 @@ mod tests {
         assert_eq!(c.pending().unwrap().id, "rot_1");
         assert_eq!(c.poll_interval(), Duration::from_secs(5));
         let shown = format!("{c:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("newsecret"), "{shown}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("newsecret"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn empty_pending_is_none_and_zero_interval_is_ten() {
-        let c: SyncConfig = serde_json::from_str(r#"{"providerType":"redis","pendingRotationId":"","pendingValue":null}"#).unwrap();
+        let c: SyncConfig = serde_json::from_str(
+            r#"{"providerType":"redis","pendingRotationId":"","pendingValue":null}"#,
+        )
+        .unwrap();
         assert!(c.pending().is_none());
         assert_eq!(c.poll_interval(), Duration::from_secs(10));
     }

@@ -42,14 +42,30 @@ pub struct ConfigureArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Start { secret: String },
+    Start {
+        secret: String,
+    },
     Configure(ConfigureArgs),
-    Test { secret: String },
-    List { format: OutputFormat },
-    Stop { secret: String },
-    Remove { secret: String, force: bool },
-    Install { secret: String, now: bool },
-    Uninstall { secret: String },
+    Test {
+        secret: String,
+    },
+    List {
+        format: OutputFormat,
+    },
+    Stop {
+        secret: String,
+    },
+    Remove {
+        secret: String,
+        force: bool,
+    },
+    Install {
+        secret: String,
+        now: bool,
+    },
+    Uninstall {
+        secret: String,
+    },
     /// Help text to print (top-level or one command's).
     Help(&'static str),
     Version,
@@ -168,21 +184,33 @@ where
 
 fn parse_command(word: &str, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     match word {
-        "start" => parse_secret_command(parser, "", START_HELP, |secret, _| Command::Start { secret }),
+        "start" => parse_secret_command(parser, "", START_HELP, |secret, _| Command::Start {
+            secret,
+        }),
         "test" => parse_secret_command(parser, "", TEST_HELP, |secret, _| Command::Test { secret }),
         "stop" => parse_secret_command(parser, "", STOP_HELP, |secret, _| Command::Stop { secret }),
-        "uninstall" => parse_secret_command(parser, "", UNINSTALL_HELP, |secret, _| Command::Uninstall { secret }),
-        "remove" => parse_secret_command(parser, "force", REMOVE_HELP, |secret, force| Command::Remove { secret, force }),
-        "install" => parse_secret_command(parser, "now", INSTALL_HELP, |secret, now| Command::Install { secret, now }),
+        "uninstall" => parse_secret_command(parser, "", UNINSTALL_HELP, |secret, _| {
+            Command::Uninstall { secret }
+        }),
+        "remove" => parse_secret_command(parser, "force", REMOVE_HELP, |secret, force| {
+            Command::Remove { secret, force }
+        }),
+        "install" => parse_secret_command(parser, "now", INSTALL_HELP, |secret, now| {
+            Command::Install { secret, now }
+        }),
         "configure" => parse_configure(parser),
         "list" => parse_list(parser),
         "help" => Ok(Command::Help(USAGE)),
-        other => Err(lexopt::Error::Custom(format!("unknown command \"{other}\"; run with --help to see the commands").into())),
+        other => Err(lexopt::Error::Custom(
+            format!("unknown command \"{other}\"; run with --help to see the commands").into(),
+        )),
     }
 }
 
 fn missing(flag: &str) -> lexopt::Error {
-    lexopt::Error::MissingValue { option: Some(format!("--{flag}")) }
+    lexopt::Error::MissingValue {
+        option: Some(format!("--{flag}")),
+    }
 }
 
 /// A command taking `--secret ID` and, when `flag` is not empty, a boolean `--{flag}`.
@@ -214,7 +242,9 @@ fn parse_list(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
                     "json" => OutputFormat::Json,
                     "table" | "text" => OutputFormat::Table,
                     other => {
-                        return Err(lexopt::Error::Custom(format!("unknown output format \"{other}\"; use json or table").into()));
+                        return Err(lexopt::Error::Custom(
+                            format!("unknown output format \"{other}\"; use json or table").into(),
+                        ));
                     }
                 }
             }
@@ -246,7 +276,9 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             Long("port") => {
                 let v: u16 = parser.value()?.parse()?;
                 if v == 0 {
-                    return Err(lexopt::Error::Custom("--port must be between 1 and 65535".into()));
+                    return Err(lexopt::Error::Custom(
+                        "--port must be between 1 and 65535".into(),
+                    ));
                 }
                 port = Some(v);
             }
@@ -260,7 +292,9 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             Long("poll-interval") => {
                 let v: u64 = parser.value()?.parse()?;
                 if v < 5 {
-                    return Err(lexopt::Error::Custom("--poll-interval must be at least 5 seconds".into()));
+                    return Err(lexopt::Error::Custom(
+                        "--poll-interval must be at least 5 seconds".into(),
+                    ));
                 }
                 poll_interval = Some(v);
             }
@@ -293,7 +327,9 @@ mod tests {
 
     #[test]
     fn start_with_and_without_the_agent_word() {
-        let want = Command::Start { secret: "sk_1".into() };
+        let want = Command::Start {
+            secret: "sk_1".into(),
+        };
         assert_eq!(p(&["start", "--secret", "sk_1"]).unwrap(), want);
         assert_eq!(p(&["agent", "start", "--secret", "sk_1"]).unwrap(), want);
         assert_eq!(p(&["agent", "start", "--secret=sk_1"]).unwrap(), want);
@@ -304,14 +340,25 @@ mod tests {
         assert_eq!(p(&["--version"]).unwrap(), Command::Version);
         assert_eq!(p(&[]).unwrap(), Command::Help(USAGE));
         assert_eq!(p(&["start", "--help"]).unwrap(), Command::Help(START_HELP));
-        assert_eq!(p(&["agent", "configure", "-h"]).unwrap(), Command::Help(CONFIGURE_HELP));
-        assert_eq!(p(&["install", "--help"]).unwrap(), Command::Help(INSTALL_HELP));
+        assert_eq!(
+            p(&["agent", "configure", "-h"]).unwrap(),
+            Command::Help(CONFIGURE_HELP)
+        );
+        assert_eq!(
+            p(&["install", "--help"]).unwrap(),
+            Command::Help(INSTALL_HELP)
+        );
     }
 
     #[test]
     fn bad_input_is_an_error() {
         assert!(p(&["start"]).unwrap_err().to_string().contains("--secret"));
-        assert!(p(&["frobnicate"]).unwrap_err().to_string().contains("unknown command"));
+        assert!(
+            p(&["frobnicate"])
+                .unwrap_err()
+                .to_string()
+                .contains("unknown command")
+        );
         assert!(p(&["start", "--secret", "x", "--bogus"]).is_err());
         assert!(p(&["agent", "agent", "start"]).is_err());
     }
@@ -319,21 +366,79 @@ mod tests {
     #[test]
     fn configure_parses_all_flags() {
         let c = p(&[
-            "configure", "--secret", "sk_1", "--provider", "mysql", "--host", "db", "--port", "3307",
-            "--admin-user", "root", "--admin-pass-file", "/run/pw", "--poll-interval", "15",
+            "configure",
+            "--secret",
+            "sk_1",
+            "--provider",
+            "mysql",
+            "--host",
+            "db",
+            "--port",
+            "3307",
+            "--admin-user",
+            "root",
+            "--admin-pass-file",
+            "/run/pw",
+            "--poll-interval",
+            "15",
         ])
         .unwrap();
         let Command::Configure(a) = c else { panic!() };
         assert_eq!((a.port, a.poll_interval), (Some(3307), Some(15)));
         assert_eq!(a.admin_pass, AdminPassSource::File("/run/pw".into()));
-        assert!(p(&["configure", "--secret", "s", "--provider", "mysql", "--host", "h", "--admin-user", "u", "--port", "99999"]).is_err());
-        assert!(p(&["configure", "--secret", "s", "--provider", "mysql", "--host", "h"]).unwrap_err().to_string().contains("admin-user"));
+        assert!(
+            p(&[
+                "configure",
+                "--secret",
+                "s",
+                "--provider",
+                "mysql",
+                "--host",
+                "h",
+                "--admin-user",
+                "u",
+                "--port",
+                "99999"
+            ])
+            .is_err()
+        );
+        assert!(
+            p(&[
+                "configure",
+                "--secret",
+                "s",
+                "--provider",
+                "mysql",
+                "--host",
+                "h"
+            ])
+            .unwrap_err()
+            .to_string()
+            .contains("admin-user")
+        );
     }
 
     #[test]
     fn list_and_flags() {
-        assert_eq!(p(&["list", "-o", "json"]).unwrap(), Command::List { format: OutputFormat::Json });
-        assert_eq!(p(&["remove", "--secret", "s", "--force"]).unwrap(), Command::Remove { secret: "s".into(), force: true });
-        assert_eq!(p(&["install", "--secret", "s"]).unwrap(), Command::Install { secret: "s".into(), now: false });
+        assert_eq!(
+            p(&["list", "-o", "json"]).unwrap(),
+            Command::List {
+                format: OutputFormat::Json
+            }
+        );
+        assert_eq!(
+            p(&["remove", "--secret", "s", "--force"]).unwrap(),
+            Command::Remove {
+                secret: "s".into(),
+                force: true
+            }
+        );
+        assert_eq!(
+            p(&["install", "--secret", "s"]).unwrap(),
+            Command::Install {
+                secret: "s".into(),
+                now: false
+            }
+        );
     }
 }

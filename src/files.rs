@@ -11,7 +11,11 @@ pub struct BadSecretId(pub String);
 
 impl fmt::Display for BadSecretId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}\" is not a valid secret id (expected letters, digits, '_', '-' or '.', like sk_a1b2c3)", self.0)
+        write!(
+            f,
+            "\"{}\" is not a valid secret id (expected letters, digits, '_', '-' or '.', like sk_a1b2c3)",
+            self.0
+        )
     }
 }
 
@@ -22,8 +26,14 @@ pub fn check_secret_id(id: &str) -> Result<(), BadSecretId> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok { Ok(()) } else { Err(BadSecretId(id.to_owned())) }
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BadSecretId(id.to_owned()))
+    }
 }
 
 /// The files of one secret's agent.
@@ -36,7 +46,10 @@ pub struct AgentFiles {
 impl AgentFiles {
     pub fn new(home: &Path, secret_id: &str) -> Result<Self, BadSecretId> {
         check_secret_id(secret_id)?;
-        Ok(AgentFiles { dir: agents_dir(home), secret_id: secret_id.to_owned() })
+        Ok(AgentFiles {
+            dir: agents_dir(home),
+            secret_id: secret_id.to_owned(),
+        })
     }
 
     pub fn secret_id(&self) -> &str {

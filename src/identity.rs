@@ -28,9 +28,15 @@ pub enum IdentityError {
     /// The chosen vault (by env or default) has no identity.json.
     UnknownVault { name: String, vaults: Vec<String> },
     /// A file could not be read.
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// identity.json or cli_global.json is not valid JSON of the expected shape.
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     /// The private key is readable by group or others.
     KeyPermissions { path: PathBuf, mode: u32 },
     /// The private key is not a PKCS#8 PEM Ed25519 key.
@@ -56,7 +62,11 @@ impl fmt::Display for IdentityError {
             IdentityError::UnknownVault { name, vaults } => write!(
                 f,
                 "vault \"{name}\" has no identity.json; known vaults: {}",
-                if vaults.is_empty() { "none".to_owned() } else { vaults.join(", ") }
+                if vaults.is_empty() {
+                    "none".to_owned()
+                } else {
+                    vaults.join(", ")
+                }
             ),
             IdentityError::Read { path, .. } => write!(f, "cannot read {}", path.display()),
             IdentityError::Parse { path, .. } => write!(f, "{} is not valid", path.display()),
@@ -68,7 +78,11 @@ impl fmt::Display for IdentityError {
                 path.display()
             ),
             IdentityError::BadKey { path, reason } => {
-                write!(f, "{} is not a PKCS#8 PEM Ed25519 private key: {reason}", path.display())
+                write!(
+                    f,
+                    "{} is not a PKCS#8 PEM Ed25519 private key: {reason}",
+                    path.display()
+                )
             }
             IdentityError::InsecureApiUrl { url } => write!(
                 f,
@@ -93,7 +107,10 @@ pub fn sikkerkey_home() -> Result<PathBuf, IdentityError> {
     if let Some(h) = std::env::var_os("SIKKERKEY_HOME").filter(|h| !h.is_empty()) {
         return Ok(PathBuf::from(h));
     }
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".sikkerkey")).ok_or(IdentityError::NoHome)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".sikkerkey"))
+        .ok_or(IdentityError::NoHome)
 }
 
 /// identity.json as the CLI writes it.
@@ -142,14 +159,24 @@ impl Identity {
     pub fn load(home: &Path) -> Result<Identity, IdentityError> {
         let vault_dir = select_vault(home, std::env::var("SIKKERKEY_VAULT").ok().as_deref())?;
         let id_path = vault_dir.join("identity.json");
-        let text = std::fs::read_to_string(&id_path).map_err(|source| IdentityError::Read { path: id_path.clone(), source })?;
+        let text = std::fs::read_to_string(&id_path).map_err(|source| IdentityError::Read {
+            path: id_path.clone(),
+            source,
+        })?;
         let file: IdentityFile =
-            serde_json::from_str(&text).map_err(|source| IdentityError::Parse { path: id_path.clone(), source })?;
+            serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
+                path: id_path.clone(),
+                source,
+            })?;
         let key_path = if file.private_key_path.is_empty() {
             vault_dir.join("private.pem")
         } else {
             let p = PathBuf::from(&file.private_key_path);
-            if p.is_absolute() { p } else { vault_dir.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                vault_dir.join(p)
+            }
         };
         let signer = RequestSigner::from_pem_file(&key_path, &file.machine_id)?;
         let api_url = std::env::var("SIKKERKEY_API_URL")
@@ -159,11 +186,19 @@ impl Identity {
             .unwrap_or_else(|| file.api_url.clone());
         let api_url = check_api_url(&api_url)?;
         let vault_id = if file.vault_id.is_empty() {
-            vault_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            vault_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
         } else {
             file.vault_id.clone()
         };
-        Ok(Identity { machine_id: file.machine_id, vault_id, api_url, signer })
+        Ok(Identity {
+            machine_id: file.machine_id,
+            vault_id,
+            api_url,
+            signer,
+        })
     }
 
     pub fn signer(&self) -> &RequestSigner {
@@ -194,7 +229,10 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
     let vaults = list_vaults(home);
     let global_path = home.join("cli_global.json");
     let global: GlobalConfig = match std::fs::read_to_string(&global_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|source| IdentityError::Parse { path: global_path.clone(), source })?,
+        Ok(text) => serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
+            path: global_path.clone(),
+            source,
+        })?,
         Err(_) => GlobalConfig::default(),
     };
     let chosen = env_choice
@@ -204,14 +242,22 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
         .or_else(|| Some(global.default_vault.clone()).filter(|s| !s.is_empty()));
     let id = match chosen {
         Some(name) => {
-            let id = global.vault_aliases.get(&name).cloned().unwrap_or(name.clone());
+            let id = global
+                .vault_aliases
+                .get(&name)
+                .cloned()
+                .unwrap_or(name.clone());
             if !vaults.contains(&id) {
                 return Err(IdentityError::UnknownVault { name, vaults });
             }
             id
         }
         None => match vaults.len() {
-            0 => return Err(IdentityError::NoVault { vaults_dir: home.join("vaults") }),
+            0 => {
+                return Err(IdentityError::NoVault {
+                    vaults_dir: home.join("vaults"),
+                });
+            }
             1 => vaults[0].clone(),
             _ => return Err(IdentityError::AmbiguousVault { vaults }),
         },
@@ -221,7 +267,9 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
 
 /// Accepts https URLs, and http only for loopback hosts. Returns the URL without a trailing `/`.
 pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
-    let bad = || IdentityError::InsecureApiUrl { url: url.to_owned() };
+    let bad = || IdentityError::InsecureApiUrl {
+        url: url.to_owned(),
+    };
     let trimmed = url.trim_end_matches('/');
     if let Some(rest) = trimmed.strip_prefix("https://") {
         if rest.is_empty() {
@@ -234,11 +282,21 @@ pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
     };
     let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
-    if loopback { Ok(trimmed.to_owned()) } else { Err(bad()) }
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if loopback {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(bad())
+    }
 }
 
 /// The four authentication headers of one request.
@@ -259,41 +317,76 @@ pub struct RequestSigner {
 impl RequestSigner {
     /// Loads a PKCS#8 PEM key, refusing one that group or others can read.
     pub fn from_pem_file(path: &Path, machine_id: &str) -> Result<Self, IdentityError> {
-        let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read { path: path.to_owned(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(IdentityError::KeyPermissions { path: path.to_owned(), mode });
+            return Err(IdentityError::KeyPermissions {
+                path: path.to_owned(),
+                mode,
+            });
         }
-        let pem = std::fs::read_to_string(path).map_err(|source| IdentityError::Read { path: path.to_owned(), source })?;
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| IdentityError::BadKey { path: path.to_owned(), reason: e.to_string() })?;
-        Ok(RequestSigner { key, machine_id: machine_id.to_owned() })
+        let pem = std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| IdentityError::BadKey {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(RequestSigner {
+            key,
+            machine_id: machine_id.to_owned(),
+        })
     }
 
     pub fn from_key(key: SigningKey, machine_id: &str) -> Self {
-        RequestSigner { key, machine_id: machine_id.to_owned() }
+        RequestSigner {
+            key,
+            machine_id: machine_id.to_owned(),
+        }
     }
 
     /// Headers for `METHOD path` with `body`, timestamped now with a fresh nonce.
     pub fn sign(&self, method: &str, path: &str, body: &[u8]) -> SignedHeaders {
-        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).to_string();
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            .to_string();
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
         let nonce = B64.encode(nonce);
         let message = signing_message(method, path, &timestamp, &nonce, body);
         let signature = B64.encode(self.key.sign(message.as_bytes()).to_bytes());
-        SignedHeaders { machine_id: self.machine_id.clone(), timestamp, nonce, signature }
+        SignedHeaders {
+            machine_id: self.machine_id.clone(),
+            timestamp,
+            nonce,
+            signature,
+        }
     }
 }
 
 /// `{METHOD}:{PATH}:{TIMESTAMP}:{NONCE}:{BODY_SHA256_HEX}` (protocol.md).
-pub fn signing_message(method: &str, path: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {
+pub fn signing_message(
+    method: &str,
+    path: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> String {
     format!("{method}:{path}:{timestamp}:{nonce}:{}", sha256_hex(body))
 }
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -303,7 +396,10 @@ mod tests {
 
     #[test]
     fn empty_body_hash_matches_protocol() {
-        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]
@@ -312,7 +408,13 @@ mod tests {
         let signer = RequestSigner::from_key(key.clone(), "m1");
         let h = signer.sign("POST", "/v1/secret/sk_1/agent/heartbeat", b"{}");
         assert_eq!(B64.decode(&h.nonce).unwrap().len(), 16);
-        let msg = signing_message("POST", "/v1/secret/sk_1/agent/heartbeat", &h.timestamp, &h.nonce, b"{}");
+        let msg = signing_message(
+            "POST",
+            "/v1/secret/sk_1/agent/heartbeat",
+            &h.timestamp,
+            &h.nonce,
+            b"{}",
+        );
         let sig = ed25519_dalek::Signature::from_slice(&B64.decode(&h.signature).unwrap()).unwrap();
         key.verifying_key().verify(msg.as_bytes(), &sig).unwrap();
     }
@@ -332,17 +434,30 @@ mod tests {
     fn vault_selection() {
         let home = std::env::temp_dir().join(format!("ska-vaults-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
-        assert!(matches!(select_vault(&home, None), Err(IdentityError::NoVault { .. })));
+        assert!(matches!(
+            select_vault(&home, None),
+            Err(IdentityError::NoVault { .. })
+        ));
         for v in ["va", "vb"] {
             std::fs::create_dir_all(home.join("vaults").join(v)).unwrap();
             std::fs::write(home.join("vaults").join(v).join("identity.json"), "{}").unwrap();
         }
-        assert!(matches!(select_vault(&home, None), Err(IdentityError::AmbiguousVault { .. })));
+        assert!(matches!(
+            select_vault(&home, None),
+            Err(IdentityError::AmbiguousVault { .. })
+        ));
         assert!(select_vault(&home, Some("vb")).unwrap().ends_with("vb"));
-        std::fs::write(home.join("cli_global.json"), r#"{"default_vault":"va","vault_aliases":{"prod":"vb"}}"#).unwrap();
+        std::fs::write(
+            home.join("cli_global.json"),
+            r#"{"default_vault":"va","vault_aliases":{"prod":"vb"}}"#,
+        )
+        .unwrap();
         assert!(select_vault(&home, None).unwrap().ends_with("va"));
         assert!(select_vault(&home, Some("prod")).unwrap().ends_with("vb"));
-        assert!(matches!(select_vault(&home, Some("nope")), Err(IdentityError::UnknownVault { .. })));
+        assert!(matches!(
+            select_vault(&home, Some("nope")),
+            Err(IdentityError::UnknownVault { .. })
+        ));
         std::fs::remove_dir_all(&home).unwrap();
     }
 }

@@ -57,14 +57,22 @@ fn is_zero(v: &u64) -> bool {
 /// A local config that exists but cannot be used.
 #[derive(Debug)]
 pub enum LocalConfigError {
-    Read { path: PathBuf, source: std::io::Error },
-    Parse { path: PathBuf, source: serde_json::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 impl fmt::Display for LocalConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LocalConfigError::Read { path, .. } => write!(f, "cannot read local agent config {}", path.display()),
+            LocalConfigError::Read { path, .. } => {
+                write!(f, "cannot read local agent config {}", path.display())
+            }
             LocalConfigError::Parse { path, .. } => write!(
                 f,
                 "local agent config {} is not valid JSON of the expected shape; fix it or run `configure` again",
@@ -86,8 +94,16 @@ impl std::error::Error for LocalConfigError {
 impl LocalConfig {
     /// Reads the config at `path`; `Ok(None)` when there is none.
     pub fn load(path: &Path) -> Result<Option<LocalConfig>, LocalConfigError> {
-        let text = crate::fsutil::read_optional(path).map_err(|source| LocalConfigError::Read { path: path.to_owned(), source })?;
-        text.map(|t| serde_json::from_str(&t).map_err(|source| LocalConfigError::Parse { path: path.to_owned(), source }))
-            .transpose()
+        let text = crate::fsutil::read_optional(path).map_err(|source| LocalConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|source| LocalConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()
     }
 }

@@ -43,7 +43,10 @@ fn dispatch(command: Command) -> Result<i32, CommandError> {
             Ok(exit::OK)
         }
         Command::Start { secret } => commands::start::run(&secret),
-        other => Err(CommandError::new(exit::USAGE, format!("{other:?} is not implemented yet"))),
+        other => Err(CommandError::new(
+            exit::USAGE,
+            format!("{other:?} is not implemented yet"),
+        )),
     }
 }
 

@@ -15,7 +15,10 @@ pub struct PidFile {
 
 /// The PID recorded in `path`, if the file exists and holds a number.
 pub fn read_pid(path: &Path) -> Option<u32> {
-    fsutil::read_optional(path).ok().flatten().and_then(|t| t.trim().parse().ok())
+    fsutil::read_optional(path)
+        .ok()
+        .flatten()
+        .and_then(|t| t.trim().parse().ok())
 }
 
 /// Whether a process with this PID exists (Linux: `/proc/PID`).
@@ -26,7 +29,10 @@ pub fn process_alive(pid: u32) -> bool {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -37,11 +43,20 @@ impl PidFile {
             && pid != me
             && process_alive(pid)
         {
-            return Err(AgentError::AlreadyRunning { secret_id: secret_id.to_owned(), pid });
+            return Err(AgentError::AlreadyRunning {
+                secret_id: secret_id.to_owned(),
+                pid,
+            });
         }
-        fsutil::write_private_atomic(path, format!("{me}\n").as_bytes())
-            .map_err(|source| AgentError::Io { what: format!("write the PID file {}", path.display()), source })?;
-        Ok(PidFile { path: path.to_owned() })
+        fsutil::write_private_atomic(path, format!("{me}\n").as_bytes()).map_err(|source| {
+            AgentError::Io {
+                what: format!("write the PID file {}", path.display()),
+                source,
+            }
+        })?;
+        Ok(PidFile {
+            path: path.to_owned(),
+        })
     }
 }
 

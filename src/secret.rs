@@ -48,7 +48,10 @@ pub struct FieldNames {
 
 impl Default for FieldNames {
     fn default() -> Self {
-        FieldNames { username: "username".into(), password: "password".into() }
+        FieldNames {
+            username: "username".into(),
+            password: "password".into(),
+        }
     }
 }
 
@@ -57,8 +60,14 @@ impl FieldNames {
     pub fn with_overrides(username: Option<&str>, password: Option<&str>) -> Self {
         let d = FieldNames::default();
         FieldNames {
-            username: username.filter(|s| !s.is_empty()).map(str::to_owned).unwrap_or(d.username),
-            password: password.filter(|s| !s.is_empty()).map(str::to_owned).unwrap_or(d.password),
+            username: username
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .unwrap_or(d.username),
+            password: password
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .unwrap_or(d.password),
         }
     }
 }
@@ -72,7 +81,10 @@ pub struct Credential {
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential").field("username", &self.username).field("password", &self.password).finish()
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .finish()
     }
 }
 
@@ -89,7 +101,10 @@ impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ValueError::MissingPassword { field } => {
-                write!(f, "the secret value has no non-empty \"{field}\" field to use as the password")
+                write!(
+                    f,
+                    "the secret value has no non-empty \"{field}\" field to use as the password"
+                )
             }
             ValueError::MissingUsername { field } => write!(
                 f,
@@ -128,13 +143,17 @@ pub fn credential_from_value(
     let password = map
         .remove(&fields.password)
         .filter(|p| !p.is_empty())
-        .ok_or_else(|| ValueError::MissingPassword { field: fields.password.clone() })?;
+        .ok_or_else(|| ValueError::MissingPassword {
+            field: fields.password.clone(),
+        })?;
     let username = map
         .remove(&fields.username)
         .map(|u| u.0)
         .filter(|u| !u.is_empty())
         .or_else(|| Some(managed_username.to_owned()).filter(|u| !u.is_empty()))
-        .ok_or_else(|| ValueError::MissingUsername { field: fields.username.clone() })?;
+        .ok_or_else(|| ValueError::MissingUsername {
+            field: fields.username.clone(),
+        })?;
     Ok(Credential { username, password })
 }
 
@@ -148,7 +167,9 @@ pub mod serde_secret {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-        Ok(Secret::new(Option::<String>::deserialize(d)?.unwrap_or_default()))
+        Ok(Secret::new(
+            Option::<String>::deserialize(d)?.unwrap_or_default(),
+        ))
     }
 }
 
@@ -188,7 +209,10 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_password() {
-        let c = Credential { username: "app".into(), password: Secret::new("hunter2") };
+        let c = Credential {
+            username: "app".into(),
+            password: Secret::new("hunter2"),
+        };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("app"));
@@ -196,15 +220,20 @@ mod tests {
 
     #[test]
     fn object_values_give_their_fields() {
-        let c = credential_from_value(r#"{"username":"u1","password":"p'\"\\$ø"}"#, &FieldNames::default(), "x")
-            .unwrap();
+        let c = credential_from_value(
+            r#"{"username":"u1","password":"p'\"\\$ø"}"#,
+            &FieldNames::default(),
+            "x",
+        )
+        .unwrap();
         assert_eq!(c.username, "u1");
         assert_eq!(c.password.expose(), "p'\"\\$ø");
     }
 
     #[test]
     fn username_falls_back_to_managed_user() {
-        let c = credential_from_value(r#"{"password":"pw"}"#, &FieldNames::default(), "managed").unwrap();
+        let c = credential_from_value(r#"{"password":"pw"}"#, &FieldNames::default(), "managed")
+            .unwrap();
         assert_eq!(c.username, "managed");
     }
 
@@ -213,13 +242,20 @@ mod tests {
         let names = FieldNames::with_overrides(None, Some("value"));
         let c = credential_from_value("plain-pw", &names, "m").unwrap();
         assert_eq!(c.password.expose(), "plain-pw");
-        assert_eq!(parse_fields("[1,2]").keys().collect::<Vec<_>>(), vec!["value"]);
+        assert_eq!(
+            parse_fields("[1,2]").keys().collect::<Vec<_>>(),
+            vec!["value"]
+        );
     }
 
     #[test]
     fn missing_password_is_a_clear_error_without_the_value() {
-        let e = credential_from_value(r#"{"username":"u","pass":"secretvalue"}"#, &FieldNames::default(), "")
-            .unwrap_err();
+        let e = credential_from_value(
+            r#"{"username":"u","pass":"secretvalue"}"#,
+            &FieldNames::default(),
+            "",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("\"password\""));
         assert!(!e.to_string().contains("secretvalue"));
     }

@@ -35,13 +35,15 @@ impl Heartbeat {
     }
 
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
-        thread::Builder::new().name("heartbeat".into()).spawn(move || {
-            while !self.shutdown.wait_timeout(self.interval) {
-                Self::beat(&self.api, &self.board, &self.secret_id);
-            }
-            if matches!(self.board.health(), HeartbeatStatus::Error(_)) {
-                Self::beat(&self.api, &self.board, &self.secret_id);
-            }
-        })
+        thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while !self.shutdown.wait_timeout(self.interval) {
+                    Self::beat(&self.api, &self.board, &self.secret_id);
+                }
+                if matches!(self.board.health(), HeartbeatStatus::Error(_)) {
+                    Self::beat(&self.api, &self.board, &self.secret_id);
+                }
+            })
     }
 }

@@ -106,7 +106,13 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
-    pub fn new(secret_id: &str, rotation_id: &str, username: &str, snapshot: Snapshot, new_password: &Secret) -> Self {
+    pub fn new(
+        secret_id: &str,
+        rotation_id: &str,
+        username: &str,
+        snapshot: Snapshot,
+        new_password: &Secret,
+    ) -> Self {
         JournalEntry {
             version: 1,
             secret_id: secret_id.to_owned(),
@@ -125,14 +131,24 @@ impl JournalEntry {
 /// A journal that cannot be read or written.
 #[derive(Debug)]
 pub enum JournalError {
-    Io { path: PathBuf, source: std::io::Error },
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 impl fmt::Display for JournalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JournalError::Io { path, .. } => write!(f, "cannot read or write the rotation journal {}", path.display()),
+            JournalError::Io { path, .. } => write!(
+                f,
+                "cannot read or write the rotation journal {}",
+                path.display()
+            ),
             JournalError::Corrupt { path, .. } => write!(
                 f,
                 "the rotation journal {} is corrupt; check that the database password matches the secret's live value, then delete the file",
@@ -163,20 +179,39 @@ impl Journal {
     }
 
     pub fn load(&self) -> Result<Option<JournalEntry>, JournalError> {
-        let text = fsutil::read_optional(&self.path).map_err(|source| JournalError::Io { path: self.path.clone(), source })?;
-        text.map(|t| serde_json::from_str(&t).map_err(|source| JournalError::Corrupt { path: self.path.clone(), source }))
-            .transpose()
+        let text = fsutil::read_optional(&self.path).map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|source| JournalError::Corrupt {
+                path: self.path.clone(),
+                source,
+            })
+        })
+        .transpose()
     }
 
     /// Writes `entry` durably (temp file, fsync, rename) before returning.
     pub fn save(&self, entry: &mut JournalEntry) -> Result<(), JournalError> {
-        entry.updated_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        entry.updated_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let text = serde_json::to_vec_pretty(entry).expect("journal entries always serialize");
-        fsutil::write_private_atomic(&self.path, &text).map_err(|source| JournalError::Io { path: self.path.clone(), source })
+        fsutil::write_private_atomic(&self.path, &text).map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     pub fn clear(&self) -> Result<(), JournalError> {
-        fsutil::remove_if_exists(&self.path).map(drop).map_err(|source| JournalError::Io { path: self.path.clone(), source })
+        fsutil::remove_if_exists(&self.path)
+            .map(drop)
+            .map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -190,7 +225,15 @@ mod tests {
         let journal = Journal::new(dir.join("sk_1.journal"));
         assert!(journal.load().unwrap().is_none());
         let pw = Secret::new("N3w-p@ss'word");
-        let mut entry = JournalEntry::new("sk_1", "rot_1", "app", Snapshot::Stored { value: Secret::new("SCRAM-SHA-256$x") }, &pw);
+        let mut entry = JournalEntry::new(
+            "sk_1",
+            "rot_1",
+            "app",
+            Snapshot::Stored {
+                value: Secret::new("SCRAM-SHA-256$x"),
+            },
+            &pw,
+        );
         journal.save(&mut entry).unwrap();
         let text = std::fs::read_to_string(dir.join("sk_1.journal")).unwrap();
         assert!(!text.contains("N3w-p@ss"), "{text}");

@@ -46,7 +46,12 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing { poll_override: None, heartbeat: Duration::from_secs(30), db: DbTimeouts::default(), job_deadline: Duration::from_secs(120) }
+        Timing {
+            poll_override: None,
+            heartbeat: Duration::from_secs(30),
+            db: DbTimeouts::default(),
+            job_deadline: Duration::from_secs(120),
+        }
     }
 }
 
@@ -67,15 +72,23 @@ pub enum AgentError {
     /// The database check at start-up failed.
     Database(ProviderError),
     /// Another local process runs the agent for this secret.
-    AlreadyRunning { secret_id: String, pid: u32 },
+    AlreadyRunning {
+        secret_id: String,
+        pid: u32,
+    },
     /// A file or thread could not be created.
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AgentError::Api(e) | AgentError::Locked(e) | AgentError::SecretGone(e) => write!(f, "{e}"),
+            AgentError::Api(e) | AgentError::Locked(e) | AgentError::SecretGone(e) => {
+                write!(f, "{e}")
+            }
             AgentError::Provider(e) => write!(f, "{e}"),
             AgentError::Config(m) => f.write_str(m),
             AgentError::LocalConfig(e) => write!(f, "{e}"),
@@ -108,7 +121,10 @@ pub fn build_target(
     db: DbTimeouts,
 ) -> Result<(Target, FieldNames), AgentError> {
     let server_kind = sync.provider_type.trim();
-    let kind: ProviderKind = match local.map(|l| l.provider_type.trim()).filter(|t| !t.is_empty()) {
+    let kind: ProviderKind = match local
+        .map(|l| l.provider_type.trim())
+        .filter(|t| !t.is_empty())
+    {
         Some(local_kind) => {
             if !server_kind.is_empty() && server_kind != local_kind {
                 return Err(AgentError::Config(format!(
@@ -126,7 +142,9 @@ pub fn build_target(
         )));
     }
     let s = &sync.connection;
-    let pick = |local: Option<&str>, server: &str| local.filter(|v| !v.is_empty()).unwrap_or(server).to_owned();
+    let pick = |local: Option<&str>, server: &str| {
+        local.filter(|v| !v.is_empty()).unwrap_or(server).to_owned()
+    };
     let l = local.map(|l| &l.connection);
     let port = l.map(|l| l.port).filter(|p| *p != 0).unwrap_or(s.port);
     let admin_pass = match l.filter(|l| !l.admin_pass.is_empty()) {
@@ -140,18 +158,28 @@ pub fn build_target(
         database: pick(l.map(|l| l.database.as_str()), &s.database),
         admin_user: pick(l.map(|l| l.admin_user.as_str()), &s.admin_user),
         admin_pass,
-        project_reference: pick(l.map(|l| l.project_reference.as_str()), &s.project_reference),
+        project_reference: pick(
+            l.map(|l| l.project_reference.as_str()),
+            &s.project_reference,
+        ),
         timeouts: db,
     };
     if target.host.is_empty() {
         return Err(AgentError::Config("no database host in the sync config or the local config; set one with `configure --host`".into()));
     }
-    let fields = FieldNames::with_overrides(l.map(|l| l.username_field.as_str()), l.map(|l| l.password_field.as_str()));
+    let fields = FieldNames::with_overrides(
+        l.map(|l| l.username_field.as_str()),
+        l.map(|l| l.password_field.as_str()),
+    );
     Ok((target, fields))
 }
 
 /// Fetches the sync config, waiting out transient control-plane failures.
-fn fetch_sync_config(api: &ApiClient, secret_id: &str, shutdown: &Shutdown) -> Result<Option<SyncConfig>, AgentError> {
+fn fetch_sync_config(
+    api: &ApiClient,
+    secret_id: &str,
+    shutdown: &Shutdown,
+) -> Result<Option<SyncConfig>, AgentError> {
     let mut failures = 0;
     loop {
         match api.sync_config(secret_id) {
@@ -162,8 +190,12 @@ fn fetch_sync_config(api: &ApiClient, secret_id: &str, shutdown: &Shutdown) -> R
                 ErrorClass::Other => return Err(AgentError::Api(e)),
                 ErrorClass::Retryable => {
                     failures += 1;
-                    let delay = poller::backoff(Duration::from_secs(2), failures).min(Duration::from_secs(30));
-                    log::warn!("secret {secret_id}: {e}; retrying in {} s", delay.as_secs().max(1));
+                    let delay = poller::backoff(Duration::from_secs(2), failures)
+                        .min(Duration::from_secs(30));
+                    log::warn!(
+                        "secret {secret_id}: {e}; retrying in {} s",
+                        delay.as_secs().max(1)
+                    );
                     if shutdown.wait_timeout(delay) {
                         return Ok(None);
                     }
@@ -181,16 +213,27 @@ pub fn run(
     shutdown: Arc<Shutdown>,
 ) -> Result<StopReason, AgentError> {
     let secret_id = files.secret_id().to_owned();
-    fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io { what: format!("create {}", files.dir().display()), source })?;
+    fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
+        what: format!("create {}", files.dir().display()),
+        source,
+    })?;
     let _pid = pidfile::PidFile::acquire(&files.pid(), &secret_id)?;
     let local = LocalConfig::load(&files.config()).map_err(AgentError::LocalConfig)?;
     if local.is_some() {
-        log::info!("secret {secret_id}: using connection details from {}", files.config().display());
+        log::info!(
+            "secret {secret_id}: using connection details from {}",
+            files.config().display()
+        );
     }
     let api = Arc::new(api);
 
-    log::info!("secret {secret_id}: fetching the sync config from {}", api.base_url());
-    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else { return Ok(StopReason::Signal) };
+    log::info!(
+        "secret {secret_id}: fetching the sync config from {}",
+        api.base_url()
+    );
+    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else {
+        return Ok(StopReason::Signal);
+    };
     let (target, fields) = build_target(&sync, local.as_ref(), timing.db)?;
     let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
 
@@ -215,16 +258,32 @@ pub fn run(
         shutdown.clone(),
     );
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
-    let worker = worker::spawn(engine, job_rx, board.clone(), shutdown.clone())
-        .map_err(|source| AgentError::Io { what: "start the worker thread".into(), source })?;
+    let worker =
+        worker::spawn(engine, job_rx, board.clone(), shutdown.clone()).map_err(|source| {
+            AgentError::Io {
+                what: "start the worker thread".into(),
+                source,
+            }
+        })?;
 
-    log::info!("secret {secret_id}: testing the {} connection to {}", target.kind.display_name(), target.endpoint());
+    log::info!(
+        "secret {secret_id}: testing the {} connection to {}",
+        target.kind.display_name(),
+        target.endpoint()
+    );
     let (reply, answer) = mpsc::sync_channel(1);
     let checked = jobs
         .send(Job::Check(reply))
         .ok()
         .and_then(|()| answer.recv().ok())
-        .unwrap_or_else(|| Err(ProviderError::new(&target, crate::providers::FailureKind::Database, "checking the connection", "the worker thread stopped")));
+        .unwrap_or_else(|| {
+            Err(ProviderError::new(
+                &target,
+                crate::providers::FailureKind::Database,
+                "checking the connection",
+                "the worker thread stopped",
+            ))
+        });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
         Heartbeat::beat(&api, &board, &secret_id);
@@ -232,15 +291,30 @@ pub fn run(
         let _ = worker.join();
         return Err(AgentError::Database(e));
     }
-    log::info!("secret {secret_id}: connection OK; admin \"{}\" can manage users", target.admin_user);
+    log::info!(
+        "secret {secret_id}: connection OK; admin \"{}\" can manage users",
+        target.admin_user
+    );
     Heartbeat::beat(&api, &board, &secret_id);
 
-    let heartbeat = Heartbeat { api: api.clone(), secret_id: secret_id.clone(), interval: timing.heartbeat, board: board.clone(), shutdown: shutdown.clone() }
-        .spawn()
-        .map_err(|source| AgentError::Io { what: "start the heartbeat thread".into(), source })?;
+    let heartbeat = Heartbeat {
+        api: api.clone(),
+        secret_id: secret_id.clone(),
+        interval: timing.heartbeat,
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+    }
+    .spawn()
+    .map_err(|source| AgentError::Io {
+        what: "start the heartbeat thread".into(),
+        source,
+    })?;
 
     // The first sync config: finish the journal, then any pending rotation.
-    let _ = jobs.send(Job::Sync { config: Box::new(sync), fetched_at: Instant::now() });
+    let _ = jobs.send(Job::Sync {
+        config: Box::new(sync),
+        fetched_at: Instant::now(),
+    });
 
     let poller = Poller {
         api: api.clone(),
@@ -252,7 +326,10 @@ pub fn run(
         shutdown: shutdown.clone(),
     }
     .spawn()
-    .map_err(|source| AgentError::Io { what: "start the poll thread".into(), source })?;
+    .map_err(|source| AgentError::Io {
+        what: "start the poll thread".into(),
+        source,
+    })?;
     log::info!(
         "secret {secret_id}: agent running via {} (polling every {} ms, heartbeat every {} ms)",
         target.kind.display_name(),

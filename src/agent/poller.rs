@@ -26,7 +26,9 @@ pub struct Poller {
 
 impl Poller {
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
-        thread::Builder::new().name("poll".into()).spawn(move || self.run())
+        thread::Builder::new()
+            .name("poll".into())
+            .spawn(move || self.run())
     }
 
     fn run(mut self) {
@@ -40,15 +42,27 @@ impl Poller {
                     }
                     failures = 0;
                     self.board.set_poll_error(None);
-                    let interval = self.interval_override.unwrap_or_else(|| config.poll_interval());
+                    let interval = self
+                        .interval_override
+                        .unwrap_or_else(|| config.poll_interval());
                     if interval != self.interval {
-                        log::info!("secret {}: poll interval is now {} s", self.secret_id, interval.as_secs());
+                        log::info!(
+                            "secret {}: poll interval is now {} s",
+                            self.secret_id,
+                            interval.as_secs()
+                        );
                         self.interval = interval;
                     }
                     delay = self.interval;
-                    match self.jobs.try_send(Job::Sync { config: Box::new(config), fetched_at: Instant::now() }) {
+                    match self.jobs.try_send(Job::Sync {
+                        config: Box::new(config),
+                        fetched_at: Instant::now(),
+                    }) {
                         Ok(()) => {}
-                        Err(TrySendError::Full(_)) => log::debug!("secret {}: worker busy; poll result dropped", self.secret_id),
+                        Err(TrySendError::Full(_)) => log::debug!(
+                            "secret {}: worker busy; poll result dropped",
+                            self.secret_id
+                        ),
                         Err(TrySendError::Disconnected(_)) => break,
                     }
                 }
@@ -67,7 +81,12 @@ impl Poller {
                         failures += 1;
                         delay = backoff(self.interval, failures);
                         let msg = format!("poll failed: {e}");
-                        log::warn!("secret {}: {msg}{}; next try in {} ms", self.secret_id, source_suffix(&e), delay.as_millis());
+                        log::warn!(
+                            "secret {}: {msg}{}; next try in {} ms",
+                            self.secret_id,
+                            source_suffix(&e),
+                            delay.as_millis()
+                        );
                         self.board.set_poll_error(Some(msg));
                     }
                 },
@@ -100,7 +119,10 @@ mod tests {
         let i = Duration::from_secs(10);
         for failures in 1..20 {
             let d = backoff(i, failures);
-            assert!(d >= i.mul_f64(0.8) && d <= (i * 3).mul_f64(1.2), "{failures}: {d:?}");
+            assert!(
+                d >= i.mul_f64(0.8) && d <= (i * 3).mul_f64(1.2),
+                "{failures}: {d:?}"
+            );
         }
         assert!(backoff(i, 3) > i * 2);
     }

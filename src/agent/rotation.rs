@@ -96,7 +96,17 @@ impl RotationEngine {
         board: Arc<StatusBoard>,
         shutdown: Arc<Shutdown>,
     ) -> Self {
-        RotationEngine { api, secret_id, target, fields, journal, board, shutdown, finished: None, warned_any_password_works: false }
+        RotationEngine {
+            api,
+            secret_id,
+            target,
+            fields,
+            journal,
+            board,
+            shutdown,
+            finished: None,
+            warned_any_password_works: false,
+        }
     }
 
     fn open(&self) -> Result<Box<dyn Provider>, ProviderError> {
@@ -118,13 +128,20 @@ impl RotationEngine {
             Ok(()) => self.board.set_worker_error(None),
             Err(e) => {
                 let msg = e.to_string();
-                log::error!("secret {}: {msg}; will try again on the next poll", self.secret_id);
+                log::error!(
+                    "secret {}: {msg}; will try again on the next poll",
+                    self.secret_id
+                );
                 self.board.set_worker_error(Some(msg));
             }
         }
     }
 
-    fn handle_sync_inner(&mut self, sync: &SyncConfig, fetched_at: Instant) -> Result<(), StepError> {
+    fn handle_sync_inner(
+        &mut self,
+        sync: &SyncConfig,
+        fetched_at: Instant,
+    ) -> Result<(), StepError> {
         if let Some(entry) = self.journal.load()? {
             self.reconcile(entry, sync)?;
             if self.journal.load()?.is_some() {
@@ -132,7 +149,9 @@ impl RotationEngine {
                 return Ok(());
             }
         }
-        let Some(pending) = sync.pending() else { return Ok(()) };
+        let Some(pending) = sync.pending() else {
+            return Ok(());
+        };
         if let Some((id, at)) = &self.finished
             && *id == pending.id
             && fetched_at <= *at
@@ -143,7 +162,11 @@ impl RotationEngine {
     }
 
     /// A new pending rotation: snapshot, journal, apply, verify, confirm (or roll back and reject).
-    fn rotate(&mut self, pending: &PendingRotation, managed_username: &str) -> Result<(), StepError> {
+    fn rotate(
+        &mut self,
+        pending: &PendingRotation,
+        managed_username: &str,
+    ) -> Result<(), StepError> {
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
@@ -151,27 +174,57 @@ impl RotationEngine {
             self.target.kind.display_name(),
             self.target.endpoint()
         );
-        let cred = match credential_from_value(pending.value.expose(), &self.fields, managed_username) {
-            Ok(c) => c,
-            Err(e) => return self.reject_untouched(&pending.id, &format!("the pending value cannot be used: {e}"), &[]),
-        };
+        let cred =
+            match credential_from_value(pending.value.expose(), &self.fields, managed_username) {
+                Ok(c) => c,
+                Err(e) => {
+                    return self.reject_untouched(
+                        &pending.id,
+                        &format!("the pending value cannot be used: {e}"),
+                        &[],
+                    );
+                }
+            };
         let mut db = match self.open() {
             Ok(db) => db,
-            Err(e) => return self.reject_untouched(&pending.id, &format!("apply failed: {e}"), &[&cred.password]),
+            Err(e) => {
+                return self.reject_untouched(
+                    &pending.id,
+                    &format!("apply failed: {e}"),
+                    &[&cred.password],
+                );
+            }
         };
         if let Err(e) = db.validate(&cred.username, &cred.password) {
-            return self.reject_untouched(&pending.id, &format!("apply failed: {e}"), &[&cred.password]);
+            return self.reject_untouched(
+                &pending.id,
+                &format!("apply failed: {e}"),
+                &[&cred.password],
+            );
         }
         let snapshot = match self.take_snapshot(db.as_mut(), &cred.username) {
             Ok(s) => s,
             Err(e) => {
-                let msg = format!("cannot snapshot the current credential of \"{}\", so a rollback would be impossible: {e}", cred.username);
+                let msg = format!(
+                    "cannot snapshot the current credential of \"{}\", so a rollback would be impossible: {e}",
+                    cred.username
+                );
                 return self.reject_untouched(&pending.id, &msg, &[&cred.password]);
             }
         };
-        let mut entry = JournalEntry::new(&self.secret_id, &pending.id, &cred.username, snapshot, &cred.password);
+        let mut entry = JournalEntry::new(
+            &self.secret_id,
+            &pending.id,
+            &cred.username,
+            snapshot,
+            &cred.password,
+        );
         if let Err(e) = self.journal.save(&mut entry) {
-            return self.reject_untouched(&pending.id, &format!("cannot write the rotation journal, so nothing was changed: {e}"), &[]);
+            return self.reject_untouched(
+                &pending.id,
+                &format!("cannot write the rotation journal, so nothing was changed: {e}"),
+                &[],
+            );
         }
         self.apply_verify_confirm(db.as_mut(), entry, &cred)
     }
@@ -179,9 +232,14 @@ impl RotationEngine {
     fn take_snapshot(&self, db: &mut dyn Provider, username: &str) -> Result<Snapshot, StepError> {
         match db.read_stored(username)? {
             StoredCredential::Absent => Ok(Snapshot::Absent),
-            StoredCredential::Stored(value) => Ok(Snapshot::Stored { value: Secret::new(value) }),
+            StoredCredential::Stored(value) => Ok(Snapshot::Stored {
+                value: Secret::new(value),
+            }),
             StoredCredential::Unreadable { reason } => {
-                log::info!("secret {}: {reason}; the rollback will use the live value", self.secret_id);
+                log::info!(
+                    "secret {}: {reason}; the rollback will use the live value",
+                    self.secret_id
+                );
                 let live = self.api.live_value(&self.secret_id)?;
                 credential_from_value(live.expose(), &self.fields, username)?;
                 Ok(Snapshot::LiveValue)
@@ -190,12 +248,27 @@ impl RotationEngine {
     }
 
     /// From phase `Applying`: apply the new password, verify it, confirm.
-    fn apply_verify_confirm(&mut self, db: &mut dyn Provider, mut entry: JournalEntry, cred: &Credential) -> Result<(), StepError> {
+    fn apply_verify_confirm(
+        &mut self,
+        db: &mut dyn Provider,
+        mut entry: JournalEntry,
+        cred: &Credential,
+    ) -> Result<(), StepError> {
         if let Err(e) = db.set_password(&cred.username, &cred.password) {
-            return self.roll_back_and_reject(db, entry, &format!("apply failed: {e}"), &[&cred.password]);
+            return self.roll_back_and_reject(
+                db,
+                entry,
+                &format!("apply failed: {e}"),
+                &[&cred.password],
+            );
         }
         if let Err(e) = db.verify_login(&cred.username, &cred.password) {
-            return self.roll_back_and_reject(db, entry, &format!("verification failed after apply: {e}"), &[&cred.password]);
+            return self.roll_back_and_reject(
+                db,
+                entry,
+                &format!("verification failed after apply: {e}"),
+                &[&cred.password],
+            );
         }
         self.warn_if_any_password_works(db, &cred.username);
         entry.phase = Phase::Confirming;
@@ -227,12 +300,16 @@ impl RotationEngine {
 
     fn confirm(&mut self, entry: JournalEntry) -> Result<(), StepError> {
         let short = short_id(&entry.rotation_id);
-        let result = self.with_retries(|api, secret| api.confirm_rotation(secret, &entry.rotation_id));
+        let result =
+            self.with_retries(|api, secret| api.confirm_rotation(secret, &entry.rotation_id));
         match result {
             Ok(()) => {
                 self.journal.clear()?;
                 self.finish(&entry.rotation_id, "confirmed", "");
-                log::info!("secret {}: rotation {short} applied, verified and confirmed", self.secret_id);
+                log::info!(
+                    "secret {}: rotation {short} applied, verified and confirmed",
+                    self.secret_id
+                );
                 Ok(())
             }
             Err(e) => Err(StepError::Mismatch(format!(
@@ -242,13 +319,26 @@ impl RotationEngine {
     }
 
     /// Rejects a rotation before anything in the database was changed.
-    fn reject_untouched(&mut self, rotation_id: &str, error: &str, secrets: &[&Secret]) -> Result<(), StepError> {
+    fn reject_untouched(
+        &mut self,
+        rotation_id: &str,
+        error: &str,
+        secrets: &[&Secret],
+    ) -> Result<(), StepError> {
         let error = scrub(error, secrets);
-        log::error!("secret {}: rotation {} rejected: {error}", self.secret_id, short_id(rotation_id));
-        let result = self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
+        log::error!(
+            "secret {}: rotation {} rejected: {error}",
+            self.secret_id,
+            short_id(rotation_id)
+        );
+        let result =
+            self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
         self.finish(rotation_id, "rejected", &error);
         result.map_err(StepError::from)?;
-        Err(StepError::Mismatch(format!("rotation {} was rejected: {error}", short_id(rotation_id))))
+        Err(StepError::Mismatch(format!(
+            "rotation {} was rejected: {error}",
+            short_id(rotation_id)
+        )))
     }
 
     /// Puts the old credential back, checks it, then rejects. The journal stays until both
@@ -263,29 +353,51 @@ impl RotationEngine {
         entry.phase = Phase::Rejecting;
         entry.error = scrub(error, secrets);
         self.journal.save(&mut entry)?;
-        log::error!("secret {}: rotation {} failed: {}; rolling back", self.secret_id, short_id(&entry.rotation_id), entry.error);
+        log::error!(
+            "secret {}: rotation {} failed: {}; rolling back",
+            self.secret_id,
+            short_id(&entry.rotation_id),
+            entry.error
+        );
         self.restore_and_reject(db, entry)
     }
 
-    fn restore_and_reject(&mut self, db: &mut dyn Provider, mut entry: JournalEntry) -> Result<(), StepError> {
+    fn restore_and_reject(
+        &mut self,
+        db: &mut dyn Provider,
+        mut entry: JournalEntry,
+    ) -> Result<(), StepError> {
         let restored = self.restore(db, &entry);
         let mut error = entry.error.clone();
         match &restored {
-            Ok(()) => log::info!("secret {}: database back on the previous credential of \"{}\"", self.secret_id, entry.username),
+            Ok(()) => log::info!(
+                "secret {}: database back on the previous credential of \"{}\"",
+                self.secret_id,
+                entry.username
+            ),
             Err(e) => {
                 error = format!("{error}; rollback failed too: {e}");
-                log::error!("secret {}: rollback failed: {e}; will retry", self.secret_id);
+                log::error!(
+                    "secret {}: rollback failed: {e}; will retry",
+                    self.secret_id
+                );
             }
         }
         if !entry.rejected {
-            self.with_retries(|api, secret| api.reject_rotation(secret, &entry.rotation_id, &error))?;
+            self.with_retries(|api, secret| {
+                api.reject_rotation(secret, &entry.rotation_id, &error)
+            })?;
             entry.rejected = true;
             self.finish(&entry.rotation_id, "rejected", &error);
         }
         match restored {
             Ok(()) => {
                 self.journal.clear()?;
-                Err(StepError::Mismatch(format!("rotation {} was rejected: {}", short_id(&entry.rotation_id), entry.error)))
+                Err(StepError::Mismatch(format!(
+                    "rotation {} was rejected: {}",
+                    short_id(&entry.rotation_id),
+                    entry.error
+                )))
             }
             Err(e) => {
                 self.journal.save(&mut entry)?;
@@ -302,13 +414,17 @@ impl RotationEngine {
                 db.restore_stored(user, value.expose())?;
                 match db.read_stored(user)? {
                     StoredCredential::Stored(now) if now == value.expose() => Ok(()),
-                    _ => Err(StepError::Mismatch(format!("after restoring \"{user}\" the stored credential differs from the snapshot"))),
+                    _ => Err(StepError::Mismatch(format!(
+                        "after restoring \"{user}\" the stored credential differs from the snapshot"
+                    ))),
                 }
             }
             Snapshot::Absent => {
                 db.drop_user(user)?;
                 if db.user_exists(user)? {
-                    return Err(StepError::Mismatch(format!("user \"{user}\" still exists after the rollback dropped it")));
+                    return Err(StepError::Mismatch(format!(
+                        "user \"{user}\" still exists after the rollback dropped it"
+                    )));
                 }
                 Ok(())
             }
@@ -325,21 +441,31 @@ impl RotationEngine {
     /// Finishes a journaled rotation against what the server says now.
     fn reconcile(&mut self, mut entry: JournalEntry, sync: &SyncConfig) -> Result<(), StepError> {
         let short = short_id(&entry.rotation_id).to_owned();
-        log::info!("secret {}: finishing rotation {short} left in phase {:?}", self.secret_id, entry.phase);
+        log::info!(
+            "secret {}: finishing rotation {short} left in phase {:?}",
+            self.secret_id,
+            entry.phase
+        );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
         let mut db = self.open()?;
         match still_pending {
             Some(pending) if !entry.rejected => match entry.phase {
                 Phase::Rejecting => self.restore_and_reject(db.as_mut(), entry),
                 Phase::Applying | Phase::Confirming => {
-                    let cred = match credential_from_value(pending.value.expose(), &self.fields, &entry.username) {
+                    let cred = match credential_from_value(
+                        pending.value.expose(),
+                        &self.fields,
+                        &entry.username,
+                    ) {
                         Ok(c) => c,
                         Err(e) => {
                             let msg = format!("the pending value cannot be used: {e}");
                             return self.roll_back_and_reject(db.as_mut(), entry, &msg, &[]);
                         }
                     };
-                    if entry.phase == Phase::Confirming && db.verify_login(&cred.username, &cred.password).is_ok() {
+                    if entry.phase == Phase::Confirming
+                        && db.verify_login(&cred.username, &cred.password).is_ok()
+                    {
                         return self.confirm(entry);
                     }
                     entry.phase = Phase::Applying;
@@ -351,7 +477,10 @@ impl RotationEngine {
                 let live = self.api.live_value(&self.secret_id)?;
                 let cred = credential_from_value(live.expose(), &self.fields, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
-                if !promoted && entry.snapshot == Snapshot::Absent && cred.username == entry.username {
+                if !promoted
+                    && entry.snapshot == Snapshot::Absent
+                    && cred.username == entry.username
+                {
                     self.restore(db.as_mut(), &entry)?;
                 } else {
                     self.make_live_value_work(db.as_mut(), &cred)?;
@@ -364,7 +493,11 @@ impl RotationEngine {
                 log::info!(
                     "secret {}: rotation {short} settled: the database matches the live value ({})",
                     self.secret_id,
-                    if promoted { "the server promoted the new password" } else { "the server kept the old password" }
+                    if promoted {
+                        "the server promoted the new password"
+                    } else {
+                        "the server kept the old password"
+                    }
                 );
                 Ok(())
             }
@@ -372,11 +505,19 @@ impl RotationEngine {
     }
 
     /// Logs in with the live value and, only if that is refused, sets it.
-    fn make_live_value_work(&self, db: &mut dyn Provider, cred: &Credential) -> Result<(), StepError> {
+    fn make_live_value_work(
+        &self,
+        db: &mut dyn Provider,
+        cred: &Credential,
+    ) -> Result<(), StepError> {
         match db.verify_login(&cred.username, &cred.password) {
             Ok(()) => Ok(()),
             Err(e) if e.kind == FailureKind::AuthRejected => {
-                log::info!("secret {}: putting the live value back into the database for \"{}\"", self.secret_id, cred.username);
+                log::info!(
+                    "secret {}: putting the live value back into the database for \"{}\"",
+                    self.secret_id,
+                    cred.username
+                );
                 db.set_password(&cred.username, &cred.password)?;
                 db.verify_login(&cred.username, &cred.password)?;
                 Ok(())
@@ -396,14 +537,21 @@ impl RotationEngine {
     }
 
     /// Sends an acknowledgement, retrying transient failures a few times with backoff.
-    fn with_retries(&self, call: impl Fn(&ApiClient, &str) -> Result<(), ApiError>) -> Result<(), ApiError> {
+    fn with_retries(
+        &self,
+        call: impl Fn(&ApiClient, &str) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
             match call(&self.api, &self.secret_id) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class() == ErrorClass::Retryable && attempt < ACK_ATTEMPTS => {
-                    log::warn!("secret {}: {e}; retrying in {} ms", self.secret_id, delay.as_millis());
+                    log::warn!(
+                        "secret {}: {e}; retrying in {} ms",
+                        self.secret_id,
+                        delay.as_millis()
+                    );
                     if self.shutdown.wait_timeout(delay) {
                         return Err(e);
                     }

@@ -54,7 +54,11 @@ impl Shutdown {
             if now >= deadline {
                 return false;
             }
-            r = self.changed.wait_timeout(r, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            r = self
+                .changed
+                .wait_timeout(r, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         true
     }

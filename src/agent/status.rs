@@ -50,7 +50,10 @@ pub struct StateFile {
 
 impl StateFile {
     pub fn load(path: &std::path::Path) -> Option<StateFile> {
-        fsutil::read_optional(path).ok().flatten().and_then(|t| serde_json::from_str(&t).ok())
+        fsutil::read_optional(path)
+            .ok()
+            .flatten()
+            .and_then(|t| serde_json::from_str(&t).ok())
     }
 }
 
@@ -73,12 +76,22 @@ pub struct StatusBoard {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl StatusBoard {
     pub fn new(state_path: Option<PathBuf>, job_deadline: Duration, file: StateFile) -> Self {
-        let board = StatusBoard { inner: Mutex::new(Inner { file, ..Inner::default() }), state_path, job_deadline };
+        let board = StatusBoard {
+            inner: Mutex::new(Inner {
+                file,
+                ..Inner::default()
+            }),
+            state_path,
+            job_deadline,
+        };
         board.persist(&board.lock());
         board
     }
@@ -128,7 +141,12 @@ impl StatusBoard {
             HeartbeatStatus::Healthy => ("healthy", String::new()),
             HeartbeatStatus::Error(m) => ("error", m.clone()),
         };
-        inner.file.last_heartbeat = Some(HeartbeatRecord { at: unix_now(), status: s.into(), error: e, delivered });
+        inner.file.last_heartbeat = Some(HeartbeatRecord {
+            at: unix_now(),
+            status: s.into(),
+            error: e,
+            delivered,
+        });
         self.persist(&inner);
     }
 

@@ -19,7 +19,10 @@ pub enum Job {
     /// Test the database connection and the admin's privileges; answer on the channel.
     Check(SyncSender<Result<(), ProviderError>>),
     /// Act on a freshly fetched sync config.
-    Sync { config: Box<SyncConfig>, fetched_at: Instant },
+    Sync {
+        config: Box<SyncConfig>,
+        fetched_at: Instant,
+    },
 }
 
 /// Marks the agent as broken if the worker unwinds.
@@ -44,7 +47,10 @@ pub fn spawn(
     shutdown: Arc<Shutdown>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
-        let _reporter = PanicReporter { board: board.clone(), shutdown };
+        let _reporter = PanicReporter {
+            board: board.clone(),
+            shutdown,
+        };
         for job in jobs {
             board.job_started();
             match job {
@@ -64,7 +70,8 @@ pub fn spawn(
 /// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` panics at the named point, so tests can
 /// check what a crashed worker does. Compiled into test and debug builds only.
 fn fail_point(name: &str) {
-    if cfg!(debug_assertions) && std::env::var("SIKKERKEY_AGENT_TEST_PANIC").as_deref() == Ok(name) {
+    if cfg!(debug_assertions) && std::env::var("SIKKERKEY_AGENT_TEST_PANIC").as_deref() == Ok(name)
+    {
         panic!("test fail point {name}");
     }
 }

@@ -14,7 +14,10 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(code: i32, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        CommandError { code, error: error.into() }
+        CommandError {
+            code,
+            error: error.into(),
+        }
     }
 }
 

@@ -14,7 +14,10 @@ use crate::identity::{self, Identity};
 
 /// Reads a duration in milliseconds from a test-only environment variable.
 fn env_ms(name: &str) -> Option<Duration> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_millis)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
 }
 
 /// Timing from the defaults, shortened by the `SIKKERKEY_AGENT_*_MS` variables that tests set.
@@ -50,14 +53,24 @@ fn install_signal_handlers(shutdown: Arc<Shutdown>) -> Result<(), CommandError> 
             std::process::exit(130);
         }
     })
-    .map_err(|e| CommandError::new(exit::FAILURE, format!("cannot install signal handlers: {e}")))
+    .map_err(|e| {
+        CommandError::new(
+            exit::FAILURE,
+            format!("cannot install signal handlers: {e}"),
+        )
+    })
 }
 
 pub fn run(secret: &str) -> Result<i32, CommandError> {
     let home = identity::sikkerkey_home().map_err(|e| CommandError::new(exit::CONFIG, e))?;
     let files = AgentFiles::new(&home, secret).map_err(|e| CommandError::new(exit::USAGE, e))?;
     let identity = Identity::load(&home).map_err(|e| CommandError::new(exit::CONFIG, e))?;
-    log::info!("machine {} (vault {}), API {}", identity.machine_id, identity.vault_id, identity.api_url);
+    log::info!(
+        "machine {} (vault {}), API {}",
+        identity.machine_id,
+        identity.vault_id,
+        identity.api_url
+    );
     let (timing, http) = timing_from_env();
     let api = ApiClient::new(identity, http);
     let shutdown = Arc::new(Shutdown::new());
@@ -70,7 +83,9 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         Ok(StopReason::SecretGone) => Ok(exit::OK),
         Ok(StopReason::Locked) => Ok(exit::LOCKED),
         Ok(StopReason::WorkerCrashed) => {
-            log::error!("secret {secret}: the rotation worker crashed; restart the agent to finish any rotation in flight");
+            log::error!(
+                "secret {secret}: the rotation worker crashed; restart the agent to finish any rotation in flight"
+            );
             Ok(exit::WORKER_CRASHED)
         }
         Err(e) => {
@@ -78,7 +93,9 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                 AgentError::Locked(_) => exit::LOCKED,
                 AgentError::SecretGone(_) => exit::SECRET_GONE,
                 AgentError::Database(_) => exit::DATABASE,
-                AgentError::Provider(_) | AgentError::Config(_) | AgentError::LocalConfig(_) => exit::CONFIG,
+                AgentError::Provider(_) | AgentError::Config(_) | AgentError::LocalConfig(_) => {
+                    exit::CONFIG
+                }
                 AgentError::AlreadyRunning { .. } => exit::FAILURE,
                 AgentError::Api(_) | AgentError::Io { .. } => exit::FAILURE,
             };

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
@@ -67,7 +69,9 @@ impl ProviderKind {
     /// Whether this binary was built with the driver for this kind.
     pub fn is_compiled_in(self) -> bool {
         match self {
-            ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => cfg!(feature = "postgres"),
+            ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
+                cfg!(feature = "postgres")
+            }
             ProviderKind::Mysql => cfg!(feature = "mysql"),
             ProviderKind::Redis => cfg!(feature = "redis"),
             ProviderKind::Mongodb => cfg!(feature = "mongodb"),
@@ -88,7 +92,12 @@ pub struct UnknownProvider(pub String);
 impl fmt::Display for UnknownProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
-        write!(f, "unknown provider type \"{}\"; known types: {}", self.0, known.join(", "))
+        write!(
+            f,
+            "unknown provider type \"{}\"; known types: {}",
+            self.0,
+            known.join(", ")
+        )
     }
 }
 
@@ -97,7 +106,10 @@ impl std::error::Error for UnknownProvider {}
 impl FromStr for ProviderKind {
     type Err = UnknownProvider;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ProviderKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownProvider(s.to_owned()))
+        ProviderKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownProvider(s.to_owned()))
     }
 }
 
@@ -111,7 +123,10 @@ pub struct DbTimeouts {
 
 impl Default for DbTimeouts {
     fn default() -> Self {
-        DbTimeouts { connect: Duration::from_secs(10), statement: Duration::from_secs(20) }
+        DbTimeouts {
+            connect: Duration::from_secs(10),
+            statement: Duration::from_secs(20),
+        }
     }
 }
 
@@ -131,7 +146,11 @@ pub struct Target {
 impl Target {
     /// `host:port`, for messages.
     pub fn endpoint(&self) -> String {
-        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -178,7 +197,12 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
-    pub fn new(target: &Target, kind: FailureKind, action: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        target: &Target,
+        kind: FailureKind,
+        action: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         ProviderError {
             provider: target.kind,
             endpoint: target.endpoint(),
@@ -190,11 +214,15 @@ impl ProviderError {
 
     fn hint(&self) -> &'static str {
         match self.kind {
-            FailureKind::Unreachable => "; check that the database is running and reachable from this host",
+            FailureKind::Unreachable => {
+                "; check that the database is running and reachable from this host"
+            }
             FailureKind::AuthRejected => "",
             FailureKind::Privilege => "",
             FailureKind::InvalidInput => "; nothing was changed",
-            FailureKind::Timeout => "; the database did not answer in time (a lock held by another session, or an overloaded server)",
+            FailureKind::Timeout => {
+                "; the database did not answer in time (a lock held by another session, or an overloaded server)"
+            }
             FailureKind::Database => "",
         }
     }
@@ -202,7 +230,15 @@ impl ProviderError {
 
 impl fmt::Display for ProviderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}: {}: {}{}", self.provider.display_name(), self.endpoint, self.action, self.detail, self.hint())
+        write!(
+            f,
+            "{} at {}: {}: {}{}",
+            self.provider.display_name(),
+            self.endpoint,
+            self.action,
+            self.detail,
+            self.hint()
+        )
     }
 }
 
@@ -241,12 +277,20 @@ pub trait Provider {
 pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
     match target.kind {
         #[cfg(feature = "postgres")]
-        ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => Ok(Box::new(postgres::Postgres::connect(target)?)),
+        ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
+            Ok(Box::new(postgres::Postgres::connect(target)?))
+        }
+        #[cfg(feature = "mysql")]
+        ProviderKind::Mysql => Ok(Box::new(mysql::Mysql::connect(target)?)),
         other => Err(ProviderError::new(
             target,
             FailureKind::Database,
             "opening a connection",
-            format!("this build of sikkerkey-agent has no {} support; rebuild with the \"{}\" feature", other.display_name(), feature_name(other)),
+            format!(
+                "this build of sikkerkey-agent has no {} support; rebuild with the \"{}\" feature",
+                other.display_name(),
+                feature_name(other)
+            ),
         )),
     }
 }
@@ -261,8 +305,19 @@ fn feature_name(kind: ProviderKind) -> &'static str {
 }
 
 /// Checks the rules every database shares: a non-empty name, and no NUL in name or password.
-pub fn validate_common(target: &Target, username: &str, password: &Secret) -> Result<(), ProviderError> {
-    let invalid = |what: &str| ProviderError::new(target, FailureKind::InvalidInput, "checking the new credential", what.to_owned());
+pub fn validate_common(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    let invalid = |what: &str| {
+        ProviderError::new(
+            target,
+            FailureKind::InvalidInput,
+            "checking the new credential",
+            what.to_owned(),
+        )
+    };
     if username.is_empty() {
         return Err(invalid("the username is empty"));
     }
@@ -273,7 +328,9 @@ pub fn validate_common(target: &Target, username: &str, password: &Secret) -> Re
         return Err(invalid("the password is empty"));
     }
     if password.expose().contains('\0') {
-        return Err(invalid("the password contains a NUL byte, which the database cannot store"));
+        return Err(invalid(
+            "the password contains a NUL byte, which the database cannot store",
+        ));
     }
     Ok(())
 }
@@ -288,6 +345,9 @@ mod tests {
             assert_eq!(k.as_str().parse::<ProviderKind>().unwrap(), k);
         }
         let e = "oracle".parse::<ProviderKind>().unwrap_err().to_string();
-        assert!(e.contains("oracle") && e.contains("postgresql_supabase") && e.contains("mongodb"), "{e}");
+        assert!(
+            e.contains("oracle") && e.contains("postgresql_supabase") && e.contains("mongodb"),
+            "{e}"
+        );
     }
 }

@@ -5,7 +5,9 @@
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
-use super::{FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, validate_common};
+use super::{
+    FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, validate_common,
+};
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
@@ -21,20 +23,29 @@ impl Postgres {
     /// Connects as the admin and bounds every later statement by the target's timeout.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let mut client = config_for(target, &login_name(target, &target.admin_user), &target.admin_pass)
-            .connect(NoTls)
-            .map_err(|e| error(target, &action, &e))?;
+        let mut client = config_for(
+            target,
+            &login_name(target, &target.admin_user),
+            &target.admin_pass,
+        )
+        .connect(NoTls)
+        .map_err(|e| error(target, &action, &e))?;
         let ms = target.timeouts.statement.as_millis();
         client
             .batch_execute(&format!(
                 "SET statement_timeout = {ms}; SET lock_timeout = {ms}; SET standard_conforming_strings = on"
             ))
             .map_err(|e| error(target, "setting session timeouts", &e))?;
-        Ok(Postgres { target: target.clone(), client })
+        Ok(Postgres {
+            target: target.clone(),
+            client,
+        })
     }
 
     fn execute(&mut self, action: &str, sql: &str) -> Result<(), ProviderError> {
-        self.client.batch_execute(sql).map_err(|e| error(&self.target, action, &e))
+        self.client
+            .batch_execute(sql)
+            .map_err(|e| error(&self.target, action, &e))
     }
 }
 
@@ -44,7 +55,8 @@ impl Provider for Postgres {
             .client
             .query_one("SELECT current_user::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user", &[])
             .map_err(|e| error(&self.target, "checking the admin's privileges", &e))?;
-        let (name, superuser, createrole): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+        let (name, superuser, createrole): (String, bool, bool) =
+            (row.get(0), row.get(1), row.get(2));
         if superuser || createrole {
             return Ok(());
         }
@@ -66,7 +78,10 @@ impl Provider for Postgres {
                 &self.target,
                 FailureKind::InvalidInput,
                 "checking the new credential",
-                format!("the role name is {} bytes; PostgreSQL allows {MAX_IDENTIFIER_BYTES}", username.len()),
+                format!(
+                    "the role name is {} bytes; PostgreSQL allows {MAX_IDENTIFIER_BYTES}",
+                    username.len()
+                ),
             ));
         }
         Ok(())
@@ -75,7 +90,10 @@ impl Provider for Postgres {
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
         let row = self
             .client
-            .query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", &[&username])
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                &[&username],
+            )
             .map_err(|e| error(&self.target, &format!("looking up role \"{username}\""), &e))?;
         Ok(row.get(0))
     }
@@ -84,12 +102,26 @@ impl Provider for Postgres {
         if !self.user_exists(username)? {
             return Ok(StoredCredential::Absent);
         }
-        match self.client.query_one("SELECT rolpassword FROM pg_authid WHERE rolname = $1", &[&username]) {
-            Ok(row) => Ok(StoredCredential::Stored(row.get::<_, Option<String>>(0).unwrap_or_default())),
-            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Ok(StoredCredential::Unreadable {
-                reason: format!("admin \"{}\" cannot read pg_authid (it is not a superuser)", self.target.admin_user),
-            }),
-            Err(e) => Err(error(&self.target, &format!("reading the stored verifier of role \"{username}\""), &e)),
+        match self.client.query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            &[&username],
+        ) {
+            Ok(row) => Ok(StoredCredential::Stored(
+                row.get::<_, Option<String>>(0).unwrap_or_default(),
+            )),
+            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                Ok(StoredCredential::Unreadable {
+                    reason: format!(
+                        "admin \"{}\" cannot read pg_authid (it is not a superuser)",
+                        self.target.admin_user
+                    ),
+                })
+            }
+            Err(e) => Err(error(
+                &self.target,
+                &format!("reading the stored verifier of role \"{username}\""),
+                &e,
+            )),
         }
     }
 
@@ -99,32 +131,51 @@ impl Provider for Postgres {
         let (action, sql) = if self.user_exists(username)? {
             (
                 format!("setting the password of role \"{username}\""),
-                format!("ALTER ROLE {} WITH PASSWORD {}", quote_ident(username), quote_literal(&verifier)),
+                format!(
+                    "ALTER ROLE {} WITH PASSWORD {}",
+                    quote_ident(username),
+                    quote_literal(&verifier)
+                ),
             )
         } else {
             (
                 format!("creating role \"{username}\""),
-                format!("CREATE ROLE {} WITH LOGIN PASSWORD {}", quote_ident(username), quote_literal(&verifier)),
+                format!(
+                    "CREATE ROLE {} WITH LOGIN PASSWORD {}",
+                    quote_ident(username),
+                    quote_literal(&verifier)
+                ),
             )
         };
         self.execute(&action, &sql)
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {
-        let password = if stored.is_empty() { "NULL".to_owned() } else { quote_literal(stored) };
+        let password = if stored.is_empty() {
+            "NULL".to_owned()
+        } else {
+            quote_literal(stored)
+        };
         self.execute(
             &format!("restoring the previous password of role \"{username}\""),
-            &format!("ALTER ROLE {} WITH PASSWORD {password}", quote_ident(username)),
+            &format!(
+                "ALTER ROLE {} WITH PASSWORD {password}",
+                quote_ident(username)
+            ),
         )
     }
 
     fn drop_user(&mut self, username: &str) -> Result<(), ProviderError> {
-        self.execute(&format!("dropping role \"{username}\""), &format!("DROP ROLE IF EXISTS {}", quote_ident(username)))
+        self.execute(
+            &format!("dropping role \"{username}\""),
+            &format!("DROP ROLE IF EXISTS {}", quote_ident(username)),
+        )
     }
 
     fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!("logging in as \"{username}\"");
-        match config_for(&self.target, &login_name(&self.target, username), password).connect(NoTls) {
+        match config_for(&self.target, &login_name(&self.target, username), password).connect(NoTls)
+        {
             Ok(client) => {
                 drop(client);
                 Ok(())
@@ -147,7 +198,11 @@ fn login_name(target: &Target, user: &str) -> String {
 
 fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
     let mut config = Config::new();
-    let database = if target.database.is_empty() { "postgres" } else { target.database.as_str() };
+    let database = if target.database.is_empty() {
+        "postgres"
+    } else {
+        target.database.as_str()
+    };
     config
         .host(&target.host)
         .port(target.port)
@@ -176,12 +231,17 @@ fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
     let (kind, detail) = match e.as_db_error() {
         Some(db) => {
             let kind = match *db.code() {
-                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => FailureKind::AuthRejected,
+                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                    FailureKind::AuthRejected
+                }
                 SqlState::INSUFFICIENT_PRIVILEGE => FailureKind::Privilege,
                 SqlState::QUERY_CANCELED | SqlState::LOCK_NOT_AVAILABLE => FailureKind::Timeout,
                 _ => FailureKind::Database,
             };
-            (kind, format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+            (
+                kind,
+                format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+            )
         }
         None => {
             let mut detail = e.to_string();
@@ -203,7 +263,10 @@ mod tests {
 
     #[test]
     fn identifiers_and_literals_are_doubled_not_stripped() {
-        assert_eq!(quote_ident(r#"app"; DROP ROLE x; --"#), r#""app""; DROP ROLE x; --""#);
+        assert_eq!(
+            quote_ident(r#"app"; DROP ROLE x; --"#),
+            r#""app""; DROP ROLE x; --""#
+        );
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
 
