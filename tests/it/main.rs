@@ -1,1 +1,12 @@
+//! The integration test binary: the real agent binary against a fake control plane and real
+//! databases started by `make test` (tests/services/run.sh).
 
+mod support;
+
+mod scenarios;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+
+#[cfg(feature = "postgres")]
+mod official;

@@ -1,0 +1,444 @@
+//! PostgreSQL end to end: the shared failure scenarios plus what only PostgreSQL shows
+//! (stored-verifier snapshots, CREATEROLE-only admins, lock waits), all against the
+//! scram-sha-256 cluster that `make test` starts.
+
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls};
+use serde_json::{Value, json};
+
+use crate::scenarios::{self, Database, SOON, World, assert_password, secret_value};
+use crate::support::{
+    Endpoint, FakeControlPlane, Fault, Machine, SecretState, random_text, require_env, unique_name,
+    wait_until,
+};
+
+pub struct Pg {
+    host: String,
+    port: u16,
+    admin_user: String,
+    admin_pass: String,
+}
+
+impl Pg {
+    /// The test cluster, or `None` (skip) outside CI when it is not running.
+    pub fn from_env() -> Option<Pg> {
+        Some(Pg {
+            host: require_env("SKA_PG_HOST", "PostgreSQL")?,
+            port: require_env("SKA_PG_PORT", "PostgreSQL")?.parse().unwrap(),
+            admin_user: require_env("SKA_PG_ADMIN_USER", "PostgreSQL")?,
+            admin_pass: require_env("SKA_PG_ADMIN_PASS", "PostgreSQL")?,
+        })
+    }
+
+    fn connect_as(&self, user: &str, password: &str) -> Result<Client, postgres::Error> {
+        postgres::Config::new()
+            .host(&self.host)
+            .port(self.port)
+            .user(user)
+            .password(password)
+            .dbname("postgres")
+            .connect_timeout(Duration::from_secs(10))
+            .connect(NoTls)
+    }
+
+    pub fn admin(&self) -> Client {
+        self.connect_as(&self.admin_user, &self.admin_pass)
+            .expect("admin login to the test cluster")
+    }
+
+    fn exec(&self, sql: &str) {
+        self.admin()
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn stored_verifier(&self, name: &str) -> Option<String> {
+        self.admin()
+            .query_opt(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+                &[&name],
+            )
+            .unwrap()
+            .and_then(|r| r.get(0))
+    }
+}
+
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl Database for Pg {
+    fn provider_type(&self) -> &'static str {
+        "postgresql"
+    }
+    fn endpoint(&self) -> (String, u16) {
+        (self.host.clone(), self.port)
+    }
+    fn connection(&self, host: &str, port: u16) -> Value {
+        json!({"host": host, "port": port, "database": "postgres", "adminUser": self.admin_user,
+               "adminPass": self.admin_pass, "projectReference": ""})
+    }
+    fn admin_password(&self) -> String {
+        self.admin_pass.clone()
+    }
+    fn create_user(&self, name: &str, password: &str) {
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        self.exec(&format!(
+            "CREATE ROLE {} LOGIN PASSWORD {}",
+            ident(name),
+            literal(&verifier)
+        ));
+    }
+    fn drop_user(&self, name: &str) {
+        self.exec(&format!("DROP ROLE IF EXISTS {}", ident(name)));
+    }
+    fn can_login(&self, name: &str, password: &str) -> bool {
+        match self.connect_as(name, password) {
+            Ok(_) => true,
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(&SqlState::INVALID_PASSWORD)
+                        | Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+                ) =>
+            {
+                false
+            }
+            Err(e) => panic!("cannot reach the test cluster: {e}"),
+        }
+    }
+    fn block_login(&self, name: &str) {
+        self.exec(&format!("ALTER ROLE {} NOLOGIN", ident(name)));
+    }
+    fn unblock_login(&self, name: &str) {
+        self.exec(&format!("ALTER ROLE {} LOGIN", ident(name)));
+    }
+    fn hostile_name(&self) -> String {
+        format!("app\"; DROP ROLE x; --'\\ø{}", unique_name("h"))
+    }
+}
+
+macro_rules! pg_test {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            let Some(pg) = Pg::from_env() else { return };
+            let f: &dyn Fn(&Pg) = &$body;
+            f(&pg);
+        }
+    };
+}
+
+pg_test!(rotation_confirmed, |pg| scenarios::rotation_confirmed(pg));
+pg_test!(rotation_pending_before_start, |pg| {
+    scenarios::rotation_pending_before_start(pg)
+});
+pg_test!(apply_fails_when_database_unreachable, |pg| {
+    scenarios::apply_fails_when_database_unreachable(pg)
+});
+pg_test!(verify_fails_rolls_back, |pg| {
+    scenarios::verify_fails_rolls_back(pg)
+});
+pg_test!(
+    confirm_503_twice,
+    |pg| scenarios::confirm_fails_transiently(pg, 2)
+);
+pg_test!(confirm_503_beyond_in_job_retries, |pg| {
+    scenarios::confirm_fails_transiently(pg, 5)
+});
+pg_test!(confirm_answer_lost, |pg| scenarios::confirm_answer_lost(pg));
+pg_test!(killed_between_apply_and_confirm, |pg| {
+    scenarios::killed_between_apply_and_confirm(pg, false)
+});
+pg_test!(killed_then_server_resets_rotation, |pg| {
+    scenarios::killed_between_apply_and_confirm(pg, true)
+});
+pg_test!(hostile_name_and_password, |pg| {
+    scenarios::hostile_name_and_password(pg)
+});
+pg_test!(unusable_pending_value_is_rejected, |pg| {
+    scenarios::unusable_pending_value_is_rejected(pg)
+});
+
+pg_test!(rollback_restores_the_exact_stored_verifier, |pg| {
+    let w = World::plain(pg);
+    let before = pg.stored_verifier(&w.user).unwrap();
+    let agent = w.start();
+    pg.block_login(&w.user);
+    w.cp.set_pending(
+        &w.secret,
+        "rot_exact",
+        &secret_value(&w.user, "new-pw-exact"),
+    );
+    w.wait_rejected("rot_exact", &agent);
+    w.wait_journal_cleared(&agent);
+    assert_eq!(
+        pg.stored_verifier(&w.user).unwrap(),
+        before,
+        "rollback must put the very same verifier back"
+    );
+    pg.unblock_login(&w.user);
+    w.finish(agent, &[&w.old_pw, "new-pw-exact"]);
+});
+
+pg_test!(role_created_by_a_failed_rotation_is_dropped, |pg| {
+    // The managed role does not exist yet; verification fails because the database refuses
+    // connections from it, so the rollback must remove the role it created.
+    let w = World::plain(pg);
+    let fresh = unique_name("ska_new");
+    let agent = w.start();
+    pg.exec(&format!("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC"));
+    w.cp.set_pending(&w.secret, "rot_create", &secret_value(&fresh, "created-pw"));
+    let error = w.wait_rejected("rot_create", &agent);
+    pg.exec("GRANT CONNECT ON DATABASE postgres TO PUBLIC");
+    assert!(error.contains("verification failed"), "{error}");
+    w.wait_journal_cleared(&agent);
+    assert!(pg.stored_verifier(&fresh).is_none());
+    let exists: bool = pg
+        .admin()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+            &[&fresh],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        !exists,
+        "the role the failed rotation created is still there"
+    );
+    w.finish(agent, &[&w.old_pw, "created-pw"]);
+});
+
+pg_test!(createrole_admin_rolls_back_from_the_live_value, |pg| {
+    // An admin without SUPERUSER cannot read pg_authid: the snapshot is "the live value".
+    let admin = unique_name("ska_cr_admin");
+    let admin_pw = format!("adm-{}", random_text(12));
+    pg.create_user(&admin, &admin_pw);
+    pg.exec(&format!("ALTER ROLE {} CREATEROLE", ident(&admin)));
+    let w = World::plain(pg);
+    // PostgreSQL 16+ needs ADMIN OPTION on a role to alter it; grant it where supported.
+    let _ = pg.admin().batch_execute(&format!(
+        "GRANT {} TO {} WITH ADMIN OPTION",
+        ident(&w.user),
+        ident(&admin)
+    ));
+    w.cp.with_secret(&w.secret, |s| {
+        s.connection["adminUser"] = json!(admin);
+        s.connection["adminPass"] = json!(admin_pw);
+    });
+    let agent = w.start();
+    pg.block_login(&w.user);
+    w.cp.set_pending(&w.secret, "rot_cr", &secret_value(&w.user, "new-cr-pw"));
+    w.wait_rejected("rot_cr", &agent);
+    // The rollback re-sets the live value and proves it by logging in, which the blocked
+    // role cannot: the journal must stay until the login works again.
+    wait_until(
+        SOON,
+        "the agent to report the unverifiable rollback",
+        || agent.output().contains("rollback failed"),
+    );
+    assert!(
+        w.journal_exists(),
+        "journal cleared before the rollback could be verified"
+    );
+    pg.unblock_login(&w.user);
+    w.wait_journal_cleared(&agent);
+    assert_password(pg, &w.user, &w.old_pw, "new-cr-pw");
+    assert!(
+        w.cp.calls(Endpoint::Secret) >= 1,
+        "the live value was never read for the rollback"
+    );
+    w.finish(agent, &[&w.old_pw, "new-cr-pw", &admin_pw]);
+    pg.drop_user(&admin);
+});
+
+pg_test!(admin_without_createrole_is_refused_at_start, |pg| {
+    let admin = unique_name("ska_weak");
+    let admin_pw = format!("weak-{}", random_text(12));
+    pg.create_user(&admin, &admin_pw);
+    let w = World::plain(pg);
+    w.cp.with_secret(&w.secret, |s| {
+        s.connection["adminUser"] = json!(admin);
+        s.connection["adminPass"] = json!(admin_pw);
+    });
+    let mut agent = w.machine.spawn_agent(&w.secret);
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(6), "output:\n{}", agent.output());
+    assert!(
+        agent.output().contains("CREATEROLE"),
+        "the error should name the missing privilege:\n{}",
+        agent.output()
+    );
+    assert!(
+        w.cp.heartbeats(&w.secret)
+            .iter()
+            .any(|h| h.status == "error" && h.error.contains("CREATEROLE"))
+    );
+    scenarios::assert_no_leak(&agent.output(), &[&admin_pw, &w.old_pw], &pg.admin_pass);
+    pg.drop_user(&admin);
+});
+
+pg_test!(heartbeats_keep_coming_during_a_slow_rotation, |pg| {
+    let w = World::plain(pg);
+    let agent = w.start();
+    // Hold the role's catalog row so the agent's ALTER ROLE waits on the lock.
+    let mut blocker = pg.admin();
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT 5", ident(&w.user)))
+        .unwrap();
+    w.cp.set_pending(&w.secret, "rot_slow", &secret_value(&w.user, "slow-new-pw"));
+    wait_until(SOON, "the agent to start the rotation", || {
+        agent.output().contains("pending rotation rot_slow")
+    });
+    let before = w.cp.heartbeats(&w.secret).len();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = w.cp.heartbeats(&w.secret)[before..].to_vec();
+    tx.rollback().unwrap();
+    w.wait_confirmed("rot_slow", &agent);
+    assert!(w.cp.confirms(&w.secret).len() == 1);
+    // Heartbeat every 250 ms: a blocked worker must not silence it for 3 s.
+    assert!(
+        during.len() >= 4,
+        "only {} heartbeats in 3 s while the rotation was blocked",
+        during.len()
+    );
+    let max_gap = during.windows(2).map(|p| p[1].at - p[0].at).max().unwrap();
+    assert!(
+        max_gap < Duration::from_secs(2),
+        "a {max_gap:?} gap between heartbeats during the rotation"
+    );
+    assert_password(pg, &w.user, "slow-new-pw", &w.old_pw);
+    w.finish(agent, &[&w.old_pw, "slow-new-pw"]);
+});
+
+pg_test!(secret_deleted_exits_cleanly, |pg| {
+    let w = World::plain(pg);
+    let mut agent = w.start();
+    w.cp.delete_secret(&w.secret);
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(0), "output:\n{}", agent.output());
+    assert!(agent.output().contains("secret"), "{}", agent.output());
+    assert!(
+        !w.machine
+            .agents_dir()
+            .join(format!("{}.pid", w.secret))
+            .exists(),
+        "PID file left behind"
+    );
+});
+
+pg_test!(access_revoked_exits_cleanly, |pg| {
+    let w = World::plain(pg);
+    let mut agent = w.start();
+    w.cp.revoke(&w.secret, &w.machine.id);
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(0), "output:\n{}", agent.output());
+    assert!(agent.output().contains("403"), "{}", agent.output());
+});
+
+pg_test!(second_machine_is_locked_out, |pg| {
+    let w = World::plain(pg);
+    let first = w.start();
+    let other = Machine::new(&w.cp);
+    let mut second = other.spawn_agent(&w.secret);
+    let status = second.wait_exit(SOON);
+    assert_eq!(status.code(), Some(4), "output:\n{}", second.output());
+    assert!(
+        second.output().contains("409") && second.output().contains("another machine"),
+        "{}",
+        second.output()
+    );
+    // The first agent is unaffected: it still rotates.
+    w.cp.set_pending(
+        &w.secret,
+        "rot_after_409",
+        &secret_value(&w.user, "after-lock-pw"),
+    );
+    w.wait_confirmed("rot_after_409", &first);
+    assert_password(pg, &w.user, "after-lock-pw", &w.old_pw);
+    w.finish(first, &[&w.old_pw, "after-lock-pw"]);
+});
+
+pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
+    let w = World::plain(pg);
+    let agent = w.start();
+    w.cp.inject(Endpoint::SyncConfig, Fault::Status(503), 4);
+    wait_until(SOON, "an error heartbeat naming the poll failure", || {
+        w.cp.heartbeats(&w.secret)
+            .iter()
+            .any(|h| h.status == "error" && h.error.contains("poll failed"))
+    });
+    w.cp.set_pending(
+        &w.secret,
+        "rot_after_outage",
+        &secret_value(&w.user, "after-outage-pw"),
+    );
+    w.wait_confirmed("rot_after_outage", &agent);
+    let n = w.cp.heartbeats(&w.secret).len();
+    wait_until(SOON, "healthy again", || {
+        w.cp.heartbeats(&w.secret)
+            .get(n..)
+            .is_some_and(|h| h.iter().any(|h| h.status == "healthy"))
+    });
+    assert_password(pg, &w.user, "after-outage-pw", &w.old_pw);
+    w.finish(agent, &[&w.old_pw, "after-outage-pw"]);
+});
+
+pg_test!(worker_panic_turns_the_heartbeat_to_error, |pg| {
+    let w = World::plain(pg);
+    let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+    cmd.env("SIKKERKEY_AGENT_TEST_PANIC", "worker-sync");
+    let mut agent = crate::support::AgentProcess::spawn(cmd);
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(70), "output:\n{}", agent.output());
+    let beats = w.cp.heartbeats(&w.secret);
+    assert_eq!(
+        beats.last().map(|h| h.status.as_str()),
+        Some("error"),
+        "last heartbeat after a worker crash: {beats:?}"
+    );
+});
+
+pg_test!(unknown_provider_is_a_clear_start_up_error, |pg| {
+    let w = World::plain(pg);
+    w.cp.with_secret(&w.secret, |s| s.provider_type = "oracle".into());
+    let mut agent = w.machine.spawn_agent(&w.secret);
+    assert_eq!(agent.wait_exit(SOON).code(), Some(3));
+    let out = agent.output();
+    assert!(
+        out.contains("oracle") && out.contains("postgresql") && out.contains("mongodb"),
+        "{out}"
+    );
+});
+
+#[test]
+fn readable_private_key_is_refused() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let key = machine.home.path().join("vaults/vault1/private.pem");
+    crate::support::set_mode(&key, 0o644);
+    cp.add_secret(
+        "sk_perm",
+        SecretState::new("postgresql", json!({}), "u", "{}"),
+    );
+    let mut agent = machine.spawn_agent("sk_perm");
+    assert_eq!(agent.wait_exit(SOON).code(), Some(3));
+    assert!(agent.output().contains("chmod 600"), "{}", agent.output());
+    assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused() {
+    let cp = FakeControlPlane::start();
+    let mut machine = Machine::new(&cp);
+    machine.api_url = "http://sikkerkey.example.com".into();
+    let mut agent = machine.spawn_agent("sk_http");
+    assert_eq!(agent.wait_exit(SOON).code(), Some(3));
+    assert!(agent.output().contains("https://"), "{}", agent.output());
+}

@@ -1,0 +1,43 @@
+# PostgreSQL for the tests: a throwaway cluster that demands scram-sha-256 for every TCP
+# login (the machine's own cluster may trust 127.0.0.1, which would make every "verify by
+# logging in" check meaningless). Sourced by run.sh.
+
+start_postgres() {
+  local bindir
+  bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  if [[ -z "$bindir" || ! -x "$bindir/initdb" ]]; then
+    ensure_packages postgresql
+    bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  fi
+  local dir="$SKA_SERVICES_DIR/postgres" port pass
+  port="$(free_port)"
+  pass="$(random_password)"
+  mkdir -p "$dir"
+  printf '%s\n' "$pass" > "$dir/pwfile"
+  local as=()
+  if [[ $(id -u) -eq 0 ]]; then
+    chown -R postgres:postgres "$dir"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$bindir/initdb" -D "$dir/data" -U ska_admin --pwfile="$dir/pwfile" \
+    --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  rm -f "$dir/pwfile"
+  "${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c password_encryption=scram-sha-256 -c max_connections=200" start >&2 \
+    || { cat "$dir/server.log" >&2; return 1; }
+  PG_BINDIR="$bindir"
+  export SKA_PG_HOST=127.0.0.1 SKA_PG_PORT="$port" SKA_PG_ADMIN_USER=ska_admin SKA_PG_ADMIN_PASS="$pass"
+  # Prove the cluster refuses a wrong password before any test relies on it.
+  if PGPASSWORD="wrong-$pass" "$bindir/psql" -h 127.0.0.1 -p "$port" -U ska_admin -d postgres -c 'select 1' >/dev/null 2>&1; then
+    log "PostgreSQL test cluster accepts a wrong password"; return 1
+  fi
+  PGPASSWORD="$pass" "$bindir/psql" -h 127.0.0.1 -p "$port" -U ska_admin -d postgres -qtAc 'select 1' >/dev/null
+  log "PostgreSQL on 127.0.0.1:$port (scram-sha-256)"
+}
+
+stop_postgres() {
+  local as=()
+  [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
+  "${as[@]}" "$PG_BINDIR/pg_ctl" -D "$SKA_SERVICES_DIR/postgres/data" -m immediate stop >/dev/null 2>&1 || true
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Starts every service the tests need as a throwaway instance on a free port, runs the
+# given command with SKA_* variables pointing at them, and stops them all on exit.
+#
+# Each tests/services/<name>.sh defines start_<name> (install the server when missing,
+# start it, export SKA_<NAME>_* variables) and stop_<name>. A service that cannot start
+# fails the run: under CI a missing database is an error, never a silent skip.
+#
+# Usage: tests/services/run.sh [--only NAME[,NAME]] COMMAND [ARGS...]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+only=""
+if [[ "${1:-}" == "--only" ]]; then only="$2"; shift 2; fi
+
+SKA_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/ska-services.XXXXXX")"
+chmod 755 "$SKA_SERVICES_DIR"
+export SKA_SERVICES_DIR
+
+log() { echo "[services] $*" >&2; }
+
+# A TCP port nothing listens on, from the ephemeral range's lower neighbours.
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$(( 20000 + RANDOM % 20000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"; return 0
+    fi
+  done
+  log "no free port found"; return 1
+}
+
+# A random alphanumeric password.
+random_password() {
+  head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24
+}
+
+apt_updated=""
+# apt-get install, once per run, only for packages that are missing.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    log "missing packages ${missing[*]} and not root: install them first"; return 1
+  fi
+  if [[ -z "$apt_updated" ]]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2; apt_updated=1; fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# Waits up to $2 seconds for command $1 to succeed.
+wait_for() {
+  local cmd="$1" seconds="$2"
+  for _ in $(seq 1 $(( seconds * 10 ))); do
+    if eval "$cmd" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+started=()
+cleanup() {
+  local rc=$?
+  for (( i=${#started[@]}-1; i>=0; i-- )); do "stop_${started[$i]}" || true; done
+  rm -rf "$SKA_SERVICES_DIR"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+for file in "$here"/*.sh; do
+  name="$(basename "$file" .sh)"
+  [[ "$name" == "run" ]] && continue
+  # shellcheck source=/dev/null
+  source "$file"
+  if [[ -n "$only" && ",$only," != *",$name,"* ]]; then continue; fi
+  log "starting $name"
+  "start_$name"
+  started+=("$name")
+done
+
+log "services up: ${started[*]}"
+"$@"
