@@ -464,6 +464,24 @@ fn is_access_denied(e: &::mysql::Error) -> bool {
     )
 }
 
+/// Whether a socket read or write timeout ended the call (an I/O error, directly or
+/// inside the packet codec). The socket timeouts surface as `WouldBlock` on Linux.
+fn timed_out(e: &::mysql::Error) -> bool {
+    let io = match e {
+        ::mysql::Error::IoError(io) => Some(io),
+        ::mysql::Error::CodecError(c) => {
+            std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>())
+        }
+        _ => None,
+    };
+    io.is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+        )
+    })
+}
+
 /// Maps a driver error to the provider error, keeping the server's message but never a
 /// password: parse errors quote the statement, so their text is dropped.
 fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret]) -> ProviderError {
@@ -496,20 +514,14 @@ fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret])
                 format!("{message} (error {}, SQLSTATE {})", m.code, m.state),
             )
         }
-        Error::IoError(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) =>
-        {
-            (
-                FailureKind::Timeout,
-                format!(
-                    "no answer within {} s ({io})",
-                    target.timeouts.statement.as_secs_f32()
-                ),
-            )
-        }
+        _ if timed_out(e) => (
+            FailureKind::Timeout,
+            format!(
+                "no answer within {} s ({})",
+                target.timeouts.statement.as_secs_f32(),
+                scrub(&e.to_string(), secrets)
+            ),
+        ),
         Error::DriverError(DriverError::ConnectTimeout) => (
             FailureKind::Unreachable,
             format!(
@@ -566,6 +578,9 @@ mod tests {
         assert_eq!(kind(1396), FailureKind::Database);
         let io = ::mysql::Error::IoError(std::io::Error::from(std::io::ErrorKind::WouldBlock));
         assert_eq!(error(&t, "x", &io, &[]).kind, FailureKind::Timeout);
+        let codec =
+            ::mysql::Error::CodecError(std::io::Error::from(std::io::ErrorKind::WouldBlock).into());
+        assert_eq!(error(&t, "x", &codec, &[]).kind, FailureKind::Timeout);
         let refused =
             ::mysql::Error::IoError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(error(&t, "x", &refused, &[]).kind, FailureKind::Unreachable);

@@ -5,6 +5,11 @@ mod support;
 
 mod scenarios;
 
+mod hang;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+
 #[cfg(feature = "postgres")]
 mod postgres;
 
