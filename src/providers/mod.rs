@@ -16,6 +16,8 @@ use crate::secret::Secret;
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// A database family, as named by the sync config's `providerType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -282,6 +284,8 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
         }
         #[cfg(feature = "mysql")]
         ProviderKind::Mysql => Ok(Box::new(mysql::Mysql::connect(target)?)),
+        #[cfg(feature = "redis")]
+        ProviderKind::Redis => Ok(Box::new(redis::Redis::connect(target)?)),
         other => Err(ProviderError::new(
             target,
             FailureKind::Database,
