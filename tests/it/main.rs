@@ -10,6 +10,9 @@ mod hang;
 #[cfg(feature = "mysql")]
 mod mysql;
 
+#[cfg(feature = "redis")]
+mod redis;
+
 #[cfg(feature = "postgres")]
 mod postgres;
 
