@@ -83,7 +83,22 @@ pub struct RotationEngine {
     /// The last rotation this process finished, and when: a sync config fetched before
     /// then may still show it as pending.
     finished: Option<(String, Instant)>,
-    warned_any_password_works: bool,
+    checked_any_password_works: bool,
+    /// The last job failed: idle polls re-check the database before reporting healthy.
+    unhealthy: bool,
+    /// When the current job reached the worker, for the timing in the log.
+    job_started: Instant,
+}
+
+/// How long the database steps of one rotation took.
+#[derive(Debug, Clone, Copy)]
+struct PhaseTimes {
+    apply: Duration,
+    verify: Duration,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 impl RotationEngine {
@@ -105,7 +120,9 @@ impl RotationEngine {
             board,
             shutdown,
             finished: None,
-            warned_any_password_works: false,
+            checked_any_password_works: false,
+            unhealthy: false,
+            job_started: Instant::now(),
         }
     }
 
@@ -122,9 +139,23 @@ impl RotationEngine {
     /// Acts on one sync config: first finish what the journal holds, then start a new
     /// pending rotation. Errors are reported to the status board and logged; the next
     /// poll tries again.
+    ///
+    /// A reported error stays until a later job succeeds and a fresh database check
+    /// passes, so a 30 s heartbeat cannot miss it and "healthy" means the database works.
     pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) {
+        self.job_started = Instant::now();
         let result = self.handle_sync_inner(sync, fetched_at);
         match result {
+            Ok(()) if self.unhealthy => match self.check() {
+                Ok(()) => {
+                    log::info!("secret {}: database check passes again", self.secret_id);
+                    self.unhealthy = false;
+                    self.board.set_worker_error(None);
+                }
+                Err(e) => self
+                    .board
+                    .set_worker_error(Some(format!("database check failed: {e}"))),
+            },
             Ok(()) => self.board.set_worker_error(None),
             Err(e) => {
                 let msg = e.to_string();
@@ -132,6 +163,7 @@ impl RotationEngine {
                     "secret {}: {msg}; will try again on the next poll",
                     self.secret_id
                 );
+                self.unhealthy = true;
                 self.board.set_worker_error(Some(msg));
             }
         }
@@ -254,6 +286,7 @@ impl RotationEngine {
         mut entry: JournalEntry,
         cred: &Credential,
     ) -> Result<(), StepError> {
+        let started = Instant::now();
         if let Err(e) = db.set_password(&cred.username, &cred.password) {
             return self.roll_back_and_reject(
                 db,
@@ -262,6 +295,7 @@ impl RotationEngine {
                 &[&cred.password],
             );
         }
+        let applied = Instant::now();
         if let Err(e) = db.verify_login(&cred.username, &cred.password) {
             return self.roll_back_and_reject(
                 db,
@@ -270,25 +304,29 @@ impl RotationEngine {
                 &[&cred.password],
             );
         }
+        let times = PhaseTimes {
+            apply: applied - started,
+            verify: applied.elapsed(),
+        };
         self.warn_if_any_password_works(db, &cred.username);
         entry.phase = Phase::Confirming;
         self.journal.save(&mut entry)?;
-        self.confirm(entry)
+        self.confirm(entry, Some(times))
     }
 
     /// A server that accepts any password (trust authentication) makes verification
     /// meaningless; say so once.
     fn warn_if_any_password_works(&mut self, db: &dyn Provider, username: &str) {
-        if self.warned_any_password_works {
+        if self.checked_any_password_works {
             return;
         }
+        self.checked_any_password_works = true;
         let mut wrong = [0u8; 18];
         if getrandom::fill(&mut wrong).is_err() {
             return;
         }
         let wrong = Secret::new(wrong.iter().map(|b| format!("{b:02x}")).collect::<String>());
         if db.verify_login(username, &wrong).is_ok() {
-            self.warned_any_password_works = true;
             log::warn!(
                 "secret {}: {} at {} accepted a wrong password for \"{username}\" (trust authentication?); verification cannot prove the new password works",
                 self.secret_id,
@@ -298,16 +336,29 @@ impl RotationEngine {
         }
     }
 
-    fn confirm(&mut self, entry: JournalEntry) -> Result<(), StepError> {
+    fn confirm(&mut self, entry: JournalEntry, times: Option<PhaseTimes>) -> Result<(), StepError> {
         let short = short_id(&entry.rotation_id);
+        let started = Instant::now();
         let result =
             self.with_retries(|api, secret| api.confirm_rotation(secret, &entry.rotation_id));
         match result {
             Ok(()) => {
+                let confirm = started.elapsed();
                 self.journal.clear()?;
                 self.finish(&entry.rotation_id, "confirmed", "");
+                let timing = times
+                    .map(|t| {
+                        format!(
+                            " (apply {:.1} ms, verify {:.1} ms, confirm {:.1} ms, job {:.1} ms)",
+                            ms(t.apply),
+                            ms(t.verify),
+                            ms(confirm),
+                            ms(self.job_started.elapsed())
+                        )
+                    })
+                    .unwrap_or_default();
                 log::info!(
-                    "secret {}: rotation {short} applied, verified and confirmed",
+                    "secret {}: rotation {short} applied, verified and confirmed{timing}",
                     self.secret_id
                 );
                 Ok(())
@@ -466,7 +517,7 @@ impl RotationEngine {
                     if entry.phase == Phase::Confirming
                         && db.verify_login(&cred.username, &cred.password).is_ok()
                     {
-                        return self.confirm(entry);
+                        return self.confirm(entry, None);
                     }
                     entry.phase = Phase::Applying;
                     self.apply_verify_confirm(db.as_mut(), entry, &cred)

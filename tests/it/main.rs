@@ -17,4 +17,7 @@ mod redis;
 mod postgres;
 
 #[cfg(feature = "postgres")]
+mod postgres_provider;
+
+#[cfg(feature = "postgres")]
 mod official;

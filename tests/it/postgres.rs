@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use crate::scenarios::{self, Database, SOON, World, assert_password, secret_value};
 use crate::support::{
     Endpoint, FakeControlPlane, Fault, Machine, SecretState, random_text, require_env, unique_name,
-    wait_until,
 };
 
 pub struct Pg {
@@ -110,7 +109,7 @@ impl Database for Pg {
             {
                 false
             }
-            Err(e) => panic!("cannot reach the test cluster: {e}"),
+            Err(e) => panic!("cannot reach the test cluster: {e:?}"),
         }
     }
     fn block_login(&self, name: &str) {
@@ -238,7 +237,7 @@ pg_test!(createrole_admin_rolls_back_from_the_live_value, |pg| {
     w.wait_rejected("rot_cr", &agent);
     // The rollback re-sets the live value and proves it by logging in, which the blocked
     // role cannot: the journal must stay until the login works again.
-    wait_until(
+    agent.wait_until(
         SOON,
         "the agent to report the unverifiable rollback",
         || agent.output().contains("rollback failed"),
@@ -287,19 +286,15 @@ pg_test!(admin_without_createrole_is_refused_at_start, |pg| {
 pg_test!(heartbeats_keep_coming_during_a_slow_rotation, |pg| {
     let w = World::plain(pg);
     let agent = w.start();
-    // Hold the role's catalog row so the agent's ALTER ROLE waits on the lock.
-    let mut blocker = pg.admin();
-    let mut tx = blocker.transaction().unwrap();
-    tx.batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT 5", ident(&w.user)))
-        .unwrap();
+    let mut blocker = block_role_row(pg, &w.user);
     w.cp.set_pending(&w.secret, "rot_slow", &secret_value(&w.user, "slow-new-pw"));
-    wait_until(SOON, "the agent to start the rotation", || {
+    agent.wait_until(SOON, "the agent to start the rotation", || {
         agent.output().contains("pending rotation rot_slow")
     });
     let before = w.cp.heartbeats(&w.secret).len();
     std::thread::sleep(Duration::from_secs(3));
     let during = w.cp.heartbeats(&w.secret)[before..].to_vec();
-    tx.rollback().unwrap();
+    blocker.batch_execute("ROLLBACK").unwrap();
     w.wait_confirmed("rot_slow", &agent);
     assert!(w.cp.confirms(&w.secret).len() == 1);
     // Heartbeat every 250 ms: a blocked worker must not silence it for 3 s.
@@ -369,7 +364,7 @@ pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
     let w = World::plain(pg);
     let agent = w.start();
     w.cp.inject(Endpoint::SyncConfig, Fault::Status(503), 4);
-    wait_until(SOON, "an error heartbeat naming the poll failure", || {
+    agent.wait_until(SOON, "an error heartbeat naming the poll failure", || {
         w.cp.heartbeats(&w.secret)
             .iter()
             .any(|h| h.status == "error" && h.error.contains("poll failed"))
@@ -381,7 +376,7 @@ pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
     );
     w.wait_confirmed("rot_after_outage", &agent);
     let n = w.cp.heartbeats(&w.secret).len();
-    wait_until(SOON, "healthy again", || {
+    agent.wait_until(SOON, "healthy again", || {
         w.cp.heartbeats(&w.secret)
             .get(n..)
             .is_some_and(|h| h.iter().any(|h| h.status == "healthy"))
@@ -442,3 +437,93 @@ fn plain_http_to_a_remote_host_is_refused() {
     assert_eq!(agent.wait_exit(SOON).code(), Some(3));
     assert!(agent.output().contains("https://"), "{}", agent.output());
 }
+
+/// Holds the role's catalog row in an open transaction so the agent's ALTER ROLE waits.
+fn block_role_row(pg: &Pg, user: &str) -> Client {
+    let mut blocker = pg.admin();
+    blocker.batch_execute("BEGIN").unwrap();
+    blocker
+        .batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT 5", ident(user)))
+        .unwrap();
+    blocker
+}
+
+pg_test!(sigterm_lets_the_rotation_in_flight_finish, |pg| {
+    let w = World::plain(pg);
+    let mut agent = w.start();
+    let mut blocker = block_role_row(pg, &w.user);
+    w.cp.set_pending(&w.secret, "rot_term", &secret_value(&w.user, "term-new-pw"));
+    agent.wait_until(SOON, "the rotation to start", || {
+        agent.output().contains("pending rotation rot_term")
+    });
+    agent.signal("TERM");
+    agent.wait_until(SOON, "the agent to acknowledge the stop", || {
+        agent.output().contains("stopping")
+    });
+    assert!(
+        agent.try_status().is_none(),
+        "the agent exited with a rotation in flight"
+    );
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let status = agent.wait_exit(SOON);
+    assert!(status.success(), "output:\n{}", agent.output());
+    assert_eq!(w.cp.confirms(&w.secret), vec!["rot_term".to_owned()]);
+    assert_password(pg, &w.user, "term-new-pw", &w.old_pw);
+    assert!(!w.journal_exists());
+});
+
+pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
+    let w = World::plain(pg);
+    let mut agent = w.start();
+    let mut blocker = block_role_row(pg, &w.user);
+    w.cp.set_pending(
+        &w.secret,
+        "rot_twice",
+        &secret_value(&w.user, "twice-new-pw"),
+    );
+    // The journal exists once the rotation is past its snapshot and about to write.
+    agent.wait_until(SOON, "the journal of the blocked rotation", || {
+        w.journal_exists()
+    });
+    agent.signal("TERM");
+    agent.wait_until(SOON, "the agent to acknowledge the stop", || {
+        agent.output().contains("stopping")
+    });
+    agent.signal("TERM");
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(130), "output:\n{}", agent.output());
+    assert!(
+        w.journal_exists(),
+        "the journal must survive an immediate exit"
+    );
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let agent = w.machine.spawn_agent(&w.secret);
+    w.wait_confirmed("rot_twice", &agent);
+    w.wait_journal_cleared(&agent);
+    assert_password(pg, &w.user, "twice-new-pw", &w.old_pw);
+    w.finish(agent, &[&w.old_pw, "twice-new-pw"]);
+});
+
+pg_test!(a_second_local_agent_for_the_same_secret_is_refused, |pg| {
+    let w = World::plain(pg);
+    let first = w.start();
+    let mut second = w.machine.spawn_agent(&w.secret);
+    assert_eq!(
+        second.wait_exit(SOON).code(),
+        Some(1),
+        "output:\n{}",
+        second.output()
+    );
+    assert!(
+        second.output().contains(&format!("PID {}", first.pid())),
+        "{}",
+        second.output()
+    );
+    w.cp.set_pending(
+        &w.secret,
+        "rot_local_twice",
+        &secret_value(&w.user, "local-twice-pw"),
+    );
+    w.wait_confirmed("rot_local_twice", &first);
+    w.finish(first, &[&w.old_pw, "local-twice-pw"]);
+});
