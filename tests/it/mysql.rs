@@ -737,3 +737,47 @@ my_test!(rollback_restores_every_host_exactly, |my| {
     assert_password(my, &w.user, &w.old_pw, "hosts-new-pw");
     w.finish(agent, &[&w.old_pw, "hosts-new-pw"]);
 });
+
+/// Makes every login of one user fail right after authentication (MariaDB runs
+/// `init_connect` for logins without SUPER, and this one errors only for that user),
+/// without touching any other user. Put back on drop.
+struct BrokenLogin<'a>(&'a My);
+
+impl<'a> BrokenLogin<'a> {
+    fn for_user(my: &'a My, user: &str) -> Self {
+        let statement = format!(
+            "SET SESSION sql_mode = IF(SUBSTRING_INDEX(USER(), '@', 1) = {}, 'NOT_A_MODE', @@SESSION.sql_mode)",
+            lit(user)
+        );
+        my.exec(&format!("SET GLOBAL init_connect = {}", lit(&statement)));
+        BrokenLogin(my)
+    }
+}
+
+impl Drop for BrokenLogin<'_> {
+    fn drop(&mut self) {
+        self.0.exec("SET GLOBAL init_connect = ''");
+    }
+}
+
+my_test!(user_created_by_a_failed_rotation_is_dropped, |my| {
+    let w = World::plain(my);
+    let fresh = unique_name("ska_fresh");
+    let _cleanup = Cleanup(my, vec![fresh.clone()]);
+    let broken = BrokenLogin::for_user(my, &fresh);
+    let agent = w.start();
+    w.cp.set_pending(&w.secret, "rot_fresh", &secret_value(&fresh, "fresh-pw"));
+    let error = w.wait_rejected("rot_fresh", &agent);
+    assert!(error.contains("verification failed"), "{error}");
+    w.wait_journal_cleared(&agent);
+    drop(broken);
+    assert!(
+        my.hosts(&fresh).is_empty(),
+        "the user the failed rotation created is still there"
+    );
+    assert!(
+        my.can_login(&w.user, &w.old_pw),
+        "the scenario's own user was touched"
+    );
+    w.finish(agent, &[&w.old_pw, "fresh-pw"]);
+});
