@@ -110,10 +110,10 @@ impl Redis {
         })
     }
 
-    /// Writes the users to the ACL file or config file. `required`: a failure is an error
-    /// (after applying a new password, whose loss on restart would undo the rotation);
-    /// otherwise a warning (a restore whose file still holds the old state anyway).
-    fn persist(&mut self, required: bool) -> Result<(), ProviderError> {
+    /// Writes the users to the ACL file or config file. A failure is an error, after a
+    /// restore or a deletion too: once a new password has been saved, only another save
+    /// keeps a restart from bringing it back.
+    fn persist(&mut self) -> Result<(), ProviderError> {
         let (cmd, what) = match &self.persistence {
             Persistence::AclFile => (cmd_of(&["ACL", "SAVE"]), "saving the ACL file (ACL SAVE)"),
             Persistence::ConfigFile => (
@@ -137,18 +137,8 @@ impl Redis {
                 return Ok(());
             }
         };
-        match cmd.query::<()>(&mut self.conn) {
-            Ok(()) => Ok(()),
-            Err(e) if required => Err(error(&self.target, what, &e, &[])),
-            Err(e) => {
-                log::warn!(
-                    "Redis at {}: {what} failed: {}; the file keeps its previous state",
-                    self.target.endpoint(),
-                    e
-                );
-                Ok(())
-            }
-        }
+        cmd.query::<()>(&mut self.conn)
+            .map_err(|e| error(&self.target, what, &e, &[]))
     }
 
     /// Checks that the only password `user` now accepts is `password`.
@@ -305,7 +295,7 @@ impl Provider for Redis {
         if !self.acl {
             let cmd = Args::requirepass(password);
             self.run::<()>("setting requirepass", &cmd.to_cmd(), &[password])?;
-            return self.persist(true);
+            return self.persist();
         }
         let exists = user == DEFAULT_USER || self.get_user(user)?.is_some();
         let (action, args) = if exists {
@@ -321,7 +311,7 @@ impl Provider for Redis {
         };
         self.run::<()>(&action, &args.to_cmd(), &[password])?;
         self.check_only_password(user, password)?;
-        self.persist(true)
+        self.persist()
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {
@@ -333,7 +323,7 @@ impl Provider for Redis {
                 ProviderError::new(&self.target, FailureKind::Database, &action, detail)
             })?;
         self.run::<()>(&action, &args.to_cmd(), &[])?;
-        self.persist(false)
+        self.persist()
     }
 
     fn drop_user(&mut self, username: &str) -> Result<(), ProviderError> {
@@ -351,7 +341,7 @@ impl Provider for Redis {
             ::redis::cmd("ACL").arg("DELUSER").arg(user),
             &[],
         )?;
-        self.persist(false)
+        self.persist()
     }
 
     fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {

@@ -76,6 +76,7 @@ impl RedisServer {
             default_pass: format!("def-{}", random_text(16)),
         };
         if mode == Mode::AclFile {
+            std::fs::create_dir_all(server.acl_file().parent().unwrap()).unwrap();
             std::fs::write(server.acl_file(), "").unwrap();
         }
         server.launch_on_a_free_port();
@@ -83,8 +84,9 @@ impl RedisServer {
         Some(server)
     }
 
+    /// In a directory of its own, which a test can take away to make `ACL SAVE` fail.
     fn acl_file(&self) -> PathBuf {
-        self.dir.path().join("users.acl")
+        self.dir.path().join("acl").join("users.acl")
     }
 
     fn log_file(&self) -> PathBuf {
@@ -610,6 +612,30 @@ redis_test!(
         assert_eq!(r.get_user("created"), Value::Nil);
     }
 );
+
+redis_test!(a_failed_save_fails_the_change, Mode::AclFile, |r| {
+    r.cmd(&["ACL", "SETUSER", "app", "on", ">save-old", "~*", "+@all"]);
+    let mut p = r.provider();
+    let snapshot = stored(&mut p, "app");
+    // ACL SAVE writes a temporary file beside the ACL file: without the directory it fails
+    // (file modes would not do: the tests may run as root).
+    let acl_dir = r.acl_file().parent().unwrap().to_owned();
+    std::fs::remove_dir_all(&acl_dir).unwrap();
+    let err = p.set_password("app", &Secret::new("save-new")).unwrap_err();
+    assert_eq!(err.kind, FailureKind::Database, "{err}");
+    assert!(err.action.contains("ACL SAVE"), "{err}");
+    assert!(!err.to_string().contains("save-new"));
+    // The rollback cannot be saved either: an error, so the engine keeps retrying.
+    assert!(p.restore_stored("app", &snapshot).is_err());
+    std::fs::create_dir_all(&acl_dir).unwrap();
+    p.restore_stored("app", &snapshot).unwrap();
+    assert!(r.try_login("app", "save-old") && !r.try_login("app", "save-new"));
+    let saved = std::fs::read_to_string(r.acl_file()).unwrap();
+    assert!(
+        saved.contains(&sha256_hex(&Secret::new("save-old"))),
+        "{saved}"
+    );
+});
 
 redis_test!(
     changes_survive_a_restart_with_a_config_file,
