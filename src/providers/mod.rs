@@ -116,7 +116,7 @@ impl FromStr for ProviderKind {
 }
 
 /// Bounds on every database call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DbTimeouts {
     pub connect: Duration,
     /// Bound on one statement or command.
@@ -133,7 +133,7 @@ impl Default for DbTimeouts {
 }
 
 /// Where and as whom the agent administers the database.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub kind: ProviderKind,
     pub host: String,

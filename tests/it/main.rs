@@ -3,6 +3,7 @@
 
 mod support;
 
+mod commands;
 mod scenarios;
 
 mod hang;

@@ -527,3 +527,105 @@ pg_test!(a_second_local_agent_for_the_same_secret_is_refused, |pg| {
     w.wait_confirmed("rot_local_twice", &first);
     w.finish(first, &[&w.old_pw, "local-twice-pw"]);
 });
+
+pg_test!(
+    a_database_that_stops_answering_leads_to_a_restart_not_a_silent_agent,
+    |pg| {
+        let w = World::new(
+            pg,
+            pg.plain_name(),
+            format!("old-{}", random_text(12)),
+            true,
+        );
+        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
+        let mut agent = crate::support::AgentProcess::spawn(cmd);
+        w.wait_healthy(&mut agent);
+        w.proxy.as_ref().unwrap().hang();
+        w.cp.set_pending(&w.secret, "rot_hang", &secret_value(&w.user, "hang-new-pw"));
+        agent.wait_until(SOON, "an error heartbeat about the stuck job", || {
+            w.cp.heartbeats(&w.secret)
+                .iter()
+                .any(|h| h.status == "error" && h.error.contains("running"))
+        });
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(70), "output:\n{}", agent.report());
+        // Nothing reached the database; the rotation is still pending for the next agent.
+        assert_password(pg, &w.user, &w.old_pw, "hang-new-pw");
+        assert_eq!(
+            w.cp.pending(&w.secret).map(|p| p.0).as_deref(),
+            Some("rot_hang")
+        );
+        w.proxy.as_ref().unwrap().restore();
+        let agent = w.machine.spawn_agent(&w.secret);
+        w.wait_confirmed("rot_hang", &agent);
+        assert_password(pg, &w.user, "hang-new-pw", &w.old_pw);
+        w.finish(agent, &[&w.old_pw, "hang-new-pw"]);
+    }
+);
+
+pg_test!(
+    a_database_that_never_answers_fails_the_start_up_check_in_time,
+    |pg| {
+        let w = World::new(
+            pg,
+            pg.plain_name(),
+            format!("old-{}", random_text(12)),
+            true,
+        );
+        w.proxy.as_ref().unwrap().hang();
+        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
+        let mut agent = crate::support::AgentProcess::spawn(cmd);
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(6), "output:\n{}", agent.report());
+        assert!(
+            agent.output().contains("no answer within"),
+            "{}",
+            agent.output()
+        );
+    }
+);
+
+pg_test!(
+    new_admin_credentials_from_the_server_take_effect_without_a_restart,
+    |pg| {
+        let (first, second) = (unique_name("ska_adm1"), unique_name("ska_adm2"));
+        let (first_pw, second_pw) = (
+            format!("a1-{}", random_text(12)),
+            format!("a2-{}", random_text(12)),
+        );
+        for (name, pw) in [(&first, &first_pw), (&second, &second_pw)] {
+            pg.create_user(name, pw);
+            pg.exec(&format!("ALTER ROLE {} SUPERUSER", ident(name)));
+        }
+        let w = World::plain(pg);
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(first);
+            s.connection["adminPass"] = json!(first_pw);
+        });
+        let agent = w.start();
+        // The dashboard gets a new admin; the old one stops working.
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(second);
+            s.connection["adminPass"] = json!(second_pw);
+        });
+        agent.wait_until(SOON, "the agent to adopt the new admin", || {
+            agent.output().contains(&format!("as admin \"{second}\""))
+        });
+        pg.exec(&format!("ALTER ROLE {} NOLOGIN", ident(&first)));
+        w.cp.set_pending(
+            &w.secret,
+            "rot_new_admin",
+            &secret_value(&w.user, "new-admin-era-pw"),
+        );
+        w.wait_confirmed("rot_new_admin", &agent);
+        assert_password(pg, &w.user, "new-admin-era-pw", &w.old_pw);
+        w.finish(
+            agent,
+            &[&w.old_pw, "new-admin-era-pw", &first_pw, &second_pw],
+        );
+        pg.drop_user(&first);
+        pg.drop_user(&second);
+    }
+);
