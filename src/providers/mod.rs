@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
@@ -286,6 +288,10 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
         ProviderKind::Mysql => Ok(Box::new(mysql::Mysql::connect(target)?)),
         #[cfg(feature = "redis")]
         ProviderKind::Redis => Ok(Box::new(redis::Redis::connect(target)?)),
+        #[cfg(feature = "mongodb")]
+        ProviderKind::Mongodb => Ok(Box::new(mongodb::Mongo::connect(target)?)),
+        // Reached only in builds without some provider's feature.
+        #[allow(unreachable_patterns)]
         other => Err(ProviderError::new(
             target,
             FailureKind::Database,

@@ -22,3 +22,6 @@ mod postgres_provider;
 
 #[cfg(feature = "postgres")]
 mod official;
+
+#[cfg(feature = "mongodb")]
+mod mongodb;
