@@ -57,7 +57,8 @@ pub enum ApiError {
         call: &'static str,
         secret_id: String,
         url: String,
-        source: ureq::Error,
+        /// Boxed: the transport error is large and errors travel by value.
+        source: Box<ureq::Error>,
     },
     /// A 2xx answer whose body is not what the protocol says.
     BadResponse {
@@ -143,7 +144,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ApiError::Transport { source, .. } => Some(source),
+            ApiError::Transport { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
@@ -362,7 +363,7 @@ impl ApiClient {
             call,
             secret_id: secret_id.into(),
             url: self.base_url.clone(),
-            source,
+            source: Box::new(source),
         };
         let result = match body {
             None => self

@@ -187,31 +187,29 @@ pg_test!(rollback_restores_the_exact_stored_verifier, |pg| {
 });
 
 pg_test!(role_created_by_a_failed_rotation_is_dropped, |pg| {
-    // The managed role does not exist yet; verification fails because the database refuses
-    // connections from it, so the rollback must remove the role it created.
+    // The managed role does not exist yet. The agent works in a database that PUBLIC may
+    // not connect to, so verification fails and the rollback must remove the role it
+    // created. The database is this test's own: other tests never see the restriction.
+    let database = unique_name("ska_locked_db");
+    pg.exec(&format!("CREATE DATABASE {}", ident(&database)));
+    pg.exec(&format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", ident(&database)));
     let w = World::plain(pg);
+    w.cp.with_secret(&w.secret, |s| s.connection["database"] = json!(database));
     let fresh = unique_name("ska_new");
     let agent = w.start();
-    pg.exec(&format!("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC"));
     w.cp.set_pending(&w.secret, "rot_create", &secret_value(&fresh, "created-pw"));
     let error = w.wait_rejected("rot_create", &agent);
-    pg.exec("GRANT CONNECT ON DATABASE postgres TO PUBLIC");
     assert!(error.contains("verification failed"), "{error}");
     w.wait_journal_cleared(&agent);
     assert!(pg.stored_verifier(&fresh).is_none());
     let exists: bool = pg
         .admin()
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
-            &[&fresh],
-        )
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", &[&fresh])
         .unwrap()
         .get(0);
-    assert!(
-        !exists,
-        "the role the failed rotation created is still there"
-    );
+    assert!(!exists, "the role the failed rotation created is still there");
     w.finish(agent, &[&w.old_pw, "created-pw"]);
+    pg.exec(&format!("DROP DATABASE {}", ident(&database)));
 });
 
 pg_test!(createrole_admin_rolls_back_from_the_live_value, |pg| {
