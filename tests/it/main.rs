@@ -6,6 +6,14 @@ mod support;
 mod commands;
 mod scenarios;
 
+mod hang;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+
+#[cfg(feature = "redis")]
+mod redis;
+
 #[cfg(feature = "postgres")]
 mod postgres;
 
