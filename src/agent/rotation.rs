@@ -416,6 +416,10 @@ impl RotationEngine {
             self.secret_id,
             short_id(rotation_id)
         );
+        self.report_failure(&format!(
+            "rotation {} rejected: {error}",
+            short_id(rotation_id)
+        ));
         let result =
             self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
         self.finish(rotation_id, "rejected", &error);
@@ -424,6 +428,13 @@ impl RotationEngine {
             "rotation {} was rejected: {error}",
             short_id(rotation_id)
         )))
+    }
+
+    /// Marks the agent unhealthy before the server hears of a failure, so that no heartbeat
+    /// sent after the server recorded the rejection can still say "healthy".
+    fn report_failure(&mut self, message: &str) {
+        self.unhealthy = true;
+        self.board.set_worker_error(Some(message.to_owned()));
     }
 
     /// Puts the old credential back, checks it, then rejects. The journal stays until both
@@ -469,6 +480,10 @@ impl RotationEngine {
             }
         }
         if !entry.rejected {
+            self.report_failure(&format!(
+                "rotation {} rejected: {error}",
+                short_id(&entry.rotation_id)
+            ));
             self.with_retries(|api, secret| {
                 api.reject_rotation(secret, &entry.rotation_id, &error)
             })?;
