@@ -24,9 +24,7 @@ use sikkerkey_agent::providers::{
 };
 use sikkerkey_agent::secret::Secret;
 
-use crate::scenarios::{
-    self, Database, SOON, World, assert_no_leak, assert_password, secret_value,
-};
+use crate::scenarios::{Database, SOON, World, assert_no_leak, assert_password, secret_value};
 use crate::support::{random_text, require_env, unique_name};
 
 /// The database managed users live in during these tests.
@@ -714,32 +712,7 @@ fn provider_job_keeps_no_threads() {
 
 // ---- end to end, through the agent binary ----
 
-mongo_test!(rotation_confirmed, |m| scenarios::rotation_confirmed(m));
-mongo_test!(rotation_pending_before_start, |m| {
-    scenarios::rotation_pending_before_start(m)
-});
-mongo_test!(apply_fails_when_database_unreachable, |m| {
-    scenarios::apply_fails_when_database_unreachable(m)
-});
-mongo_test!(confirm_503_twice, |m| scenarios::confirm_fails_transiently(
-    m, 2
-));
-mongo_test!(confirm_503_beyond_in_job_retries, |m| {
-    scenarios::confirm_fails_transiently(m, 5)
-});
-mongo_test!(confirm_answer_lost, |m| scenarios::confirm_answer_lost(m));
-mongo_test!(killed_between_apply_and_confirm, |m| {
-    scenarios::killed_between_apply_and_confirm(m, false)
-});
-mongo_test!(killed_then_server_resets_rotation, |m| {
-    scenarios::killed_between_apply_and_confirm(m, true)
-});
-mongo_test!(hostile_name_and_password, |m| {
-    scenarios::hostile_name_and_password(m)
-});
-mongo_test!(unusable_pending_value_is_rejected, |m| {
-    scenarios::unusable_pending_value_is_rejected(m)
-});
+crate::scenarios::shared_scenarios!(mongo_test);
 
 mongo_test!(verify_fails_rolls_back_to_the_live_value, |m| {
     // MongoDB cannot restore a stored credential: the rollback sets the live value again

@@ -680,35 +680,9 @@ my_test!(
 
 // ---- the shared failure scenarios, through the agent binary ----
 
-my_test!(rotation_confirmed, |my| scenarios::rotation_confirmed(my));
-my_test!(rotation_pending_before_start, |my| {
-    scenarios::rotation_pending_before_start(my)
-});
-my_test!(apply_fails_when_database_unreachable, |my| {
-    scenarios::apply_fails_when_database_unreachable(my)
-});
+crate::scenarios::shared_scenarios!(my_test);
 my_test!(verify_fails_rolls_back, |my| {
     scenarios::verify_fails_rolls_back(my)
-});
-my_test!(
-    confirm_503_twice,
-    |my| scenarios::confirm_fails_transiently(my, 2)
-);
-my_test!(confirm_503_beyond_in_job_retries, |my| {
-    scenarios::confirm_fails_transiently(my, 5)
-});
-my_test!(confirm_answer_lost, |my| scenarios::confirm_answer_lost(my));
-my_test!(killed_between_apply_and_confirm, |my| {
-    scenarios::killed_between_apply_and_confirm(my, false)
-});
-my_test!(killed_then_server_resets_rotation, |my| {
-    scenarios::killed_between_apply_and_confirm(my, true)
-});
-my_test!(hostile_name_and_password, |my| {
-    scenarios::hostile_name_and_password(my)
-});
-my_test!(unusable_pending_value_is_rejected, |my| {
-    scenarios::unusable_pending_value_is_rejected(my)
 });
 
 my_test!(rollback_restores_every_host_exactly, |my| {

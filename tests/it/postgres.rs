@@ -134,35 +134,9 @@ macro_rules! pg_test {
     };
 }
 
-pg_test!(rotation_confirmed, |pg| scenarios::rotation_confirmed(pg));
-pg_test!(rotation_pending_before_start, |pg| {
-    scenarios::rotation_pending_before_start(pg)
-});
-pg_test!(apply_fails_when_database_unreachable, |pg| {
-    scenarios::apply_fails_when_database_unreachable(pg)
-});
+crate::scenarios::shared_scenarios!(pg_test);
 pg_test!(verify_fails_rolls_back, |pg| {
     scenarios::verify_fails_rolls_back(pg)
-});
-pg_test!(
-    confirm_503_twice,
-    |pg| scenarios::confirm_fails_transiently(pg, 2)
-);
-pg_test!(confirm_503_beyond_in_job_retries, |pg| {
-    scenarios::confirm_fails_transiently(pg, 5)
-});
-pg_test!(confirm_answer_lost, |pg| scenarios::confirm_answer_lost(pg));
-pg_test!(killed_between_apply_and_confirm, |pg| {
-    scenarios::killed_between_apply_and_confirm(pg, false)
-});
-pg_test!(killed_then_server_resets_rotation, |pg| {
-    scenarios::killed_between_apply_and_confirm(pg, true)
-});
-pg_test!(hostile_name_and_password, |pg| {
-    scenarios::hostile_name_and_password(pg)
-});
-pg_test!(unusable_pending_value_is_rejected, |pg| {
-    scenarios::unusable_pending_value_is_rejected(pg)
 });
 
 pg_test!(rollback_restores_the_exact_stored_verifier, |pg| {

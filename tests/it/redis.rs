@@ -858,35 +858,9 @@ macro_rules! scenario {
     };
 }
 
-scenario!(rotation_confirmed, |db| scenarios::rotation_confirmed(db));
-scenario!(rotation_pending_before_start, |db| {
-    scenarios::rotation_pending_before_start(db)
-});
-scenario!(apply_fails_when_database_unreachable, |db| {
-    scenarios::apply_fails_when_database_unreachable(db)
-});
+crate::scenarios::shared_scenarios!(scenario);
 scenario!(verify_fails_rolls_back, |db| {
     scenarios::verify_fails_rolls_back(db)
-});
-scenario!(
-    confirm_503_twice,
-    |db| scenarios::confirm_fails_transiently(db, 2)
-);
-scenario!(confirm_503_beyond_in_job_retries, |db| {
-    scenarios::confirm_fails_transiently(db, 5)
-});
-scenario!(confirm_answer_lost, |db| scenarios::confirm_answer_lost(db));
-scenario!(killed_between_apply_and_confirm, |db| {
-    scenarios::killed_between_apply_and_confirm(db, false)
-});
-scenario!(killed_then_server_resets_rotation, |db| {
-    scenarios::killed_between_apply_and_confirm(db, true)
-});
-scenario!(hostile_name_and_password, |db| {
-    scenarios::hostile_name_and_password(db)
-});
-scenario!(unusable_pending_value_is_rejected, |db| {
-    scenarios::unusable_pending_value_is_rejected(db)
 });
 
 scenario!(the_default_user_is_rotated_end_to_end, |db| {

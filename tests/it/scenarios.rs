@@ -394,3 +394,42 @@ pub fn unusable_pending_value_is_rejected(db: &dyn Database) {
     assert!(!w.journal_exists());
     w.finish(agent, &[&w.old_pw]);
 }
+
+/// Declares every shared scenario as a test through a provider's own test macro
+/// (`$test!(name, |db| body)`), so adding a scenario here runs it for every provider.
+/// `verify_fails_rolls_back` is left to each provider: how a rollback is proven differs.
+macro_rules! shared_scenarios {
+    ($test:ident) => {
+        $test!(rotation_confirmed, |db| {
+            $crate::scenarios::rotation_confirmed(db)
+        });
+        $test!(rotation_pending_before_start, |db| {
+            $crate::scenarios::rotation_pending_before_start(db)
+        });
+        $test!(apply_fails_when_database_unreachable, |db| {
+            $crate::scenarios::apply_fails_when_database_unreachable(db)
+        });
+        $test!(confirm_503_twice, |db| {
+            $crate::scenarios::confirm_fails_transiently(db, 2)
+        });
+        $test!(confirm_503_beyond_in_job_retries, |db| {
+            $crate::scenarios::confirm_fails_transiently(db, 5)
+        });
+        $test!(confirm_answer_lost, |db| {
+            $crate::scenarios::confirm_answer_lost(db)
+        });
+        $test!(killed_between_apply_and_confirm, |db| {
+            $crate::scenarios::killed_between_apply_and_confirm(db, false)
+        });
+        $test!(killed_then_server_resets_rotation, |db| {
+            $crate::scenarios::killed_between_apply_and_confirm(db, true)
+        });
+        $test!(hostile_name_and_password, |db| {
+            $crate::scenarios::hostile_name_and_password(db)
+        });
+        $test!(unusable_pending_value_is_rejected, |db| {
+            $crate::scenarios::unusable_pending_value_is_rejected(db)
+        });
+    };
+}
+pub(crate) use shared_scenarios;
