@@ -6,8 +6,6 @@ mod support;
 mod commands;
 mod scenarios;
 
-mod hang;
-
 #[cfg(feature = "mysql")]
 mod mysql;
 

@@ -17,8 +17,8 @@ use sikkerkey_agent::providers::{
 };
 use sikkerkey_agent::secret::Secret;
 
-use crate::hang::{BlackHole, FreezableRelay};
 use crate::scenarios::{self, Database, World, assert_password, secret_value};
+use crate::support::proxy::{BlackHole, TcpProxy};
 use crate::support::{random_text, require_env, unique_name};
 
 const ACCESS_DENIED: u16 = 1045;
@@ -646,7 +646,7 @@ my_test!(
         let user = unique_name("ska_hang");
         let _cleanup = Cleanup(my, vec![user.clone()]);
         my.create_user(&user, "hang-old");
-        let relay = FreezableRelay::start(&format!("{}:{}", my.host, my.port));
+        let relay = TcpProxy::start(&format!("{}:{}", my.host, my.port));
         let mut target = my.target_as(&my.admin_user, &my.admin_pass, relay.port());
         target.timeouts = DbTimeouts {
             connect: Duration::from_secs(2),

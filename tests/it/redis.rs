@@ -16,8 +16,8 @@ use sikkerkey_agent::providers::{
 };
 use sikkerkey_agent::secret::Secret;
 
-use crate::hang::{BlackHole, FreezableRelay};
 use crate::scenarios::{self, Database, World, assert_password, secret_value};
+use crate::support::proxy::{BlackHole, TcpProxy};
 use crate::support::{TempDir, random_text, require_env, unique_name};
 
 /// How a test server keeps its users.
@@ -771,7 +771,7 @@ redis_test!(
     Mode::MemoryOnly,
     |r| {
         r.cmd(&["ACL", "SETUSER", "app", "on", ">hang-old"]);
-        let relay = FreezableRelay::start(&format!("127.0.0.1:{}", r.port));
+        let relay = TcpProxy::start(&format!("127.0.0.1:{}", r.port));
         let mut target = r.target_as(&r.admin_user, &r.admin_pass, relay.port());
         target.timeouts = DbTimeouts {
             connect: Duration::from_secs(2),
