@@ -21,6 +21,21 @@ mod scenarios;
 #[allow(dead_code, unused_imports)]
 mod postgres;
 
+#[cfg(feature = "mysql")]
+#[path = "../tests/it/mysql.rs"]
+#[allow(dead_code, unused_imports)]
+mod mysql;
+
+#[cfg(feature = "redis")]
+#[path = "../tests/it/redis.rs"]
+#[allow(dead_code, unused_imports)]
+mod redis;
+
+#[cfg(feature = "mongodb")]
+#[path = "../tests/it/mongodb.rs"]
+#[allow(dead_code, unused_imports)]
+mod mongodb;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,6 +52,19 @@ fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
         #[cfg(feature = "postgres")]
         ("PostgreSQL", || {
             postgres::Pg::from_env().map(|d| Box::new(d) as _)
+        }),
+        #[cfg(feature = "mysql")]
+        ("MariaDB", || {
+            mysql::My::from_env().map(|d| Box::new(d) as _)
+        }),
+        #[cfg(feature = "redis")]
+        ("Redis", || {
+            redis::RedisServer::start(redis::Mode::AclFile)
+                .map(|r| Box::new(redis::ScenarioRedis(r)) as _)
+        }),
+        #[cfg(feature = "mongodb")]
+        ("MongoDB", || {
+            mongodb::Mongo::from_env().map(|d| Box::new(d) as _)
         }),
     ];
     table
@@ -250,18 +278,24 @@ struct IdleResult {
 
 /// Starts every agent at once with the product's timings (poll every 10 s, heartbeat
 /// every 30 s), waits until each reported healthy, then leaves them alone for `idle`.
-fn measure_idle(
+fn measure_idle<'a>(
     s: &Settings,
-    dbs: &[(&'static str, Box<dyn Database>)],
+    dbs: &'a [(&'static str, Box<dyn Database>)],
     tick: f64,
+    failures: &mut Vec<String>,
 ) -> Vec<IdleResult> {
     let mut running = Vec::new();
     for (name, db) in dbs {
         for agent in agents(s) {
-            let w = World::plain(db.as_ref());
-            let mut process = agent.spawn(s, &w, false);
-            w.wait_healthy(&mut process);
-            running.push((*name, agent, w, process));
+            let started = attempt(agent, &format!("{name}, idle"), failures, || {
+                let w: World<'a> = World::plain(db.as_ref());
+                let mut process = agent.spawn(s, &w, false);
+                w.wait_healthy(&mut process);
+                (w, process)
+            });
+            if let Some((w, process)) = started {
+                running.push((*name, agent, w, process));
+            }
         }
     }
     let before: Vec<(ProcSample, usize)> = running
@@ -298,6 +332,36 @@ fn measure_idle(
         stop(agent, &w, process);
     }
     results
+}
+
+/// Runs `f`. A panic is a failure of our agent and goes on; for the official agent, which
+/// need not cope with every test server, it becomes a line under "Not measured".
+fn attempt<T>(
+    agent: Agent,
+    what: &str,
+    failures: &mut Vec<String>,
+    f: impl FnOnce() -> T,
+) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(e) if agent == Agent::Official => {
+            let text = e
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("panic");
+            let first: String = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            failures.push(format!("{}, {what}: {first}", agent.name()));
+            None
+        }
+        Err(e) => std::panic::resume_unwind(e),
+    }
 }
 
 fn total_calls(w: &World) -> usize {
@@ -638,7 +702,8 @@ fn main() {
         report.push_str(&binary_line(Agent::Official.name(), o));
     }
 
-    let idle = measure_idle(&s, &dbs, tick);
+    let mut failures = Vec::new();
+    let idle = measure_idle(&s, &dbs, tick, &mut failures);
     writeln!(
         report,
         "\n## Idle\n\nStarted with the product's timings (poll every 10 s, heartbeat every 30 s); measured from the first healthy heartbeat for {} s. CPU is utime+stime from /proc/PID/stat (10 ms ticks). RSS is VmRSS from /proc/PID/status; \"of which anonymous\" is RssAnon, the process's own memory, the rest being pages of its executable (clean, shared with the page cache); peak is VmHWM.\n",
@@ -680,13 +745,10 @@ fn main() {
             s.rotations,
         ));
         if s.official.is_some() {
-            rotations.push(measure_rotations(
-                &s,
-                name,
-                db.as_ref(),
-                Agent::Official,
-                s.official_rotations,
-            ));
+            let what = format!("{name}, rotations");
+            rotations.extend(attempt(Agent::Official, &what, &mut failures, || {
+                measure_rotations(&s, name, db.as_ref(), Agent::Official, s.official_rotations)
+            }));
         }
     }
     writeln!(
@@ -734,6 +796,12 @@ fn main() {
         writeln!(report, "| {name} | {} |", show(*floor)).unwrap();
     }
 
+    if !failures.is_empty() {
+        writeln!(report, "\n## Not measured\n").unwrap();
+        for f in &failures {
+            writeln!(report, "- {f}").unwrap();
+        }
+    }
     budgets(&mut report, &s, &idle, &rotations);
     println!("\n{report}");
     if let Some(out) = &s.out {

@@ -57,7 +57,8 @@ pub enum ApiError {
         call: &'static str,
         secret_id: String,
         url: String,
-        source: ureq::Error,
+        /// Boxed: the transport error is large and errors travel by value.
+        source: Box<ureq::Error>,
     },
     /// A 2xx answer whose body is not what the protocol says.
     BadResponse {
@@ -143,14 +144,15 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ApiError::Transport { source, .. } => Some(source),
+            ApiError::Transport { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
 }
 
-/// Connection details as the server sends them in the sync config.
-#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+/// Connection details as the server sends them in the sync config. `Debug` is safe:
+/// the admin password is a [`Secret`].
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServerConnection {
     pub host: String,
@@ -162,21 +164,8 @@ pub struct ServerConnection {
     pub project_reference: String,
 }
 
-impl fmt::Debug for ServerConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerConnection")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("database", &self.database)
-            .field("admin_user", &self.admin_user)
-            .field("admin_pass", &self.admin_pass)
-            .field("project_reference", &self.project_reference)
-            .finish()
-    }
-}
-
 /// `GET /v1/secret/{id}/sync-config`.
-#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SyncConfig {
     pub provider_type: String,
@@ -187,19 +176,6 @@ pub struct SyncConfig {
     #[serde(with = "crate::secret::serde_opt_secret")]
     pub pending_value: Option<Secret>,
     pub rotation_status: String,
-}
-
-impl fmt::Debug for SyncConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncConfig")
-            .field("provider_type", &self.provider_type)
-            .field("connection", &self.connection)
-            .field("managed_username", &self.managed_username)
-            .field("pending_rotation_id", &self.pending_rotation_id)
-            .field("pending_value", &self.pending_value)
-            .field("rotation_status", &self.rotation_status)
-            .finish()
-    }
 }
 
 /// A pending rotation: its id and the new value (a JSON object as a string).
@@ -396,7 +372,7 @@ impl ApiClient {
             call,
             secret_id: secret_id.into(),
             url: self.base_url.clone(),
-            source,
+            source: Box::new(source),
         };
         let result = match body {
             None => self

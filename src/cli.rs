@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+use crate::secret::Secret;
+
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -18,7 +20,7 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminPassSource {
     /// `--admin-pass` in argv (works, with a warning: it leaks to `ps` and shell history).
-    Argv(String),
+    Argv(Secret),
     File(PathBuf),
     /// `SIKKERKEY_ADMIN_PASS`, or a prompt on a terminal.
     EnvOrPrompt,
@@ -45,7 +47,8 @@ pub enum Command {
     Start {
         secret: String,
     },
-    Configure(ConfigureArgs),
+    /// Boxed: it is much larger than every other command.
+    Configure(Box<ConfigureArgs>),
     Test {
         secret: String,
     },
@@ -274,17 +277,21 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             Long("provider") => provider = Some(parser.value()?.string()?),
             Long("host") => host = Some(parser.value()?.string()?),
             Long("port") => {
-                let v: u16 = parser.value()?.parse()?;
-                if v == 0 {
-                    return Err(lexopt::Error::Custom(
-                        "--port must be between 1 and 65535".into(),
-                    ));
+                let text = parser.value()?.string()?;
+                match text.parse::<u16>() {
+                    Ok(v) if v != 0 => port = Some(v),
+                    _ => {
+                        return Err(lexopt::Error::Custom(
+                            format!("--port \"{text}\" is not a port number (1 to 65535)").into(),
+                        ));
+                    }
                 }
-                port = Some(v);
             }
             Long("database") => database = Some(parser.value()?.string()?),
             Long("admin-user") => admin_user = Some(parser.value()?.string()?),
-            Long("admin-pass") => admin_pass = AdminPassSource::Argv(parser.value()?.string()?),
+            Long("admin-pass") => {
+                admin_pass = AdminPassSource::Argv(Secret::new(parser.value()?.string()?))
+            }
             Long("admin-pass-file") => admin_pass = AdminPassSource::File(parser.value()?.into()),
             Long("project-reference") => project_reference = Some(parser.value()?.string()?),
             Long("username-field") => username_field = Some(parser.value()?.string()?),
@@ -302,7 +309,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Command::Configure(ConfigureArgs {
+    Ok(Command::Configure(Box::new(ConfigureArgs {
         secret: secret.ok_or_else(|| missing("secret"))?,
         provider: provider.ok_or_else(|| missing("provider"))?,
         host: host.ok_or_else(|| missing("host"))?,
@@ -314,7 +321,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
         username_field,
         password_field,
         poll_interval,
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -416,6 +423,30 @@ mod tests {
             .to_string()
             .contains("admin-user")
         );
+    }
+
+    #[test]
+    fn an_admin_password_in_argv_never_shows_in_debug_output() {
+        let c = p(&[
+            "configure",
+            "--secret",
+            "s",
+            "--provider",
+            "mysql",
+            "--host",
+            "h",
+            "--admin-user",
+            "u",
+            "--admin-pass",
+            "hunter2-secret",
+        ])
+        .unwrap();
+        let Command::Configure(a) = &c else { panic!() };
+        assert_eq!(
+            a.admin_pass,
+            AdminPassSource::Argv(Secret::new("hunter2-secret"))
+        );
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
     #[test]

@@ -16,3 +16,4 @@ pub mod localconfig;
 pub mod pidfile;
 pub mod providers;
 pub mod secret;
+pub mod service;

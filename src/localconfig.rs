@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
-/// Connection block of the local config.
-#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+/// Connection block of the local config. `Debug` is safe: the password is a [`Secret`].
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LocalConnection {
     pub host: String,
@@ -23,20 +23,6 @@ pub struct LocalConnection {
     pub username_field: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub password_field: String,
-}
-
-impl fmt::Debug for LocalConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalConnection")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("database", &self.database)
-            .field("admin_user", &self.admin_user)
-            .field("admin_pass", &self.admin_pass)
-            .field("username_field", &self.username_field)
-            .field("password_field", &self.password_field)
-            .finish()
-    }
 }
 
 /// `agents/{secretId}.json`.

@@ -43,10 +43,13 @@ fn dispatch(command: Command) -> Result<i32, CommandError> {
             Ok(exit::OK)
         }
         Command::Start { secret } => commands::start::run(&secret),
-        other => Err(CommandError::new(
-            exit::USAGE,
-            format!("{other:?} is not implemented yet"),
-        )),
+        Command::Configure(args) => commands::configure::run(&args),
+        Command::Test { secret } => commands::test::run(&secret),
+        Command::List { format } => commands::list::run(format),
+        Command::Stop { secret } => commands::stop::run(&secret),
+        Command::Remove { secret, force } => commands::remove::run(&secret, force),
+        Command::Install { secret, now } => commands::install::run(&secret, now),
+        Command::Uninstall { secret } => commands::uninstall::run(&secret),
     }
 }
 

@@ -72,20 +72,11 @@ impl FieldNames {
     }
 }
 
-/// A login: who and with what password.
-#[derive(Clone, PartialEq, Eq)]
+/// A login: who and with what password (redacted in `Debug`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
     pub username: String,
     pub password: Secret,
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish()
-    }
 }
 
 /// Why a secret value could not be turned into a credential. Never contains the value.

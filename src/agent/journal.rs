@@ -28,8 +28,8 @@ pub enum Phase {
     Rejecting,
 }
 
-/// How to put the old credential back.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How to put the old credential back. The stored verifier is a [`Secret`], so `Debug` is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Snapshot {
     /// The user did not exist: rollback removes it.
@@ -41,16 +41,6 @@ pub enum Snapshot {
     },
     /// The stored form could not be read: rollback re-reads the live value from the server.
     LiveValue,
-}
-
-impl fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Snapshot::Absent => f.write_str("Absent"),
-            Snapshot::Stored { .. } => f.write_str("Stored(<redacted>)"),
-            Snapshot::LiveValue => f.write_str("LiveValue"),
-        }
-    }
 }
 
 /// A salted SHA-256 of a password: enough to recognise it again, useless to log in with.

@@ -174,6 +174,21 @@ pub fn build_target(
     Ok((target, fields))
 }
 
+/// Turns each sync config into the database target, so that connection details changed
+/// in the dashboard (a new admin password, say) take effect without a restart. The local
+/// config, read once at start-up, keeps precedence.
+#[derive(Debug, Clone)]
+pub struct TargetSource {
+    pub local: Option<LocalConfig>,
+    pub db: DbTimeouts,
+}
+
+impl TargetSource {
+    pub fn resolve(&self, sync: &SyncConfig) -> Result<(Target, FieldNames), AgentError> {
+        build_target(sync, self.local.as_ref(), self.db)
+    }
+}
+
 /// Fetches the sync config, waiting out transient control-plane failures.
 fn fetch_sync_config(
     api: &ApiClient,
@@ -234,7 +249,11 @@ pub fn run(
     let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else {
         return Ok(StopReason::Signal);
     };
-    let (target, fields) = build_target(&sync, local.as_ref(), timing.db)?;
+    let source = TargetSource {
+        local,
+        db: timing.db,
+    };
+    let (target, fields) = source.resolve(&sync)?;
     let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
 
     let board = Arc::new(StatusBoard::new(
@@ -256,7 +275,8 @@ pub fn run(
         Journal::new(files.journal()),
         board.clone(),
         shutdown.clone(),
-    );
+    )
+    .follow_sync_config(source);
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
     let worker =
         worker::spawn(engine, job_rx, board.clone(), shutdown.clone()).map_err(|source| {
@@ -275,20 +295,23 @@ pub fn run(
     let checked = jobs
         .send(Job::Check(reply))
         .ok()
-        .and_then(|()| answer.recv().ok())
+        .and_then(|()| answer.recv_timeout(timing.job_deadline).ok())
         .unwrap_or_else(|| {
             Err(ProviderError::new(
                 &target,
-                crate::providers::FailureKind::Database,
+                crate::providers::FailureKind::Timeout,
                 "checking the connection",
-                "the worker thread stopped",
+                format!("no answer within {} s", timing.job_deadline.as_secs()),
             ))
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
         Heartbeat::beat(&api, &board, &secret_id);
-        drop(jobs);
-        let _ = worker.join();
+        if e.kind != crate::providers::FailureKind::Timeout {
+            // A worker stuck in a driver cannot be joined; it ends with the process.
+            drop(jobs);
+            let _ = worker.join();
+        }
         return Err(AgentError::Database(e));
     }
     log::info!(
@@ -340,8 +363,12 @@ pub fn run(
     let reason = shutdown.wait();
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
-    let worker_panicked = worker.join().is_err();
     let _ = heartbeat.join();
+    if reason == StopReason::WorkerHung {
+        // The worker is blocked inside a database driver; it ends with the process.
+        return Ok(reason);
+    }
+    let worker_panicked = worker.join().is_err();
     if worker_panicked {
         return Ok(StopReason::WorkerCrashed);
     }

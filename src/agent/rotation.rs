@@ -12,6 +12,7 @@ use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
 use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
+use super::TargetSource;
 use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
 use super::shutdown::Shutdown;
 use super::status::{RotationRecord, StatusBoard, unix_now};
@@ -88,6 +89,8 @@ pub struct RotationEngine {
     unhealthy: bool,
     /// When the current job reached the worker, for the timing in the log.
     job_started: Instant,
+    /// Where fresh connection details come from; `None` keeps the start-up target.
+    source: Option<TargetSource>,
 }
 
 /// How long the database steps of one rotation took.
@@ -123,6 +126,36 @@ impl RotationEngine {
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
+            source: None,
+        }
+    }
+
+    /// Follows connection-detail changes in later sync configs.
+    pub fn follow_sync_config(mut self, source: TargetSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Adopts the connection details of `sync` when they differ from the current ones.
+    fn update_target(&mut self, sync: &SyncConfig) {
+        let Some(source) = &self.source else { return };
+        match source.resolve(sync) {
+            Ok((target, fields)) if target != self.target || fields != self.fields => {
+                log::info!(
+                    "secret {}: connection details changed; now {} at {} as admin \"{}\"",
+                    self.secret_id,
+                    target.kind.display_name(),
+                    target.endpoint(),
+                    target.admin_user
+                );
+                self.target = target;
+                self.fields = fields;
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!(
+                "secret {}: keeping the previous connection details; the new sync config is unusable: {e}",
+                self.secret_id
+            ),
         }
     }
 
@@ -174,6 +207,7 @@ impl RotationEngine {
         sync: &SyncConfig,
         fetched_at: Instant,
     ) -> Result<(), StepError> {
+        self.update_target(sync);
         if let Some(entry) = self.journal.load()? {
             self.reconcile(entry, sync)?;
             if self.journal.load()?.is_some() {
@@ -382,6 +416,10 @@ impl RotationEngine {
             self.secret_id,
             short_id(rotation_id)
         );
+        self.report_failure(&format!(
+            "rotation {} rejected: {error}",
+            short_id(rotation_id)
+        ));
         let result =
             self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
         self.finish(rotation_id, "rejected", &error);
@@ -390,6 +428,13 @@ impl RotationEngine {
             "rotation {} was rejected: {error}",
             short_id(rotation_id)
         )))
+    }
+
+    /// Marks the agent unhealthy before the server hears of a failure, so that no heartbeat
+    /// sent after the server recorded the rejection can still say "healthy".
+    fn report_failure(&mut self, message: &str) {
+        self.unhealthy = true;
+        self.board.set_worker_error(Some(message.to_owned()));
     }
 
     /// Puts the old credential back, checks it, then rejects. The journal stays until both
@@ -435,6 +480,10 @@ impl RotationEngine {
             }
         }
         if !entry.rejected {
+            self.report_failure(&format!(
+                "rotation {} rejected: {error}",
+                short_id(&entry.rotation_id)
+            ));
             self.with_retries(|api, secret| {
                 api.reject_rotation(secret, &entry.rotation_id, &error)
             })?;

@@ -15,6 +15,9 @@ pub enum StopReason {
     Locked,
     /// The worker thread died; the journal lets the next start finish its work.
     WorkerCrashed,
+    /// A job outlived twice its deadline (a database that accepts connections but never
+    /// answers); the stuck worker cannot be joined, so the process exits and restarts.
+    WorkerHung,
 }
 
 #[derive(Debug, Default)]

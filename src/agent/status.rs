@@ -125,6 +125,15 @@ impl StatusBoard {
         self.lock().job_started = Some(Instant::now());
     }
 
+    /// How long the current job has been running, if one is.
+    pub fn job_running_for(&self) -> Option<Duration> {
+        self.lock().job_started.map(|s| s.elapsed())
+    }
+
+    pub fn job_deadline(&self) -> Duration {
+        self.job_deadline
+    }
+
     pub fn job_finished(&self) {
         self.lock().job_started = None;
     }

@@ -1,7 +1,15 @@
 //! One module per command. Each takes parsed arguments and returns an exit code or an
 //! error that `main` prints.
 
+pub mod configure;
+pub mod install;
+pub mod list;
+mod local;
+pub mod remove;
 pub mod start;
+pub mod stop;
+pub mod test;
+pub mod uninstall;
 
 use std::fmt;
 

@@ -82,6 +82,12 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         }
         Ok(StopReason::SecretGone) => Ok(exit::OK),
         Ok(StopReason::Locked) => Ok(exit::LOCKED),
+        Ok(StopReason::WorkerHung) => {
+            log::error!(
+                "secret {secret}: the database stopped answering in the middle of a job; restart the agent to finish any rotation in flight"
+            );
+            Ok(exit::WORKER_CRASHED)
+        }
         Ok(StopReason::WorkerCrashed) => {
             log::error!(
                 "secret {secret}: the rotation worker crashed; restart the agent to finish any rotation in flight"

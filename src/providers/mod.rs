@@ -12,8 +12,14 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// A database family, as named by the sync config's `providerType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,7 +118,7 @@ impl FromStr for ProviderKind {
 }
 
 /// Bounds on every database call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DbTimeouts {
     pub connect: Duration,
     /// Bound on one statement or command.
@@ -129,7 +135,7 @@ impl Default for DbTimeouts {
 }
 
 /// Where and as whom the agent administers the database.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub kind: ProviderKind,
     pub host: String,
@@ -278,6 +284,14 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
             Ok(Box::new(postgres::Postgres::connect(target)?))
         }
+        #[cfg(feature = "mysql")]
+        ProviderKind::Mysql => Ok(Box::new(mysql::Mysql::connect(target)?)),
+        #[cfg(feature = "redis")]
+        ProviderKind::Redis => Ok(Box::new(redis::Redis::connect(target)?)),
+        #[cfg(feature = "mongodb")]
+        ProviderKind::Mongodb => Ok(Box::new(mongodb::Mongo::connect(target)?)),
+        // Reached only in builds without some provider's feature.
+        #[allow(unreachable_patterns)]
         other => Err(ProviderError::new(
             target,
             FailureKind::Database,

@@ -173,17 +173,25 @@ impl Provider for Postgres {
     }
 
     fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        let action = format!("logging in as \"{username}\"");
-        match config_for(&self.target, &login_name(&self.target, username), password).connect(NoTls)
-        {
-            Ok(client) => {
-                drop(client);
-                Ok(())
-            }
-            // Authentication comes before the database lookup, so this means the password works.
-            Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => Ok(()),
-            Err(e) => Err(error(&self.target, &action, &e)),
+        verify_login(&self.target, username, password)
+    }
+}
+
+/// Logs in as `username` on a fresh connection to the target's database. A missing
+/// database counts as success: PostgreSQL authenticates before it looks the database up.
+pub fn verify_login(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    let action = format!("logging in as \"{username}\"");
+    match config_for(target, &login_name(target, username), password).connect(NoTls) {
+        Ok(client) => {
+            drop(client);
+            Ok(())
         }
+        Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => Ok(()),
+        Err(e) => Err(error(target, &action, &e)),
     }
 }
 
@@ -268,6 +276,24 @@ mod tests {
             r#""app""; DROP ROLE x; --""#
         );
         assert_eq!(quote_literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn supabase_logins_carry_the_project_reference_and_sql_names_do_not() {
+        let mut t = Target {
+            kind: ProviderKind::PostgresqlSupabase,
+            host: "db".into(),
+            port: 5432,
+            database: String::new(),
+            admin_user: "postgres".into(),
+            admin_pass: Secret::new("x"),
+            project_reference: "abcd1234".into(),
+            timeouts: Default::default(),
+        };
+        assert_eq!(login_name(&t, "app"), "app.abcd1234");
+        assert_eq!(quote_ident("app"), "\"app\"");
+        t.kind = ProviderKind::Postgresql;
+        assert_eq!(login_name(&t, "app"), "app");
     }
 
     #[test]

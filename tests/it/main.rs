@@ -3,10 +3,23 @@
 
 mod support;
 
+mod commands;
 mod scenarios;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+
+#[cfg(feature = "redis")]
+mod redis;
 
 #[cfg(feature = "postgres")]
 mod postgres;
 
 #[cfg(feature = "postgres")]
+mod postgres_provider;
+
+#[cfg(feature = "postgres")]
 mod official;
+
+#[cfg(feature = "mongodb")]
+mod mongodb;

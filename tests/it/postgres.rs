@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use crate::scenarios::{self, Database, SOON, World, assert_password, secret_value};
 use crate::support::{
     Endpoint, FakeControlPlane, Fault, Machine, SecretState, random_text, require_env, unique_name,
-    wait_until,
 };
 
 pub struct Pg {
@@ -135,35 +134,9 @@ macro_rules! pg_test {
     };
 }
 
-pg_test!(rotation_confirmed, |pg| scenarios::rotation_confirmed(pg));
-pg_test!(rotation_pending_before_start, |pg| {
-    scenarios::rotation_pending_before_start(pg)
-});
-pg_test!(apply_fails_when_database_unreachable, |pg| {
-    scenarios::apply_fails_when_database_unreachable(pg)
-});
+crate::scenarios::shared_scenarios!(pg_test);
 pg_test!(verify_fails_rolls_back, |pg| {
     scenarios::verify_fails_rolls_back(pg)
-});
-pg_test!(
-    confirm_503_twice,
-    |pg| scenarios::confirm_fails_transiently(pg, 2)
-);
-pg_test!(confirm_503_beyond_in_job_retries, |pg| {
-    scenarios::confirm_fails_transiently(pg, 5)
-});
-pg_test!(confirm_answer_lost, |pg| scenarios::confirm_answer_lost(pg));
-pg_test!(killed_between_apply_and_confirm, |pg| {
-    scenarios::killed_between_apply_and_confirm(pg, false)
-});
-pg_test!(killed_then_server_resets_rotation, |pg| {
-    scenarios::killed_between_apply_and_confirm(pg, true)
-});
-pg_test!(hostile_name_and_password, |pg| {
-    scenarios::hostile_name_and_password(pg)
-});
-pg_test!(unusable_pending_value_is_rejected, |pg| {
-    scenarios::unusable_pending_value_is_rejected(pg)
 });
 
 pg_test!(rollback_restores_the_exact_stored_verifier, |pg| {
@@ -188,15 +161,21 @@ pg_test!(rollback_restores_the_exact_stored_verifier, |pg| {
 });
 
 pg_test!(role_created_by_a_failed_rotation_is_dropped, |pg| {
-    // The managed role does not exist yet; verification fails because the database refuses
-    // connections from it, so the rollback must remove the role it created.
+    // The managed role does not exist yet. The agent works in a database that PUBLIC may
+    // not connect to, so verification fails and the rollback must remove the role it
+    // created. The database is this test's own: other tests never see the restriction.
+    let database = unique_name("ska_locked_db");
+    pg.exec(&format!("CREATE DATABASE {}", ident(&database)));
+    pg.exec(&format!(
+        "REVOKE CONNECT ON DATABASE {} FROM PUBLIC",
+        ident(&database)
+    ));
     let w = World::plain(pg);
+    w.cp.with_secret(&w.secret, |s| s.connection["database"] = json!(database));
     let fresh = unique_name("ska_new");
     let agent = w.start();
-    pg.exec(&format!("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC"));
     w.cp.set_pending(&w.secret, "rot_create", &secret_value(&fresh, "created-pw"));
     let error = w.wait_rejected("rot_create", &agent);
-    pg.exec("GRANT CONNECT ON DATABASE postgres TO PUBLIC");
     assert!(error.contains("verification failed"), "{error}");
     w.wait_journal_cleared(&agent);
     assert!(pg.stored_verifier(&fresh).is_none());
@@ -213,6 +192,7 @@ pg_test!(role_created_by_a_failed_rotation_is_dropped, |pg| {
         "the role the failed rotation created is still there"
     );
     w.finish(agent, &[&w.old_pw, "created-pw"]);
+    pg.exec(&format!("DROP DATABASE {}", ident(&database)));
 });
 
 pg_test!(createrole_admin_rolls_back_from_the_live_value, |pg| {
@@ -238,7 +218,7 @@ pg_test!(createrole_admin_rolls_back_from_the_live_value, |pg| {
     w.wait_rejected("rot_cr", &agent);
     // The rollback re-sets the live value and proves it by logging in, which the blocked
     // role cannot: the journal must stay until the login works again.
-    wait_until(
+    agent.wait_until(
         SOON,
         "the agent to report the unverifiable rollback",
         || agent.output().contains("rollback failed"),
@@ -289,7 +269,7 @@ pg_test!(heartbeats_keep_coming_during_a_slow_rotation, |pg| {
     let agent = w.start();
     let mut blocker = block_role_row(pg, &w.user);
     w.cp.set_pending(&w.secret, "rot_slow", &secret_value(&w.user, "slow-new-pw"));
-    wait_until(SOON, "the agent to start the rotation", || {
+    agent.wait_until(SOON, "the agent to start the rotation", || {
         agent.output().contains("pending rotation rot_slow")
     });
     let before = w.cp.heartbeats(&w.secret).len();
@@ -365,7 +345,7 @@ pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
     let w = World::plain(pg);
     let agent = w.start();
     w.cp.inject(Endpoint::SyncConfig, Fault::Status(503), 4);
-    wait_until(SOON, "an error heartbeat naming the poll failure", || {
+    agent.wait_until(SOON, "an error heartbeat naming the poll failure", || {
         w.cp.heartbeats(&w.secret)
             .iter()
             .any(|h| h.status == "error" && h.error.contains("poll failed"))
@@ -377,7 +357,7 @@ pg_test!(control_plane_outage_is_reported_and_recovered, |pg| {
     );
     w.wait_confirmed("rot_after_outage", &agent);
     let n = w.cp.heartbeats(&w.secret).len();
-    wait_until(SOON, "healthy again", || {
+    agent.wait_until(SOON, "healthy again", || {
         w.cp.heartbeats(&w.secret)
             .get(n..)
             .is_some_and(|h| h.iter().any(|h| h.status == "healthy"))
@@ -454,11 +434,11 @@ pg_test!(sigterm_lets_the_rotation_in_flight_finish, |pg| {
     let mut agent = w.start();
     let mut blocker = block_role_row(pg, &w.user);
     w.cp.set_pending(&w.secret, "rot_term", &secret_value(&w.user, "term-new-pw"));
-    wait_until(SOON, "the rotation to start", || {
+    agent.wait_until(SOON, "the rotation to start", || {
         agent.output().contains("pending rotation rot_term")
     });
     agent.signal("TERM");
-    wait_until(SOON, "the agent to acknowledge the stop", || {
+    agent.wait_until(SOON, "the agent to acknowledge the stop", || {
         agent.output().contains("stopping")
     });
     assert!(
@@ -483,11 +463,11 @@ pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
         &secret_value(&w.user, "twice-new-pw"),
     );
     // The journal exists once the rotation is past its snapshot and about to write.
-    wait_until(SOON, "the journal of the blocked rotation", || {
+    agent.wait_until(SOON, "the journal of the blocked rotation", || {
         w.journal_exists()
     });
     agent.signal("TERM");
-    wait_until(SOON, "the agent to acknowledge the stop", || {
+    agent.wait_until(SOON, "the agent to acknowledge the stop", || {
         agent.output().contains("stopping")
     });
     agent.signal("TERM");
@@ -504,3 +484,165 @@ pg_test!(second_signal_exits_at_once_and_the_restart_finishes, |pg| {
     assert_password(pg, &w.user, "twice-new-pw", &w.old_pw);
     w.finish(agent, &[&w.old_pw, "twice-new-pw"]);
 });
+
+pg_test!(a_second_local_agent_for_the_same_secret_is_refused, |pg| {
+    let w = World::plain(pg);
+    let first = w.start();
+    let mut second = w.machine.spawn_agent(&w.secret);
+    assert_eq!(
+        second.wait_exit(SOON).code(),
+        Some(1),
+        "output:\n{}",
+        second.output()
+    );
+    assert!(
+        second.output().contains(&format!("PID {}", first.pid())),
+        "{}",
+        second.output()
+    );
+    w.cp.set_pending(
+        &w.secret,
+        "rot_local_twice",
+        &secret_value(&w.user, "local-twice-pw"),
+    );
+    w.wait_confirmed("rot_local_twice", &first);
+    w.finish(first, &[&w.old_pw, "local-twice-pw"]);
+});
+
+pg_test!(
+    a_database_that_stops_answering_leads_to_a_restart_not_a_silent_agent,
+    |pg| {
+        let w = World::new(
+            pg,
+            pg.plain_name(),
+            format!("old-{}", random_text(12)),
+            true,
+        );
+        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
+        let mut agent = crate::support::AgentProcess::spawn(cmd);
+        w.wait_healthy(&mut agent);
+        w.proxy.as_ref().unwrap().hang();
+        w.cp.set_pending(&w.secret, "rot_hang", &secret_value(&w.user, "hang-new-pw"));
+        agent.wait_until(SOON, "an error heartbeat about the stuck job", || {
+            w.cp.heartbeats(&w.secret)
+                .iter()
+                .any(|h| h.status == "error" && h.error.contains("running"))
+        });
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(70), "output:\n{}", agent.report());
+        // Nothing reached the database; the rotation is still pending for the next agent.
+        assert_password(pg, &w.user, &w.old_pw, "hang-new-pw");
+        assert_eq!(
+            w.cp.pending(&w.secret).map(|p| p.0).as_deref(),
+            Some("rot_hang")
+        );
+        w.proxy.as_ref().unwrap().restore();
+        let agent = w.machine.spawn_agent(&w.secret);
+        w.wait_confirmed("rot_hang", &agent);
+        assert_password(pg, &w.user, "hang-new-pw", &w.old_pw);
+        w.finish(agent, &[&w.old_pw, "hang-new-pw"]);
+    }
+);
+
+pg_test!(
+    a_database_that_never_answers_fails_the_start_up_check_in_time,
+    |pg| {
+        let w = World::new(
+            pg,
+            pg.plain_name(),
+            format!("old-{}", random_text(12)),
+            true,
+        );
+        w.proxy.as_ref().unwrap().hang();
+        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
+        let mut agent = crate::support::AgentProcess::spawn(cmd);
+        let status = agent.wait_exit(SOON);
+        assert_eq!(status.code(), Some(6), "output:\n{}", agent.report());
+        assert!(
+            agent.output().contains("no answer within"),
+            "{}",
+            agent.output()
+        );
+    }
+);
+
+pg_test!(
+    new_admin_credentials_from_the_server_take_effect_without_a_restart,
+    |pg| {
+        let (first, second) = (unique_name("ska_adm1"), unique_name("ska_adm2"));
+        let (first_pw, second_pw) = (
+            format!("a1-{}", random_text(12)),
+            format!("a2-{}", random_text(12)),
+        );
+        for (name, pw) in [(&first, &first_pw), (&second, &second_pw)] {
+            pg.create_user(name, pw);
+            pg.exec(&format!("ALTER ROLE {} SUPERUSER", ident(name)));
+        }
+        let w = World::plain(pg);
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(first);
+            s.connection["adminPass"] = json!(first_pw);
+        });
+        let agent = w.start();
+        // The dashboard gets a new admin; the old one stops working.
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(second);
+            s.connection["adminPass"] = json!(second_pw);
+        });
+        agent.wait_until(SOON, "the agent to adopt the new admin", || {
+            agent.output().contains(&format!("as admin \"{second}\""))
+        });
+        pg.exec(&format!("ALTER ROLE {} NOLOGIN", ident(&first)));
+        w.cp.set_pending(
+            &w.secret,
+            "rot_new_admin",
+            &secret_value(&w.user, "new-admin-era-pw"),
+        );
+        w.wait_confirmed("rot_new_admin", &agent);
+        assert_password(pg, &w.user, "new-admin-era-pw", &w.old_pw);
+        w.finish(
+            agent,
+            &[&w.old_pw, "new-admin-era-pw", &first_pw, &second_pw],
+        );
+        pg.drop_user(&first);
+        pg.drop_user(&second);
+    }
+);
+
+pg_test!(
+    no_snapshot_at_all_rejects_before_touching_the_database,
+    |pg| {
+        // A CREATEROLE admin cannot read the stored verifier, and the live value cannot be
+        // read either: without a way back, the rotation must not start.
+        let admin = unique_name("ska_nosnap");
+        let admin_pw = format!("ns-{}", random_text(12));
+        pg.create_user(&admin, &admin_pw);
+        pg.exec(&format!("ALTER ROLE {} CREATEROLE", ident(&admin)));
+        let w = World::plain(pg);
+        let _ = pg.admin().batch_execute(&format!(
+            "GRANT {} TO {} WITH ADMIN OPTION",
+            ident(&w.user),
+            ident(&admin)
+        ));
+        w.cp.with_secret(&w.secret, |s| {
+            s.connection["adminUser"] = json!(admin);
+            s.connection["adminPass"] = json!(admin_pw);
+        });
+        let agent = w.start();
+        w.cp.inject(Endpoint::Secret, Fault::Status(503), 1000);
+        w.cp.set_pending(
+            &w.secret,
+            "rot_nosnap",
+            &secret_value(&w.user, "nosnap-new-pw"),
+        );
+        let error = w.wait_rejected("rot_nosnap", &agent);
+        assert!(error.contains("snapshot"), "{error}");
+        assert_password(pg, &w.user, &w.old_pw, "nosnap-new-pw");
+        assert!(!w.journal_exists());
+        w.cp.clear_faults();
+        w.finish(agent, &[&w.old_pw, "nosnap-new-pw", &admin_pw]);
+        pg.drop_user(&admin);
+    }
+);

@@ -56,14 +56,27 @@ impl Drop for TempDir {
 }
 
 /// Polls `cond` until it holds; panics naming `what` after `deadline`.
-pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(deadline: Duration, what: &str, cond: impl FnMut() -> bool) {
+    wait_until_or_report(deadline, what, cond, String::new);
+}
+
+/// [`wait_until`], adding `report()` (taken at the moment of failure) to the panic.
+pub fn wait_until_or_report(
+    deadline: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+    report: impl FnOnce() -> String,
+) {
     let end = Instant::now() + deadline;
     loop {
         if cond() {
             return;
         }
         if Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for: {what}");
+            panic!(
+                "timed out after {deadline:?} waiting for: {what}\n{}",
+                report()
+            );
         }
         thread::sleep(Duration::from_millis(25));
     }
@@ -192,12 +205,43 @@ impl AgentProcess {
         self.output.lock().unwrap().clone()
     }
 
+    /// The output plus, while the process runs, each thread's name, state and kernel wait
+    /// channel: what a failed wait needs to show where the agent is stuck.
+    pub fn report(&self) -> String {
+        let mut report = self.output();
+        let pid = self.child.id();
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            report.push_str("--- threads (name state wchan) ---\n");
+            for task in tasks.flatten() {
+                let p = task.path();
+                let read = |f: &str| {
+                    std::fs::read_to_string(p.join(f))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                };
+                let stat = read("stat");
+                let state = stat
+                    .rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().chars().next().unwrap_or('?'))
+                    .unwrap_or('?');
+                report.push_str(&format!("{} {state} {}\n", read("comm"), read("wchan")));
+            }
+        }
+        report
+    }
+
+    /// Waits until `cond` holds; on timeout the panic shows this agent's output and threads.
+    pub fn wait_until(&self, deadline: Duration, what: &str, cond: impl FnMut() -> bool) {
+        wait_until_or_report(deadline, what, cond, || self.report());
+    }
+
     /// Waits until the output contains `text`.
     pub fn wait_for_output(&mut self, text: &str, deadline: Duration) {
         let end = Instant::now() + deadline;
         while !self.output().contains(text) {
             if Instant::now() > end || self.try_status().is_some() {
-                panic!("agent never printed {text:?}; output:\n{}", self.output());
+                panic!("agent never printed {text:?}; output:\n{}", self.report());
             }
             thread::sleep(Duration::from_millis(25));
         }
@@ -223,7 +267,7 @@ impl AgentProcess {
             if Instant::now() > end {
                 panic!(
                     "agent did not exit within {deadline:?}; output:\n{}",
-                    self.output()
+                    self.report()
                 );
             }
             thread::sleep(Duration::from_millis(25));

@@ -1,0 +1,254 @@
+//! `list`: every agent configured or running on this machine, from the files under
+//! `agents/`: the local config, the PID file, the state file the agent keeps (last
+//! heartbeat, last rotation) and any rotation journal.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::CommandError;
+use super::local::{self, AgentProcess};
+use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
+use crate::cli::OutputFormat;
+use crate::exit;
+use crate::files::{AgentFiles, agents_dir, check_secret_id};
+use crate::localconfig::LocalConfig;
+use crate::providers::ProviderKind;
+
+/// One agent, as `list -o json` prints it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentEntry {
+    pub secret_id: String,
+    /// Provider type, from the local config or the state file; empty when unknown.
+    pub provider: String,
+    /// `host:port`; empty when unknown.
+    pub endpoint: String,
+    pub running: bool,
+    /// PID of the running agent (or of a stale PID file).
+    pub pid: Option<u32>,
+    /// Whether a local config (`configure`) exists.
+    pub configured: bool,
+    /// A rotation journal exists: a rotation started and has not been finished.
+    pub unfinished_rotation: bool,
+    pub last_heartbeat: Option<HeartbeatRecord>,
+    pub last_rotation: Option<RotationRecord>,
+}
+
+/// Secret ids that have any agent file.
+fn secret_ids(dir: &Path) -> BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            [".state.json", ".json", ".pid", ".journal"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix).map(str::to_owned))
+        })
+        .filter(|id| check_secret_id(id).is_ok())
+        .collect()
+}
+
+fn endpoint(host: &str, port: u16, provider: &str) -> String {
+    let port = match port {
+        0 => provider
+            .parse::<ProviderKind>()
+            .map(|k| k.default_port())
+            .unwrap_or(0),
+        p => p,
+    };
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn entry(files: &AgentFiles) -> AgentEntry {
+    let config = match LocalConfig::load(&files.config()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    };
+    let state = StateFile::load(&files.state()).unwrap_or_default();
+    let process = local::agent_process(files);
+    let (provider, endpoint) = match &config {
+        Some(c) if !c.connection.host.is_empty() => (
+            c.provider_type.clone(),
+            endpoint(&c.connection.host, c.connection.port, &c.provider_type),
+        ),
+        _ => (state.provider_type.clone(), state.endpoint.clone()),
+    };
+    AgentEntry {
+        secret_id: files.secret_id().to_owned(),
+        provider,
+        endpoint,
+        running: matches!(process, AgentProcess::Running(_)),
+        pid: process.pid(),
+        configured: files.config().exists(),
+        unfinished_rotation: files.journal().exists(),
+        last_heartbeat: state.last_heartbeat,
+        last_rotation: state.last_rotation,
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_utc(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn status_text(e: &AgentEntry) -> String {
+    let mut s = if e.running {
+        "running".to_owned()
+    } else {
+        "stopped".to_owned()
+    };
+    if e.unfinished_rotation {
+        s.push_str(", rotation unfinished");
+    }
+    s
+}
+
+fn rotation_text(r: &Option<RotationRecord>) -> String {
+    match r {
+        None => "-".into(),
+        Some(r) => format!("{} {} {}", r.rotation_id, r.outcome, format_utc(r.at)),
+    }
+}
+
+fn heartbeat_text(h: &Option<HeartbeatRecord>) -> String {
+    match h {
+        None => "-".into(),
+        Some(h) => {
+            let mut s = format!("{} {}", h.status, format_utc(h.at));
+            if !h.delivered {
+                s.push_str(" (not delivered)");
+            }
+            if !h.error.is_empty() {
+                s.push_str(": ");
+                s.push_str(&h.error);
+            }
+            s
+        }
+    }
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// The table `list` prints: aligned columns, the free-text heartbeat last.
+pub fn table(entries: &[AgentEntry]) -> String {
+    let header = [
+        "SECRET",
+        "PROVIDER",
+        "ENDPOINT",
+        "STATUS",
+        "PID",
+        "LAST ROTATION",
+        "LAST HEARTBEAT",
+    ];
+    let rows: Vec<[String; 7]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.secret_id.clone(),
+                or_dash(&e.provider),
+                or_dash(&e.endpoint),
+                status_text(e),
+                e.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                rotation_text(&e.last_rotation),
+                heartbeat_text(&e.last_heartbeat),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let last = cells.len() - 1;
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push('\n');
+    };
+    line(&header.map(str::to_owned));
+    for row in &rows {
+        line(row);
+    }
+    out
+}
+
+pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
+    let home = local::home()?;
+    let dir = agents_dir(&home);
+    let entries: Vec<AgentEntry> = secret_ids(&dir)
+        .iter()
+        .filter_map(|id| AgentFiles::new(&home, id).ok())
+        .map(|files| entry(&files))
+        .collect();
+    match format {
+        OutputFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&entries)
+                    .map_err(|e| CommandError::new(exit::FAILURE, e))?
+            );
+        }
+        OutputFormat::Table if entries.is_empty() => {
+            println!(
+                "no agents are configured or running on this machine (nothing in {})",
+                dir.display()
+            );
+        }
+        OutputFormat::Table => print!("{}", table(&entries)),
+    }
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_utc(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+}

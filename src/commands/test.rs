@@ -1,0 +1,220 @@
+//! `test`: checks, before any rotation depends on it, that the agent can do its job:
+//! its configuration, the admin's login, the admin's privileges and the managed user.
+//! Prints one line per check and exits with `exit::CHECK_FAILED` if any fails.
+//!
+//! Connection details come from the local config or, when there is none, from the
+//! server's sync config (fetching it registers this machine as the secret's agent, as
+//! `start` would). Nothing in the database is changed.
+
+use std::path::Path;
+
+use super::CommandError;
+use super::local;
+use crate::agent::build_target;
+use crate::api::{ApiClient, HttpTimeouts, SyncConfig};
+use crate::exit;
+use crate::identity::Identity;
+use crate::localconfig::LocalConfig;
+use crate::providers::{self, Provider, Target};
+use crate::secret::{FieldNames, parse_fields};
+
+/// Prints check results as they happen and remembers whether any failed.
+struct Checks {
+    failed: usize,
+    skipped: usize,
+    total: usize,
+}
+
+impl Checks {
+    fn ok(&mut self, name: &str, detail: impl AsRef<str>) {
+        self.total += 1;
+        println!("ok    {name:<10} {}", detail.as_ref());
+    }
+
+    fn fail(&mut self, name: &str, detail: impl AsRef<str>) {
+        self.total += 1;
+        self.failed += 1;
+        println!("FAIL  {name:<10} {}", detail.as_ref());
+    }
+
+    fn skip(&mut self, names: &[&str], why: &str) {
+        for name in names {
+            self.total += 1;
+            self.skipped += 1;
+            println!("skip  {name:<10} {why}");
+        }
+    }
+}
+
+fn api_client(home: &Path, http: HttpTimeouts) -> Result<ApiClient, String> {
+    Identity::load(home)
+        .map(|id| ApiClient::new(id, http))
+        .map_err(|e| e.to_string())
+}
+
+/// Where the connection details come from, checked.
+fn load_target(
+    secret: &str,
+    local: Option<&LocalConfig>,
+    config_path: &Path,
+    api: &Result<ApiClient, String>,
+    sync: &mut Option<SyncConfig>,
+    db: crate::providers::DbTimeouts,
+) -> Result<(Target, FieldNames, String), String> {
+    let (source, server) = match local {
+        Some(_) => (
+            format!("local config {}", config_path.display()),
+            SyncConfig::default(),
+        ),
+        None => {
+            let api = api.as_ref().map_err(|e| {
+                format!(
+                    "no local config at {} and no identity to ask SikkerKey: {e}",
+                    config_path.display()
+                )
+            })?;
+            let fetched = api
+                .sync_config(secret)
+                .map_err(|e| format!("no local config at {}, and {e}", config_path.display()))?;
+            *sync = Some(fetched.clone());
+            (format!("sync config from {}", api.base_url()), fetched)
+        }
+    };
+    let (target, fields) = build_target(&server, local, db).map_err(|e| e.to_string())?;
+    Ok((target, fields, source))
+}
+
+/// The managed username: the live value's username field, else the sync config's
+/// `managedUsername` (fetched only when needed).
+fn managed_username(
+    secret: &str,
+    api: &Result<ApiClient, String>,
+    fields: &FieldNames,
+    sync: &mut Option<SyncConfig>,
+) -> Result<String, String> {
+    let api = api
+        .as_ref()
+        .map_err(|e| format!("cannot ask SikkerKey which user is managed: {e}"))?;
+    let value = api.live_value(secret).map_err(|e| e.to_string())?;
+    if let Some(name) = parse_fields(value.expose())
+        .get(&fields.username)
+        .filter(|u| !u.is_empty())
+    {
+        return Ok(name.expose().to_owned());
+    }
+    if sync.is_none() {
+        *sync = Some(api.sync_config(secret).map_err(|e| e.to_string())?);
+    }
+    let name = sync
+        .as_ref()
+        .map(|s| s.managed_username.clone())
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Err(format!(
+            "the secret's value has no \"{}\" field and the sync config names no managed user",
+            fields.username
+        ));
+    }
+    Ok(name)
+}
+
+pub fn run(secret: &str) -> Result<i32, CommandError> {
+    let files = local::files(secret)?;
+    let home = local::home()?;
+    let (timing, http) = super::start::timing_from_env();
+    let mut checks = Checks {
+        failed: 0,
+        skipped: 0,
+        total: 0,
+    };
+    let api = api_client(&home, http);
+    let mut sync = None;
+
+    let local = match LocalConfig::load(&files.config()) {
+        Ok(l) => l,
+        Err(e) => {
+            checks.fail("config", e.to_string());
+            checks.skip(&["login", "privileges", "user"], "needs a usable config");
+            return Ok(summary(&checks));
+        }
+    };
+    let (target, fields, source) = match load_target(
+        secret,
+        local.as_ref(),
+        &files.config(),
+        &api,
+        &mut sync,
+        timing.db,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            checks.fail("config", e);
+            checks.skip(&["login", "privileges", "user"], "needs a usable config");
+            return Ok(summary(&checks));
+        }
+    };
+    checks.ok(
+        "config",
+        format!(
+            "{source}: {} at {}, admin \"{}\"",
+            target.kind.display_name(),
+            target.endpoint(),
+            target.admin_user
+        ),
+    );
+
+    let mut db: Box<dyn Provider> = match providers::open(&target) {
+        Ok(p) => p,
+        Err(e) => {
+            checks.fail("login", e.to_string());
+            checks.skip(&["privileges", "user"], "needs an admin login");
+            return Ok(summary(&checks));
+        }
+    };
+    checks.ok(
+        "login",
+        format!("admin \"{}\" logged in", target.admin_user),
+    );
+
+    match db.check_admin() {
+        Ok(()) => checks.ok(
+            "privileges",
+            format!(
+                "\"{}\" may create users and change passwords",
+                target.admin_user
+            ),
+        ),
+        Err(e) => checks.fail("privileges", e.to_string()),
+    }
+
+    match managed_username(secret, &api, &fields, &mut sync) {
+        Err(e) => checks.fail("user", e),
+        Ok(user) => match db.user_exists(&user) {
+            Ok(true) => checks.ok("user", format!("managed user \"{user}\" exists")),
+            Ok(false) => checks.fail(
+                "user",
+                format!("managed user \"{user}\" does not exist in the database (the first rotation would create it; create it now if applications already use it)"),
+            ),
+            Err(e) => checks.fail("user", e.to_string()),
+        },
+    }
+    Ok(summary(&checks))
+}
+
+fn summary(checks: &Checks) -> i32 {
+    if checks.failed == 0 {
+        println!("all {} checks passed", checks.total);
+        exit::OK
+    } else {
+        let skipped = if checks.skipped > 0 {
+            format!(", {} skipped", checks.skipped)
+        } else {
+            String::new()
+        };
+        println!(
+            "{} of {} checks failed{skipped}",
+            checks.failed, checks.total
+        );
+        exit::CHECK_FAILED
+    }
+}

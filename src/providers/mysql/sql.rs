@@ -1,0 +1,647 @@
+//! The SQL the MySQL provider sends, built as plain strings by pure functions so unit
+//! tests can check every statement in both dialects (MySQL 8 and MariaDB) and both
+//! string-escaping modes, and the snapshot text that rollback restores from.
+//!
+//! Statements that carry a password come back as [`Secret`], so a stray `{:?}` cannot
+//! print them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// Which server family speaks on the other end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Mysql,
+    Mariadb,
+}
+
+/// What the admin session's SQL looks like: server family, version, and whether a
+/// backslash escapes inside string literals (it does not under `NO_BACKSLASH_ESCAPES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub flavor: Flavor,
+    pub version: (u16, u16, u16),
+    pub backslash_escapes: bool,
+}
+
+/// Where `CREATE USER` puts a user that has no account yet.
+pub const NEW_ACCOUNT_HOST: &str = "%";
+
+impl Dialect {
+    /// The dialect of a session, from `SELECT VERSION()` and `@@SESSION.sql_mode`.
+    pub fn from_server(version: &str, sql_mode: &str) -> Dialect {
+        let mariadb = version.to_ascii_lowercase().contains("mariadb");
+        // MariaDB once prefixed its version with "5.5.5-" for old replication clients.
+        let numbers = if mariadb {
+            version.strip_prefix("5.5.5-").unwrap_or(version)
+        } else {
+            version
+        };
+        let mut parts = numbers
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u16>().unwrap_or(0));
+        let version = (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        );
+        let backslash_escapes = !sql_mode
+            .split(',')
+            .any(|m| m.trim().eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES"));
+        Dialect {
+            flavor: if mariadb {
+                Flavor::Mariadb
+            } else {
+                Flavor::Mysql
+            },
+            version,
+            backslash_escapes,
+        }
+    }
+
+    /// A string literal holding exactly `text` under this session's sql_mode: quotes are
+    /// doubled, and backslashes doubled too unless `NO_BACKSLASH_ESCAPES` makes them literal.
+    /// The session's character set is utf8mb4, so every other byte stands for itself.
+    pub fn string(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push('\'');
+        for c in text.chars() {
+            match c {
+                '\'' => out.push_str("''"),
+                '\\' if self.backslash_escapes => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
+    }
+
+    /// `'user'@'host'`.
+    pub fn account(&self, user: &str, host: &str) -> String {
+        format!("{}@{}", self.string(user), self.string(host))
+    }
+
+    /// One `ALTER USER` that gives every listed account of `user` the new password, so no
+    /// host keeps the old one. MySQL keeps each account's plugin; MariaDB switches it to
+    /// mysql_native_password.
+    pub fn alter_password(&self, user: &str, hosts: &[String], password: &Secret) -> Secret {
+        let pw = self.string(password.expose());
+        let clauses: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("{} IDENTIFIED BY {pw}", self.account(user, h)))
+            .collect();
+        Secret::new(format!("ALTER USER {}", clauses.join(", ")))
+    }
+
+    /// `CREATE USER 'user'@'%'` with the password.
+    pub fn create_user(&self, user: &str, password: &Secret) -> Secret {
+        Secret::new(format!(
+            "CREATE USER {} IDENTIFIED BY {}",
+            self.account(user, NEW_ACCOUNT_HOST),
+            self.string(password.expose())
+        ))
+    }
+
+    /// Drops the account [`Dialect::create_user`] makes, and no other.
+    pub fn drop_user(&self, user: &str) -> String {
+        format!(
+            "DROP USER IF EXISTS {}",
+            self.account(user, NEW_ACCOUNT_HOST)
+        )
+    }
+
+    /// Whether `IDENTIFIED WITH ... AS` takes a hex literal (MySQL 8.0.17 and later), which
+    /// binary hashes such as caching_sha2_password's need.
+    pub fn takes_hex_hashes(&self) -> bool {
+        self.flavor == Flavor::Mysql && self.version >= (8, 0, 17)
+    }
+
+    /// Whether this server can take `hash` back in a restore statement.
+    pub fn can_restore_hash(&self, hash: &[u8]) -> bool {
+        match self.flavor {
+            Flavor::Mariadb => std::str::from_utf8(hash).is_ok(),
+            Flavor::Mysql => is_plain(hash) || self.takes_hex_hashes(),
+        }
+    }
+
+    /// One `ALTER USER` that puts every account of the snapshot back on its stored hash
+    /// (never a plaintext): `IDENTIFIED WITH plugin AS hash` on MySQL,
+    /// `IDENTIFIED VIA plugin USING hash [OR ...]` on MariaDB.
+    pub fn restore(&self, user: &str, snapshot: &Snapshot) -> Result<Secret, String> {
+        if snapshot.accounts.is_empty() {
+            return Err("the snapshot lists no accounts".into());
+        }
+        let mut clauses = Vec::with_capacity(snapshot.accounts.len());
+        for account in &snapshot.accounts {
+            let mut methods = Vec::with_capacity(account.methods.len());
+            for m in &account.methods {
+                let hash = m.hash()?;
+                methods.push((m.plugin.as_str(), self.hash_literal(&hash)?));
+            }
+            let auth = match (self.flavor, methods.as_slice()) {
+                (_, []) => {
+                    return Err(format!(
+                        "the snapshot of host \"{}\" has no authentication method",
+                        account.host
+                    ));
+                }
+                (Flavor::Mysql, [(plugin, hash)]) => {
+                    format!("IDENTIFIED WITH {} AS {hash}", self.string(plugin))
+                }
+                (Flavor::Mysql, _) => {
+                    return Err(format!(
+                        "host \"{}\" has several authentication methods, which MySQL cannot restore",
+                        account.host
+                    ));
+                }
+                (Flavor::Mariadb, methods) => {
+                    let alternatives: Vec<String> = methods
+                        .iter()
+                        .map(|(plugin, hash)| format!("{} USING {hash}", self.string(plugin)))
+                        .collect();
+                    format!("IDENTIFIED VIA {}", alternatives.join(" OR "))
+                }
+            };
+            clauses.push(format!("{} {auth}", self.account(user, &account.host)));
+        }
+        Ok(Secret::new(format!("ALTER USER {}", clauses.join(", "))))
+    }
+
+    fn hash_literal(&self, hash: &[u8]) -> Result<String, String> {
+        if is_plain(hash) || (self.flavor == Flavor::Mariadb && std::str::from_utf8(hash).is_ok()) {
+            // Checked just above: valid UTF-8.
+            return Ok(self.string(std::str::from_utf8(hash).unwrap_or_default()));
+        }
+        if self.takes_hex_hashes() {
+            return Ok(format!("0x{}", hex(hash)));
+        }
+        Err("the stored hash is binary and this server version cannot take it back".into())
+    }
+}
+
+/// Printable ASCII: safe and exact as a quoted literal on every server.
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| (0x20..0x7f).contains(b))
+}
+
+/// Every account of one user name and how each authenticated before a rotation. The
+/// text form ([`Snapshot::to_text`]) is what the journal keeps; it holds hashes, never
+/// plaintext, and is canonical (sorted by host) so a read after a restore gives the
+/// same text.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub accounts: Vec<AccountAuth>,
+}
+
+/// One `'user'@'host'` account.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct AccountAuth {
+    pub host: String,
+    /// Alternatives a login may use; one except for MariaDB's `IDENTIFIED VIA a OR b`.
+    pub methods: Vec<AuthMethod>,
+}
+
+/// An authentication plugin and its stored hash, hex-encoded so binary hashes are exact.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct AuthMethod {
+    pub plugin: String,
+    pub hash_hex: String,
+}
+
+impl AuthMethod {
+    pub fn new(plugin: &str, hash: &[u8]) -> Self {
+        AuthMethod {
+            plugin: plugin.to_owned(),
+            hash_hex: hex(hash),
+        }
+    }
+
+    pub fn hash(&self) -> Result<Vec<u8>, String> {
+        unhex(&self.hash_hex).ok_or_else(|| "the snapshot holds a malformed hash".to_owned())
+    }
+}
+
+impl Snapshot {
+    /// The canonical text: accounts sorted by host.
+    pub fn to_text(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.accounts.sort_by(|a, b| a.host.cmp(&b.host));
+        serde_json::to_string(&sorted).unwrap_or_default()
+    }
+
+    pub fn from_text(text: &str) -> Result<Snapshot, String> {
+        serde_json::from_str(text)
+            .map_err(|e| format!("the snapshot is not in the expected form: {e}"))
+    }
+}
+
+/// The authentication chain stored in a MariaDB (10.4+) `mysql.global_priv.Priv` JSON:
+/// the top-level plugin, or the `auth_or` list in which an empty object marks where the
+/// top-level plugin stands. A missing plugin is mysql_native_password with an empty hash.
+pub fn methods_from_mariadb_priv(priv_json: &str) -> Result<Vec<AuthMethod>, String> {
+    let value: serde_json::Value = serde_json::from_str(priv_json)
+        .map_err(|e| format!("mysql.global_priv holds malformed JSON: {e}"))?;
+    let method_of = |v: &serde_json::Value| -> Result<AuthMethod, String> {
+        let field = |name: &str| match v.get(name) {
+            None => Ok(""),
+            Some(serde_json::Value::String(s)) => Ok(s.as_str()),
+            Some(_) => Err(format!("mysql.global_priv has a non-text \"{name}\"")),
+        };
+        let plugin = match field("plugin")? {
+            "" => "mysql_native_password",
+            p => p,
+        };
+        Ok(AuthMethod::new(
+            plugin,
+            field("authentication_string")?.as_bytes(),
+        ))
+    };
+    let top = method_of(&value)?;
+    match value.get("auth_or") {
+        None => Ok(vec![top]),
+        Some(serde_json::Value::Array(list)) => {
+            let mut methods = Vec::with_capacity(list.len());
+            for item in list {
+                match item.as_object() {
+                    Some(o) if o.is_empty() => methods.push(top.clone()),
+                    Some(_) => methods.push(method_of(item)?),
+                    None => return Err("mysql.global_priv has a malformed auth_or list".into()),
+                }
+            }
+            if methods.is_empty() {
+                methods.push(top);
+            }
+            Ok(methods)
+        }
+        Some(_) => Err("mysql.global_priv has a malformed auth_or list".into()),
+    }
+}
+
+/// The privileges a `SHOW GRANTS` line grants on `*.*`, upper-cased; empty for grants on
+/// anything narrower.
+pub fn global_privileges(grant_line: &str) -> Vec<String> {
+    let Some(rest) = grant_line.strip_prefix("GRANT ") else {
+        return Vec::new();
+    };
+    let Some((privileges, _)) = rest.split_once(" ON *.* TO ") else {
+        return Vec::new();
+    };
+    privileges
+        .split(',')
+        .map(|p| p.trim().to_ascii_uppercase())
+        .collect()
+}
+
+/// Whether a user name reaches the server unchanged. The `User` column is utf8mb3 CHAR:
+/// characters beyond the Basic Multilingual Plane become `?` and trailing spaces are cut,
+/// either of which would hand the password to a different account.
+pub fn user_name_problem(name: &str) -> Option<&'static str> {
+    if name.chars().any(|c| c as u32 > 0xFFFF) {
+        return Some(
+            "the user name contains characters outside the Basic Multilingual Plane (such as emoji), which MySQL stores as \"?\"",
+        );
+    }
+    if name.ends_with(' ') {
+        return Some("the user name ends in a space, which MySQL drops");
+    }
+    None
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE_NAME: &str = r#"app'"; DROP USER root; -- \'"#;
+    const HOSTILE_PW: &str = "p'\"\\$ø`;\\'--\\\\";
+
+    fn mariadb(backslash_escapes: bool) -> Dialect {
+        Dialect {
+            flavor: Flavor::Mariadb,
+            version: (10, 11, 6),
+            backslash_escapes,
+        }
+    }
+
+    fn mysql8(backslash_escapes: bool) -> Dialect {
+        Dialect {
+            flavor: Flavor::Mysql,
+            version: (8, 0, 36),
+            backslash_escapes,
+        }
+    }
+
+    /// Reads a single-quoted literal the way the server does in the given mode, returning
+    /// the text and what follows it.
+    fn unquote(sql: &str, backslash_escapes: bool) -> (String, &str) {
+        let mut chars = sql.char_indices();
+        assert_eq!(
+            chars.next().map(|(_, c)| c),
+            Some('\''),
+            "not a literal: {sql}"
+        );
+        let mut out = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' if backslash_escapes => out.push(chars.next().expect("dangling backslash").1),
+                '\'' => {
+                    if sql[i + 1..].starts_with('\'') {
+                        chars.next();
+                        out.push('\'');
+                    } else {
+                        return (out, &sql[i + 1..]);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        panic!("unterminated literal: {sql}");
+    }
+
+    #[test]
+    fn version_and_sql_mode_pick_the_dialect() {
+        let d = Dialect::from_server(
+            "10.11.6-MariaDB-0+deb12u1",
+            "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION",
+        );
+        assert_eq!(d, mariadb(true));
+        let d = Dialect::from_server("5.5.5-10.4.32-MariaDB", "NO_BACKSLASH_ESCAPES");
+        assert_eq!(
+            (d.flavor, d.version, d.backslash_escapes),
+            (Flavor::Mariadb, (10, 4, 32), false)
+        );
+        let d = Dialect::from_server(
+            "8.0.36",
+            "ONLY_FULL_GROUP_BY,no_backslash_escapes,ANSI_QUOTES",
+        );
+        assert_eq!(d, mysql8(false));
+        assert!(d.takes_hex_hashes());
+        assert!(!Dialect::from_server("8.0.16", "").takes_hex_hashes());
+        assert!(!mariadb(true).takes_hex_hashes());
+    }
+
+    #[test]
+    fn literals_are_exact_in_both_escaping_modes() {
+        for text in [
+            HOSTILE_NAME,
+            HOSTILE_PW,
+            "",
+            "\\",
+            "'",
+            "ø€\u{1F600}",
+            "a\\'b",
+            "\\\\'",
+        ] {
+            for backslash_escapes in [true, false] {
+                let d = mariadb(backslash_escapes);
+                let quoted = d.string(text);
+                let (back, rest) = unquote(&quoted, backslash_escapes);
+                assert_eq!(
+                    back, text,
+                    "mode backslash_escapes={backslash_escapes}: {quoted}"
+                );
+                assert_eq!(rest, "", "the literal ended early: {quoted}");
+            }
+        }
+        assert_eq!(mariadb(true).string(r"a\'b"), r"'a\\''b'");
+        assert_eq!(mariadb(false).string(r"a\'b"), r"'a\''b'");
+    }
+
+    #[test]
+    fn a_literal_quoted_for_one_mode_is_never_read_differently_in_it() {
+        // Under NO_BACKSLASH_ESCAPES "\'" must not be read as an escaped quote: the
+        // backslash stays, the quote is doubled.
+        let q = mariadb(false).string("x\\");
+        assert_eq!(q, "'x\\'");
+        assert_eq!(unquote(&q, false), ("x\\".to_owned(), ""));
+    }
+
+    #[test]
+    fn alter_rotates_every_host_in_one_statement() {
+        let d = mariadb(true);
+        let sql = d.alter_password(
+            "app",
+            &["%".into(), "localhost".into(), "10.0.0.%".into()],
+            &Secret::new("pw"),
+        );
+        assert_eq!(
+            sql.expose(),
+            "ALTER USER 'app'@'%' IDENTIFIED BY 'pw', 'app'@'localhost' IDENTIFIED BY 'pw', 'app'@'10.0.0.%' IDENTIFIED BY 'pw'"
+        );
+        assert!(
+            !format!("{sql:?}").contains("pw'"),
+            "statements with passwords are redacted in Debug"
+        );
+    }
+
+    #[test]
+    fn hostile_names_and_passwords_stay_inside_their_literals() {
+        for backslash_escapes in [true, false] {
+            let d = mysql8(backslash_escapes);
+            let sql = d.create_user(HOSTILE_NAME, &Secret::new(HOSTILE_PW));
+            let rest = sql.expose().strip_prefix("CREATE USER ").unwrap();
+            let (name, rest) = unquote(rest, backslash_escapes);
+            assert_eq!(name, HOSTILE_NAME);
+            let rest = rest.strip_prefix("@").unwrap();
+            let (host, rest) = unquote(rest, backslash_escapes);
+            assert_eq!(host, "%");
+            let rest = rest.strip_prefix(" IDENTIFIED BY ").unwrap();
+            let (pw, rest) = unquote(rest, backslash_escapes);
+            assert_eq!(pw, HOSTILE_PW);
+            assert_eq!(rest, "");
+        }
+    }
+
+    #[test]
+    fn drop_touches_only_the_account_a_rotation_creates() {
+        assert_eq!(
+            mariadb(true).drop_user("it's"),
+            "DROP USER IF EXISTS 'it''s'@'%'"
+        );
+    }
+
+    fn snapshot(methods: &[(&str, &str, &[u8])]) -> Snapshot {
+        let mut accounts: Vec<AccountAuth> = Vec::new();
+        for (host, plugin, hash) in methods {
+            match accounts.iter_mut().find(|a| a.host == *host) {
+                Some(a) => a.methods.push(AuthMethod::new(plugin, hash)),
+                None => accounts.push(AccountAuth {
+                    host: host.to_string(),
+                    methods: vec![AuthMethod::new(plugin, hash)],
+                }),
+            }
+        }
+        Snapshot { accounts }
+    }
+
+    #[test]
+    fn mysql8_restores_with_identified_with_as_and_hex_for_binary_hashes() {
+        let native = b"*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9";
+        // caching_sha2_password: "$A$005$" + 20 salt bytes (any byte but NUL and '$') + 43 chars.
+        let mut sha2 = b"$A$005$".to_vec();
+        sha2.extend_from_slice(b"\x01'\\\x7f\x1fabcdefghijklmnop");
+        sha2.extend_from_slice(b"0123456789ABCDEFGHIJ0123456789ABCDEFGHIJabc");
+        let s = snapshot(&[
+            ("%", "mysql_native_password", native),
+            ("localhost", "caching_sha2_password", &sha2),
+        ]);
+        let sql = mysql8(true).restore("app", &s).unwrap();
+        assert_eq!(
+            sql.expose(),
+            format!(
+                "ALTER USER 'app'@'%' IDENTIFIED WITH 'mysql_native_password' AS '*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9', \
+                 'app'@'localhost' IDENTIFIED WITH 'caching_sha2_password' AS 0x{}",
+                hex(&sha2)
+            )
+        );
+        assert!(mysql8(true).can_restore_hash(&sha2));
+        let old = Dialect {
+            version: (8, 0, 16),
+            ..mysql8(true)
+        };
+        assert!(!old.can_restore_hash(&sha2));
+        assert!(
+            old.restore("app", &s).is_err(),
+            "a binary hash must not be sent as a mangled string"
+        );
+        let two = snapshot(&[("%", "a", b"x"), ("%", "b", b"y")]);
+        assert!(mysql8(true).restore("app", &two).is_err());
+    }
+
+    #[test]
+    fn mysql8_restores_an_empty_hash_as_an_empty_literal() {
+        let s = snapshot(&[("%", "mysql_native_password", b"")]);
+        assert_eq!(
+            mysql8(false).restore("a'b", &s).unwrap().expose(),
+            "ALTER USER 'a''b'@'%' IDENTIFIED WITH 'mysql_native_password' AS ''"
+        );
+    }
+
+    #[test]
+    fn mariadb_restores_with_via_using_and_keeps_or_chains() {
+        let s = snapshot(&[
+            (
+                "%",
+                "ed25519",
+                b"Gv2JI8Env2fd5YGonZ082tX3UAW+yJYldOlj4R1bfK4",
+            ),
+            ("%", "unix_socket", b""),
+            (
+                "localhost",
+                "mysql_native_password",
+                b"*667F407DE7C6AD07358FA38DAED7828A72014B4E",
+            ),
+        ]);
+        assert_eq!(
+            mariadb(false).restore("app\\", &s).unwrap().expose(),
+            "ALTER USER 'app\\'@'%' IDENTIFIED VIA 'ed25519' USING 'Gv2JI8Env2fd5YGonZ082tX3UAW+yJYldOlj4R1bfK4' OR 'unix_socket' USING '', \
+             'app\\'@'localhost' IDENTIFIED VIA 'mysql_native_password' USING '*667F407DE7C6AD07358FA38DAED7828A72014B4E'"
+        );
+        assert!(
+            mariadb(true)
+                .restore("app\\", &s)
+                .unwrap()
+                .expose()
+                .starts_with("ALTER USER 'app\\\\'@'%'")
+        );
+        assert!(
+            mariadb(true)
+                .restore("x", &Snapshot { accounts: vec![] })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn snapshot_text_is_canonical_and_round_trips() {
+        let a = snapshot(&[("localhost", "p", b"\x00\xff"), ("%", "q", b"h")]);
+        let b = snapshot(&[("%", "q", b"h"), ("localhost", "p", b"\x00\xff")]);
+        assert_eq!(a.to_text(), b.to_text());
+        let back = Snapshot::from_text(&a.to_text()).unwrap();
+        assert_eq!(back.to_text(), a.to_text());
+        assert_eq!(back.accounts[0].host, "%");
+        assert_eq!(back.accounts[1].methods[0].hash().unwrap(), b"\x00\xff");
+        assert!(Snapshot::from_text("SCRAM-SHA-256$...").is_err());
+    }
+
+    #[test]
+    fn mariadb_priv_json_gives_the_whole_chain_in_order() {
+        let chain = methods_from_mariadb_priv(
+            r#"{"access":0,"plugin":"unix_socket","authentication_string":"","auth_or":[{"plugin":"ed25519","authentication_string":"Gv2"},{}]}"#,
+        )
+        .unwrap();
+        let got: Vec<(&str, Vec<u8>)> = chain
+            .iter()
+            .map(|m| (m.plugin.as_str(), m.hash().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("ed25519", b"Gv2".to_vec()), ("unix_socket", vec![])]
+        );
+        // After IDENTIFIED BY, MariaDB leaves a lone placeholder: the same as no chain.
+        let a = methods_from_mariadb_priv(
+            r#"{"plugin":"mysql_native_password","authentication_string":"*AB","auth_or":[{}]}"#,
+        )
+        .unwrap();
+        let b = methods_from_mariadb_priv(
+            r#"{"plugin":"mysql_native_password","authentication_string":"*AB"}"#,
+        )
+        .unwrap();
+        assert!(a == b && a.len() == 1);
+        let bare = methods_from_mariadb_priv(r#"{"access":1}"#).unwrap();
+        assert_eq!(
+            (bare[0].plugin.as_str(), bare[0].hash_hex.as_str()),
+            ("mysql_native_password", "")
+        );
+        assert!(methods_from_mariadb_priv("{").is_err());
+        assert!(methods_from_mariadb_priv(r#"{"plugin":7}"#).is_err());
+    }
+
+    #[test]
+    fn global_grants_are_read_from_show_grants_lines() {
+        assert_eq!(
+            global_privileges(
+                "GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"
+            ),
+            vec!["ALL PRIVILEGES"]
+        );
+        assert_eq!(
+            global_privileges("GRANT SELECT, CREATE USER ON *.* TO `a`@`%`"),
+            vec!["SELECT", "CREATE USER"]
+        );
+        assert!(global_privileges("GRANT SELECT ON `mysql`.`user` TO `a`@`%`").is_empty());
+        assert!(global_privileges("GRANT CREATE USER ON `db`.* TO `a`@`%`").is_empty());
+    }
+
+    #[test]
+    fn names_the_user_column_would_change_are_refused() {
+        assert!(user_name_problem("app\u{1F600}").is_some());
+        assert!(user_name_problem("app ").is_some());
+        assert!(user_name_problem(" app").is_none());
+        assert!(user_name_problem(HOSTILE_NAME).is_none());
+        assert!(user_name_problem("øæå€").is_none());
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(b"\x00\x7f\xff"), "007FFF");
+        assert_eq!(unhex("007fFF").unwrap(), b"\x00\x7f\xff");
+        assert!(unhex("0").is_none() && unhex("zz").is_none());
+    }
+}

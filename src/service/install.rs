@@ -1,0 +1,393 @@
+//! The I/O half of services: finds out who and where (user, `SIKKERKEY_HOME`, binary,
+//! platform, target directory), writes or deletes the definition, and drives the service
+//! manager (`systemctl`, `launchctl`, `nssm`) without a shell.
+//!
+//! Tests replace the platform (`SIKKERKEY_SERVICE_PLATFORM`), the target directory
+//! (`SIKKERKEY_SERVICE_DIR`) and the service manager (a stand-in earlier on PATH), so they
+//! never touch the real /etc.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::render;
+use super::template::CommandLine;
+use super::{Platform, ServiceError, ServiceSpec};
+use crate::fsutil;
+
+/// A service for one secret on one platform, ready to print, install or remove.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub platform: Platform,
+    pub spec: ServiceSpec,
+    /// Where the definition file goes (systemd, launchd); unused on Windows.
+    pub dir: PathBuf,
+    /// Things the user should know (service running as root, no identity yet).
+    pub warnings: Vec<String>,
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A line of /etc/passwd: name and home directory.
+fn passwd_lookup(matches: impl Fn(&str, u32) -> bool) -> Option<(String, PathBuf)> {
+    let text = fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        let uid = f.get(2)?.parse().ok()?;
+        (f.len() >= 6 && matches(f[0], uid)).then(|| (f[0].to_owned(), PathBuf::from(f[5])))
+    })
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Who the service runs as: the user behind `sudo`, not root; otherwise whoever runs this.
+/// Returns the name and, under sudo, that user's home.
+fn invoking_user() -> Result<(String, Option<PathBuf>), ServiceError> {
+    let euid = effective_uid();
+    if let Some(sudo_user) = env_nonempty("SUDO_USER").filter(|u| u != "root" && euid == 0) {
+        let home = passwd_lookup(|name, _| name == sudo_user).map(|(_, h)| h);
+        return Ok((sudo_user, home));
+    }
+    if let Some(name) = passwd_lookup(|_, uid| uid == euid)
+        .map(|(n, _)| n)
+        .or_else(|| env_nonempty("USER"))
+        .or_else(|| env_nonempty("LOGNAME"))
+    {
+        return Ok((name, None));
+    }
+    Err(ServiceError::NoUser(format!(
+        "cannot tell which user the service should run as (uid {euid} has no name); set USER"
+    )))
+}
+
+/// `SIKKERKEY_HOME` for the service: as set (made absolute), else the invoking user's
+/// `~/.sikkerkey` (under sudo, the sudo user's, not root's).
+fn agent_home(user: &str, sudo_home: Option<&Path>) -> Result<PathBuf, ServiceError> {
+    if let Some(h) = env_nonempty("SIKKERKEY_HOME") {
+        let h = PathBuf::from(h);
+        if h.is_absolute() {
+            return Ok(h);
+        }
+        let cwd = std::env::current_dir().map_err(|source| ServiceError::Io {
+            what: "read the current directory".into(),
+            path: ".".into(),
+            source,
+        })?;
+        return Ok(cwd.join(h));
+    }
+    if env_nonempty("SUDO_USER").is_some() && effective_uid() == 0 && user != "root" {
+        return match sudo_home {
+            Some(h) => Ok(h.join(".sikkerkey")),
+            None => Err(ServiceError::NoUser(format!(
+                "cannot find the home directory of {user}; pass SIKKERKEY_HOME through sudo (sudo --preserve-env=SIKKERKEY_HOME ...)"
+            ))),
+        };
+    }
+    crate::identity::sikkerkey_home().map_err(|e| ServiceError::NoUser(e.to_string()))
+}
+
+fn to_utf8(path: &Path, what: &'static str) -> Result<String, ServiceError> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::BadValue {
+            what,
+            reason: format!("{} is not valid UTF-8", path.display()),
+        })
+}
+
+impl Plan {
+    /// Works out the service for `secret_id` from this process's environment.
+    pub fn from_environment(secret_id: &str) -> Result<Plan, ServiceError> {
+        let platform = match env_nonempty("SIKKERKEY_SERVICE_PLATFORM") {
+            Some(p) => Platform::parse(&p)?,
+            None => Platform::native()?,
+        };
+        let under_sudo = env_nonempty("SUDO_USER").is_some() && effective_uid() == 0;
+        if platform == Platform::Launchd && under_sudo {
+            return Err(ServiceError::LaunchdAsRoot);
+        }
+        let (user, sudo_home) = invoking_user()?;
+        let home = agent_home(&user, sudo_home.as_deref())?;
+        let exe = std::env::current_exe().map_err(|source| ServiceError::Io {
+            what: "find the path of".into(),
+            path: "this program".into(),
+            source,
+        })?;
+        let spec = ServiceSpec::new(
+            secret_id,
+            &to_utf8(&exe, "agent binary path")?,
+            &to_utf8(&home, "SIKKERKEY_HOME")?,
+            &user,
+            env_nonempty("SIKKERKEY_VAULT").as_deref(),
+        )?;
+        let dir = match (env_nonempty("SIKKERKEY_SERVICE_DIR"), platform) {
+            (Some(d), _) => PathBuf::from(d),
+            (None, Platform::Systemd) => PathBuf::from("/etc/systemd/system"),
+            (None, Platform::Launchd) => match env_nonempty("HOME") {
+                Some(h) => Path::new(&h).join("Library/LaunchAgents"),
+                None => {
+                    return Err(ServiceError::NoUser(
+                        "HOME is not set; cannot find ~/Library/LaunchAgents".into(),
+                    ));
+                }
+            },
+            (None, Platform::Windows) => PathBuf::new(),
+        };
+        let mut warnings = Vec::new();
+        if crate::identity::list_vaults(Path::new(&spec.home)).is_empty() {
+            warnings.push(format!(
+                "no SikkerKey identity under {}; the service will stop with exit code {} until this machine is bootstrapped (`sikkerkey connect` and `sikkerkey unlock`)",
+                spec.home,
+                crate::exit::CONFIG
+            ));
+        }
+        if platform == Platform::Systemd && spec.user == "root" {
+            warnings.push("the service will run as root; run `sudo sikkerkey-agent install` from your own account to run it as you".into());
+        }
+        Ok(Plan {
+            platform,
+            spec,
+            dir,
+            warnings,
+        })
+    }
+
+    /// The definition file, for the platforms that have one.
+    pub fn definition_path(&self) -> Option<PathBuf> {
+        match self.platform {
+            Platform::Systemd => Some(self.dir.join(self.spec.systemd_unit_name())),
+            Platform::Launchd => Some(
+                self.dir
+                    .join(format!("{}.plist", self.spec.launchd_label())),
+            ),
+            Platform::Windows => None,
+        }
+    }
+
+    /// The service definition as printed by `install` without `--now`.
+    pub fn definition(&self) -> String {
+        match self.platform {
+            Platform::Systemd => render::systemd_unit(&self.spec),
+            Platform::Launchd => render::launchd_plist(&self.spec),
+            Platform::Windows => render::windows_script(&self.spec),
+        }
+    }
+
+    /// Where to put the definition and how to start it, for `install` without `--now`.
+    pub fn instructions(&self) -> String {
+        let id = &self.spec.secret_id;
+        match (self.platform, self.definition_path()) {
+            (Platform::Systemd, Some(path)) => format!(
+                "# Save the unit above as {}, then run:\n#   sudo systemctl daemon-reload\n#   sudo systemctl enable --now {}\n# Or let sikkerkey-agent do all of it: sudo sikkerkey-agent install --secret {id} --now",
+                path.display(),
+                self.spec.systemd_unit_name()
+            ),
+            (Platform::Launchd, Some(path)) => format!(
+                "# Save the plist above as {}, then run:\n#   launchctl load {}\n# Or let sikkerkey-agent do both: sikkerkey-agent install --secret {id} --now",
+                path.display(),
+                path.display()
+            ),
+            _ => format!(
+                "# Run the NSSM commands above from an elevated prompt (or the sc.exe ones without NSSM).\n# Or, with nssm on PATH: sikkerkey-agent install --secret {id} --now"
+            ),
+        }
+    }
+
+    /// Writes the definition and starts the service. Returns what to tell the user.
+    pub fn install_now(&self) -> Result<String, ServiceError> {
+        match self.platform {
+            Platform::Systemd => {
+                let path = self.definition_path().expect("systemd has a unit file");
+                let unit = self.spec.systemd_unit_name();
+                write_public_atomic(&path, self.definition().as_bytes())?;
+                run(&["systemctl", "daemon-reload"])?;
+                run(&["systemctl", "enable", "--now", &unit])?;
+                Ok(format!(
+                    "installed {} and started {unit} (starts at boot, restarts 10 s after a failure)\n  status: systemctl status {unit}\n  logs:   journalctl -u {unit} -f\n  remove: sudo sikkerkey-agent uninstall --secret {}",
+                    path.display(),
+                    self.spec.secret_id
+                ))
+            }
+            Platform::Launchd => {
+                let path = self.definition_path().expect("launchd has a plist");
+                let agents = Path::new(&self.spec.home).join("agents");
+                fsutil::ensure_private_dir(&agents).map_err(|source| ServiceError::Io {
+                    what: "create".into(),
+                    path: agents,
+                    source,
+                })?;
+                write_public_atomic(&path, self.definition().as_bytes())?;
+                let path_text = path.to_string_lossy().into_owned();
+                run(&["launchctl", "load", &path_text])?;
+                Ok(format!(
+                    "installed {} and loaded it (starts at login, restarts 10 s after a failure)\n  logs:   tail -f {}\n  remove: sikkerkey-agent uninstall --secret {}",
+                    path.display(),
+                    self.spec.log_path(),
+                    self.spec.secret_id
+                ))
+            }
+            Platform::Windows => {
+                require_nssm(
+                    "install NSSM (https://nssm.cc) and run this again, or run the sc.exe commands that `install` without --now prints",
+                )?;
+                for line in render::windows_nssm(&self.spec) {
+                    if let CommandLine::Run(argv) = line {
+                        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                        run(&argv)?;
+                    }
+                }
+                let name = self.spec.windows_service_name();
+                Ok(format!(
+                    "installed and started service {name} with NSSM (starts at boot, restarts 10 s after a failure)\n  status: nssm status {name}\n  logs:   {}\n  remove: sikkerkey-agent uninstall --secret {}",
+                    self.spec.log_path(),
+                    self.spec.secret_id
+                ))
+            }
+        }
+    }
+
+    /// Stops and disables the service and deletes its definition. Returns what was done.
+    pub fn uninstall(&self) -> Result<String, ServiceError> {
+        let not_installed = |looked_at: String| ServiceError::NotInstalled {
+            secret_id: self.spec.secret_id.clone(),
+            looked_at,
+        };
+        match self.platform {
+            Platform::Systemd => {
+                let path = self.definition_path().expect("systemd has a unit file");
+                if !path.exists() {
+                    return Err(not_installed(path.display().to_string()));
+                }
+                let unit = self.spec.systemd_unit_name();
+                run(&["systemctl", "disable", "--now", &unit])?;
+                remove_file(&path)?;
+                run(&["systemctl", "daemon-reload"])?;
+                Ok(format!(
+                    "stopped and disabled {unit}, deleted {}",
+                    path.display()
+                ))
+            }
+            Platform::Launchd => {
+                let path = self.definition_path().expect("launchd has a plist");
+                if !path.exists() {
+                    return Err(not_installed(path.display().to_string()));
+                }
+                run(&["launchctl", "unload", &path.to_string_lossy()])?;
+                remove_file(&path)?;
+                Ok(format!(
+                    "unloaded {} and deleted {}",
+                    self.spec.launchd_label(),
+                    path.display()
+                ))
+            }
+            Platform::Windows => {
+                let name = self.spec.windows_service_name();
+                require_nssm(&format!(
+                    "remove the service with: sc.exe stop {name} && sc.exe delete {name}"
+                ))?;
+                if let Err(e) = run(&["nssm", "stop", &name]) {
+                    eprintln!("warning: {e}; removing the service anyway");
+                }
+                run(&["nssm", "remove", &name, "confirm"])?;
+                Ok(format!("stopped and removed service {name}"))
+            }
+        }
+    }
+}
+
+fn require_nssm(hint: &str) -> Result<(), ServiceError> {
+    if find_on_path("nssm").is_none() && find_on_path("nssm.exe").is_none() {
+        return Err(ServiceError::ToolMissing {
+            program: "nssm".into(),
+            hint: hint.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The first executable file called `program` in PATH.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// Runs a service-manager command with inherited output; an error names the command.
+fn run(argv: &[&str]) -> Result<(), ServiceError> {
+    let shown = argv.join(" ");
+    eprintln!("+ {shown}");
+    let status = Command::new(argv[0]).args(&argv[1..]).status().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ServiceError::ToolMissing {
+            program: argv[0].to_owned(),
+            hint: "is this the right platform? Set SIKKERKEY_SERVICE_PLATFORM or install without --now and follow the printed steps".into(),
+        },
+        _ => ServiceError::ToolFailed { command: shown.clone(), status: e.to_string() },
+    })?;
+    if !status.success() {
+        return Err(ServiceError::ToolFailed {
+            command: shown,
+            status: status.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<(), ServiceError> {
+    fsutil::remove_if_exists(path)
+        .map(|_| ())
+        .map_err(|source| ServiceError::Io {
+            what: "delete".into(),
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Writes a definition atomically with mode 0644 (service managers read it as another
+/// user; it holds no secrets). Unlike the agent's own files, the directory is left as is.
+fn write_public_atomic(path: &Path, contents: &[u8]) -> Result<(), ServiceError> {
+    let io_err = |what: &str, p: &Path| {
+        let what = what.to_owned();
+        let p = p.to_owned();
+        move |source| ServiceError::Io {
+            what,
+            path: p,
+            source,
+        }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err("write", path)(e)
+    })
+}

@@ -1,0 +1,53 @@
+# MariaDB for the tests: a throwaway mariadbd with its own data dir, TCP port and socket,
+# so nothing on the machine's own server is touched. Names are not resolved (logins from
+# 127.0.0.1 match '%' and '127.0.0.1' accounts, never 'localhost'), and no anonymous
+# accounts exist. Sourced by run.sh.
+
+start_mariadb() {
+  if ! command -v mariadbd >/dev/null || ! command -v mariadb-install-db >/dev/null; then
+    ensure_packages mariadb-server mariadb-client
+  fi
+  local dir="$SKA_SERVICES_DIR/mariadb" port pass me as_user=()
+  port="$(free_port)"
+  pass="$(random_password)"
+  me="$(id -un)"
+  mkdir -p "$dir"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown mysql:mysql "$dir"
+    as_user=(--user=mysql)
+  fi
+  # The OS user running the tests gets a unix_socket superuser account for setup only.
+  mariadb-install-db --no-defaults "${as_user[@]}" --datadir="$dir/data" --skip-test-db \
+    --skip-name-resolve --auth-root-authentication-method=socket --auth-root-socket-user="$me" \
+    >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; return 1; }
+  mariadbd --no-defaults "${as_user[@]}" --datadir="$dir/data" --port="$port" --bind-address=127.0.0.1 \
+    --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
+    --skip-name-resolve --max-connections=500 --innodb-buffer-pool-size=32M \
+    --performance-schema=OFF >/dev/null 2>&1 &
+  MARIADB_DIR="$dir"
+  MARIADB_SOCKET="$dir/mysqld.sock"
+  if ! wait_for "mariadb --no-defaults -S '$MARIADB_SOCKET' -u '$me' -e 'SELECT 1'" 60; then
+    log "MariaDB did not start; its log:"; cat "$dir/error.log" >&2; return 1
+  fi
+  # The password goes through stdin, never argv.
+  mariadb --no-defaults -S "$MARIADB_SOCKET" -u "$me" <<SQL
+CREATE USER 'ska_admin'@'%' IDENTIFIED BY '$pass';
+GRANT ALL PRIVILEGES ON *.* TO 'ska_admin'@'%' WITH GRANT OPTION;
+SQL
+  export SKA_MYSQL_HOST=127.0.0.1 SKA_MYSQL_PORT="$port" SKA_MYSQL_ADMIN_USER=ska_admin SKA_MYSQL_ADMIN_PASS="$pass"
+  # Prove the server refuses a wrong password before any test relies on it.
+  if MYSQL_PWD="wrong-$pass" mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u ska_admin -e 'SELECT 1' >/dev/null 2>&1; then
+    log "MariaDB test server accepts a wrong password"; return 1
+  fi
+  MYSQL_PWD="$pass" mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u ska_admin -e 'SELECT 1' >/dev/null \
+    || { log "the MariaDB test admin cannot log in"; return 1; }
+  log "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+stop_mariadb() {
+  local pid
+  pid="$(cat "$MARIADB_DIR/mysqld.pid" 2>/dev/null || true)"
+  [[ -n "$pid" ]] || return 0
+  kill "$pid" 2>/dev/null || true
+  wait_for "! kill -0 $pid" 30 || kill -9 "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,132 @@
+# MongoDB for the tests: a throwaway server with authentication on, and an admin whose
+# name and password hold the characters that break connection URIs (@ : / % ?). Sourced
+# by run.sh.
+#
+# The server is a real `mongod` when one is on PATH or named by SKA_MONGOD; otherwise
+# SecantusDB, a MongoDB-compatible server (wire protocol, SCRAM-SHA-256, user commands)
+# installed from PyPI into a cached virtualenv. SecantusDB is GPL-2.0: it only ever runs
+# as a separate process and is never a dependency of the crate. The first admin is
+# created by a short pymongo script that reads its credentials from the environment.
+
+SKA_SECANTUSDB_VERSION="0.7.0b3"
+
+# Where the virtualenvs live between runs.
+mongo_cache_dir() {
+  echo "${SKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sikkerkey-agent-tests}"
+}
+
+# Prints the path of a virtualenv named $1 holding the pip requirement $2, creating it
+# once (under a lock, so parallel runs do not install over each other).
+mongo_venv() {
+  local name="$1" requirement="$2" cache venv
+  cache="$(mongo_cache_dir)"
+  venv="$cache/$name"
+  mkdir -p "$cache"
+  (
+    flock 9
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pymongo' 2>/dev/null; then
+      command -v python3 >/dev/null || ensure_packages python3
+      python3 -c 'import venv, ensurepip' 2>/dev/null || ensure_packages python3-venv
+      log "installing $requirement into $venv"
+      rm -rf "$venv"
+      python3 -m venv "$venv" >&2
+      "$venv/bin/pip" install -q --disable-pip-version-check --pre "$requirement" >&2
+    fi
+  ) 9>"$cache/.$name.lock" || return 1
+  echo "$venv"
+}
+
+# Starts the server in $MONGO_DIR on $MONGO_PORT, with --auth when $1 is "auth".
+mongo_launch() {
+  local args=("${MONGO_SERVER[@]}")
+  if [[ "${1:-}" == "auth" ]]; then args+=(--auth); fi
+  "${args[@]}" >>"$MONGO_DIR/server.log" 2>&1 &
+  MONGO_PID=$!
+  if ! wait_for "(exec 3<>/dev/tcp/127.0.0.1/$MONGO_PORT)" 60; then
+    log "$MONGO_NAME did not start listening on 127.0.0.1:$MONGO_PORT"
+    tail -n 50 "$MONGO_DIR/server.log" >&2
+    return 1
+  fi
+}
+
+# Stops the server this script started, politely first.
+mongo_halt() {
+  [[ -n "${MONGO_PID:-}" ]] || return 0
+  kill -TERM "$MONGO_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$MONGO_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$MONGO_PID" 2>/dev/null || true
+  wait "$MONGO_PID" 2>/dev/null || true
+  MONGO_PID=""
+}
+
+# Runs the pymongo script on stdin with the test server's address in the environment.
+mongo_py() {
+  SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" "$MONGO_VENV/bin/python" - "$@"
+}
+
+start_mongo() {
+  MONGO_DIR="$SKA_SERVICES_DIR/mongo"
+  MONGO_PORT="$(free_port)"
+  mkdir -p "$MONGO_DIR/data"
+  local mongod="${SKA_MONGOD:-$(command -v mongod || true)}"
+  if [[ -n "$mongod" ]]; then
+    MONGO_VENV="$(mongo_venv pymongo-4 'pymongo>=4,<5')" || return 1
+    MONGO_NAME="mongod $("$mongod" --version 2>/dev/null | sed -n 1p)"
+    MONGO_SERVER=("$mongod" --bind_ip 127.0.0.1 --port "$MONGO_PORT" --dbpath "$MONGO_DIR/data")
+  else
+    MONGO_VENV="$(mongo_venv "secantusdb-$SKA_SECANTUSDB_VERSION" "SecantusDB==$SKA_SECANTUSDB_VERSION")" || return 1
+    MONGO_NAME="SecantusDB $SKA_SECANTUSDB_VERSION"
+    MONGO_SERVER=("$MONGO_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT"
+      --storage-path "$MONGO_DIR/data" --standalone --log-level WARNING)
+  fi
+
+  local user pass
+  user="ska:adm@in/%?"
+  pass="$(random_password)@:/%?'\"ø"
+  export SKA_MONGO_ADMIN_USER="$user" SKA_MONGO_ADMIN_PASS="$pass"
+
+  # Without auth first, to create the admin; then for good with auth on.
+  mongo_launch || return 1
+  mongo_py <<'EOF' || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
+import os, pymongo
+c = pymongo.MongoClient(os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"]),
+                        directConnection=True, serverSelectionTimeoutMS=30000)
+c.admin.command("createUser", os.environ["SKA_MONGO_ADMIN_USER"], pwd=os.environ["SKA_MONGO_ADMIN_PASS"],
+                roles=[{"role": "root", "db": "admin"}])
+EOF
+  mongo_halt
+  mongo_launch auth || return 1
+
+  # Prove the server checks passwords before any test relies on it.
+  mongo_py <<'EOF' || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
+import os, sys, pymongo
+from pymongo.errors import OperationFailure
+host, port = os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"])
+def client(password):
+    return pymongo.MongoClient(host, port, directConnection=True, serverSelectionTimeoutMS=30000,
+                               username=os.environ["SKA_MONGO_ADMIN_USER"], password=password,
+                               authSource="admin")
+client(os.environ["SKA_MONGO_ADMIN_PASS"]).admin.command("usersInfo", 1)
+try:
+    client("wrong-" + os.environ["SKA_MONGO_ADMIN_PASS"]).admin.command("ping")
+except OperationFailure:
+    pass
+else:
+    sys.exit("the MongoDB test server accepts a wrong password")
+try:
+    pymongo.MongoClient(host, port, directConnection=True, serverSelectionTimeoutMS=30000).admin.command("usersInfo", 1)
+except OperationFailure:
+    pass
+else:
+    sys.exit("the MongoDB test server runs commands without authentication")
+EOF
+  export SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" SKA_MONGO_SERVER="$MONGO_NAME"
+  log "$MONGO_NAME on 127.0.0.1:$MONGO_PORT (auth on)"
+}
+
+stop_mongo() {
+  mongo_halt
+}
