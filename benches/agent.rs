@@ -9,11 +9,9 @@
 //! implementation already knows how to create a user and what the connection JSON is.
 
 #[path = "../tests/it/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "../tests/it/scenarios.rs"]
-#[allow(dead_code)]
 mod scenarios;
 
 #[cfg(feature = "postgres")]
@@ -48,7 +46,8 @@ use support::{AgentProcess, Endpoint, random_text};
 /// tests/services/run.sh did not start it).
 fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
     type Found = Option<Box<dyn Database>>;
-    let table: Vec<(&'static str, fn() -> Found)> = vec![
+    type Entry = (&'static str, fn() -> Found);
+    let table: Vec<Entry> = vec![
         #[cfg(feature = "postgres")]
         ("PostgreSQL", || {
             postgres::Pg::from_env().map(|d| Box::new(d) as _)
