@@ -5,12 +5,14 @@
 
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, HeartbeatStatus};
 
+use super::sd_notify::Notifier;
 use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use super::status::{StatusBoard, unix_now};
+use super::summary::status_line;
 
 pub struct Heartbeat {
     pub api: Arc<ApiClient>,
@@ -18,6 +20,8 @@ pub struct Heartbeat {
     pub interval: Duration,
     pub board: Arc<StatusBoard>,
     pub shutdown: Arc<Shutdown>,
+    /// systemd: `WATCHDOG=1` while this loop runs, `STATUS=` after each heartbeat.
+    pub notifier: Arc<Notifier>,
 }
 
 impl Heartbeat {
@@ -40,9 +44,40 @@ impl Heartbeat {
             .spawn(move || self.run())
     }
 
+    /// Tells systemd how the agent is doing, in the words of `systemctl status`.
+    pub fn notify_status(notifier: &Notifier, board: &StatusBoard) {
+        if notifier.enabled() {
+            let state = board.state();
+            notifier.status(&status_line(
+                &board.health(),
+                state.last_rotation.as_ref(),
+                unix_now(),
+            ));
+        }
+    }
+
     fn run(self) {
-        while !self.shutdown.wait_timeout(self.interval) {
+        // systemd wants WATCHDOG=1 at least every WatchdogSec; ping at twice that rate,
+        // and never less often than we heartbeat.
+        let tick = match self.notifier.watchdog_interval() {
+            Some(w) => self.interval.min(w / 2),
+            None => self.interval,
+        };
+        let mut last_beat = Instant::now();
+        while !self.shutdown.wait_timeout(tick) {
+            if self
+                .board
+                .job_running_for()
+                .is_none_or(|d| d <= self.board.job_deadline() * 2)
+            {
+                self.notifier.watchdog();
+            }
+            if last_beat.elapsed() + Duration::from_millis(1) < self.interval {
+                continue;
+            }
+            last_beat = Instant::now();
             Self::beat(&self.api, &self.board, &self.secret_id);
+            Self::notify_status(&self.notifier, &self.board);
             self.stop_if_worker_stuck();
         }
         if matches!(self.board.health(), HeartbeatStatus::Error(_)) {

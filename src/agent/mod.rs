@@ -8,14 +8,17 @@
 pub mod heartbeat;
 pub mod journal;
 pub mod poller;
+pub mod reload;
 pub mod rotation;
+pub mod sd_notify;
 pub mod shutdown;
 pub mod status;
+pub mod summary;
 pub mod worker;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, SyncConfig};
@@ -29,7 +32,8 @@ use heartbeat::Heartbeat;
 use journal::Journal;
 use poller::Poller;
 use rotation::RotationEngine;
-use shutdown::{Shutdown, StopReason};
+use sd_notify::Notifier;
+use shutdown::{Event, Shutdown, StopReason};
 use status::{StateFile, StatusBoard, unix_now};
 use worker::Job;
 
@@ -176,24 +180,37 @@ pub fn build_target(
 
 /// Turns each sync config into the database target, so that connection details changed
 /// in the dashboard (a new admin password, say) take effect without a restart. The local
-/// config, read once at start-up, keeps precedence.
+/// config, read at start-up and again on SIGHUP ([`reload`]), keeps precedence.
 #[derive(Debug, Clone)]
 pub struct TargetSource {
-    pub local: Option<LocalConfig>,
+    pub local: Arc<RwLock<Option<LocalConfig>>>,
     pub db: DbTimeouts,
 }
 
 impl TargetSource {
+    pub fn new(local: Option<LocalConfig>, db: DbTimeouts) -> Self {
+        TargetSource {
+            local: Arc::new(RwLock::new(local)),
+            db,
+        }
+    }
+
     pub fn resolve(&self, sync: &SyncConfig) -> Result<(Target, FieldNames), AgentError> {
-        build_target(sync, self.local.as_ref(), self.db)
+        let local = self.local.read().unwrap_or_else(|e| e.into_inner());
+        build_target(sync, local.as_ref(), self.db)
     }
 }
 
 /// Fetches the sync config, waiting out transient control-plane failures.
+///
+/// Under systemd the first retry already reports READY=1 (with the error as its status):
+/// waiting for the control plane is part of the agent's normal work, and must not run
+/// into the unit's `TimeoutStartSec`.
 fn fetch_sync_config(
     api: &ApiClient,
     secret_id: &str,
     shutdown: &Shutdown,
+    notifier: &Notifier,
 ) -> Result<Option<SyncConfig>, AgentError> {
     let mut failures = 0;
     loop {
@@ -211,11 +228,34 @@ fn fetch_sync_config(
                         "secret {secret_id}: {e}; retrying in {} s",
                         delay.as_secs().max(1)
                     );
+                    notifier.watchdog();
+                    notifier.ready(&format!(
+                        "waiting for the control plane ({e}); retrying in {} s",
+                        delay.as_secs().max(1)
+                    ));
                     if shutdown.wait_timeout(delay) {
                         return Ok(None);
                     }
                 }
             },
+        }
+    }
+}
+
+/// Waits up to `deadline` for the worker's answer, keeping systemd's watchdog fed.
+fn wait_answer<T>(
+    answer: &mpsc::Receiver<T>,
+    deadline: Duration,
+    notifier: &Notifier,
+) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        notifier.watchdog();
+        let left = end.saturating_duration_since(Instant::now());
+        match answer.recv_timeout(left.min(Duration::from_secs(10))) {
+            Ok(v) => return Some(v),
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+            Err(_) => return None,
         }
     }
 }
@@ -228,6 +268,7 @@ pub fn run(
     shutdown: Arc<Shutdown>,
 ) -> Result<StopReason, AgentError> {
     let secret_id = files.secret_id().to_owned();
+    let notifier = Arc::new(Notifier::from_env());
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
         what: format!("create {}", files.dir().display()),
         source,
@@ -246,13 +287,12 @@ pub fn run(
         "secret {secret_id}: fetching the sync config from {}",
         api.base_url()
     );
-    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else {
+    notifier.status("fetching the sync config");
+    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown, &notifier)? else {
+        notifier.stopping("stopped before start-up finished");
         return Ok(StopReason::Signal);
     };
-    let source = TargetSource {
-        local,
-        db: timing.db,
-    };
+    let source = TargetSource::new(local, timing.db);
     let (target, fields) = source.resolve(&sync)?;
     let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
 
@@ -276,7 +316,7 @@ pub fn run(
         board.clone(),
         shutdown.clone(),
     )
-    .follow_sync_config(source);
+    .follow_sync_config(source.clone());
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
     let worker =
         worker::spawn(engine, job_rx, board.clone(), shutdown.clone()).map_err(|source| {
@@ -286,6 +326,11 @@ pub fn run(
             }
         })?;
 
+    notifier.status(&format!(
+        "checking the {} connection to {}",
+        target.kind.display_name(),
+        target.endpoint()
+    ));
     log::info!(
         "secret {secret_id}: testing the {} connection to {}",
         target.kind.display_name(),
@@ -295,7 +340,7 @@ pub fn run(
     let checked = jobs
         .send(Job::Check(reply))
         .ok()
-        .and_then(|()| answer.recv_timeout(timing.job_deadline).ok())
+        .and_then(|()| wait_answer(&answer, timing.job_deadline, &notifier))
         .unwrap_or_else(|| {
             Err(ProviderError::new(
                 &target,
@@ -306,6 +351,7 @@ pub fn run(
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
+        notifier.stopping(&format!("database check failed: {e}"));
         Heartbeat::beat(&api, &board, &secret_id);
         if e.kind != crate::providers::FailureKind::Timeout {
             // A worker stuck in a driver cannot be joined; it ends with the process.
@@ -326,6 +372,7 @@ pub fn run(
         interval: timing.heartbeat,
         board: board.clone(),
         shutdown: shutdown.clone(),
+        notifier: notifier.clone(),
     }
     .spawn()
     .map_err(|source| AgentError::Io {
@@ -360,13 +407,50 @@ pub fn run(
         timing.heartbeat.as_millis()
     );
 
-    let reason = shutdown.wait();
+    notifier.ready(&summary::status_line(
+        &board.health(),
+        board.state().last_rotation.as_ref(),
+        unix_now(),
+    ));
+
+    let mut reloads_seen = 0;
+    let reason = loop {
+        match shutdown.wait_event(&mut reloads_seen) {
+            Event::Stop(reason) => break reason,
+            Event::Reload => {
+                notifier.reloading();
+                let _ = reload::reload(&secret_id, &files.config(), &source);
+                notifier.reloaded(&summary::status_line(
+                    &board.health(),
+                    board.state().last_rotation.as_ref(),
+                    unix_now(),
+                ));
+            }
+        }
+    };
+    notifier.stopping(&match board.job_running_for() {
+        Some(_) => "stopping; finishing the job in flight".to_owned(),
+        None => "stopping".to_owned(),
+    });
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
     let _ = heartbeat.join();
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
         return Ok(reason);
+    }
+    // The job in flight finishes, bounded: one still running at twice its deadline is
+    // stuck in a driver (the unit's TimeoutStopSec is sized for this wait).
+    let stop_deadline = Instant::now() + timing.job_deadline * 2;
+    while !worker.is_finished() {
+        if Instant::now() >= stop_deadline {
+            log::error!(
+                "secret {secret_id}: the job in flight did not finish within {} s of the stop request; exiting without it",
+                (timing.job_deadline * 2).as_secs()
+            );
+            return Ok(StopReason::WorkerHung);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     let worker_panicked = worker.join().is_err();
     if worker_panicked {

@@ -1,7 +1,6 @@
 //! `start`: loads the identity, installs the signal handlers and runs the agent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::CommandError;
@@ -42,25 +41,6 @@ pub fn timing_from_env() -> (Timing, HttpTimeouts) {
     (timing, http)
 }
 
-/// First SIGINT/SIGTERM asks for a clean stop; a second one exits at once.
-fn install_signal_handlers(shutdown: Arc<Shutdown>) -> Result<(), CommandError> {
-    let count = AtomicU32::new(0);
-    ctrlc::set_handler(move || {
-        if count.fetch_add(1, Ordering::SeqCst) == 0 {
-            shutdown.request(StopReason::Signal);
-        } else {
-            eprintln!("second signal: exiting now");
-            std::process::exit(130);
-        }
-    })
-    .map_err(|e| {
-        CommandError::new(
-            exit::FAILURE,
-            format!("cannot install signal handlers: {e}"),
-        )
-    })
-}
-
 pub fn run(secret: &str) -> Result<i32, CommandError> {
     let home = identity::sikkerkey_home().map_err(|e| CommandError::new(exit::CONFIG, e))?;
     let files = AgentFiles::new(&home, secret).map_err(|e| CommandError::new(exit::USAGE, e))?;
@@ -74,7 +54,12 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
     let (timing, http) = timing_from_env();
     let api = ApiClient::new(identity, http);
     let shutdown = Arc::new(Shutdown::new());
-    install_signal_handlers(shutdown.clone())?;
+    crate::signals::spawn(shutdown.clone()).map_err(|e| {
+        CommandError::new(
+            exit::FAILURE,
+            format!("cannot start the signal thread: {e}"),
+        )
+    })?;
     match agent::run(api, &files, timing, shutdown) {
         Ok(StopReason::Signal) => {
             log::info!("secret {secret}: agent stopped");

@@ -23,3 +23,6 @@ mod official;
 
 #[cfg(feature = "mongodb")]
 mod mongodb;
+
+#[cfg(feature = "postgres")]
+mod systemd;
