@@ -306,3 +306,162 @@ fn the_generated_unit_rates_at_most_2_0_in_systemd_analyze_security() {
         "{warnings}"
     );
 }
+
+// ---- what the hardening allows, checked against what a real rotation does ----
+
+/// The system calls in a `systemd-analyze syscall-filter` group, nested groups expanded.
+fn syscall_group(analyze: &str, group: &str, out: &mut std::collections::BTreeSet<String>) {
+    let listing = Command::new(analyze)
+        .args(["syscall-filter", "--no-pager", group])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for line in text.lines().skip(1) {
+        let word = line.trim();
+        if word.is_empty() || word.starts_with('#') {
+            continue;
+        }
+        if word.starts_with('@') {
+            syscall_group(analyze, word, out);
+        } else {
+            out.insert(word.to_owned());
+        }
+    }
+}
+
+/// The unit's `SystemCallFilter=`, `RestrictAddressFamilies=`, `MemoryDenyWriteExecute=`
+/// and `ProtectSystem=strict` + `ReadWritePaths=`, checked against a real rotation run
+/// under strace: every system call it makes is in the allow list, every socket is
+/// AF_INET/AF_INET6/AF_UNIX, no mapping is writable and executable, and nothing is
+/// written outside SIKKERKEY_HOME.
+#[test]
+fn a_real_rotation_stays_inside_the_units_sandbox() {
+    let Some(pg) = Pg::from_env() else { return };
+    let Some(analyze) = require_env("SKA_SYSTEMD_ANALYZE", "systemd-analyze") else {
+        return;
+    };
+    let Some(strace) = require_env("SKA_STRACE", "strace") else {
+        return;
+    };
+    let unit_dir = TempDir::new("unit");
+    let unit = std::fs::read_to_string(generated_unit(unit_dir.path(), "sk_sandbox")).unwrap();
+    let mut allowed = std::collections::BTreeSet::new();
+    let mut denied = std::collections::BTreeSet::new();
+    for line in unit.lines() {
+        if let Some(groups) = line.strip_prefix("SystemCallFilter=") {
+            match groups.strip_prefix('~') {
+                Some(rest) => rest
+                    .split_whitespace()
+                    .for_each(|g| syscall_group(&analyze, g, &mut denied)),
+                None => groups
+                    .split_whitespace()
+                    .for_each(|g| syscall_group(&analyze, g, &mut allowed)),
+            }
+        }
+    }
+    assert!(
+        allowed.contains("openat") && denied.contains("setrlimit"),
+        "{allowed:?}"
+    );
+    for must in [
+        "MemoryDenyWriteExecute=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.contains(must), "the unit lost {must}");
+    }
+
+    let w = World::plain(&pg);
+    let trace_dir = TempDir::new("strace");
+    let trace = trace_dir.path().join("trace");
+    let template = w.machine.command(&["start", "--secret", &w.secret]);
+    let mut c = Command::new(&strace);
+    c.args(["-f", "-qq", "-s", "256", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_sikkerkey-agent"))
+        .args(["start", "--secret", &w.secret])
+        .env_clear();
+    for (k, v) in template.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let mut traced = AgentProcess::spawn(c);
+    w.wait_healthy(&mut traced);
+    let new_pw = format!("new-{}", random_text(16));
+    w.cp.set_pending(&w.secret, "rot_sandbox", &secret_value(&w.user, &new_pw));
+    w.wait_confirmed("rot_sandbox", &traced);
+    w.wait_journal_cleared(&traced);
+    // SIGTERM to the agent itself (strace would only detach), then reload-free shutdown.
+    let pid =
+        std::fs::read_to_string(w.machine.agents_dir().join(format!("{}.pid", w.secret))).unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = traced.wait_exit(SOON);
+    assert!(status.success(), "{status:?}\n{}", traced.output());
+    assert_password(&pg, &w.user, &new_pw, &w.old_pw);
+
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let home = w.machine.home.path().to_string_lossy().into_owned();
+    let mut used = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut after_exec = false;
+    for line in text.lines() {
+        let rest = line
+            .split_once(' ')
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or("");
+        let Some((name, args)) = rest.split_once('(') else {
+            continue;
+        };
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        if name == "execve" {
+            // Everything before the agent's own execve is strace starting it.
+            after_exec = true;
+            continue;
+        }
+        if !after_exec {
+            continue;
+        }
+        used.insert(name.to_owned());
+        if name == "socket"
+            && !["AF_INET,", "AF_INET6,", "AF_UNIX,"]
+                .iter()
+                .any(|f| args.starts_with(f))
+        {
+            problems.push(format!("socket family outside the unit's list: {line}"));
+        }
+        if matches!(name, "mmap" | "mprotect") && args.contains("PROT_WRITE|PROT_EXEC") {
+            problems.push(format!("writable and executable memory: {line}"));
+        }
+        let writes = name == "openat"
+            && ["O_WRONLY", "O_RDWR", "O_CREAT"]
+                .iter()
+                .any(|f| args.contains(f));
+        let changes = matches!(
+            name,
+            "rename" | "renameat" | "renameat2" | "unlink" | "unlinkat" | "mkdir" | "mkdirat"
+        );
+        if (writes || changes) && !args.contains(&home) && !args.contains("\"/dev/null\"") {
+            problems.push(format!(
+                "writes outside SIKKERKEY_HOME (ProtectSystem=strict): {line}"
+            ));
+        }
+    }
+    for name in &used {
+        if !allowed.contains(name) || denied.contains(name) {
+            problems.push(format!(
+                "system call {name} is not allowed by the unit's SystemCallFilter="
+            ));
+        }
+    }
+    assert!(used.len() > 20, "the trace looks empty: {used:?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
