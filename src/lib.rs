@@ -13,6 +13,7 @@ pub mod files;
 pub mod fsutil;
 pub mod identity;
 pub mod localconfig;
+pub mod logging;
 pub mod pidfile;
 pub mod providers;
 pub mod secret;

@@ -1,33 +1,16 @@
 //! The `sikkerkey-agent` binary: logger, parse, dispatch, print the error chain once, exit.
 
-use std::io::Write;
-
 use sikkerkey_agent::cli::{self, Command};
 use sikkerkey_agent::commands::{self, CommandError};
 use sikkerkey_agent::exit;
-
-/// Our own log lines at the level `SIKKERKEY_LOG` names (default info); every dependency
-/// capped at warn, whatever the setting, because driver debug output can carry SQL text.
-fn init_logger() {
-    let level = std::env::var("SIKKERKEY_LOG")
-        .ok()
-        .and_then(|v| v.parse::<log::LevelFilter>().ok())
-        .unwrap_or(log::LevelFilter::Info);
-    env_logger::Builder::new()
-        .filter_level(log::LevelFilter::Warn.min(level))
-        .filter_module("sikkerkey_agent", level)
-        .format(|buf, record| {
-            let ts = buf.timestamp_seconds();
-            writeln!(buf, "{ts} {:<5} {}", record.level(), record.args())
-        })
-        .init();
-}
+use sikkerkey_agent::logging::{self, LogSettings};
 
 fn print_error(e: &dyn std::error::Error) {
-    eprintln!("error: {e}");
+    let p = logging::error_prefix();
+    eprintln!("{p}error: {e}");
     let mut source = e.source();
     while let Some(s) = source {
-        eprintln!("  caused by: {s}");
+        eprintln!("{p}  caused by: {s}");
         source = s.source();
     }
 }
@@ -54,8 +37,20 @@ fn dispatch(command: Command) -> Result<i32, CommandError> {
 }
 
 fn main() {
-    init_logger();
-    let code = match cli::parse(std::env::args_os().skip(1)) {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let settings = logging::take_format_flag(args)
+        .and_then(|(flag, args)| Ok((LogSettings::from_env(flag.as_deref())?, args)));
+    let args = match settings {
+        Ok((settings, args)) => {
+            logging::init(settings);
+            args
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(exit::USAGE);
+        }
+    };
+    let code = match cli::parse(args) {
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!("Run `sikkerkey-agent --help` for usage.");

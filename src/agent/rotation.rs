@@ -233,6 +233,7 @@ impl RotationEngine {
         pending: &PendingRotation,
         managed_username: &str,
     ) -> Result<(), StepError> {
+        let _log_scope = crate::logging::rotation_scope(&pending.id);
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
@@ -540,6 +541,7 @@ impl RotationEngine {
 
     /// Finishes a journaled rotation against what the server says now.
     fn reconcile(&mut self, mut entry: JournalEntry, sync: &SyncConfig) -> Result<(), StepError> {
+        let _log_scope = crate::logging::rotation_scope(&entry.rotation_id);
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",

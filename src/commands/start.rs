@@ -44,6 +44,7 @@ pub fn timing_from_env() -> (Timing, HttpTimeouts) {
 pub fn run(secret: &str) -> Result<i32, CommandError> {
     let home = identity::sikkerkey_home().map_err(|e| CommandError::new(exit::CONFIG, e))?;
     let files = AgentFiles::new(&home, secret).map_err(|e| CommandError::new(exit::USAGE, e))?;
+    crate::logging::set_secret(secret);
     let identity = Identity::load(&home).map_err(|e| CommandError::new(exit::CONFIG, e))?;
     log::info!(
         "machine {} (vault {}), API {}",

@@ -4,6 +4,7 @@
 mod support;
 
 mod commands;
+mod ops;
 mod scenarios;
 
 #[cfg(feature = "mysql")]
