@@ -22,12 +22,24 @@ fn dispatch(command: Command) -> Result<i32, CommandError> {
             Ok(exit::OK)
         }
         Command::Version => {
-            println!("sikkerkey-agent {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", sikkerkey_agent::help::version());
             Ok(exit::OK)
         }
         Command::Start { secret } => commands::start::run(&secret),
         Command::Configure(args) => commands::configure::run(&args),
-        Command::Test { secret } => commands::test::run(&secret),
+        Command::Test {
+            secret,
+            use_server_config,
+        } => commands::test::run(&secret, use_server_config),
+        Command::Status { secret } => commands::status::run(&secret),
+        Command::Completions(shell) => {
+            print!("{}", commands::completions::script(shell));
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            print!("{}", commands::completions::man_page());
+            Ok(exit::OK)
+        }
         Command::List { format } => commands::list::run(format),
         Command::Stop { secret } => commands::stop::run(&secret),
         Command::Remove { secret, force } => commands::remove::run(&secret, force),
@@ -52,8 +64,10 @@ fn main() {
     };
     let code = match cli::parse(args) {
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("Run `sikkerkey-agent --help` for usage.");
+            eprintln!("{}error: {e}", logging::error_prefix());
+            if !e.to_string().contains("--help") {
+                eprintln!("Run `sikkerkey-agent --help` for usage.");
+            }
             exit::USAGE
         }
         Ok(command) => match dispatch(command) {

@@ -304,6 +304,7 @@ pub fn run(
             started_at: unix_now(),
             provider_type: target.kind.as_str().to_owned(),
             endpoint: target.endpoint(),
+            heartbeat_interval_ms: timing.heartbeat.as_millis() as u64,
             ..StateFile::load(&files.state()).unwrap_or_default()
         },
     ));

@@ -45,11 +45,18 @@ pub struct StateFile {
     pub started_at: u64,
     pub provider_type: String,
     pub endpoint: String,
+    /// The running agent's heartbeat interval, so `status` can tell a stale heartbeat.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub heartbeat_interval_ms: u64,
     pub last_heartbeat: Option<HeartbeatRecord>,
     pub last_rotation: Option<RotationRecord>,
     /// Rotations finished per outcome, over every run (for `list -o prometheus`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rotations: BTreeMap<String, u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl StateFile {

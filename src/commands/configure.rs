@@ -59,6 +59,8 @@ impl EchoOff {
             return Err(std::io::Error::last_os_error());
         }
         let saved = term;
+        // Ctrl+C while echo is off restores the terminal before the process dies.
+        super::prompt_signals::arm(fd, saved);
         term.c_lflag &= !libc::ECHO;
         term.c_lflag |= libc::ECHONL;
         // SAFETY: fd is open for the life of this guard; term came from tcgetattr.
@@ -73,6 +75,7 @@ impl Drop for EchoOff {
     fn drop(&mut self) {
         // SAFETY: restores the settings read in `new` on the same fd.
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+        super::prompt_signals::disarm();
     }
 }
 

@@ -1,12 +1,17 @@
 //! One module per command. Each takes parsed arguments and returns an exit code or an
 //! error that `main` prints.
 
+pub mod completions;
 pub mod configure;
 pub mod install;
 pub mod list;
 mod local;
+pub mod metrics;
+mod prompt_signals;
 pub mod remove;
+pub mod service_homes;
 pub mod start;
+pub mod status;
 pub mod stop;
 pub mod test;
 pub mod uninstall;

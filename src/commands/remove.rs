@@ -54,13 +54,12 @@ pub fn run(secret: &str, force: bool) -> Result<i32, CommandError> {
         }
     }
     if removed.is_empty() && !stopped {
-        return Err(CommandError::new(
-            exit::FAILURE,
-            format!(
-                "nothing to remove: no local agent files for secret {secret} in {}",
-                files.dir().display()
-            ),
-        ));
+        // Already gone is what the caller wanted: exit 0, so scripts stay idempotent.
+        println!(
+            "nothing to remove: no local agent files for secret {secret} in {}",
+            files.dir().display()
+        );
+        return Ok(exit::OK);
     }
     for path in &removed {
         if *path == journal {

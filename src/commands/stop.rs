@@ -1,5 +1,6 @@
 //! `stop`: ends the running agent for a secret the way a service manager would (SIGTERM,
 //! so a rotation in flight finishes first) and waits, bounded, until it is gone.
+//! Nothing running is success (exit 0 with a message): `stop` is safe to repeat.
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
@@ -9,13 +10,14 @@ use crate::fsutil;
 pub fn run(secret: &str) -> Result<i32, CommandError> {
     let files = local::files(secret)?;
     match local::agent_process(&files) {
-        AgentProcess::NotRunning => Err(CommandError::new(
-            exit::FAILURE,
-            format!(
-                "no agent for secret {secret} runs on this machine (no PID file at {})",
+        // Nothing to stop is what the caller wanted: exit 0, so scripts stay idempotent.
+        AgentProcess::NotRunning => {
+            println!(
+                "no agent for secret {secret} runs on this machine (no PID file at {}); nothing to stop",
                 files.pid().display()
-            ),
-        )),
+            );
+            Ok(exit::OK)
+        }
         AgentProcess::Stale(pid) => {
             fsutil::remove_if_exists(&files.pid()).map_err(|e| {
                 CommandError::new(
@@ -26,13 +28,11 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                     ),
                 )
             })?;
-            Err(CommandError::new(
-                exit::FAILURE,
-                format!(
-                    "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
-                    files.pid().display()
-                ),
-            ))
+            println!(
+                "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
+                files.pid().display()
+            );
+            Ok(exit::OK)
         }
         AgentProcess::Running(pid) => {
             local::terminate(secret, pid, local::stop_timeout())?;

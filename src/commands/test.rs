@@ -2,9 +2,11 @@
 //! its configuration, the admin's login, the admin's privileges and the managed user.
 //! Prints one line per check and exits with `exit::CHECK_FAILED` if any fails.
 //!
-//! Connection details come from the local config or, when there is none, from the
-//! server's sync config (fetching it registers this machine as the secret's agent, as
-//! `start` would). Nothing in the database is changed.
+//! Connection details come from the local config. `test` never takes the secret's agent
+//! lock on its own: fetching the server's sync config registers this machine as the
+//! secret's agent (the first machine to fetch it holds the lock), so without a local
+//! config it does so only when asked with `--use-server-config`. Nothing in the database
+//! is changed.
 
 use std::path::Path;
 
@@ -60,12 +62,19 @@ fn load_target(
     api: &Result<ApiClient, String>,
     sync: &mut Option<SyncConfig>,
     db: crate::providers::DbTimeouts,
+    use_server_config: bool,
 ) -> Result<(Target, FieldNames, String), String> {
     let (source, server) = match local {
         Some(_) => (
             format!("local config {}", config_path.display()),
             SyncConfig::default(),
         ),
+        None if !use_server_config => {
+            return Err(format!(
+                "no local config at {}, so there is nothing to check without the server. Write one with                  `sikkerkey-agent configure --secret {secret} ...`, or pass --use-server-config to use the server's                  sync config (this registers this machine as the secret's agent and takes its lock)",
+                config_path.display()
+            ));
+        }
         None => {
             let api = api.as_ref().map_err(|e| {
                 format!(
@@ -91,6 +100,7 @@ fn managed_username(
     api: &Result<ApiClient, String>,
     fields: &FieldNames,
     sync: &mut Option<SyncConfig>,
+    use_server_config: bool,
 ) -> Result<String, String> {
     let api = api
         .as_ref()
@@ -103,6 +113,12 @@ fn managed_username(
         return Ok(name.expose().to_owned());
     }
     if sync.is_none() {
+        if !use_server_config {
+            return Err(format!(
+                "the secret's value has no \"{}\" field; only the server's sync config names the managed user,                  and fetching it takes the agent lock: pass --use-server-config to allow that",
+                fields.username
+            ));
+        }
         *sync = Some(api.sync_config(secret).map_err(|e| e.to_string())?);
     }
     let name = sync
@@ -118,8 +134,14 @@ fn managed_username(
     Ok(name)
 }
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
+pub fn run(secret: &str, use_server_config: bool) -> Result<i32, CommandError> {
     let files = local::files(secret)?;
+    if use_server_config && !files.config().exists() {
+        eprintln!(
+            "warning: --use-server-config fetches the sync config of {secret}, which registers this machine as its agent \
+             (the agent lock): another machine's agent for it will get 409 from now on"
+        );
+    }
     let home = local::home()?;
     let (timing, http) = super::start::timing_from_env();
     let mut checks = Checks {
@@ -145,6 +167,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         &api,
         &mut sync,
         timing.db,
+        use_server_config,
     ) {
         Ok(t) => t,
         Err(e) => {
@@ -187,7 +210,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         Err(e) => checks.fail("privileges", e.to_string()),
     }
 
-    match managed_username(secret, &api, &fields, &mut sync) {
+    match managed_username(secret, &api, &fields, &mut sync, use_server_config) {
         Err(e) => checks.fail("user", e),
         Ok(user) => match db.user_exists(&user) {
             Ok(true) => checks.ok("user", format!("managed user \"{user}\" exists")),

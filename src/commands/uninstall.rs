@@ -4,9 +4,18 @@
 use super::CommandError;
 use super::install::{plan, service_error};
 use crate::exit;
+use crate::service::ServiceError;
 
 pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let done = plan(secret)?.uninstall().map_err(service_error)?;
+    let done = match plan(secret)?.uninstall() {
+        Ok(done) => done,
+        // Not installed is what the caller wanted: exit 0, so scripts stay idempotent.
+        Err(e @ ServiceError::NotInstalled { .. }) => {
+            println!("{e}; nothing to uninstall");
+            return Ok(exit::OK);
+        }
+        Err(e) => return Err(service_error(e)),
+    };
     println!("{done}");
     println!(
         "local files for {secret} are kept; delete them with `sikkerkey-agent remove --secret {secret}`"

@@ -98,8 +98,9 @@ impl fmt::Display for UnknownProvider {
         let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
         write!(
             f,
-            "unknown provider type \"{}\"; known types: {}",
+            "unknown provider type \"{}\"{}; known types: {}",
             self.0,
+            crate::suggest::did_you_mean(&self.0, known.iter().copied()),
             known.join(", ")
         )
     }
