@@ -4,6 +4,7 @@
 mod support;
 
 mod commands;
+mod completions;
 mod ops;
 mod scenarios;
 

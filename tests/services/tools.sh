@@ -2,7 +2,8 @@
 # missing: `systemd-analyze` (package systemd; it rates a unit file offline, without a
 # running systemd), `strace` (which system calls and socket families a real rotation
 # uses), `script` (a real pty for the password prompt) and Python's prometheus_client
-# (parses `list -o prometheus`) in a cached virtualenv. Sourced by run.sh.
+# (parses `list -o prometheus`) in a cached virtualenv, and zsh, fish and groff (check the
+# generated completions and man page). Sourced by run.sh.
 
 # Prints the path of a virtualenv holding prometheus_client, creating it once.
 tools_venv() {
@@ -29,11 +30,18 @@ start_tools() {
   command -v strace >/dev/null || ensure_packages strace
   command -v script >/dev/null || ensure_packages bsdutils
   command -v stty >/dev/null || ensure_packages coreutils
+  # The completion scripts are checked by the shells they are for; the man page by groff.
+  command -v zsh >/dev/null || ensure_packages zsh
+  command -v fish >/dev/null || ensure_packages fish
+  command -v groff >/dev/null || ensure_packages groff-base
   SKA_SYSTEMD_ANALYZE="$(command -v systemd-analyze)"
   SKA_STRACE="$(command -v strace)"
   SKA_SCRIPT="$(command -v script)"
   SKA_PROM_PYTHON="$(tools_venv)/bin/python"
-  export SKA_SYSTEMD_ANALYZE SKA_STRACE SKA_SCRIPT SKA_PROM_PYTHON
+  SKA_ZSH="$(command -v zsh)"
+  SKA_FISH="$(command -v fish)"
+  SKA_GROFF="$(command -v groff)"
+  export SKA_SYSTEMD_ANALYZE SKA_STRACE SKA_SCRIPT SKA_PROM_PYTHON SKA_ZSH SKA_FISH SKA_GROFF
 }
 
 stop_tools() { :; }
