@@ -87,7 +87,7 @@ completions:
 ## The committed sources (HEAD) + vendor/ + .cargo/config.toml + the generated completions
 ## and man page: everything an air-gapped machine with a Rust toolchain needs for
 ## `make offline-build`.
-vendor-tarball: vendor completions
+vendor-tarball: completions vendor
 	mkdir -p $(TARGET_DIR)
 	git archive --format=tar --prefix=sikkerkey-agent-$(VERSION)/ -o $(TARBALL:.gz=) HEAD
 	tar -rf $(TARBALL:.gz=) --transform 's,^,sikkerkey-agent-$(VERSION)/,' vendor .cargo/config.toml $(DIST)

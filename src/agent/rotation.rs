@@ -262,7 +262,10 @@ impl RotationEngine {
                 );
             }
         };
-        if let Err(e) = db.validate(&cred.username, &cred.password) {
+        if let Err(e) = db
+            .validate(&cred.username, &cred.password)
+            .and_then(|()| db.check_can_manage(&cred.username))
+        {
             return self.reject_untouched(
                 &pending.id,
                 &format!("apply failed: {e}"),

@@ -199,7 +199,14 @@ pub fn run(secret: &str, use_server_config: bool) -> Result<i32, CommandError> {
         format!("admin \"{}\" logged in", target.admin_user),
     );
 
-    match db.check_admin() {
+    // The managed user first: the privilege check covers what the admin may do to it
+    // (PostgreSQL 16+ wants ADMIN OPTION on the role, not only CREATEROLE).
+    let user = managed_username(secret, &api, &fields, &mut sync, use_server_config);
+    let privileges = db.check_admin().and_then(|()| match &user {
+        Ok(u) => db.check_can_manage(u),
+        Err(_) => Ok(()),
+    });
+    match privileges {
         Ok(()) => checks.ok(
             "privileges",
             format!(
@@ -210,7 +217,7 @@ pub fn run(secret: &str, use_server_config: bool) -> Result<i32, CommandError> {
         Err(e) => checks.fail("privileges", e.to_string()),
     }
 
-    match managed_username(secret, &api, &fields, &mut sync, use_server_config) {
+    match user {
         Err(e) => checks.fail("user", e),
         Ok(user) => match db.user_exists(&user) {
             Ok(true) => checks.ok("user", format!("managed user \"{user}\" exists")),

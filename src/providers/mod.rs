@@ -261,6 +261,13 @@ pub trait Provider {
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError>;
 
+    /// Checks that the admin may change this existing user's password, beyond what
+    /// `check_admin` covers (PostgreSQL 16+ also wants ADMIN OPTION on the role). A user
+    /// that does not exist yet passes: creating it needs only what `check_admin` checked.
+    fn check_can_manage(&mut self, _username: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// The user's stored credential, for rollback without plaintext.
     fn read_stored(&mut self, username: &str) -> Result<StoredCredential, ProviderError>;
 

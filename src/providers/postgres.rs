@@ -13,6 +13,43 @@ use crate::secret::Secret;
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// The first PostgreSQL version (`server_version_num`) in which CREATEROLE alone no longer
+/// lets a role change another role's password: it also needs ADMIN OPTION on that role.
+const ADMIN_OPTION_SINCE: i32 = 160_000;
+
+/// What decides whether the admin may change an existing role's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolePrivileges {
+    pub server_version_num: i32,
+    pub admin_is_superuser: bool,
+    pub managed_is_superuser: bool,
+    /// The admin holds ADMIN OPTION on the managed role (directly or through a role).
+    pub admin_option: bool,
+}
+
+impl RolePrivileges {
+    /// Why the admin (already known to have CREATEROLE) cannot change the role's
+    /// password, with the statement that fixes it; `None` when it can.
+    pub fn missing(&self, admin: &str, managed: &str) -> Option<String> {
+        if self.admin_is_superuser {
+            return None;
+        }
+        if self.managed_is_superuser {
+            return Some(format!(
+                "role \"{managed}\" is a SUPERUSER, whose password only a superuser may change; use a superuser admin or manage a role without SUPERUSER"
+            ));
+        }
+        if self.server_version_num >= ADMIN_OPTION_SINCE && !self.admin_option {
+            return Some(format!(
+                "PostgreSQL 16 and later need ADMIN OPTION on the managed role as well as CREATEROLE, and role \"{admin}\" lacks it on \"{managed}\"; grant it as a superuser with: GRANT {} TO {} WITH ADMIN OPTION",
+                quote_ident(managed),
+                quote_ident(admin)
+            ));
+        }
+        None
+    }
+}
+
 /// An admin connection to one PostgreSQL database.
 pub struct Postgres {
     target: Target,
@@ -69,6 +106,37 @@ impl Provider for Postgres {
                 quote_ident(&name)
             ),
         ))
+    }
+
+    fn check_can_manage(&mut self, username: &str) -> Result<(), ProviderError> {
+        let action = format!("checking the admin's privileges on role \"{username}\"");
+        let row = self
+            .client
+            .query_opt(
+                "SELECT current_setting('server_version_num')::int, \
+                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                        r.rolsuper, \
+                        pg_has_role(current_user, r.oid, 'MEMBER WITH ADMIN OPTION') \
+                 FROM pg_roles r WHERE r.rolname = $1",
+                &[&username],
+            )
+            .map_err(|e| error(&self.target, &action, &e))?;
+        let Some(row) = row else { return Ok(()) };
+        let privileges = RolePrivileges {
+            server_version_num: row.get(0),
+            admin_is_superuser: row.get::<_, Option<bool>>(1).unwrap_or(false),
+            managed_is_superuser: row.get(2),
+            admin_option: row.get(3),
+        };
+        match privileges.missing(&self.target.admin_user, username) {
+            None => Ok(()),
+            Some(why) => Err(ProviderError::new(
+                &self.target,
+                FailureKind::Privilege,
+                &action,
+                why,
+            )),
+        }
     }
 
     fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
@@ -301,5 +369,42 @@ mod tests {
         let v = postgres_protocol::password::scram_sha_256("p'\"\\$ø".as_bytes());
         assert!(v.starts_with("SCRAM-SHA-256$4096:"));
         assert!(!v.contains('\'') && !v.contains('\\'));
+    }
+}
+
+#[cfg(test)]
+mod admin_option_tests {
+    use super::*;
+
+    #[test]
+    fn admin_option_is_needed_from_postgresql_16_on() {
+        let p = |v, admin_option| RolePrivileges {
+            server_version_num: v,
+            admin_is_superuser: false,
+            managed_is_superuser: false,
+            admin_option,
+        };
+        assert_eq!(p(150_008, false).missing("sk", "app"), None);
+        let hint = p(160_004, false).missing("sk", "app").unwrap();
+        assert!(
+            hint.contains("GRANT \"app\" TO \"sk\" WITH ADMIN OPTION"),
+            "{hint}"
+        );
+        assert_eq!(p(170_000, true).missing("sk", "app"), None);
+        let superuser = RolePrivileges {
+            managed_is_superuser: true,
+            ..p(150_000, true)
+        };
+        assert!(
+            superuser
+                .missing("sk", "app")
+                .unwrap()
+                .contains("SUPERUSER")
+        );
+        let as_super = RolePrivileges {
+            admin_is_superuser: true,
+            ..superuser
+        };
+        assert_eq!(as_super.missing("sk", "app"), None);
     }
 }

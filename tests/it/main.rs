@@ -27,4 +27,7 @@ mod official;
 mod mongodb;
 
 #[cfg(feature = "postgres")]
+mod pg_privileges;
+
+#[cfg(feature = "postgres")]
 mod systemd;
