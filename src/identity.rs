@@ -16,6 +16,8 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::{self, JsonFileError};
+
 /// Errors finding or loading the identity. Each says which file and what to do.
 #[derive(Debug)]
 pub enum IdentityError {
@@ -102,6 +104,15 @@ impl std::error::Error for IdentityError {
     }
 }
 
+impl From<JsonFileError> for IdentityError {
+    fn from(e: JsonFileError) -> Self {
+        match e {
+            JsonFileError::Read { path, source } => IdentityError::Read { path, source },
+            JsonFileError::Parse { path, source } => IdentityError::Parse { path, source },
+        }
+    }
+}
+
 /// `$SIKKERKEY_HOME`, else `~/.sikkerkey`.
 pub fn sikkerkey_home() -> Result<PathBuf, IdentityError> {
     if let Some(h) = std::env::var_os("SIKKERKEY_HOME").filter(|h| !h.is_empty()) {
@@ -159,14 +170,11 @@ impl Identity {
     pub fn load(home: &Path) -> Result<Identity, IdentityError> {
         let vault_dir = select_vault(home, std::env::var("SIKKERKEY_VAULT").ok().as_deref())?;
         let id_path = vault_dir.join("identity.json");
-        let text = std::fs::read_to_string(&id_path).map_err(|source| IdentityError::Read {
-            path: id_path.clone(),
-            source,
-        })?;
-        let file: IdentityFile =
-            serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
+        let file: IdentityFile = fsutil::load_json(&id_path)
+            .map_err(IdentityError::from)?
+            .ok_or_else(|| IdentityError::Read {
                 path: id_path.clone(),
-                source,
+                source: std::io::ErrorKind::NotFound.into(),
             })?;
         let key_path = if file.private_key_path.is_empty() {
             vault_dir.join("private.pem")
@@ -228,13 +236,7 @@ pub fn list_vaults(home: &Path) -> Vec<String> {
 pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, IdentityError> {
     let vaults = list_vaults(home);
     let global_path = home.join("cli_global.json");
-    let global: GlobalConfig = match std::fs::read_to_string(&global_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
-            path: global_path.clone(),
-            source,
-        })?,
-        Err(_) => GlobalConfig::default(),
-    };
+    let global: GlobalConfig = fsutil::load_json(&global_path)?.unwrap_or_default();
     let chosen = env_choice
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -169,17 +169,10 @@ impl Journal {
     }
 
     pub fn load(&self) -> Result<Option<JournalEntry>, JournalError> {
-        let text = fsutil::read_optional(&self.path).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        text.map(|t| {
-            serde_json::from_str(&t).map_err(|source| JournalError::Corrupt {
-                path: self.path.clone(),
-                source,
-            })
+        fsutil::load_json(&self.path).map_err(|e| match e {
+            fsutil::JsonFileError::Read { path, source } => JournalError::Io { path, source },
+            fsutil::JsonFileError::Parse { path, source } => JournalError::Corrupt { path, source },
         })
-        .transpose()
     }
 
     /// Writes `entry` durably (temp file, fsync, rename) before returning.
@@ -189,9 +182,11 @@ impl Journal {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let text = serde_json::to_vec_pretty(entry).expect("journal entries always serialize");
-        fsutil::write_private_atomic(&self.path, &text).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
+        fsutil::write_atomic(&self.path, &text, fsutil::PRIVATE).map_err(|source| {
+            JournalError::Io {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 

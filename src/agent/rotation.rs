@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
+use crate::localconfig::TargetSource;
 use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
-use super::TargetSource;
 use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
 use super::shutdown::Shutdown;
 use super::status::{RotationRecord, StatusBoard, unix_now};

@@ -174,7 +174,7 @@ pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
     let text = serde_json::to_vec_pretty(&config).expect("the local config always serializes");
     let path = files.config();
     let existed = path.exists();
-    fsutil::write_private_atomic(&path, &text).map_err(|e| {
+    fsutil::write_atomic(&path, &text, fsutil::PRIVATE).map_err(|e| {
         CommandError::new(
             exit::FAILURE,
             format!("cannot write {}: {e}", path.display()),

@@ -75,7 +75,13 @@ fn entry(files: &AgentFiles) -> AgentEntry {
             None
         }
     };
-    let state = StateFile::load(&files.state()).unwrap_or_default();
+    let state = match StateFile::load(&files.state()) {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            StateFile::default()
+        }
+    };
     let process = local::agent_process(files);
     let (provider, endpoint) = match &config {
         Some(c) if !c.connection.host.is_empty() => (

@@ -8,7 +8,7 @@ use super::CommandError;
 use crate::exit;
 use crate::files::AgentFiles;
 use crate::identity;
-use crate::pidfile::{process_alive, read_pid};
+use crate::pidfile::{is_agent_for, process_alive, read_pid};
 
 /// `$SIKKERKEY_HOME`.
 pub fn home() -> Result<PathBuf, CommandError> {
@@ -39,26 +39,10 @@ impl AgentProcess {
     }
 }
 
-/// Whether process `pid` is an agent for `secret_id`: its command line carries the id.
-/// Guards against a PID reused by an unrelated program after the agent died without
-/// removing its PID file. An unreadable command line counts as a match.
-fn runs_agent_for(pid: u32, secret_id: &str) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return true;
-    };
-    let suffix = format!("={secret_id}");
-    cmdline
-        .split(|b| *b == 0)
-        .filter_map(|a| std::str::from_utf8(a).ok())
-        .any(|a| a == secret_id || a.ends_with(&suffix))
-}
-
 pub fn agent_process(files: &AgentFiles) -> AgentProcess {
     match read_pid(&files.pid()) {
         None => AgentProcess::NotRunning,
-        Some(pid) if process_alive(pid) && runs_agent_for(pid, files.secret_id()) => {
-            AgentProcess::Running(pid)
-        }
+        Some(pid) if is_agent_for(pid, files.secret_id()) => AgentProcess::Running(pid),
         Some(pid) => AgentProcess::Stale(pid),
     }
 }

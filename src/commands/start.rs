@@ -99,10 +99,8 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                 AgentError::Locked(_) => exit::LOCKED,
                 AgentError::SecretGone(_) => exit::SECRET_GONE,
                 AgentError::Database(_) => exit::DATABASE,
-                AgentError::Provider(_) | AgentError::Config(_) | AgentError::LocalConfig(_) => {
-                    exit::CONFIG
-                }
-                AgentError::AlreadyRunning { .. } => exit::FAILURE,
+                AgentError::Target(_) | AgentError::LocalConfig(_) => exit::CONFIG,
+                AgentError::PidFile(_) => exit::FAILURE,
                 AgentError::Api(_) | AgentError::Io { .. } => exit::FAILURE,
             };
             Err(CommandError::new(code, e))

@@ -10,11 +10,11 @@ use std::path::Path;
 
 use super::CommandError;
 use super::local;
-use crate::agent::build_target;
 use crate::api::{ApiClient, HttpTimeouts, SyncConfig};
 use crate::exit;
 use crate::identity::Identity;
 use crate::localconfig::LocalConfig;
+use crate::localconfig::build_target;
 use crate::providers::{self, Provider, Target};
 use crate::secret::{FieldNames, parse_fields};
 

@@ -6,9 +6,9 @@
 //! (`SIKKERKEY_SERVICE_DIR`) and the service manager (a stand-in earlier on PATH), so they
 //! never touch the real /etc.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -357,37 +357,9 @@ fn remove_file(path: &Path) -> Result<(), ServiceError> {
 /// Writes a definition atomically with mode 0644 (service managers read it as another
 /// user; it holds no secrets). Unlike the agent's own files, the directory is left as is.
 fn write_public_atomic(path: &Path, contents: &[u8]) -> Result<(), ServiceError> {
-    let io_err = |what: &str, p: &Path| {
-        let what = what.to_owned();
-        let p = p.to_owned();
-        move |source| ServiceError::Io {
-            what,
-            path: p,
-            source,
-        }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("write", path)(e)
+    fsutil::write_atomic(path, contents, fsutil::PUBLIC).map_err(|source| ServiceError::Io {
+        what: "write".into(),
+        path: path.to_owned(),
+        source,
     })
 }
