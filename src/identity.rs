@@ -113,10 +113,10 @@ impl From<JsonFileError> for IdentityError {
     }
 }
 
-/// `$SIKKERKEY_HOME`, else `~/.sikkerkey`.
-pub fn sikkerkey_home() -> Result<PathBuf, IdentityError> {
-    if let Some(h) = std::env::var_os("SIKKERKEY_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
+/// `$SIKKERKEY_HOME` (passed in as `configured`), else `~/.sikkerkey`.
+pub fn sikkerkey_home(configured: Option<&Path>) -> Result<PathBuf, IdentityError> {
+    if let Some(h) = configured.filter(|h| !h.as_os_str().is_empty()) {
+        return Ok(h.to_owned());
     }
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -166,9 +166,14 @@ impl fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// Loads the identity the environment selects (protocol.md "Which vault").
-    pub fn load(home: &Path) -> Result<Identity, IdentityError> {
-        let vault_dir = select_vault(home, std::env::var("SIKKERKEY_VAULT").ok().as_deref())?;
+    /// Loads the identity of the vault `vault` names (`SIKKERKEY_VAULT`; protocol.md
+    /// "Which vault"); `api_url` (`SIKKERKEY_API_URL`) overrides the identity's.
+    pub fn load(
+        home: &Path,
+        vault: Option<&str>,
+        api_url: Option<&str>,
+    ) -> Result<Identity, IdentityError> {
+        let vault_dir = select_vault(home, vault)?;
         let id_path = vault_dir.join("identity.json");
         let file: IdentityFile = fsutil::load_json(&id_path)
             .map_err(IdentityError::from)?
@@ -187,8 +192,7 @@ impl Identity {
             }
         };
         let signer = RequestSigner::from_pem_file(&key_path, &file.machine_id)?;
-        let api_url = std::env::var("SIKKERKEY_API_URL")
-            .ok()
+        let api_url = api_url
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| file.api_url.clone());

@@ -55,6 +55,14 @@ impl Default for Timing {
     }
 }
 
+/// What `run` needs besides the API and the files.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub timing: Timing,
+    /// Test-only: the worker panics at this named point (debug builds only).
+    pub test_panic_at: Option<String>,
+}
+
 /// Why the agent could not start or keep running.
 #[derive(Debug)]
 pub enum AgentError {
@@ -141,9 +149,13 @@ fn fetch_sync_config(
 pub fn run(
     api: ApiClient,
     files: &AgentFiles,
-    timing: Timing,
+    options: RunOptions,
     shutdown: Arc<Shutdown>,
 ) -> Result<StopReason, AgentError> {
+    let RunOptions {
+        timing,
+        test_panic_at,
+    } = options;
     let secret_id = files.secret_id().to_owned();
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
         what: format!("create {}", files.dir().display()),
@@ -195,13 +207,17 @@ pub fn run(
     )
     .follow_sync_config(source);
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
-    let worker =
-        worker::spawn(engine, job_rx, board.clone(), shutdown.clone()).map_err(|source| {
-            AgentError::Io {
-                what: "start the worker thread".into(),
-                source,
-            }
-        })?;
+    let worker = worker::spawn(
+        engine,
+        job_rx,
+        board.clone(),
+        shutdown.clone(),
+        test_panic_at,
+    )
+    .map_err(|source| AgentError::Io {
+        what: "start the worker thread".into(),
+        source,
+    })?;
 
     log::info!(
         "secret {secret_id}: testing the {} connection to {}",

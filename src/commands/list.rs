@@ -11,10 +11,11 @@ use super::CommandError;
 use super::local::{self, AgentProcess};
 use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::cli::OutputFormat;
-use crate::exit;
+use crate::exit::Exit;
 use crate::files::{AgentFiles, agents_dir, check_secret_id};
 use crate::localconfig::LocalConfig;
 use crate::providers::ProviderKind;
+use crate::settings::Settings;
 
 /// One agent, as `list -o json` prints it.
 #[derive(Debug, Serialize)]
@@ -219,8 +220,8 @@ pub fn table(entries: &[AgentEntry]) -> String {
     out
 }
 
-pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
-    let home = local::home()?;
+pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandError> {
+    let home = local::home(settings)?;
     let dir = agents_dir(&home);
     let entries: Vec<AgentEntry> = secret_ids(&dir)
         .iter()
@@ -232,7 +233,7 @@ pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&entries)
-                    .map_err(|e| CommandError::new(exit::FAILURE, e))?
+                    .map_err(|e| CommandError::new(Exit::Failure, e))?
             );
         }
         OutputFormat::Table if entries.is_empty() => {
@@ -243,7 +244,7 @@ pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
         }
         OutputFormat::Table => print!("{}", table(&entries)),
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

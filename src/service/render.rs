@@ -15,7 +15,10 @@ const SC_TEMPLATE: &str = include_str!("../../service-templates/windows-sc.cmd")
 pub const LAUNCHD_PATH: &str = "/usr/local/bin:/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 
 fn no_restart_codes() -> Vec<String> {
-    exit::DO_NOT_RESTART.iter().map(|c| c.to_string()).collect()
+    exit::DO_NOT_RESTART
+        .iter()
+        .map(|e| e.code().to_string())
+        .collect()
 }
 
 /// A value as one double-quoted systemd word: C-style escapes for `\` and `"`, `%%` for a
@@ -289,7 +292,7 @@ mod tests {
             .split(' ')
             .map(|c| c.parse().unwrap())
             .collect();
-        assert_eq!(codes, exit::DO_NOT_RESTART);
+        assert_eq!(codes, exit::DO_NOT_RESTART.map(|e| e.code()));
     }
 
     #[test]
@@ -330,7 +333,7 @@ mod tests {
             .filter(|a| a.get(3).map(String::as_str) == Some("AppExit") && a[5] == "Exit")
             .map(|a| a[4].as_str())
             .collect();
-        assert_eq!(exits, exit::DO_NOT_RESTART.map(|c| c.to_string()));
+        assert_eq!(exits, exit::DO_NOT_RESTART.map(|e| e.code().to_string()));
         assert_eq!(
             runs.last().unwrap(),
             &["nssm", "start", "SikkerKeyAgent_sk_a1_b2.c3"]
