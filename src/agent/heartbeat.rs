@@ -1,6 +1,7 @@
 //! The heartbeat thread: every heartbeat interval, tells the server whether the agent is
 //! healthy, from the status board. It runs beside the worker, so a slow rotation never
-//! silences it. It doubles as the watchdog that stops an agent whose worker is stuck. On the way out it sends one last heartbeat if the agent is unhealthy, so
+//! silences it. It doubles as the watchdog that stops an agent whose worker is stuck. On
+//! the way out it sends one last heartbeat if the agent is unhealthy, so
 //! the dashboard shows the error rather than a stale "healthy".
 
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use crate::api::{ApiClient, HeartbeatStatus};
 use super::shutdown::{Shutdown, StopReason};
 use super::status::StatusBoard;
 
-pub struct Heartbeat {
+/// What a [`Heartbeat`] is built from.
+pub struct HeartbeatSettings {
     pub api: Arc<ApiClient>,
     pub secret_id: String,
     pub interval: Duration,
@@ -20,7 +22,33 @@ pub struct Heartbeat {
     pub shutdown: Arc<Shutdown>,
 }
 
+/// The heartbeat thread's state; see the module doc.
+pub struct Heartbeat {
+    api: Arc<ApiClient>,
+    secret_id: String,
+    interval: Duration,
+    board: Arc<StatusBoard>,
+    shutdown: Arc<Shutdown>,
+}
+
 impl Heartbeat {
+    pub fn new(settings: HeartbeatSettings) -> Self {
+        let HeartbeatSettings {
+            api,
+            secret_id,
+            interval,
+            board,
+            shutdown,
+        } = settings;
+        Heartbeat {
+            api,
+            secret_id,
+            interval,
+            board,
+            shutdown,
+        }
+    }
+
     /// Sends one heartbeat now and records it.
     pub fn beat(api: &ApiClient, board: &StatusBoard, secret_id: &str) {
         let status = board.health();

@@ -25,10 +25,10 @@ use crate::pidfile::PidFileError;
 use crate::providers::{DbTimeouts, ProviderError};
 use crate::{fsutil, pidfile};
 
-use heartbeat::Heartbeat;
+use heartbeat::{Heartbeat, HeartbeatSettings};
 use journal::Journal;
-use poller::Poller;
-use rotation::RotationEngine;
+use poller::{Poller, PollerSettings};
+use rotation::{EngineSettings, RotationEngine};
 use shutdown::{Shutdown, StopReason};
 use status::{StateFile, StatusBoard, unix_now};
 use worker::Job;
@@ -196,16 +196,16 @@ pub fn run(
             ..StateFile::load_or_default(&files.state())
         },
     ));
-    let engine = RotationEngine::new(
-        api.clone(),
-        secret_id.clone(),
-        target.clone(),
+    let engine = RotationEngine::new(EngineSettings {
+        api: api.clone(),
+        secret_id: secret_id.clone(),
+        target: target.clone(),
         fields,
-        Journal::new(files.journal()),
-        board.clone(),
-        shutdown.clone(),
-    )
-    .follow_sync_config(source);
+        journal: Journal::new(files.journal()),
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+        source: Some(source),
+    });
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
     let worker = worker::spawn(
         engine,
@@ -253,13 +253,13 @@ pub fn run(
     );
     Heartbeat::beat(&api, &board, &secret_id);
 
-    let heartbeat = Heartbeat {
+    let heartbeat = Heartbeat::new(HeartbeatSettings {
         api: api.clone(),
         secret_id: secret_id.clone(),
         interval: timing.heartbeat,
         board: board.clone(),
         shutdown: shutdown.clone(),
-    }
+    })
     .spawn()
     .map_err(|source| AgentError::Io {
         what: "start the heartbeat thread".into(),
@@ -272,7 +272,7 @@ pub fn run(
         fetched_at: Instant::now(),
     });
 
-    let poller = Poller {
+    let poller = Poller::new(PollerSettings {
         api: api.clone(),
         secret_id: secret_id.clone(),
         interval,
@@ -280,7 +280,7 @@ pub fn run(
         jobs,
         board: board.clone(),
         shutdown: shutdown.clone(),
-    }
+    })
     .spawn()
     .map_err(|source| AgentError::Io {
         what: "start the poll thread".into(),

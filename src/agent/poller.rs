@@ -13,18 +13,52 @@ use super::shutdown::{Shutdown, StopReason};
 use super::status::StatusBoard;
 use super::worker::Job;
 
-pub struct Poller {
+/// What a [`Poller`] is built from.
+pub struct PollerSettings {
     pub api: Arc<ApiClient>,
     pub secret_id: String,
     /// Interval from the sync config, unless the test override is set.
     pub interval: Duration,
+    /// The test-only override of every later sync config's interval.
     pub interval_override: Option<Duration>,
     pub jobs: SyncSender<Job>,
     pub board: Arc<StatusBoard>,
     pub shutdown: Arc<Shutdown>,
 }
 
+/// The poll thread's state; see the module doc.
+pub struct Poller {
+    api: Arc<ApiClient>,
+    secret_id: String,
+    interval: Duration,
+    interval_override: Option<Duration>,
+    jobs: SyncSender<Job>,
+    board: Arc<StatusBoard>,
+    shutdown: Arc<Shutdown>,
+}
+
 impl Poller {
+    pub fn new(settings: PollerSettings) -> Self {
+        let PollerSettings {
+            api,
+            secret_id,
+            interval,
+            interval_override,
+            jobs,
+            board,
+            shutdown,
+        } = settings;
+        Poller {
+            api,
+            secret_id,
+            interval,
+            interval_override,
+            jobs,
+            board,
+            shutdown,
+        }
+    }
+
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
         thread::Builder::new()
             .name("poll".into())

@@ -69,18 +69,47 @@ impl From<ValueError> for StepError {
     }
 }
 
+/// How a job that acted on a rotation ended. A clean rejection is an outcome, not an
+/// error: the database is back on the old value and the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied, verified and confirmed: the database holds the new value.
+    Confirmed,
+    /// Rejected with the database on the old value (or never touched).
+    Rejected,
+    /// A journaled rotation the server no longer holds: the database matches the live value.
+    Reconciled,
+    /// The database is settled but the server has not acknowledged yet; the journal keeps
+    /// the rotation and the next poll settles it.
+    AwaitingAck,
+}
+
 /// How many times a confirm or reject is sent within one job before waiting for the next poll.
 const ACK_ATTEMPTS: u32 = 3;
 
-/// Everything a rotation needs, owned by the worker thread.
-pub struct RotationEngine {
+/// What a [`RotationEngine`] is built from.
+pub struct EngineSettings {
     pub api: Arc<ApiClient>,
     pub secret_id: String,
+    /// The start-up target and field names.
     pub target: Target,
     pub fields: FieldNames,
     pub journal: Journal,
     pub board: Arc<StatusBoard>,
     pub shutdown: Arc<Shutdown>,
+    /// Where fresh connection details come from; `None` keeps the start-up target.
+    pub source: Option<TargetSource>,
+}
+
+/// Everything a rotation needs, owned by the worker thread.
+pub struct RotationEngine {
+    api: Arc<ApiClient>,
+    secret_id: String,
+    target: Target,
+    fields: FieldNames,
+    journal: Journal,
+    board: Arc<StatusBoard>,
+    shutdown: Arc<Shutdown>,
     /// The last rotation this process finished, and when: a sync config fetched before
     /// then may still show it as pending.
     finished: Option<(String, Instant)>,
@@ -105,15 +134,17 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl RotationEngine {
-    pub fn new(
-        api: Arc<ApiClient>,
-        secret_id: String,
-        target: Target,
-        fields: FieldNames,
-        journal: Journal,
-        board: Arc<StatusBoard>,
-        shutdown: Arc<Shutdown>,
-    ) -> Self {
+    pub fn new(settings: EngineSettings) -> Self {
+        let EngineSettings {
+            api,
+            secret_id,
+            target,
+            fields,
+            journal,
+            board,
+            shutdown,
+            source,
+        } = settings;
         RotationEngine {
             api,
             secret_id,
@@ -126,14 +157,8 @@ impl RotationEngine {
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
-            source: None,
+            source,
         }
-    }
-
-    /// Follows connection-detail changes in later sync configs.
-    pub fn follow_sync_config(mut self, source: TargetSource) -> Self {
-        self.source = Some(source);
-        self
     }
 
     /// Adopts the connection details of `sync` when they differ from the current ones.
@@ -170,34 +195,43 @@ impl RotationEngine {
     }
 
     /// Acts on one sync config: first finish what the journal holds, then start a new
-    /// pending rotation. Errors are reported to the status board and logged; the next
+    /// pending rotation. Returns how the last rotation it acted on ended (`None`: nothing
+    /// was pending). Errors are reported to the status board and logged once; the next
     /// poll tries again.
     ///
-    /// A reported error stays until a later job succeeds and a fresh database check
+    /// A reported problem stays until a later job succeeds and a fresh database check
     /// passes, so a 30 s heartbeat cannot miss it and "healthy" means the database works.
-    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) {
+    /// A rejection or an outstanding acknowledgement is such a problem; each was logged
+    /// where it happened.
+    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) -> Option<Outcome> {
         self.job_started = Instant::now();
-        let result = self.handle_sync_inner(sync, fetched_at);
-        match result {
-            Ok(()) if self.unhealthy => match self.check() {
-                Ok(()) => {
-                    log::info!("secret {}: database check passes again", self.secret_id);
-                    self.unhealthy = false;
+        match self.handle_sync_inner(sync, fetched_at) {
+            Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
+            Ok(outcome) => {
+                if !self.unhealthy {
                     self.board.set_worker_error(None);
+                    return outcome;
                 }
-                Err(e) => self
-                    .board
-                    .set_worker_error(Some(format!("database check failed: {e}"))),
-            },
-            Ok(()) => self.board.set_worker_error(None),
+                match self.check() {
+                    Ok(()) => {
+                        log::info!("secret {}: database check passes again", self.secret_id);
+                        self.unhealthy = false;
+                        self.board.set_worker_error(None);
+                    }
+                    Err(e) => self
+                        .board
+                        .set_worker_error(Some(format!("database check failed: {e}"))),
+                }
+                outcome
+            }
             Err(e) => {
                 let msg = e.to_string();
                 log::error!(
                     "secret {}: {msg}; will try again on the next poll",
                     self.secret_id
                 );
-                self.unhealthy = true;
-                self.board.set_worker_error(Some(msg));
+                self.report_failure(&msg);
+                None
             }
         }
     }
@@ -206,25 +240,26 @@ impl RotationEngine {
         &mut self,
         sync: &SyncConfig,
         fetched_at: Instant,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<Outcome>, StepError> {
         self.update_target(sync);
+        let mut outcome = None;
         if let Some(entry) = self.journal.load()? {
-            self.reconcile(entry, sync)?;
+            outcome = Some(self.reconcile(entry, sync)?);
             if self.journal.load()?.is_some() {
                 // Not finished yet (an acknowledgement is still outstanding).
-                return Ok(());
+                return Ok(outcome);
             }
         }
         let Some(pending) = sync.pending() else {
-            return Ok(());
+            return Ok(outcome);
         };
         if let Some((id, at)) = &self.finished
             && *id == pending.id
             && fetched_at <= *at
         {
-            return Ok(());
+            return Ok(outcome);
         }
-        self.rotate(&pending, &sync.managed_username)
+        self.rotate(&pending, &sync.managed_username).map(Some)
     }
 
     /// A new pending rotation: snapshot, journal, apply, verify, confirm (or roll back and reject).
@@ -232,7 +267,7 @@ impl RotationEngine {
         &mut self,
         pending: &PendingRotation,
         managed_username: &str,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
@@ -319,7 +354,7 @@ impl RotationEngine {
         db: &mut dyn Provider,
         mut entry: JournalEntry,
         cred: &Credential,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let started = Instant::now();
         if let Err(e) = db.set_password(&cred.username, &cred.password) {
             return self.roll_back_and_reject(
@@ -370,7 +405,11 @@ impl RotationEngine {
         }
     }
 
-    fn confirm(&mut self, entry: JournalEntry, times: Option<PhaseTimes>) -> Result<(), StepError> {
+    fn confirm(
+        &mut self,
+        entry: JournalEntry,
+        times: Option<PhaseTimes>,
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&entry.rotation_id);
         let started = Instant::now();
         let result =
@@ -395,11 +434,16 @@ impl RotationEngine {
                     "secret {}: rotation {short} applied, verified and confirmed{timing}",
                     self.secret_id
                 );
-                Ok(())
+                Ok(Outcome::Confirmed)
             }
-            Err(e) => Err(StepError::Mismatch(format!(
-                "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
-            ))),
+            Err(e) => {
+                let msg = format!(
+                    "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
+                );
+                log::error!("secret {}: {msg}", self.secret_id);
+                self.report_failure(&msg);
+                Ok(Outcome::AwaitingAck)
+            }
         }
     }
 
@@ -409,7 +453,7 @@ impl RotationEngine {
         rotation_id: &str,
         error: &str,
         secrets: &[&Secret],
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let error = scrub(error, secrets);
         log::error!(
             "secret {}: rotation {} rejected: {error}",
@@ -423,11 +467,8 @@ impl RotationEngine {
         let result =
             self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
         self.finish(rotation_id, "rejected", &error);
-        result.map_err(StepError::from)?;
-        Err(StepError::Mismatch(format!(
-            "rotation {} was rejected: {error}",
-            short_id(rotation_id)
-        )))
+        result?;
+        Ok(Outcome::Rejected)
     }
 
     /// Marks the agent unhealthy before the server hears of a failure, so that no heartbeat
@@ -445,7 +486,7 @@ impl RotationEngine {
         mut entry: JournalEntry,
         error: &str,
         secrets: &[&Secret],
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         entry.phase = Phase::Rejecting;
         entry.error = scrub(error, secrets);
         self.journal.save(&mut entry)?;
@@ -462,7 +503,7 @@ impl RotationEngine {
         &mut self,
         db: &mut dyn Provider,
         mut entry: JournalEntry,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let restored = self.restore(db, &entry);
         let mut error = entry.error.clone();
         match &restored {
@@ -493,11 +534,7 @@ impl RotationEngine {
         match restored {
             Ok(()) => {
                 self.journal.clear()?;
-                Err(StepError::Mismatch(format!(
-                    "rotation {} was rejected: {}",
-                    short_id(&entry.rotation_id),
-                    entry.error
-                )))
+                Ok(Outcome::Rejected)
             }
             Err(e) => {
                 self.journal.save(&mut entry)?;
@@ -539,7 +576,11 @@ impl RotationEngine {
     }
 
     /// Finishes a journaled rotation against what the server says now.
-    fn reconcile(&mut self, mut entry: JournalEntry, sync: &SyncConfig) -> Result<(), StepError> {
+    fn reconcile(
+        &mut self,
+        mut entry: JournalEntry,
+        sync: &SyncConfig,
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",
@@ -586,9 +627,14 @@ impl RotationEngine {
                     self.make_live_value_work(db.as_mut(), &cred)?;
                 }
                 self.journal.clear()?;
-                let outcome = if promoted { "confirmed" } else { "reconciled" };
+                let outcome = if promoted {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::Reconciled
+                };
                 if !entry.rejected {
-                    self.finish(&entry.rotation_id, outcome, "");
+                    let word = if promoted { "confirmed" } else { "reconciled" };
+                    self.finish(&entry.rotation_id, word, "");
                 }
                 log::info!(
                     "secret {}: rotation {short} settled: the database matches the live value ({})",
@@ -599,7 +645,7 @@ impl RotationEngine {
                         "the server kept the old password"
                     }
                 );
-                Ok(())
+                Ok(outcome)
             }
         }
     }
