@@ -122,6 +122,14 @@ pub struct RotationEngine {
     source: Option<TargetSource>,
 }
 
+/// Whether a rotation's apply step starts fresh or resumes one a previous process left in
+/// the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Fresh,
+    Resumed,
+}
+
 /// How long the database steps of one rotation took.
 #[derive(Debug, Clone, Copy)]
 struct PhaseTimes {
@@ -327,7 +335,7 @@ impl RotationEngine {
                 &[],
             );
         }
-        self.apply_verify_confirm(db.as_mut(), entry, &cred)
+        self.apply_verify_confirm(db.as_mut(), entry, &cred, Start::Fresh)
     }
 
     fn take_snapshot(&self, db: &mut dyn Provider, username: &str) -> Result<Snapshot, StepError> {
@@ -354,9 +362,19 @@ impl RotationEngine {
         db: &mut dyn Provider,
         mut entry: JournalEntry,
         cred: &Credential,
+        start: Start,
     ) -> Result<Outcome, StepError> {
         let started = Instant::now();
-        if let Err(e) = db.set_password(&cred.username, &cred.password) {
+        // The snapshot says whether the user exists, except when a crashed process may
+        // have created it after taking the snapshot: then the database says.
+        let exists = match (&entry.snapshot, start) {
+            (Snapshot::Absent, Start::Fresh) => Ok(false),
+            (Snapshot::Absent, Start::Resumed) => db.user_exists(&cred.username),
+            _ => Ok(true),
+        };
+        let applied =
+            exists.and_then(|exists| db.put_password(&cred.username, &cred.password, exists));
+        if let Err(e) = applied {
             return self.roll_back_and_reject(
                 db,
                 entry,
@@ -610,7 +628,7 @@ impl RotationEngine {
                         return self.confirm(entry, None);
                     }
                     entry.phase = Phase::Applying;
-                    self.apply_verify_confirm(db.as_mut(), entry, &cred)
+                    self.apply_verify_confirm(db.as_mut(), entry, &cred, Start::Resumed)
                 }
             },
             _ => {
