@@ -24,29 +24,12 @@ pub struct HeartbeatSettings {
 
 /// The heartbeat thread's state; see the module doc.
 pub struct Heartbeat {
-    api: Arc<ApiClient>,
-    secret_id: String,
-    interval: Duration,
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
+    settings: HeartbeatSettings,
 }
 
 impl Heartbeat {
     pub fn new(settings: HeartbeatSettings) -> Self {
-        let HeartbeatSettings {
-            api,
-            secret_id,
-            interval,
-            board,
-            shutdown,
-        } = settings;
-        Heartbeat {
-            api,
-            secret_id,
-            interval,
-            board,
-            shutdown,
-        }
+        Heartbeat { settings }
     }
 
     /// Sends one heartbeat now and records it.
@@ -69,12 +52,20 @@ impl Heartbeat {
     }
 
     fn run(self) {
-        while !self.shutdown.wait_timeout(self.interval) {
-            Self::beat(&self.api, &self.board, &self.secret_id);
+        while !self.settings.shutdown.wait_timeout(self.settings.interval) {
+            Self::beat(
+                &self.settings.api,
+                &self.settings.board,
+                &self.settings.secret_id,
+            );
             self.stop_if_worker_stuck();
         }
-        if matches!(self.board.health(), HeartbeatStatus::Error(_)) {
-            Self::beat(&self.api, &self.board, &self.secret_id);
+        if matches!(self.settings.board.health(), HeartbeatStatus::Error(_)) {
+            Self::beat(
+                &self.settings.api,
+                &self.settings.board,
+                &self.settings.secret_id,
+            );
         }
     }
 
@@ -82,15 +73,15 @@ impl Heartbeat {
     /// server that accepts connections and never answers). The agent exits so the service
     /// manager restarts it; the journal lets the new process finish the rotation.
     fn stop_if_worker_stuck(&self) {
-        if let Some(running) = self.board.job_running_for()
-            && running > self.board.job_deadline() * 2
+        if let Some(running) = self.settings.board.job_running_for()
+            && running > self.settings.board.job_deadline() * 2
         {
             log::error!(
                 "secret {}: a database job has been stuck for {} s; exiting so the agent restarts",
-                self.secret_id,
+                self.settings.secret_id,
                 running.as_secs()
             );
-            self.shutdown.request(StopReason::WorkerHung);
+            self.settings.shutdown.request(StopReason::WorkerHung);
         }
     }
 }

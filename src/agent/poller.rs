@@ -26,37 +26,15 @@ pub struct PollerSettings {
     pub shutdown: Arc<Shutdown>,
 }
 
-/// The poll thread's state; see the module doc.
+/// The poll thread's state; see the module doc. `settings.interval` is the current
+/// interval: a later sync config may change it.
 pub struct Poller {
-    api: Arc<ApiClient>,
-    secret_id: String,
-    interval: Duration,
-    interval_override: Option<Duration>,
-    jobs: SyncSender<Job>,
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
+    settings: PollerSettings,
 }
 
 impl Poller {
     pub fn new(settings: PollerSettings) -> Self {
-        let PollerSettings {
-            api,
-            secret_id,
-            interval,
-            interval_override,
-            jobs,
-            board,
-            shutdown,
-        } = settings;
-        Poller {
-            api,
-            secret_id,
-            interval,
-            interval_override,
-            jobs,
-            board,
-            shutdown,
-        }
+        Poller { settings }
     }
 
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
@@ -67,61 +45,65 @@ impl Poller {
 
     fn run(mut self) {
         let mut failures: u32 = 0;
-        let mut delay = self.interval;
-        while !self.shutdown.wait_timeout(delay) {
-            match self.api.sync_config(&self.secret_id) {
+        let mut delay = self.settings.interval;
+        while !self.settings.shutdown.wait_timeout(delay) {
+            match self.settings.api.sync_config(&self.settings.secret_id) {
                 Ok(config) => {
                     if failures > 0 {
-                        log::info!("secret {}: control plane reachable again", self.secret_id);
+                        log::info!(
+                            "secret {}: control plane reachable again",
+                            self.settings.secret_id
+                        );
                     }
                     failures = 0;
-                    self.board.set_poll_error(None);
+                    self.settings.board.set_poll_error(None);
                     let interval = self
+                        .settings
                         .interval_override
                         .unwrap_or_else(|| config.poll_interval());
-                    if interval != self.interval {
+                    if interval != self.settings.interval {
                         log::info!(
                             "secret {}: poll interval is now {} s",
-                            self.secret_id,
+                            self.settings.secret_id,
                             interval.as_secs()
                         );
-                        self.interval = interval;
+                        self.settings.interval = interval;
                     }
-                    delay = self.interval;
-                    match self.jobs.try_send(Job::Sync {
+                    delay = self.settings.interval;
+                    match self.settings.jobs.try_send(Job::Sync {
                         config: Box::new(config),
                         fetched_at: Instant::now(),
                     }) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => log::debug!(
                             "secret {}: worker busy; poll result dropped",
-                            self.secret_id
+                            self.settings.secret_id
                         ),
                         Err(TrySendError::Disconnected(_)) => break,
                     }
                 }
                 Err(e) => match e.class() {
                     ErrorClass::Terminal => {
-                        log::info!("secret {}: {e}; the agent exits", self.secret_id);
-                        self.shutdown.request(StopReason::SecretGone);
+                        log::info!("secret {}: {e}; the agent exits", self.settings.secret_id);
+                        self.settings.shutdown.request(StopReason::SecretGone);
                         break;
                     }
                     ErrorClass::Locked => {
-                        log::error!("secret {}: {e}; the agent exits", self.secret_id);
-                        self.shutdown.request(StopReason::Locked);
+                        log::error!("secret {}: {e}; the agent exits", self.settings.secret_id);
+                        self.settings.shutdown.request(StopReason::Locked);
                         break;
                     }
                     ErrorClass::Retryable | ErrorClass::Other => {
                         failures += 1;
-                        delay = backoff(self.interval, failures);
+                        delay = backoff(self.settings.interval, failures);
                         let msg = format!("poll failed: {e}");
                         log::warn!(
                             "secret {}: {msg}{}; next try in {} ms",
-                            self.secret_id,
+                            self.settings.secret_id,
                             source_suffix(&e),
                             delay.as_millis()
                         );
-                        self.board.set_poll_error(Some(msg));
+                        self.settings.board.set_poll_error(Some(msg));
                     }
                 },
             }

@@ -101,15 +101,10 @@ pub struct EngineSettings {
     pub source: Option<TargetSource>,
 }
 
-/// Everything a rotation needs, owned by the worker thread.
+/// Everything a rotation needs, owned by the worker thread. `settings.target` and
+/// `settings.fields` follow connection-detail changes in later sync configs.
 pub struct RotationEngine {
-    api: Arc<ApiClient>,
-    secret_id: String,
-    target: Target,
-    fields: FieldNames,
-    journal: Journal,
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
+    settings: EngineSettings,
     /// The last rotation this process finished, and when: a sync config fetched before
     /// then may still show it as pending.
     finished: Option<(String, Instant)>,
@@ -118,8 +113,6 @@ pub struct RotationEngine {
     unhealthy: bool,
     /// When the current job reached the worker, for the timing in the log.
     job_started: Instant,
-    /// Where fresh connection details come from; `None` keeps the start-up target.
-    source: Option<TargetSource>,
 }
 
 /// Whether a rotation's apply step starts fresh or resumes one a previous process left in
@@ -143,57 +136,44 @@ fn ms(d: Duration) -> f64 {
 
 impl RotationEngine {
     pub fn new(settings: EngineSettings) -> Self {
-        let EngineSettings {
-            api,
-            secret_id,
-            target,
-            fields,
-            journal,
-            board,
-            shutdown,
-            source,
-        } = settings;
         RotationEngine {
-            api,
-            secret_id,
-            target,
-            fields,
-            journal,
-            board,
-            shutdown,
+            settings,
             finished: None,
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
-            source,
         }
     }
 
     /// Adopts the connection details of `sync` when they differ from the current ones.
     fn update_target(&mut self, sync: &SyncConfig) {
-        let Some(source) = &self.source else { return };
+        let Some(source) = &self.settings.source else {
+            return;
+        };
         match source.resolve(sync) {
-            Ok((target, fields)) if target != self.target || fields != self.fields => {
+            Ok((target, fields))
+                if target != self.settings.target || fields != self.settings.fields =>
+            {
                 log::info!(
                     "secret {}: connection details changed; now {} at {} as admin \"{}\"",
-                    self.secret_id,
+                    self.settings.secret_id,
                     target.kind.display_name(),
                     target.endpoint(),
                     target.admin_user
                 );
-                self.target = target;
-                self.fields = fields;
+                self.settings.target = target;
+                self.settings.fields = fields;
             }
             Ok(_) => {}
             Err(e) => log::warn!(
                 "secret {}: keeping the previous connection details; the new sync config is unusable: {e}",
-                self.secret_id
+                self.settings.secret_id
             ),
         }
     }
 
     fn open(&self) -> Result<Box<dyn Provider>, ProviderError> {
-        providers::open(&self.target)
+        providers::open(&self.settings.target)
     }
 
     /// The start-up check: the admin can log in and manage users.
@@ -217,16 +197,20 @@ impl RotationEngine {
             Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
             Ok(outcome) => {
                 if !self.unhealthy {
-                    self.board.set_worker_error(None);
+                    self.settings.board.set_worker_error(None);
                     return outcome;
                 }
                 match self.check() {
                     Ok(()) => {
-                        log::info!("secret {}: database check passes again", self.secret_id);
+                        log::info!(
+                            "secret {}: database check passes again",
+                            self.settings.secret_id
+                        );
                         self.unhealthy = false;
-                        self.board.set_worker_error(None);
+                        self.settings.board.set_worker_error(None);
                     }
                     Err(e) => self
+                        .settings
                         .board
                         .set_worker_error(Some(format!("database check failed: {e}"))),
                 }
@@ -236,7 +220,7 @@ impl RotationEngine {
                 let msg = e.to_string();
                 log::error!(
                     "secret {}: {msg}; will try again on the next poll",
-                    self.secret_id
+                    self.settings.secret_id
                 );
                 self.report_failure(&msg);
                 None
@@ -251,9 +235,9 @@ impl RotationEngine {
     ) -> Result<Option<Outcome>, StepError> {
         self.update_target(sync);
         let mut outcome = None;
-        if let Some(entry) = self.journal.load()? {
+        if let Some(entry) = self.settings.journal.load()? {
             outcome = Some(self.reconcile(entry, sync)?);
-            if self.journal.load()?.is_some() {
+            if self.settings.journal.load()?.is_some() {
                 // Not finished yet (an acknowledgement is still outstanding).
                 return Ok(outcome);
             }
@@ -279,21 +263,24 @@ impl RotationEngine {
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
-            self.secret_id,
-            self.target.kind.display_name(),
-            self.target.endpoint()
+            self.settings.secret_id,
+            self.settings.target.kind.display_name(),
+            self.settings.target.endpoint()
         );
-        let cred =
-            match credential_from_value(pending.value.expose(), &self.fields, managed_username) {
-                Ok(c) => c,
-                Err(e) => {
-                    return self.reject_untouched(
-                        &pending.id,
-                        &format!("the pending value cannot be used: {e}"),
-                        &[],
-                    );
-                }
-            };
+        let cred = match credential_from_value(
+            pending.value.expose(),
+            &self.settings.fields,
+            managed_username,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.reject_untouched(
+                    &pending.id,
+                    &format!("the pending value cannot be used: {e}"),
+                    &[],
+                );
+            }
+        };
         let mut db = match self.open() {
             Ok(db) => db,
             Err(e) => {
@@ -322,13 +309,13 @@ impl RotationEngine {
             }
         };
         let mut entry = JournalEntry::new(
-            &self.secret_id,
+            &self.settings.secret_id,
             &pending.id,
             &cred.username,
             snapshot,
             &cred.password,
         );
-        if let Err(e) = self.journal.save(&mut entry) {
+        if let Err(e) = self.settings.journal.save(&mut entry) {
             return self.reject_untouched(
                 &pending.id,
                 &format!("cannot write the rotation journal, so nothing was changed: {e}"),
@@ -347,10 +334,10 @@ impl RotationEngine {
             StoredCredential::Unreadable { reason } => {
                 log::info!(
                     "secret {}: {reason}; the rollback will use the live value",
-                    self.secret_id
+                    self.settings.secret_id
                 );
-                let live = self.api.live_value(&self.secret_id)?;
-                credential_from_value(live.expose(), &self.fields, username)?;
+                let live = self.settings.api.live_value(&self.settings.secret_id)?;
+                credential_from_value(live.expose(), &self.settings.fields, username)?;
                 Ok(Snapshot::LiveValue)
             }
         }
@@ -397,7 +384,7 @@ impl RotationEngine {
         };
         self.warn_if_any_password_works(db, &cred.username);
         entry.phase = Phase::Confirming;
-        self.journal.save(&mut entry)?;
+        self.settings.journal.save(&mut entry)?;
         self.confirm(entry, Some(times))
     }
 
@@ -416,9 +403,9 @@ impl RotationEngine {
         if db.verify_login(username, &wrong).is_ok() {
             log::warn!(
                 "secret {}: {} at {} accepted a wrong password for \"{username}\" (trust authentication?); verification cannot prove the new password works",
-                self.secret_id,
-                self.target.kind.display_name(),
-                self.target.endpoint()
+                self.settings.secret_id,
+                self.settings.target.kind.display_name(),
+                self.settings.target.endpoint()
             );
         }
     }
@@ -435,7 +422,7 @@ impl RotationEngine {
         match result {
             Ok(()) => {
                 let confirm = started.elapsed();
-                self.journal.clear()?;
+                self.settings.journal.clear()?;
                 self.finish(&entry.rotation_id, "confirmed", "");
                 let timing = times
                     .map(|t| {
@@ -450,7 +437,7 @@ impl RotationEngine {
                     .unwrap_or_default();
                 log::info!(
                     "secret {}: rotation {short} applied, verified and confirmed{timing}",
-                    self.secret_id
+                    self.settings.secret_id
                 );
                 Ok(Outcome::Confirmed)
             }
@@ -458,7 +445,7 @@ impl RotationEngine {
                 let msg = format!(
                     "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
                 );
-                log::error!("secret {}: {msg}", self.secret_id);
+                log::error!("secret {}: {msg}", self.settings.secret_id);
                 self.report_failure(&msg);
                 Ok(Outcome::AwaitingAck)
             }
@@ -475,7 +462,7 @@ impl RotationEngine {
         let error = scrub(error, secrets);
         log::error!(
             "secret {}: rotation {} rejected: {error}",
-            self.secret_id,
+            self.settings.secret_id,
             short_id(rotation_id)
         );
         self.report_failure(&format!(
@@ -493,7 +480,9 @@ impl RotationEngine {
     /// sent after the server recorded the rejection can still say "healthy".
     fn report_failure(&mut self, message: &str) {
         self.unhealthy = true;
-        self.board.set_worker_error(Some(message.to_owned()));
+        self.settings
+            .board
+            .set_worker_error(Some(message.to_owned()));
     }
 
     /// Puts the old credential back, checks it, then rejects. The journal stays until both
@@ -507,10 +496,10 @@ impl RotationEngine {
     ) -> Result<Outcome, StepError> {
         entry.phase = Phase::Rejecting;
         entry.error = scrub(error, secrets);
-        self.journal.save(&mut entry)?;
+        self.settings.journal.save(&mut entry)?;
         log::error!(
             "secret {}: rotation {} failed: {}; rolling back",
-            self.secret_id,
+            self.settings.secret_id,
             short_id(&entry.rotation_id),
             entry.error
         );
@@ -527,14 +516,14 @@ impl RotationEngine {
         match &restored {
             Ok(()) => log::info!(
                 "secret {}: database back on the previous credential of \"{}\"",
-                self.secret_id,
+                self.settings.secret_id,
                 entry.username
             ),
             Err(e) => {
                 error = format!("{error}; rollback failed too: {e}");
                 log::error!(
                     "secret {}: rollback failed: {e}; will retry",
-                    self.secret_id
+                    self.settings.secret_id
                 );
             }
         }
@@ -551,11 +540,11 @@ impl RotationEngine {
         }
         match restored {
             Ok(()) => {
-                self.journal.clear()?;
+                self.settings.journal.clear()?;
                 Ok(Outcome::Rejected)
             }
             Err(e) => {
-                self.journal.save(&mut entry)?;
+                self.settings.journal.save(&mut entry)?;
                 Err(e)
             }
         }
@@ -584,8 +573,8 @@ impl RotationEngine {
                 Ok(())
             }
             Snapshot::LiveValue => {
-                let live = self.api.live_value(&self.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.fields, user)?;
+                let live = self.settings.api.live_value(&self.settings.secret_id)?;
+                let cred = credential_from_value(live.expose(), &self.settings.fields, user)?;
                 db.set_password(&cred.username, &cred.password)?;
                 db.verify_login(&cred.username, &cred.password)?;
                 Ok(())
@@ -602,7 +591,7 @@ impl RotationEngine {
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",
-            self.secret_id,
+            self.settings.secret_id,
             entry.phase
         );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
@@ -613,7 +602,7 @@ impl RotationEngine {
                 Phase::Applying | Phase::Confirming => {
                     let cred = match credential_from_value(
                         pending.value.expose(),
-                        &self.fields,
+                        &self.settings.fields,
                         &entry.username,
                     ) {
                         Ok(c) => c,
@@ -633,8 +622,9 @@ impl RotationEngine {
             },
             _ => {
                 // The server no longer holds this rotation: the database must match the live value.
-                let live = self.api.live_value(&self.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.fields, &entry.username)?;
+                let live = self.settings.api.live_value(&self.settings.secret_id)?;
+                let cred =
+                    credential_from_value(live.expose(), &self.settings.fields, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
                 if !promoted
                     && entry.snapshot == Snapshot::Absent
@@ -644,7 +634,7 @@ impl RotationEngine {
                 } else {
                     self.make_live_value_work(db.as_mut(), &cred)?;
                 }
-                self.journal.clear()?;
+                self.settings.journal.clear()?;
                 let outcome = if promoted {
                     Outcome::Confirmed
                 } else {
@@ -656,7 +646,7 @@ impl RotationEngine {
                 }
                 log::info!(
                     "secret {}: rotation {short} settled: the database matches the live value ({})",
-                    self.secret_id,
+                    self.settings.secret_id,
                     if promoted {
                         "the server promoted the new password"
                     } else {
@@ -679,7 +669,7 @@ impl RotationEngine {
             Err(e) if e.kind == FailureKind::AuthRejected => {
                 log::info!(
                     "secret {}: putting the live value back into the database for \"{}\"",
-                    self.secret_id,
+                    self.settings.secret_id,
                     cred.username
                 );
                 db.set_password(&cred.username, &cred.password)?;
@@ -692,7 +682,7 @@ impl RotationEngine {
 
     fn finish(&mut self, rotation_id: &str, outcome: &str, error: &str) {
         self.finished = Some((rotation_id.to_owned(), Instant::now()));
-        self.board.record_rotation(RotationRecord {
+        self.settings.board.record_rotation(RotationRecord {
             rotation_id: rotation_id.to_owned(),
             outcome: outcome.to_owned(),
             at: unix_now(),
@@ -708,15 +698,15 @@ impl RotationEngine {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            match call(&self.api, &self.secret_id) {
+            match call(&self.settings.api, &self.settings.secret_id) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class() == ErrorClass::Retryable && attempt < ACK_ATTEMPTS => {
                     log::warn!(
                         "secret {}: {e}; retrying in {} ms",
-                        self.secret_id,
+                        self.settings.secret_id,
                         delay.as_millis()
                     );
-                    if self.shutdown.wait_timeout(delay) {
+                    if self.settings.shutdown.wait_timeout(delay) {
                         return Err(e);
                     }
                     delay *= 2;
