@@ -4,22 +4,18 @@
 //! the way out it sends one last heartbeat if the agent is unhealthy, so
 //! the dashboard shows the error rather than a stale "healthy".
 
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::api::{ApiClient, HeartbeatStatus};
+use crate::api::HeartbeatStatus;
 
-use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use super::Context;
+use super::shutdown::StopReason;
 
 /// What a [`Heartbeat`] is built from.
 pub struct HeartbeatSettings {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+    pub ctx: Context,
     pub interval: Duration,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
 }
 
 /// The heartbeat thread's state; see the module doc.
@@ -33,7 +29,13 @@ impl Heartbeat {
     }
 
     /// Sends one heartbeat now and records it.
-    pub fn beat(api: &ApiClient, board: &StatusBoard, secret_id: &str) {
+    pub fn beat(ctx: &Context) {
+        let Context {
+            api,
+            secret_id,
+            board,
+            ..
+        } = ctx;
         let status = board.health();
         let delivered = match api.heartbeat(secret_id, &status) {
             Ok(()) => true,
@@ -52,20 +54,17 @@ impl Heartbeat {
     }
 
     fn run(self) {
-        while !self.settings.shutdown.wait_timeout(self.settings.interval) {
-            Self::beat(
-                &self.settings.api,
-                &self.settings.board,
-                &self.settings.secret_id,
-            );
+        while !self
+            .settings
+            .ctx
+            .shutdown
+            .wait_timeout(self.settings.interval)
+        {
+            Self::beat(&self.settings.ctx);
             self.stop_if_worker_stuck();
         }
-        if matches!(self.settings.board.health(), HeartbeatStatus::Error(_)) {
-            Self::beat(
-                &self.settings.api,
-                &self.settings.board,
-                &self.settings.secret_id,
-            );
+        if matches!(self.settings.ctx.board.health(), HeartbeatStatus::Error(_)) {
+            Self::beat(&self.settings.ctx);
         }
     }
 
@@ -73,15 +72,15 @@ impl Heartbeat {
     /// server that accepts connections and never answers). The agent exits so the service
     /// manager restarts it; the journal lets the new process finish the rotation.
     fn stop_if_worker_stuck(&self) {
-        if let Some(running) = self.settings.board.job_running_for()
-            && running > self.settings.board.job_deadline() * 2
+        if let Some(running) = self.settings.ctx.board.job_running_for()
+            && running > self.settings.ctx.board.job_deadline() * 2
         {
             log::error!(
                 "secret {}: a database job has been stuck for {} s; exiting so the agent restarts",
-                self.settings.secret_id,
+                self.settings.ctx.secret_id,
                 running.as_secs()
             );
-            self.settings.shutdown.request(StopReason::WorkerHung);
+            self.settings.ctx.shutdown.request(StopReason::WorkerHung);
         }
     }
 }

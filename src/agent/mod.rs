@@ -55,6 +55,16 @@ impl Default for Timing {
     }
 }
 
+/// What the three threads share: the control plane, the secret they work for, the status
+/// board the heartbeat reports, and the stop signal.
+#[derive(Clone)]
+pub struct Context {
+    pub api: Arc<ApiClient>,
+    pub secret_id: String,
+    pub board: Arc<StatusBoard>,
+    pub shutdown: Arc<Shutdown>,
+}
+
 /// What `run` needs besides the API and the files.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -196,14 +206,17 @@ pub fn run(
             ..StateFile::load_or_default(&files.state())
         },
     ));
-    let engine = RotationEngine::new(EngineSettings {
+    let ctx = Context {
         api: api.clone(),
         secret_id: secret_id.clone(),
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let engine = RotationEngine::new(EngineSettings {
+        ctx: ctx.clone(),
         target: target.clone(),
         fields,
         journal: Journal::new(files.journal()),
-        board: board.clone(),
-        shutdown: shutdown.clone(),
         source: Some(source),
     });
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
@@ -239,7 +252,7 @@ pub fn run(
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
-        Heartbeat::beat(&api, &board, &secret_id);
+        Heartbeat::beat(&ctx);
         if e.kind != crate::providers::FailureKind::Timeout {
             // A worker stuck in a driver cannot be joined; it ends with the process.
             drop(jobs);
@@ -251,14 +264,11 @@ pub fn run(
         "secret {secret_id}: connection OK; admin \"{}\" can manage users",
         target.admin_user
     );
-    Heartbeat::beat(&api, &board, &secret_id);
+    Heartbeat::beat(&ctx);
 
     let heartbeat = Heartbeat::new(HeartbeatSettings {
-        api: api.clone(),
-        secret_id: secret_id.clone(),
+        ctx: ctx.clone(),
         interval: timing.heartbeat,
-        board: board.clone(),
-        shutdown: shutdown.clone(),
     })
     .spawn()
     .map_err(|source| AgentError::Io {
@@ -273,13 +283,10 @@ pub fn run(
     });
 
     let poller = Poller::new(PollerSettings {
-        api: api.clone(),
-        secret_id: secret_id.clone(),
+        ctx,
         interval,
         interval_override: timing.poll_override,
         jobs,
-        board: board.clone(),
-        shutdown: shutdown.clone(),
     })
     .spawn()
     .map_err(|source| AgentError::Io {

@@ -2,28 +2,24 @@
 //! when the worker is idle. Transient failures back off with jitter and show in the
 //! heartbeat; 404/403 and 409 stop the agent.
 
-use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::api::{ApiClient, ErrorClass};
+use crate::api::ErrorClass;
 
-use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use super::Context;
+use super::shutdown::StopReason;
 use super::worker::Job;
 
 /// What a [`Poller`] is built from.
 pub struct PollerSettings {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+    pub ctx: Context,
     /// Interval from the sync config, unless the test override is set.
     pub interval: Duration,
     /// The test-only override of every later sync config's interval.
     pub interval_override: Option<Duration>,
     pub jobs: SyncSender<Job>,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
 }
 
 /// The poll thread's state; see the module doc. `settings.interval` is the current
@@ -46,17 +42,22 @@ impl Poller {
     fn run(mut self) {
         let mut failures: u32 = 0;
         let mut delay = self.settings.interval;
-        while !self.settings.shutdown.wait_timeout(delay) {
-            match self.settings.api.sync_config(&self.settings.secret_id) {
+        while !self.settings.ctx.shutdown.wait_timeout(delay) {
+            match self
+                .settings
+                .ctx
+                .api
+                .sync_config(&self.settings.ctx.secret_id)
+            {
                 Ok(config) => {
                     if failures > 0 {
                         log::info!(
                             "secret {}: control plane reachable again",
-                            self.settings.secret_id
+                            self.settings.ctx.secret_id
                         );
                     }
                     failures = 0;
-                    self.settings.board.set_poll_error(None);
+                    self.settings.ctx.board.set_poll_error(None);
                     let interval = self
                         .settings
                         .interval_override
@@ -64,7 +65,7 @@ impl Poller {
                     if interval != self.settings.interval {
                         log::info!(
                             "secret {}: poll interval is now {} s",
-                            self.settings.secret_id,
+                            self.settings.ctx.secret_id,
                             interval.as_secs()
                         );
                         self.settings.interval = interval;
@@ -77,20 +78,26 @@ impl Poller {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => log::debug!(
                             "secret {}: worker busy; poll result dropped",
-                            self.settings.secret_id
+                            self.settings.ctx.secret_id
                         ),
                         Err(TrySendError::Disconnected(_)) => break,
                     }
                 }
                 Err(e) => match e.class() {
                     ErrorClass::Terminal => {
-                        log::info!("secret {}: {e}; the agent exits", self.settings.secret_id);
-                        self.settings.shutdown.request(StopReason::SecretGone);
+                        log::info!(
+                            "secret {}: {e}; the agent exits",
+                            self.settings.ctx.secret_id
+                        );
+                        self.settings.ctx.shutdown.request(StopReason::SecretGone);
                         break;
                     }
                     ErrorClass::Locked => {
-                        log::error!("secret {}: {e}; the agent exits", self.settings.secret_id);
-                        self.settings.shutdown.request(StopReason::Locked);
+                        log::error!(
+                            "secret {}: {e}; the agent exits",
+                            self.settings.ctx.secret_id
+                        );
+                        self.settings.ctx.shutdown.request(StopReason::Locked);
                         break;
                     }
                     ErrorClass::Retryable | ErrorClass::Other => {
@@ -99,11 +106,11 @@ impl Poller {
                         let msg = format!("poll failed: {e}");
                         log::warn!(
                             "secret {}: {msg}{}; next try in {} ms",
-                            self.settings.secret_id,
+                            self.settings.ctx.secret_id,
                             source_suffix(&e),
                             delay.as_millis()
                         );
-                        self.settings.board.set_poll_error(Some(msg));
+                        self.settings.ctx.board.set_poll_error(Some(msg));
                     }
                 },
             }

@@ -5,7 +5,6 @@
 //! Runs on the worker thread only; it is the only code that drives a [`Provider`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
@@ -13,9 +12,9 @@ use crate::localconfig::TargetSource;
 use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
+use super::Context;
 use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
-use super::shutdown::Shutdown;
-use super::status::{RotationRecord, StatusBoard, unix_now};
+use super::status::{RotationRecord, unix_now};
 
 /// Why a step of a rotation failed. The message is what the server and the log are told.
 #[derive(Debug)]
@@ -89,14 +88,11 @@ const ACK_ATTEMPTS: u32 = 3;
 
 /// What a [`RotationEngine`] is built from.
 pub struct EngineSettings {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+    pub ctx: Context,
     /// The start-up target and field names.
     pub target: Target,
     pub fields: FieldNames,
     pub journal: Journal,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
     /// Where fresh connection details come from; `None` keeps the start-up target.
     pub source: Option<TargetSource>,
 }
@@ -156,7 +152,7 @@ impl RotationEngine {
             {
                 log::info!(
                     "secret {}: connection details changed; now {} at {} as admin \"{}\"",
-                    self.settings.secret_id,
+                    self.settings.ctx.secret_id,
                     target.kind.display_name(),
                     target.endpoint(),
                     target.admin_user
@@ -167,7 +163,7 @@ impl RotationEngine {
             Ok(_) => {}
             Err(e) => log::warn!(
                 "secret {}: keeping the previous connection details; the new sync config is unusable: {e}",
-                self.settings.secret_id
+                self.settings.ctx.secret_id
             ),
         }
     }
@@ -197,20 +193,21 @@ impl RotationEngine {
             Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
             Ok(outcome) => {
                 if !self.unhealthy {
-                    self.settings.board.set_worker_error(None);
+                    self.settings.ctx.board.set_worker_error(None);
                     return outcome;
                 }
                 match self.check() {
                     Ok(()) => {
                         log::info!(
                             "secret {}: database check passes again",
-                            self.settings.secret_id
+                            self.settings.ctx.secret_id
                         );
                         self.unhealthy = false;
-                        self.settings.board.set_worker_error(None);
+                        self.settings.ctx.board.set_worker_error(None);
                     }
                     Err(e) => self
                         .settings
+                        .ctx
                         .board
                         .set_worker_error(Some(format!("database check failed: {e}"))),
                 }
@@ -220,7 +217,7 @@ impl RotationEngine {
                 let msg = e.to_string();
                 log::error!(
                     "secret {}: {msg}; will try again on the next poll",
-                    self.settings.secret_id
+                    self.settings.ctx.secret_id
                 );
                 self.report_failure(&msg);
                 None
@@ -263,7 +260,7 @@ impl RotationEngine {
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
-            self.settings.secret_id,
+            self.settings.ctx.secret_id,
             self.settings.target.kind.display_name(),
             self.settings.target.endpoint()
         );
@@ -309,7 +306,7 @@ impl RotationEngine {
             }
         };
         let mut entry = JournalEntry::new(
-            &self.settings.secret_id,
+            &self.settings.ctx.secret_id,
             &pending.id,
             &cred.username,
             snapshot,
@@ -334,9 +331,13 @@ impl RotationEngine {
             StoredCredential::Unreadable { reason } => {
                 log::info!(
                     "secret {}: {reason}; the rollback will use the live value",
-                    self.settings.secret_id
+                    self.settings.ctx.secret_id
                 );
-                let live = self.settings.api.live_value(&self.settings.secret_id)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
                 credential_from_value(live.expose(), &self.settings.fields, username)?;
                 Ok(Snapshot::LiveValue)
             }
@@ -403,7 +404,7 @@ impl RotationEngine {
         if db.verify_login(username, &wrong).is_ok() {
             log::warn!(
                 "secret {}: {} at {} accepted a wrong password for \"{username}\" (trust authentication?); verification cannot prove the new password works",
-                self.settings.secret_id,
+                self.settings.ctx.secret_id,
                 self.settings.target.kind.display_name(),
                 self.settings.target.endpoint()
             );
@@ -437,7 +438,7 @@ impl RotationEngine {
                     .unwrap_or_default();
                 log::info!(
                     "secret {}: rotation {short} applied, verified and confirmed{timing}",
-                    self.settings.secret_id
+                    self.settings.ctx.secret_id
                 );
                 Ok(Outcome::Confirmed)
             }
@@ -445,7 +446,7 @@ impl RotationEngine {
                 let msg = format!(
                     "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
                 );
-                log::error!("secret {}: {msg}", self.settings.secret_id);
+                log::error!("secret {}: {msg}", self.settings.ctx.secret_id);
                 self.report_failure(&msg);
                 Ok(Outcome::AwaitingAck)
             }
@@ -462,7 +463,7 @@ impl RotationEngine {
         let error = scrub(error, secrets);
         log::error!(
             "secret {}: rotation {} rejected: {error}",
-            self.settings.secret_id,
+            self.settings.ctx.secret_id,
             short_id(rotation_id)
         );
         self.report_failure(&format!(
@@ -481,6 +482,7 @@ impl RotationEngine {
     fn report_failure(&mut self, message: &str) {
         self.unhealthy = true;
         self.settings
+            .ctx
             .board
             .set_worker_error(Some(message.to_owned()));
     }
@@ -499,7 +501,7 @@ impl RotationEngine {
         self.settings.journal.save(&mut entry)?;
         log::error!(
             "secret {}: rotation {} failed: {}; rolling back",
-            self.settings.secret_id,
+            self.settings.ctx.secret_id,
             short_id(&entry.rotation_id),
             entry.error
         );
@@ -516,14 +518,14 @@ impl RotationEngine {
         match &restored {
             Ok(()) => log::info!(
                 "secret {}: database back on the previous credential of \"{}\"",
-                self.settings.secret_id,
+                self.settings.ctx.secret_id,
                 entry.username
             ),
             Err(e) => {
                 error = format!("{error}; rollback failed too: {e}");
                 log::error!(
                     "secret {}: rollback failed: {e}; will retry",
-                    self.settings.secret_id
+                    self.settings.ctx.secret_id
                 );
             }
         }
@@ -573,7 +575,11 @@ impl RotationEngine {
                 Ok(())
             }
             Snapshot::LiveValue => {
-                let live = self.settings.api.live_value(&self.settings.secret_id)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
                 let cred = credential_from_value(live.expose(), &self.settings.fields, user)?;
                 db.set_password(&cred.username, &cred.password)?;
                 db.verify_login(&cred.username, &cred.password)?;
@@ -591,7 +597,7 @@ impl RotationEngine {
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",
-            self.settings.secret_id,
+            self.settings.ctx.secret_id,
             entry.phase
         );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
@@ -622,7 +628,11 @@ impl RotationEngine {
             },
             _ => {
                 // The server no longer holds this rotation: the database must match the live value.
-                let live = self.settings.api.live_value(&self.settings.secret_id)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
                 let cred =
                     credential_from_value(live.expose(), &self.settings.fields, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
@@ -646,7 +656,7 @@ impl RotationEngine {
                 }
                 log::info!(
                     "secret {}: rotation {short} settled: the database matches the live value ({})",
-                    self.settings.secret_id,
+                    self.settings.ctx.secret_id,
                     if promoted {
                         "the server promoted the new password"
                     } else {
@@ -669,7 +679,7 @@ impl RotationEngine {
             Err(e) if e.kind == FailureKind::AuthRejected => {
                 log::info!(
                     "secret {}: putting the live value back into the database for \"{}\"",
-                    self.settings.secret_id,
+                    self.settings.ctx.secret_id,
                     cred.username
                 );
                 db.set_password(&cred.username, &cred.password)?;
@@ -682,7 +692,7 @@ impl RotationEngine {
 
     fn finish(&mut self, rotation_id: &str, outcome: &str, error: &str) {
         self.finished = Some((rotation_id.to_owned(), Instant::now()));
-        self.settings.board.record_rotation(RotationRecord {
+        self.settings.ctx.board.record_rotation(RotationRecord {
             rotation_id: rotation_id.to_owned(),
             outcome: outcome.to_owned(),
             at: unix_now(),
@@ -698,15 +708,15 @@ impl RotationEngine {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            match call(&self.settings.api, &self.settings.secret_id) {
+            match call(&self.settings.ctx.api, &self.settings.ctx.secret_id) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class() == ErrorClass::Retryable && attempt < ACK_ATTEMPTS => {
                     log::warn!(
                         "secret {}: {e}; retrying in {} ms",
-                        self.settings.secret_id,
+                        self.settings.ctx.secret_id,
                         delay.as_millis()
                     );
-                    if self.settings.shutdown.wait_timeout(delay) {
+                    if self.settings.ctx.shutdown.wait_timeout(delay) {
                         return Err(e);
                     }
                     delay *= 2;
