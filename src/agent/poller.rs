@@ -84,20 +84,16 @@ impl Poller {
                     }
                 }
                 Err(e) => match e.class() {
-                    ErrorClass::Terminal => {
-                        log::info!(
-                            "secret {}: {e}; the agent exits",
-                            self.settings.ctx.secret_id
-                        );
-                        self.settings.ctx.shutdown.request(StopReason::SecretGone);
-                        break;
-                    }
-                    ErrorClass::Locked => {
-                        log::error!(
-                            "secret {}: {e}; the agent exits",
-                            self.settings.ctx.secret_id
-                        );
-                        self.settings.ctx.shutdown.request(StopReason::Locked);
+                    class @ (ErrorClass::Terminal | ErrorClass::Locked) => {
+                        // A deleted secret is a clean stop; a lock held elsewhere is not.
+                        let (level, reason) = if class == ErrorClass::Terminal {
+                            (log::Level::Info, StopReason::SecretGone)
+                        } else {
+                            (log::Level::Error, StopReason::Locked)
+                        };
+                        let ctx = &self.settings.ctx;
+                        log::log!(level, "secret {}: {e}; the agent exits", ctx.secret_id);
+                        ctx.shutdown.request(reason);
                         break;
                     }
                     ErrorClass::Retryable | ErrorClass::Other => {

@@ -40,6 +40,17 @@ impl Postgres {
         })
     }
 
+    /// Runs `{statement} PASSWORD '<SCRAM verifier of password>'`.
+    fn set_verifier(
+        &mut self,
+        action: &str,
+        statement: &str,
+        password: &Secret,
+    ) -> Result<(), ProviderError> {
+        let verifier = quote_literal(&verifier(password));
+        self.execute(action, &format!("{statement} PASSWORD {verifier}"))
+    }
+
     fn execute(&mut self, action: &str, sql: &str) -> Result<(), ProviderError> {
         self.client
             .batch_execute(sql)
@@ -121,25 +132,15 @@ impl Provider for Postgres {
     }
 
     fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.execute(
-            &format!("creating role \"{username}\""),
-            &format!(
-                "CREATE ROLE {} WITH LOGIN PASSWORD {}",
-                quote_ident(username),
-                quote_literal(&verifier(password))
-            ),
-        )
+        let action = format!("creating role \"{username}\"");
+        let statement = format!("CREATE ROLE {} WITH LOGIN", quote_ident(username));
+        self.set_verifier(&action, &statement, password)
     }
 
     fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.execute(
-            &format!("setting the password of role \"{username}\""),
-            &format!(
-                "ALTER ROLE {} WITH PASSWORD {}",
-                quote_ident(username),
-                quote_literal(&verifier(password))
-            ),
-        )
+        let action = format!("setting the password of role \"{username}\"");
+        let statement = format!("ALTER ROLE {} WITH", quote_ident(username));
+        self.set_verifier(&action, &statement, password)
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {

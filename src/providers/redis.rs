@@ -129,6 +129,20 @@ impl Redis {
             .map_err(|e| error(&self.target, what, &e, &[]))
     }
 
+    /// Runs an `ACL SETUSER` that gives `user` the password, checks that it is now the
+    /// only one the user accepts, and persists the change.
+    fn set_acl_password(
+        &mut self,
+        action: &str,
+        args: &Args,
+        user: &str,
+        password: &Secret,
+    ) -> Result<(), ProviderError> {
+        self.run::<()>(action, &args.to_cmd(), &[password])?;
+        self.check_only_password(user, password)?;
+        self.persist()
+    }
+
     /// Checks that the only password `user` now accepts is `password`.
     fn check_only_password(&mut self, user: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!("checking the passwords of ACL user \"{user}\"");
@@ -274,14 +288,8 @@ impl Provider for Redis {
 
     fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let user = user_name(username);
-        let args = Args::create_user(user, password);
-        self.run::<()>(
-            &format!("creating ACL user \"{user}\""),
-            &args.to_cmd(),
-            &[password],
-        )?;
-        self.check_only_password(user, password)?;
-        self.persist()
+        let action = format!("creating ACL user \"{user}\"");
+        self.set_acl_password(&action, &Args::create_user(user, password), user, password)
     }
 
     fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
@@ -291,14 +299,8 @@ impl Provider for Redis {
             self.run::<()>("setting requirepass", &cmd.to_cmd(), &[password])?;
             return self.persist();
         }
-        let args = Args::set_password(user, password);
-        self.run::<()>(
-            &format!("setting the password of ACL user \"{user}\""),
-            &args.to_cmd(),
-            &[password],
-        )?;
-        self.check_only_password(user, password)?;
-        self.persist()
+        let action = format!("setting the password of ACL user \"{user}\"");
+        self.set_acl_password(&action, &Args::set_password(user, password), user, password)
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {

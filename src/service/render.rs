@@ -251,22 +251,25 @@ mod tests {
         );
     }
 
+    /// `{kind}-plain.{ext}` and `{kind}-awkward.{ext}` against `render`.
+    fn golden_pair(kind: &str, ext: &str, render: impl Fn(&ServiceSpec) -> String) {
+        golden(&format!("{kind}-plain.{ext}"), &render(&plain_spec()));
+        golden(&format!("{kind}-awkward.{ext}"), &render(&awkward_spec()));
+    }
+
     #[test]
     fn systemd_golden() {
-        golden("systemd-plain.service", &systemd_unit(&plain_spec()));
-        golden("systemd-awkward.service", &systemd_unit(&awkward_spec()));
+        golden_pair("systemd", "service", systemd_unit);
     }
 
     #[test]
     fn launchd_golden() {
-        golden("launchd-plain.plist", &launchd_plist(&plain_spec()));
-        golden("launchd-awkward.plist", &launchd_plist(&awkward_spec()));
+        golden_pair("launchd", "plist", launchd_plist);
     }
 
     #[test]
     fn windows_golden() {
-        golden("windows-plain.cmd", &windows_script(&plain_spec()));
-        golden("windows-awkward.cmd", &windows_script(&awkward_spec()));
+        golden_pair("windows", "cmd", windows_script);
     }
 
     #[test]
