@@ -7,22 +7,18 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::SyncConfig;
+use crate::api::{Connection, SyncConfig};
 use crate::fsutil::{self, JsonFileError};
 use crate::providers::{DbTimeouts, ProviderKind, Target, UnknownProvider};
-use crate::secret::{FieldNames, Secret};
+use crate::secret::FieldNames;
 
 /// Connection block of the local config. `Debug` is safe: the password is a [`Secret`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LocalConnection {
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub admin_user: String,
-    #[serde(with = "crate::secret::serde_secret")]
-    pub admin_pass: Secret,
-    pub project_reference: String,
+    /// The same fields as the sync config's, at the same level of the JSON.
+    #[serde(flatten)]
+    pub db: Connection,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub username_field: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -139,7 +135,7 @@ pub fn build_target(
     let pick = |local: Option<&str>, server: &str| {
         local.filter(|v| !v.is_empty()).unwrap_or(server).to_owned()
     };
-    let l = local.map(|l| &l.connection);
+    let l = local.map(|l| &l.connection.db);
     let port = l.map(|l| l.port).filter(|p| *p != 0).unwrap_or(s.port);
     let admin_pass = match l.filter(|l| !l.admin_pass.is_empty()) {
         Some(l) => l.admin_pass.clone(),
@@ -161,9 +157,10 @@ pub fn build_target(
     if target.host.is_empty() {
         return Err(TargetError::NoHost);
     }
+    let overrides = local.map(|l| &l.connection);
     let fields = FieldNames::with_overrides(
-        l.map(|l| l.username_field.as_str()),
-        l.map(|l| l.password_field.as_str()),
+        overrides.map(|o| o.username_field.as_str()),
+        overrides.map(|o| o.password_field.as_str()),
     );
     Ok((target, fields))
 }
@@ -180,5 +177,34 @@ pub struct TargetSource {
 impl TargetSource {
     pub fn resolve(&self, sync: &SyncConfig) -> Result<(Target, FieldNames), TargetError> {
         build_target(sync, self.local.as_ref(), self.db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file is shared with the official CLI: the same keys, flat, in the same order.
+    #[test]
+    fn the_file_format_round_trips_unchanged() {
+        let text = r#"{
+  "secretId": "sk_1",
+  "providerType": "mysql",
+  "connection": {
+    "host": "db",
+    "port": 3307,
+    "database": "app",
+    "adminUser": "root",
+    "adminPass": "pw",
+    "projectReference": "",
+    "usernameField": "user"
+  },
+  "pollIntervalSeconds": 15
+}"#;
+        let config: LocalConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(config.connection.db.port, 3307);
+        assert_eq!(config.connection.db.admin_pass.expose(), "pw");
+        assert_eq!(config.connection.username_field, "user");
+        assert_eq!(serde_json::to_string_pretty(&config).unwrap(), text);
     }
 }

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil;
+use crate::fsutil::{self, JsonFileError};
 use crate::secret::Secret;
 
 /// Where a rotation stands.
@@ -121,38 +121,41 @@ impl JournalEntry {
 /// A journal that cannot be read or written.
 #[derive(Debug)]
 pub enum JournalError {
-    Io {
+    /// Reading failed, or the file is not a journal entry.
+    Load(JsonFileError),
+    /// Writing or removing failed.
+    Write {
         path: PathBuf,
         source: std::io::Error,
-    },
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
     },
 }
 
 impl fmt::Display for JournalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JournalError::Io { path, .. } => write!(
-                f,
-                "cannot read or write the rotation journal {}",
-                path.display()
-            ),
-            JournalError::Corrupt { path, .. } => write!(
-                f,
-                "the rotation journal {} is corrupt; check that the database password matches the secret's live value, then delete the file",
-                path.display()
-            ),
-        }
+        let path = match self {
+            JournalError::Load(JsonFileError::Parse { path, .. }) => {
+                return write!(
+                    f,
+                    "the rotation journal {} is corrupt; check that the database password matches the secret's live value, then delete the file",
+                    path.display()
+                );
+            }
+            JournalError::Load(e) => e.path(),
+            JournalError::Write { path, .. } => path,
+        };
+        write!(
+            f,
+            "cannot read or write the rotation journal {}",
+            path.display()
+        )
     }
 }
 
 impl std::error::Error for JournalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            JournalError::Io { source, .. } => Some(source),
-            JournalError::Corrupt { source, .. } => Some(source),
+            JournalError::Load(e) => e.source(),
+            JournalError::Write { source, .. } => Some(source),
         }
     }
 }
@@ -169,10 +172,7 @@ impl Journal {
     }
 
     pub fn load(&self) -> Result<Option<JournalEntry>, JournalError> {
-        fsutil::load_json(&self.path).map_err(|e| match e {
-            fsutil::JsonFileError::Read { path, source } => JournalError::Io { path, source },
-            fsutil::JsonFileError::Parse { path, source } => JournalError::Corrupt { path, source },
-        })
+        fsutil::load_json(&self.path).map_err(JournalError::Load)
     }
 
     /// Writes `entry` durably (temp file, fsync, rename) before returning.
@@ -183,7 +183,7 @@ impl Journal {
             .unwrap_or(0);
         let text = serde_json::to_vec_pretty(entry).expect("journal entries always serialize");
         fsutil::write_atomic(&self.path, &text, fsutil::PRIVATE).map_err(|source| {
-            JournalError::Io {
+            JournalError::Write {
                 path: self.path.clone(),
                 source,
             }
@@ -193,7 +193,7 @@ impl Journal {
     pub fn clear(&self) -> Result<(), JournalError> {
         fsutil::remove_if_exists(&self.path)
             .map(drop)
-            .map_err(|source| JournalError::Io {
+            .map_err(|source| JournalError::Write {
                 path: self.path.clone(),
                 source,
             })

@@ -47,26 +47,23 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
-impl From<ApiError> for StepError {
-    fn from(e: ApiError) -> Self {
-        StepError::Api(e)
-    }
+/// `?` turns each layer's error into the step error that wraps it.
+macro_rules! step_error_from {
+    ($($variant:ident($error:ty)),* $(,)?) => {$(
+        impl From<$error> for StepError {
+            fn from(e: $error) -> Self {
+                StepError::$variant(e)
+            }
+        }
+    )*};
 }
-impl From<ProviderError> for StepError {
-    fn from(e: ProviderError) -> Self {
-        StepError::Db(e)
-    }
-}
-impl From<JournalError> for StepError {
-    fn from(e: JournalError) -> Self {
-        StepError::Journal(e)
-    }
-}
-impl From<ValueError> for StepError {
-    fn from(e: ValueError) -> Self {
-        StepError::Value(e)
-    }
-}
+
+step_error_from!(
+    Api(ApiError),
+    Db(ProviderError),
+    Journal(JournalError),
+    Value(ValueError),
+);
 
 /// How a job that acted on a rotation ended. A clean rejection is an outcome, not an
 /// error: the database is back on the old value and the server knows.

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
+use crate::api::Connection;
 use crate::cli::{AdminPassSource, ConfigureArgs};
 use crate::exit::Exit;
 use crate::fsutil;
@@ -161,12 +162,14 @@ pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandErr
         secret_id: args.secret.clone(),
         provider_type: kind.as_str().to_owned(),
         connection: LocalConnection {
-            host: host.to_owned(),
-            port,
-            database: args.database.clone().unwrap_or_default(),
-            admin_user: args.admin_user.clone(),
-            admin_pass,
-            project_reference: args.project_reference.clone().unwrap_or_default(),
+            db: Connection {
+                host: host.to_owned(),
+                port,
+                database: args.database.clone().unwrap_or_default(),
+                admin_user: args.admin_user.clone(),
+                admin_pass,
+                project_reference: args.project_reference.clone().unwrap_or_default(),
+            },
             username_field: args.username_field.clone().unwrap_or_default(),
             password_field: args.password_field.clone().unwrap_or_default(),
         },

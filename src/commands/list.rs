@@ -85,9 +85,13 @@ fn entry(files: &AgentFiles) -> AgentEntry {
     };
     let process = local::agent_process(files);
     let (provider, endpoint) = match &config {
-        Some(c) if !c.connection.host.is_empty() => (
+        Some(c) if !c.connection.db.host.is_empty() => (
             c.provider_type.clone(),
-            endpoint(&c.connection.host, c.connection.port, &c.provider_type),
+            endpoint(
+                &c.connection.db.host,
+                c.connection.db.port,
+                &c.provider_type,
+            ),
         ),
         _ => (state.provider_type.clone(), state.endpoint.clone()),
     };
