@@ -230,9 +230,14 @@ impl RotationEngine {
         self.update_target(sync);
         let mut outcome = None;
         if let Some(entry) = self.settings.journal.load()? {
-            outcome = Some(self.reconcile(entry, sync)?);
-            if self.settings.journal.load()?.is_some() {
-                // Not finished yet (an acknowledgement is still outstanding).
+            let settled = self.reconcile(entry, sync)?;
+            outcome = Some(settled);
+            // A rejection ends the job, as does an acknowledgement still outstanding:
+            // this sync config was fetched before the server heard, so a rotation it
+            // shows as pending is not news.
+            if matches!(settled, Outcome::Rejected | Outcome::AwaitingAck)
+                || self.settings.journal.load()?.is_some()
+            {
                 return Ok(outcome);
             }
         }
