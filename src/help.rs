@@ -3,7 +3,7 @@
 //! completions and the man page (`completions`, `man`; `make completions`) are all
 //! rendered from these tables, so they cannot drift apart.
 
-use crate::exit;
+use crate::exit::Exit;
 
 /// One option of a command.
 #[derive(Debug, Clone, Copy)]
@@ -100,8 +100,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
-const USAGE_ERROR: (i32, &str) = (exit::USAGE, "bad command line");
-const HOME_UNUSABLE: (i32, &str) = (exit::CONFIG, "SIKKERKEY_HOME unusable");
+const USAGE_ERROR: (i32, &str) = (Exit::Usage.code(), "bad command line");
+const HOME_UNUSABLE: (i32, &str) = (Exit::Config.code(), "SIKKERKEY_HOME unusable");
 
 pub const COMMANDS: &[CommandDoc] = &[
     CommandDoc {
@@ -124,32 +124,32 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
         exits: &[
             (
-                exit::OK,
+                Exit::Ok.code(),
                 "stopped by a signal, or the secret was deleted / access revoked",
             ),
             (
-                exit::FAILURE,
+                Exit::Failure.code(),
                 "another failure (e.g. an agent for this secret already runs here)",
             ),
             USAGE_ERROR,
             (
-                exit::CONFIG,
+                Exit::Config.code(),
                 "unusable identity, key, local config or provider",
             ),
-            (exit::LOCKED, "another machine holds the agent lock"),
+            (Exit::Locked.code(), "another machine holds the agent lock"),
             (
-                exit::SECRET_GONE,
+                Exit::SecretGone.code(),
                 "the secret does not exist or this machine has no access",
             ),
             (
-                exit::DATABASE,
+                Exit::Database.code(),
                 "the database is unreachable or the admin lacks privileges",
             ),
             (
-                exit::WORKER_CRASHED,
+                Exit::WorkerCrashed.code(),
                 "the worker crashed or hung; a restart finishes the rotation",
             ),
-            (130, "a second SIGINT/SIGTERM"),
+            (Exit::Interrupted.code(), "a second SIGINT/SIGTERM"),
         ],
     },
     CommandDoc {
@@ -224,15 +224,15 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
         env: &["SIKKERKEY_HOME", "SIKKERKEY_ADMIN_PASS"],
         exits: &[
-            (exit::OK, "written"),
-            (exit::FAILURE, "the file could not be written"),
+            (Exit::Ok.code(), "written"),
+            (Exit::Failure.code(), "the file could not be written"),
             (
-                exit::USAGE,
+                Exit::Usage.code(),
                 "bad command line, unknown provider, or no password",
             ),
             HOME_UNUSABLE,
             (
-                130,
+                Exit::Interrupted.code(),
                 "Ctrl+C at the password prompt (the terminal echo is restored)",
             ),
         ],
@@ -255,11 +255,11 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
         env: &["SIKKERKEY_HOME", "SIKKERKEY_VAULT", "SIKKERKEY_API_URL"],
         exits: &[
-            (exit::OK, "every check passed"),
+            (Exit::Ok.code(), "every check passed"),
             USAGE_ERROR,
             HOME_UNUSABLE,
             (
-                exit::CHECK_FAILED,
+                Exit::CheckFailed.code(),
                 "a check failed, or nothing could be checked",
             ),
         ],
@@ -307,7 +307,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         }],
         env: &["SIKKERKEY_HOME", "SIKKERKEY_SERVICE_DIR"],
         exits: &[
-            (exit::OK, "listed (also when there is nothing)"),
+            (Exit::Ok.code(), "listed (also when there is nothing)"),
             USAGE_ERROR,
             HOME_UNUSABLE,
         ],
@@ -321,9 +321,9 @@ pub const COMMANDS: &[CommandDoc] = &[
         options: &[SECRET],
         env: &["SIKKERKEY_HOME", "SIKKERKEY_STOP_TIMEOUT_MS"],
         exits: &[
-            (exit::OK, "stopped, or was not running"),
+            (Exit::Ok.code(), "stopped, or was not running"),
             (
-                exit::FAILURE,
+                Exit::Failure.code(),
                 "could not stop it (another user's process, or still running)",
             ),
             USAGE_ERROR,
@@ -347,9 +347,9 @@ pub const COMMANDS: &[CommandDoc] = &[
         ],
         env: &["SIKKERKEY_HOME", "SIKKERKEY_STOP_TIMEOUT_MS"],
         exits: &[
-            (exit::OK, "removed, or nothing to remove"),
+            (Exit::Ok.code(), "removed, or nothing to remove"),
             (
-                exit::FAILURE,
+                Exit::Failure.code(),
                 "the agent runs (without --force), or a file could not be deleted",
             ),
             USAGE_ERROR,
@@ -373,8 +373,8 @@ pub const COMMANDS: &[CommandDoc] = &[
             "SIKKERKEY_SERVICE_DIR",
         ],
         exits: &[
-            (exit::OK, "printed or installed"),
-            (exit::FAILURE, "a file or the service manager failed"),
+            (Exit::Ok.code(), "printed or installed"),
+            (Exit::Failure.code(), "a file or the service manager failed"),
             USAGE_ERROR,
         ],
     },
@@ -391,8 +391,8 @@ pub const COMMANDS: &[CommandDoc] = &[
             "SIKKERKEY_SERVICE_DIR",
         ],
         exits: &[
-            (exit::OK, "removed, or nothing was installed"),
-            (exit::FAILURE, "the service manager failed"),
+            (Exit::Ok.code(), "removed, or nothing was installed"),
+            (Exit::Failure.code(), "the service manager failed"),
             USAGE_ERROR,
         ],
     },
@@ -404,7 +404,7 @@ pub const COMMANDS: &[CommandDoc] = &[
                 sikkerkey-agent completions bash > /etc/bash_completion.d/sikkerkey-agent",
         options: &[],
         env: &[],
-        exits: &[(exit::OK, "printed"), USAGE_ERROR],
+        exits: &[(Exit::Ok.code(), "printed"), USAGE_ERROR],
     },
     CommandDoc {
         name: "man",
@@ -413,7 +413,7 @@ pub const COMMANDS: &[CommandDoc] = &[
         about: "Prints sikkerkey-agent(1) in roff, e.g. sikkerkey-agent man | man -l -",
         options: &[],
         env: &[],
-        exits: &[(exit::OK, "printed")],
+        exits: &[(Exit::Ok.code(), "printed")],
     },
 ];
 
@@ -532,24 +532,6 @@ pub fn top_help() -> String {
     out
 }
 
-/// `--version`: the version and the providers this build has.
-pub fn version() -> String {
-    let providers: Vec<&str> = crate::providers::ProviderKind::ALL
-        .iter()
-        .filter(|k| k.is_compiled_in())
-        .map(|k| k.as_str())
-        .collect();
-    format!(
-        "sikkerkey-agent {}\nproviders: {}",
-        env!("CARGO_PKG_VERSION"),
-        if providers.is_empty() {
-            "none".to_owned()
-        } else {
-            providers.join(", ")
-        }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +550,5 @@ mod tests {
         for c in COMMANDS {
             assert!(top.contains(c.name));
         }
-        assert!(version().contains("providers: "));
     }
 }

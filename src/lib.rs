@@ -19,5 +19,5 @@ pub mod pidfile;
 pub mod providers;
 pub mod secret;
 pub mod service;
-pub mod signals;
+pub mod settings;
 pub mod suggest;

@@ -110,17 +110,6 @@ impl LogSettings {
                 || (format == LogFormat::Json && stderr_is_journal),
         })
     }
-
-    /// From this process's environment.
-    pub fn from_env(flag: Option<&str>) -> Result<LogSettings, LogSettingError> {
-        let var = |name: &str| std::env::var(name).ok();
-        Self::decide(
-            flag,
-            var("SIKKERKEY_LOG").as_deref(),
-            var("SIKKERKEY_LOG_FORMAT").as_deref(),
-            stderr_is_journal(var("JOURNAL_STREAM").as_deref()),
-        )
-    }
 }
 
 /// Whether `JOURNAL_STREAM` ("device:inode") names our stderr, as systemd documents: a
@@ -210,15 +199,31 @@ pub fn priority(level: Level) -> u8 {
     }
 }
 
+/// Days since 1970-01-01 as (year, month, day), by Howard Hinnant's algorithm.
+fn civil_date(days: u64) -> (i64, i64, i64) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 fn now_rfc3339() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let seconds = crate::commands::list::format_utc(now.as_secs());
+    let secs = now.as_secs();
+    let (year, month, day) = civil_date(secs / 86_400);
     format!(
-        "{}.{:03}Z",
-        seconds.trim_end_matches('Z'),
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60,
         now.subsec_millis()
     )
 }
@@ -351,5 +356,7 @@ mod tests {
         assert!(v.get("rotation").is_none());
         assert_eq!(priority(Level::Error), 3);
         assert_eq!(priority(Level::Trace), 7);
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
     }
 }

@@ -1,32 +1,44 @@
 //! The heartbeat thread: every heartbeat interval, tells the server whether the agent is
 //! healthy, from the status board. It runs beside the worker, so a slow rotation never
-//! silences it. It doubles as the watchdog that stops an agent whose worker is stuck. On the way out it sends one last heartbeat if the agent is unhealthy, so
+//! silences it. It doubles as the watchdog that stops an agent whose worker is stuck. On
+//! the way out it sends one last heartbeat if the agent is unhealthy, so
 //! the dashboard shows the error rather than a stale "healthy".
 
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::api::{ApiClient, HeartbeatStatus};
+use crate::api::HeartbeatStatus;
 
+use super::Context;
 use super::sd_notify::Notifier;
-use super::shutdown::{Shutdown, StopReason};
+use super::shutdown::StopReason;
 use super::status::{StatusBoard, unix_now};
 use super::summary::status_line;
 
-pub struct Heartbeat {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+/// What a [`Heartbeat`] is built from.
+pub struct HeartbeatSettings {
+    pub ctx: Context,
     pub interval: Duration,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
-    /// systemd: `WATCHDOG=1` while this loop runs, `STATUS=` after each heartbeat.
-    pub notifier: Arc<Notifier>,
+}
+
+/// The heartbeat thread's state; see the module doc.
+pub struct Heartbeat {
+    settings: HeartbeatSettings,
 }
 
 impl Heartbeat {
+    pub fn new(settings: HeartbeatSettings) -> Self {
+        Heartbeat { settings }
+    }
+
     /// Sends one heartbeat now and records it.
-    pub fn beat(api: &ApiClient, board: &StatusBoard, secret_id: &str) {
+    pub fn beat(ctx: &Context) {
+        let Context {
+            api,
+            secret_id,
+            board,
+            ..
+        } = ctx;
         let status = board.health();
         let delivered = match api.heartbeat(secret_id, &status) {
             Ok(()) => true,
@@ -57,31 +69,33 @@ impl Heartbeat {
     }
 
     fn run(self) {
+        let ctx = &self.settings.ctx;
+        let interval = self.settings.interval;
         // systemd wants WATCHDOG=1 at least every WatchdogSec; ping at twice that rate,
         // and never less often than we heartbeat.
-        let tick = match self.notifier.watchdog_interval() {
-            Some(w) => self.interval.min(w / 2),
-            None => self.interval,
+        let tick = match ctx.notifier.watchdog_interval() {
+            Some(w) => interval.min(w / 2),
+            None => interval,
         };
         let mut last_beat = Instant::now();
-        while !self.shutdown.wait_timeout(tick) {
-            if self
+        while !ctx.shutdown.wait_timeout(tick) {
+            if ctx
                 .board
                 .job_running_for()
-                .is_none_or(|d| d <= self.board.job_deadline() * 2)
+                .is_none_or(|d| d <= ctx.board.job_deadline() * 2)
             {
-                self.notifier.watchdog();
+                ctx.notifier.watchdog();
             }
-            if last_beat.elapsed() + Duration::from_millis(1) < self.interval {
+            if last_beat.elapsed() + Duration::from_millis(1) < interval {
                 continue;
             }
             last_beat = Instant::now();
-            Self::beat(&self.api, &self.board, &self.secret_id);
-            Self::notify_status(&self.notifier, &self.board);
+            Self::beat(ctx);
+            Self::notify_status(&ctx.notifier, &ctx.board);
             self.stop_if_worker_stuck();
         }
-        if matches!(self.board.health(), HeartbeatStatus::Error(_)) {
-            Self::beat(&self.api, &self.board, &self.secret_id);
+        if matches!(self.settings.ctx.board.health(), HeartbeatStatus::Error(_)) {
+            Self::beat(&self.settings.ctx);
         }
     }
 
@@ -89,15 +103,15 @@ impl Heartbeat {
     /// server that accepts connections and never answers). The agent exits so the service
     /// manager restarts it; the journal lets the new process finish the rotation.
     fn stop_if_worker_stuck(&self) {
-        if let Some(running) = self.board.job_running_for()
-            && running > self.board.job_deadline() * 2
+        if let Some(running) = self.settings.ctx.board.job_running_for()
+            && running > self.settings.ctx.board.job_deadline() * 2
         {
             log::error!(
                 "secret {}: a database job has been stuck for {} s; exiting so the agent restarts",
-                self.secret_id,
+                self.settings.ctx.secret_id,
                 running.as_secs()
             );
-            self.shutdown.request(StopReason::WorkerHung);
+            self.settings.ctx.shutdown.request(StopReason::WorkerHung);
         }
     }
 }

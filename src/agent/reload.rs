@@ -5,9 +5,7 @@
 
 use std::path::Path;
 
-use crate::localconfig::LocalConfig;
-
-use super::TargetSource;
+use crate::localconfig::{LocalConfig, TargetSource};
 
 /// What differs between two local configs, in words that never include a password.
 pub fn changes(old: Option<&LocalConfig>, new: Option<&LocalConfig>) -> Vec<String> {
@@ -27,7 +25,7 @@ pub fn changes(old: Option<&LocalConfig>, new: Option<&LocalConfig>) -> Vec<Stri
             out.push(format!("{name} \"{a}\" -> \"{b}\""));
         }
     };
-    let (o, n) = (&old.connection, &new.connection);
+    let (o, n) = (&old.connection.db, &new.connection.db);
     field(
         "provider",
         old.provider_type.clone(),
@@ -44,13 +42,13 @@ pub fn changes(old: Option<&LocalConfig>, new: Option<&LocalConfig>) -> Vec<Stri
     );
     field(
         "username field",
-        o.username_field.clone(),
-        n.username_field.clone(),
+        old.connection.username_field.clone(),
+        new.connection.username_field.clone(),
     );
     field(
         "password field",
-        o.password_field.clone(),
-        n.password_field.clone(),
+        old.connection.password_field.clone(),
+        new.connection.password_field.clone(),
     );
     if o.admin_pass.expose() != n.admin_pass.expose() {
         out.push("admin password changed".into());
@@ -100,11 +98,11 @@ mod tests {
     #[test]
     fn names_what_changed_but_never_the_password() {
         let mut a = LocalConfig::default();
-        a.connection.host = "db1".into();
-        a.connection.admin_pass = Secret::new("old-pass-123");
+        a.connection.db.host = "db1".into();
+        a.connection.db.admin_pass = Secret::new("old-pass-123");
         let mut b = a.clone();
-        b.connection.host = "db2".into();
-        b.connection.admin_pass = Secret::new("new-pass-456");
+        b.connection.db.host = "db2".into();
+        b.connection.db.admin_pass = Secret::new("new-pass-456");
         let c = changes(Some(&a), Some(&b));
         assert_eq!(c, vec!["host \"db1\" -> \"db2\"", "admin password changed"]);
         assert!(!format!("{c:?}").contains("pass-"));

@@ -10,6 +10,7 @@ pub mod metrics;
 mod prompt_signals;
 pub mod remove;
 pub mod service_homes;
+mod signals;
 pub mod start;
 pub mod status;
 pub mod stop;
@@ -18,15 +19,17 @@ pub mod uninstall;
 
 use std::fmt;
 
+use crate::exit::Exit;
+
 /// An error a command reports, with the exit code it maps to.
 #[derive(Debug)]
 pub struct CommandError {
-    pub code: i32,
+    pub code: Exit,
     pub error: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl CommandError {
-    pub fn new(code: i32, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn new(code: Exit, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         CommandError {
             code,
             error: error.into(),
@@ -44,4 +47,22 @@ impl std::error::Error for CommandError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.error.source()
     }
+}
+
+/// `--version`: the version and the providers this build has.
+pub fn version() -> String {
+    let providers: Vec<&str> = crate::providers::ProviderKind::ALL
+        .iter()
+        .filter(|k| k.is_compiled_in())
+        .map(|k| k.as_str())
+        .collect();
+    format!(
+        "sikkerkey-agent {}\nproviders: {}",
+        env!("CARGO_PKG_VERSION"),
+        if providers.is_empty() {
+            "none".to_owned()
+        } else {
+            providers.join(", ")
+        }
+    )
 }

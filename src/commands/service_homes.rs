@@ -36,10 +36,9 @@ fn same(a: &Path, b: &Path) -> bool {
 
 /// Homes named by installed agent units other than `own`: those whose `agents/` we can
 /// read, and those we cannot (another user's, without root).
-pub fn other_homes(own: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let dir = std::env::var_os("SIKKERKEY_SERVICE_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
+pub fn other_homes(own: &Path, service_dir: Option<&Path>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let dir = service_dir
+        .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/etc/systemd/system"));
     let Ok(listing) = std::fs::read_dir(&dir) else {
         return (Vec::new(), Vec::new());

@@ -7,6 +7,7 @@ use super::list::{self, AgentEntry};
 use super::local;
 use crate::agent::status::{StateFile, unix_now};
 use crate::agent::summary::human_age;
+use crate::settings::Settings;
 
 /// A Nagios service state; the discriminant is the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,13 +115,14 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
+/// Prints the screen; the verdict is the exit code (`main` maps it, not through `Exit`).
+pub fn run(secret: &str, settings: &Settings) -> Result<Nagios, CommandError> {
+    let files = local::files(secret, settings)?;
     let any_files = [files.config(), files.pid(), files.state(), files.journal()]
         .iter()
         .any(|p| p.exists());
     let entry = list::entry(&files);
-    let state = StateFile::load(&files.state()).unwrap_or_default();
+    let state = StateFile::load_or_default(&files.state());
     let now = unix_now();
     let (verdict, why) = assess(&entry, &state, now, any_files);
     let rotation = crate::agent::summary::rotation_phrase(entry.last_rotation.as_ref(), now);
@@ -206,7 +208,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
     for (k, v) in rows {
         println!("  {:<14} {v}", format!("{k}:"));
     }
-    Ok(verdict.code())
+    Ok(verdict)
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
-use crate::exit;
+use crate::exit::Exit;
 use crate::fsutil;
+use crate::settings::Settings;
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(secret, settings)?;
     match local::agent_process(&files) {
         // Nothing to stop is what the caller wanted: exit 0, so scripts stay idempotent.
         AgentProcess::NotRunning => {
@@ -16,12 +17,12 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                 "no agent for secret {secret} runs on this machine (no PID file at {}); nothing to stop",
                 files.pid().display()
             );
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         AgentProcess::Stale(pid) => {
             fsutil::remove_if_exists(&files.pid()).map_err(|e| {
                 CommandError::new(
-                    exit::FAILURE,
+                    Exit::Failure,
                     format!(
                         "cannot remove the stale PID file {}: {e}",
                         files.pid().display()
@@ -32,16 +33,16 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                 "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
                 files.pid().display()
             );
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         AgentProcess::Running(pid) => {
-            local::terminate(secret, pid, local::stop_timeout())?;
+            local::terminate(secret, pid, settings.stop_timeout)?;
             // A clean exit removes the PID file; one killed earlier may have left it.
             if crate::pidfile::read_pid(&files.pid()) == Some(pid) {
                 let _ = fsutil::remove_if_exists(&files.pid());
             }
             println!("stopped the agent for secret {secret} (PID {pid})");
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
     }
 }

@@ -3,16 +3,17 @@
 
 use super::CommandError;
 use super::install::{plan, service_error};
-use crate::exit;
+use crate::exit::Exit;
 use crate::service::ServiceError;
+use crate::settings::Settings;
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let done = match plan(secret)?.uninstall() {
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let done = match plan(secret, settings)?.uninstall() {
         Ok(done) => done,
         // Not installed is what the caller wanted: exit 0, so scripts stay idempotent.
         Err(e @ ServiceError::NotInstalled { .. }) => {
             println!("{e}; nothing to uninstall");
-            return Ok(exit::OK);
+            return Ok(Exit::Ok);
         }
         Err(e) => return Err(service_error(e)),
     };
@@ -20,5 +21,5 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
     println!(
         "local files for {secret} are kept; delete them with `sikkerkey-agent remove --secret {secret}`"
     );
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod commands;
 mod completions;
+mod layering;
 mod ops;
 mod scenarios;
 

@@ -465,3 +465,15 @@ fn a_real_rotation_stays_inside_the_units_sandbox() {
     assert!(used.len() > 20, "the trace looks empty: {used:?}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `service/timeouts.rs` repeats the agent's defaults (it sits below `agent` and `api`);
+/// they must still be the agent's.
+#[test]
+fn the_units_timeouts_rest_on_the_agents_real_defaults() {
+    use sikkerkey_agent::service::timeouts::AGENT_DEFAULTS;
+    let timing = sikkerkey_agent::agent::Timing::default();
+    let http = sikkerkey_agent::api::HttpTimeouts::default();
+    assert_eq!(AGENT_DEFAULTS.heartbeat, timing.heartbeat);
+    assert_eq!(AGENT_DEFAULTS.job_deadline, timing.job_deadline);
+    assert_eq!(AGENT_DEFAULTS.http_total, http.total);
+}

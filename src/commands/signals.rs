@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::agent::shutdown::{Shutdown, StopReason};
-
-/// The exit code after a second SIGINT/SIGTERM: 128 + SIGINT, as shells report Ctrl+C.
-pub const SECOND_SIGNAL_EXIT: i32 = 130;
+use crate::exit::Exit;
 
 fn signal_set() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set we own; sigaddset only adds valid signals.
@@ -54,7 +52,7 @@ pub fn spawn(shutdown: Arc<Shutdown>) -> io::Result<()> {
                             shutdown.request(StopReason::Signal);
                         } else {
                             eprintln!("second signal: exiting now");
-                            std::process::exit(SECOND_SIGNAL_EXIT);
+                            std::process::exit(Exit::Interrupted.code());
                         }
                     }
                 }
