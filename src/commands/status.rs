@@ -64,7 +64,8 @@ pub fn assess(
         0 => 30_000,
         ms => ms,
     };
-    let stale_after = (interval_ms * STALE_AFTER_INTERVALS).div_ceil(1000).max(1);
+    // Timestamps are whole seconds: allow a few seconds of slack on short intervals.
+    let stale_after = (interval_ms * STALE_AFTER_INTERVALS).div_ceil(1000).max(5);
     let Some(hb) = &entry.last_heartbeat else {
         return (
             Nagios::Warning,

@@ -377,7 +377,8 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
     // Critical: the control plane fails, so the heartbeat reports an error.
     w.cp.inject(Endpoint::SyncConfig, Fault::Status(500), 100_000);
     agent.wait_until(SOON, "status CRITICAL while erroring", || {
-        status(&w.machine, &w.secret).code == Some(2)
+        let out = status(&w.machine, &w.secret);
+        out.code == Some(2) && out.stdout.contains("unhealthy")
     });
     let out = status(&w.machine, &w.secret);
     assert!(
