@@ -11,8 +11,7 @@ use serde_json::Value;
 
 use crate::scenarios::{SOON, secret_value};
 use crate::support::{
-    Endpoint, FakeControlPlane, Fault, Machine, SecretState, TempDir, random_text, unique_name,
-    wait_until,
+    Endpoint, FakeControlPlane, Fault, Machine, SecretState, TempDir, unique_name, wait_until,
 };
 
 /// The agent with stderr going to a file, as systemd connects it to the journal.
@@ -179,7 +178,7 @@ fn json_lines_name_the_secret_and_the_rotation() {
         let agent = FileLogged::spawn(c, false);
         agent.wait_for("running", |t| t.contains("agent running"));
         let rotation = format!("rot_json_{via_flag}");
-        let new_pw = format!("new-{}", random_text(16));
+        let new_pw = format!("new-{}", crate::support::random_text(16));
         w.cp.set_pending(&w.secret, &rotation, &secret_value(&w.user, &new_pw));
         wait_until(SOON, "confirmed", || {
             w.cp.confirms(&w.secret).contains(&rotation)
@@ -254,12 +253,14 @@ fn run_cmd(mut c: Command) -> Out {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn status(machine: &Machine, secret: &str) -> Out {
     run_cmd(machine.command(&["status", "--secret", secret]))
 }
 
 /// Parses OpenMetrics text with prometheus_client's strict parser; prints one line per
 /// sample: `name{k=v,...} value`, labels sorted.
+#[cfg(feature = "postgres")]
 fn parse_openmetrics(python: &str, text: &str) -> Vec<String> {
     let script = r#"
 import sys
@@ -316,7 +317,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
 
     // OK: running and healthy, after a confirmed rotation.
     let mut agent = w.start();
-    let new_pw = format!("new-{}", random_text(16));
+    let new_pw = format!("new-{}", crate::support::random_text(16));
     w.cp.set_pending(&w.secret, "rot_status", &secret_value(&w.user, &new_pw));
     w.wait_confirmed("rot_status", &agent);
     w.wait_journal_cleared(&agent);

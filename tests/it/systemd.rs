@@ -372,6 +372,18 @@ fn a_real_rotation_stays_inside_the_units_sandbox() {
     }
 
     let w = World::plain(&pg);
+    // The agent reaches PostgreSQL over its Unix socket (the cluster's `-k` directory),
+    // as on a database host, and the control plane over TCP: both families in one trace.
+    let Some(services) = require_env("SKA_SERVICES_DIR", "tests/services/run.sh") else {
+        return;
+    };
+    let socket_dir = format!("{services}/postgres");
+    let (_, port) = pg.endpoint();
+    assert!(
+        Path::new(&format!("{socket_dir}/.s.PGSQL.{port}")).exists(),
+        "no PostgreSQL socket in {socket_dir}"
+    );
+    w.cp.with_secret(&w.secret, |s| s.connection["host"] = json!(socket_dir));
     let trace_dir = TempDir::new("strace");
     let trace = trace_dir.path().join("trace");
     let template = w.machine.command(&["start", "--secret", &w.secret]);
@@ -411,6 +423,7 @@ fn a_real_rotation_stays_inside_the_units_sandbox() {
     let mut used = std::collections::BTreeSet::new();
     let mut problems = Vec::new();
     let mut after_exec = false;
+    let mut unix_connects = 0;
     for line in text.lines() {
         let rest = line
             .split_once(' ')
@@ -431,6 +444,9 @@ fn a_real_rotation_stays_inside_the_units_sandbox() {
             continue;
         }
         used.insert(name.to_owned());
+        if name == "connect" && args.contains("sun_path=") && args.contains(".s.PGSQL.") {
+            unix_connects += 1;
+        }
         if name == "socket"
             && !["AF_INET,", "AF_INET6,", "AF_UNIX,"]
                 .iter()
@@ -463,6 +479,10 @@ fn a_real_rotation_stays_inside_the_units_sandbox() {
         }
     }
     assert!(used.len() > 20, "the trace looks empty: {used:?}");
+    assert!(
+        unix_connects > 0,
+        "the agent never connected to the PostgreSQL Unix socket"
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
