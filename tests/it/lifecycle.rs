@@ -12,10 +12,10 @@ use crate::support::assertions::{assert_contains, exit};
 use crate::support::db::db_test;
 use crate::support::db::postgres::Pg;
 use crate::support::world::{Database, World, assert_password, secret_value};
-use crate::support::{
-    AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, SOON, SecretState, random_text,
-    set_mode,
-};
+use crate::support::{Endpoint, FakeControlPlane, Fault, Machine, SOON, SecretState, set_mode};
+
+/// A job that has not finished after 1.5 s counts as stuck.
+const JOB_DEADLINE: (&str, &str) = ("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
 
 db_test!(
     heartbeats_keep_coming_during_a_slow_rotation,
@@ -124,9 +124,7 @@ db_test!(
     Pg::open(),
     |pg| {
         let w = World::plain(pg);
-        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
-        cmd.env("SIKKERKEY_AGENT_TEST_PANIC", "worker-sync");
-        let mut agent = AgentProcess::spawn(cmd);
+        let mut agent = w.spawn_agent_with(&[("SIKKERKEY_AGENT_TEST_PANIC", "worker-sync")]);
         agent.expect_exit(exit::WORKER_CRASHED);
         let beats = w.cp.heartbeats(&w.secret);
         assert_eq!(
@@ -262,17 +260,10 @@ db_test!(
     a_database_that_stops_answering_leads_to_a_restart_not_a_silent_agent,
     Pg::open(),
     |pg| {
-        let w = World::new(
-            pg,
-            pg.plain_name(),
-            format!("old-{}", random_text(12)),
-            true,
-        );
-        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
-        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
-        let mut agent = AgentProcess::spawn(cmd);
+        let w = World::behind_proxy(pg);
+        let mut agent = w.spawn_agent_with(&[JOB_DEADLINE]);
         w.wait_healthy(&mut agent);
-        w.proxy.as_ref().unwrap().hang();
+        w.proxy().hang();
         w.cp.set_pending(&w.secret, "rot_hang", &secret_value(&w.user, "hang-new-pw"));
         agent.wait_until(SOON, "an error heartbeat about the stuck job", || {
             w.error_heartbeat_says("running")
@@ -284,7 +275,7 @@ db_test!(
             w.cp.pending(&w.secret).map(|p| p.0).as_deref(),
             Some("rot_hang")
         );
-        w.proxy.as_ref().unwrap().restore();
+        w.proxy().restore();
         let agent = w.machine.spawn_agent(&w.secret);
         w.wait_confirmed("rot_hang", &agent);
         assert_password(pg, &w.user, "hang-new-pw", &w.old_pw);
@@ -296,16 +287,9 @@ db_test!(
     a_database_that_never_answers_fails_the_start_up_check_in_time,
     Pg::open(),
     |pg| {
-        let w = World::new(
-            pg,
-            pg.plain_name(),
-            format!("old-{}", random_text(12)),
-            true,
-        );
-        w.proxy.as_ref().unwrap().hang();
-        let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
-        cmd.env("SIKKERKEY_AGENT_JOB_DEADLINE_MS", "1500");
-        let mut agent = AgentProcess::spawn(cmd);
+        let w = World::behind_proxy(pg);
+        w.proxy().hang();
+        let mut agent = w.spawn_agent_with(&[JOB_DEADLINE]);
         agent.expect_exit(exit::DATABASE);
         assert_contains(&agent.output(), "no answer within");
     }

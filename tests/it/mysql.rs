@@ -12,8 +12,8 @@ use sikkerkey_agent::secret::Secret;
 
 use crate::scenarios;
 use crate::support::assertions::assert_contains;
-use crate::support::db::db_test;
-use crate::support::db::mysql::{BrokenLogin, Cleanup, GlobalSqlMode, My, assert_refused, stored};
+use crate::support::db::mysql::{BrokenLogin, Cleanup, GlobalSqlMode, My};
+use crate::support::db::{assert_refused, db_test, stored};
 use crate::support::unique_name;
 use crate::support::world::{Database, World, assert_password, secret_value};
 
@@ -400,10 +400,7 @@ db_test!(
 
 // ---- the shared failure scenarios, through the agent binary ----
 
-crate::scenarios::shared_scenarios!(My::open());
-db_test!(verify_fails_rolls_back, My::open(), |my| {
-    scenarios::verify_fails_rolls_back(my)
-});
+crate::scenarios::shared_scenarios!(My::open(), verify_fails_rolls_back);
 
 db_test!(rollback_restores_every_host_exactly, My::open(), |my| {
     let w = World::plain(my);
@@ -413,16 +410,8 @@ db_test!(rollback_restores_every_host_exactly, My::open(), |my| {
     ));
     let before = my.auth_state(&w.user);
     let agent = w.start();
-    my.block_login(&w.user);
-    w.cp.set_pending(
-        &w.secret,
-        "rot_hosts",
-        &secret_value(&w.user, "hosts-new-pw"),
-    );
-    let error = w.wait_rejected("rot_hosts", &agent);
+    let error = w.rotate_with_logins_blocked(&agent, "rot_hosts", "hosts-new-pw");
     assert_contains(&error, "verification failed");
-    w.wait_journal_cleared(&agent);
-    my.unblock_login(&w.user);
     assert_eq!(
         my.auth_state(&w.user),
         before,

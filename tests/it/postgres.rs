@@ -9,12 +9,19 @@ use crate::support::assertions::assert_contains;
 use crate::support::db::db_test;
 use crate::support::db::postgres::{Pg, ident};
 use crate::support::world::{Database, World, assert_password, secret_value};
-use crate::support::{Endpoint, Fault, SOON, unique_name};
+use crate::support::{AgentProcess, Endpoint, Fault, unique_name};
 
-crate::scenarios::shared_scenarios!(Pg::open());
-db_test!(verify_fails_rolls_back, Pg::open(), |pg| {
-    scenarios::verify_fails_rolls_back(pg)
-});
+crate::scenarios::shared_scenarios!(Pg::open(), verify_fails_rolls_back);
+
+/// A world whose sync config names a CREATEROLE-only admin (it cannot read pg_authid),
+/// with its agent started; also the admin's name and password.
+fn started_with_a_createrole_admin(pg: &Pg) -> (World<'_>, AgentProcess, String, String) {
+    let w = World::plain(pg);
+    let (admin, admin_pw) = pg.createrole_admin_for(&w.user);
+    w.use_admin(&admin, &admin_pw);
+    let agent = w.start();
+    (w, agent, admin, admin_pw)
+}
 
 db_test!(
     rollback_restores_the_exact_stored_verifier,
@@ -23,20 +30,12 @@ db_test!(
         let w = World::plain(pg);
         let before = pg.stored_verifier(&w.user).unwrap();
         let agent = w.start();
-        pg.block_login(&w.user);
-        w.cp.set_pending(
-            &w.secret,
-            "rot_exact",
-            &secret_value(&w.user, "new-pw-exact"),
-        );
-        w.wait_rejected("rot_exact", &agent);
-        w.wait_journal_cleared(&agent);
+        w.rotate_with_logins_blocked(&agent, "rot_exact", "new-pw-exact");
         assert_eq!(
             pg.stored_verifier(&w.user).unwrap(),
             before,
             "rollback must put the very same verifier back"
         );
-        pg.unblock_login(&w.user);
         w.finish(agent, &[&w.old_pw, "new-pw-exact"]);
     }
 );
@@ -77,32 +76,9 @@ db_test!(
     Pg::open(),
     |pg| {
         // An admin without SUPERUSER cannot read pg_authid: the snapshot is "the live value".
-        let w = World::plain(pg);
-        let (admin, admin_pw) = pg.createrole_admin_for(&w.user);
-        w.use_admin(&admin, &admin_pw);
-        let agent = w.start();
-        pg.block_login(&w.user);
-        w.cp.set_pending(&w.secret, "rot_cr", &secret_value(&w.user, "new-cr-pw"));
-        w.wait_rejected("rot_cr", &agent);
-        // The rollback re-sets the live value and proves it by logging in, which the blocked
-        // role cannot: the journal must stay until the login works again.
-        agent.wait_until(
-            SOON,
-            "the agent to report the unverifiable rollback",
-            || agent.output().contains("rollback failed"),
-        );
-        assert!(
-            w.journal_exists(),
-            "journal cleared before the rollback could be verified"
-        );
-        pg.unblock_login(&w.user);
-        w.wait_journal_cleared(&agent);
-        assert_password(pg, &w.user, &w.old_pw, "new-cr-pw");
-        assert!(
-            w.cp.calls(Endpoint::Secret) >= 1,
-            "the live value was never read for the rollback"
-        );
-        w.finish(agent, &[&w.old_pw, "new-cr-pw", &admin_pw]);
+        let (w, agent, admin, admin_pw) = started_with_a_createrole_admin(pg);
+        let new_pw = scenarios::rollback_to_the_live_value_waits_for_a_login(&w, &agent, || {});
+        w.finish(agent, &[&w.old_pw, &new_pw, &admin_pw]);
         pg.drop_user(&admin);
     }
 );
@@ -113,10 +89,7 @@ db_test!(
     |pg| {
         // A CREATEROLE admin cannot read the stored verifier, and the live value cannot be
         // read either: without a way back, the rotation must not start.
-        let w = World::plain(pg);
-        let (admin, admin_pw) = pg.createrole_admin_for(&w.user);
-        w.use_admin(&admin, &admin_pw);
-        let agent = w.start();
+        let (w, agent, admin, admin_pw) = started_with_a_createrole_admin(pg);
         w.cp.inject(Endpoint::Secret, Fault::Status(503), 1000);
         w.cp.set_pending(
             &w.secret,

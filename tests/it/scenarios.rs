@@ -16,7 +16,7 @@ use crate::support::proxy::{BlackHole, TcpProxy};
 use crate::support::world::{
     Database, World, assert_no_leak, assert_password, provider_target, secret_value,
 };
-use crate::support::{Endpoint, Fault, SOON, random_text};
+use crate::support::{AgentProcess, Endpoint, Fault, SOON, random_text};
 
 // ---- the scenarios ----
 
@@ -46,14 +46,9 @@ pub fn rotation_pending_before_start(db: &dyn Database) {
 
 /// The database goes away after start-up: the rotation is rejected and nothing changes.
 pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
-    let w = World::new(
-        db,
-        db.plain_name(),
-        format!("old-{}", random_text(16)),
-        true,
-    );
+    let w = World::behind_proxy(db);
     let agent = w.start();
-    w.proxy.as_ref().unwrap().cut();
+    w.proxy().cut();
     let new_pw = format!("new-{}", random_text(16));
     w.cp.set_pending(&w.secret, "rot_unreach", &secret_value(&w.user, &new_pw));
     let error = w.wait_rejected("rot_unreach", &agent);
@@ -76,7 +71,7 @@ pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
         after.iter().all(|s| s == "error"),
         "heartbeats while the database is unreachable: {after:?}"
     );
-    w.proxy.as_ref().unwrap().restore();
+    w.proxy().restore();
     let n = w.cp.heartbeats(&w.secret).len();
     agent.wait_until(SOON, "healthy again once the database is back", || {
         w.cp.heartbeats(&w.secret)
@@ -91,19 +86,48 @@ pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
 pub fn verify_fails_rolls_back(db: &dyn Database) {
     let w = World::plain(db);
     let agent = w.start();
-    db.block_login(&w.user);
     let new_pw = format!("new-{}", random_text(16));
-    w.cp.set_pending(&w.secret, "rot_verify", &secret_value(&w.user, &new_pw));
-    let error = w.wait_rejected("rot_verify", &agent);
-    assert!(
-        error.contains("verification failed"),
-        "rejection should say verification failed: {error}"
-    );
-    w.wait_journal_cleared(&agent);
-    db.unblock_login(&w.user);
+    let error = w.rotate_with_logins_blocked(&agent, "rot_verify", &new_pw);
+    assert_contains(&error, "verification failed");
     assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
     assert_password(db, &w.user, &w.old_pw, &new_pw);
     w.finish(agent, &[&w.old_pw, &new_pw]);
+}
+
+/// For a provider (or an admin) that cannot restore a stored credential: the rollback
+/// sets the live value again and proves it by logging in, so while the user's logins are
+/// blocked the rotation is rejected but the journal stays; `while_blocked` checks more
+/// at that point. Once logins work again the journal goes, and the old password is back.
+/// Leaves the agent running; returns the rejected password.
+pub fn rollback_to_the_live_value_waits_for_a_login(
+    w: &World,
+    agent: &AgentProcess,
+    while_blocked: impl FnOnce(),
+) -> String {
+    w.db.block_login(&w.user);
+    let new_pw = format!("new-{}", random_text(16));
+    w.cp.set_pending(&w.secret, "rot_live", &secret_value(&w.user, &new_pw));
+    let error = w.wait_rejected("rot_live", agent);
+    assert_contains(&error, "verification failed");
+    agent.wait_until(
+        SOON,
+        "the agent to report the unverifiable rollback",
+        || agent.output().contains("rollback failed"),
+    );
+    assert!(
+        w.journal_exists(),
+        "journal cleared before the rollback could be verified"
+    );
+    while_blocked();
+    w.db.unblock_login(&w.user);
+    w.wait_journal_cleared(agent);
+    assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
+    assert_password(w.db, &w.user, &w.old_pw, &new_pw);
+    assert!(
+        w.cp.calls(Endpoint::Secret) >= 1,
+        "the live value was never read for the rollback"
+    );
+    new_pw
 }
 
 /// Confirm answers 503 `failures` times; the rotation still ends confirmed and consistent.
@@ -277,11 +301,18 @@ pub fn server_that_hangs_mid_session_is_an_error_within_the_timeout(db: &dyn Dat
 
 /// Declares every shared agent scenario as a test for the database `$open` gives
 /// (`Pg::open()`, ...), so adding a scenario here runs it for every provider.
-/// `verify_fails_rolls_back` is left to each provider: how a rollback is proven differs;
+/// `shared_scenarios!(open, verify_fails_rolls_back)` adds the plain rollback scenario, for
+/// the providers that restore a stored credential (MongoDB proves its rollback otherwise);
 /// so are the timeout scenarios: not every driver bounds a silent server by itself.
 /// Unused in a build without any provider feature.
 #[allow(unused_macros)]
 macro_rules! shared_scenarios {
+    ($open:expr, verify_fails_rolls_back) => {
+        $crate::scenarios::shared_scenarios!($open);
+        $crate::support::db::db_test!(verify_fails_rolls_back, $open, |db| {
+            $crate::scenarios::verify_fails_rolls_back(db)
+        });
+    };
     ($open:expr) => {
         $crate::support::db::db_test!(rotation_confirmed, $open, |db| {
             $crate::scenarios::rotation_confirmed(db)

@@ -84,6 +84,11 @@ fn service_command(
     c
 }
 
+/// [`service_command`] with `tmp` as both SIKKERKEY_HOME and the definition directory.
+fn in_tmp(tmp: &TempDir, platform: &str, stand_ins: &StandIns, args: &[&str]) -> Command {
+    service_command(tmp.path(), platform, tmp.path(), stand_ins, args)
+}
+
 /// The name of the user running the tests, as the service would get it.
 fn whoami() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
@@ -349,10 +354,9 @@ print(json.dumps(d))
 fn install_prints_windows_commands_with_an_sc_fallback() {
     let tmp = TempDir::new("svc");
     let stand_ins = StandIns::new(&[]);
-    let out = run(service_command(
-        tmp.path(),
+    let out = run(in_tmp(
+        &tmp,
         "windows",
-        tmp.path(),
         &stand_ins,
         &["install", "--secret", "sk_win-1"],
     ))
@@ -500,7 +504,7 @@ fn install_now_and_uninstall_drive_launchd() {
 fn install_now_and_uninstall_drive_nssm() {
     let tmp = TempDir::new("svc");
     let stand_ins = StandIns::new(&["nssm"]);
-    let cmd = |args: &[&str]| service_command(tmp.path(), "windows", tmp.path(), &stand_ins, args);
+    let cmd = |args: &[&str]| in_tmp(&tmp, "windows", &stand_ins, args);
     run(cmd(&["install", "--secret", "sk_w", "--now"])).expect(exit::OK);
     let calls = stand_ins.calls();
     let home = tmp.path().display().to_string();
@@ -565,10 +569,9 @@ fn install_now_and_uninstall_drive_nssm() {
 fn install_runs_the_service_as_the_user_behind_sudo() {
     let tmp = TempDir::new("svc");
     let stand_ins = StandIns::new(&[]);
-    let mut c = service_command(
-        tmp.path(),
+    let mut c = in_tmp(
+        &tmp,
         "systemd",
-        tmp.path(),
         &stand_ins,
         &["install", "--secret", "sk_sudo"],
     );
@@ -592,10 +595,9 @@ fn install_runs_the_service_as_the_user_behind_sudo() {
         );
         assert_lacks(&out.stderr, "will run as root");
         // launchd agents belong to the user: refused under sudo.
-        let mut c = service_command(
-            tmp.path(),
+        let mut c = in_tmp(
+            &tmp,
             "launchd",
-            tmp.path(),
             &stand_ins,
             &["install", "--secret", "sk_sudo"],
         );
@@ -612,35 +614,25 @@ fn install_runs_the_service_as_the_user_behind_sudo() {
 fn install_refuses_bad_input() {
     let tmp = TempDir::new("svc");
     let stand_ins = StandIns::new(&[]);
-    let out = run(service_command(
-        tmp.path(),
+    let out = run(in_tmp(
+        &tmp,
         "solaris",
-        tmp.path(),
         &stand_ins,
         &["install", "--secret", "sk_x"],
     ))
     .expect(exit::USAGE);
     assert_contains(&out.stderr, "unknown service platform \"solaris\"");
-    run(service_command(
-        tmp.path(),
+    run(in_tmp(
+        &tmp,
         "systemd",
-        tmp.path(),
         &stand_ins,
         &["install", "--secret", "x/../y"],
     ))
     .expect(exit::USAGE);
-    run(service_command(
-        tmp.path(),
+    run(in_tmp(&tmp, "systemd", &stand_ins, &["install"])).expect(exit::USAGE);
+    run(in_tmp(
+        &tmp,
         "systemd",
-        tmp.path(),
-        &stand_ins,
-        &["install"],
-    ))
-    .expect(exit::USAGE);
-    run(service_command(
-        tmp.path(),
-        "systemd",
-        tmp.path(),
         &stand_ins,
         &["uninstall", "--secret", "sk_x", "--now"],
     ))

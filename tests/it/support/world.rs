@@ -149,6 +149,29 @@ impl<'a> World<'a> {
         )
     }
 
+    /// A plain world whose agent reaches the database through [`World::proxy`], which a
+    /// test can cut or freeze.
+    pub fn behind_proxy(db: &'a dyn Database) -> Self {
+        Self::new(
+            db,
+            db.plain_name(),
+            format!("old-{}", random_text(16)),
+            true,
+        )
+    }
+
+    /// The proxy of a world made by [`World::behind_proxy`].
+    pub fn proxy(&self) -> &TcpProxy {
+        self.proxy.as_ref().expect("a world behind a proxy")
+    }
+
+    /// `start --secret` for this world's secret with extra environment (test knobs).
+    pub fn spawn_agent_with(&self, env: &[(&str, &str)]) -> AgentProcess {
+        let mut cmd = self.machine.command(&["start", "--secret", &self.secret]);
+        cmd.envs(env.iter().copied());
+        AgentProcess::spawn(cmd)
+    }
+
     pub fn start(&self) -> AgentProcess {
         let mut agent = self.machine.spawn_agent(&self.secret);
         self.wait_healthy(&mut agent);
@@ -213,6 +236,24 @@ impl<'a> World<'a> {
             .heartbeats(&self.secret)
             .iter()
             .any(|h| h.status == "error" && h.error.contains(text))
+    }
+
+    /// Makes a rotation to `new_pw` pending while the user's logins are blocked, so its
+    /// verification fails; waits for the rejection and for the journal to go (the
+    /// rollback is done), then lets logins in again. Returns the rejection's error.
+    pub fn rotate_with_logins_blocked(
+        &self,
+        agent: &AgentProcess,
+        rotation: &str,
+        new_pw: &str,
+    ) -> String {
+        self.db.block_login(&self.user);
+        self.cp
+            .set_pending(&self.secret, rotation, &secret_value(&self.user, new_pw));
+        let error = self.wait_rejected(rotation, agent);
+        self.wait_journal_cleared(agent);
+        self.db.unblock_login(&self.user);
+        error
     }
 
     pub fn journal_exists(&self) -> bool {

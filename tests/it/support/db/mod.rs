@@ -12,6 +12,26 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+use sikkerkey_agent::providers::{FailureKind, Provider, StoredCredential};
+use sikkerkey_agent::secret::Secret;
+
+/// The provider's snapshot of `user`; panics unless it is a stored credential.
+pub fn stored(p: &mut dyn Provider, user: &str) -> String {
+    match p.read_stored(user).unwrap() {
+        StoredCredential::Stored(s) => s,
+        other => panic!("expected a stored snapshot of {user:?}, got {other:?}"),
+    }
+}
+
+/// The provider's login check refuses `password` for `user` as a wrong password.
+#[track_caller]
+pub fn assert_refused(p: &dyn Provider, user: &str, password: &str) {
+    let err = p
+        .verify_login(user, &Secret::new(password))
+        .expect_err("a wrong password was accepted");
+    assert_eq!(err.kind, FailureKind::AuthRejected, "{err}");
+}
+
 /// Runs `body` with the database `db` when there is one; `None` is the skip that
 /// [`require_env`](crate::support::require_env) already printed (or, in CI, a failure).
 pub fn run<T>(db: Option<T>, body: impl FnOnce(&mut T)) {

@@ -18,10 +18,10 @@ use ::mongodb::bson::{Bson, Document, doc};
 use ::mongodb::error::ErrorKind;
 use ::mongodb::options::{ClientOptions, Credential, ServerAddress};
 use serde_json::{Value, json};
-use sikkerkey_agent::providers::{self, DbTimeouts, Provider, ProviderKind, Target};
+use sikkerkey_agent::providers::{self, Provider, Target};
 use sikkerkey_agent::secret::Secret;
 
-use crate::support::world::{Database, WeakAdmin};
+use crate::support::world::{Database, WeakAdmin, provider_target};
 use crate::support::{random_text, require_env, unique_name};
 
 /// The database managed users live in during these tests.
@@ -147,19 +147,9 @@ impl Mongo {
 
     /// A provider target for this server, with short timeouts.
     pub fn target(&self, database: &str) -> Target {
-        Target {
-            kind: ProviderKind::Mongodb,
-            host: self.host.clone(),
-            port: self.port,
-            database: database.to_owned(),
-            admin_user: self.admin_user.clone(),
-            admin_pass: Secret::new(self.admin_pass.clone()),
-            project_reference: String::new(),
-            timeouts: DbTimeouts {
-                connect: Duration::from_secs(5),
-                statement: Duration::from_secs(5),
-            },
-        }
+        let mut target = provider_target(self, &self.host, self.port, Duration::from_secs(5));
+        target.database = database.to_owned();
+        target
     }
 
     /// An admin on `admin` with exactly `roles`, and its target.

@@ -9,13 +9,11 @@ use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, OptsBuilder};
 use serde_json::{Value, json};
 
+use sikkerkey_agent::providers::Target;
 use sikkerkey_agent::providers::mysql::Mysql;
-use sikkerkey_agent::providers::{
-    DbTimeouts, FailureKind, Provider, ProviderKind, StoredCredential, Target,
-};
 use sikkerkey_agent::secret::Secret;
 
-use crate::support::world::{Database, WeakAdmin};
+use crate::support::world::{Database, WeakAdmin, provider_target};
 use crate::support::{random_text, require_env, unique_name};
 
 const ACCESS_DENIED: u16 = 1045;
@@ -109,19 +107,10 @@ impl My {
     }
 
     pub fn target_as(&self, admin_user: &str, admin_pass: &str, port: u16) -> Target {
-        Target {
-            kind: ProviderKind::Mysql,
-            host: self.host.clone(),
-            port,
-            database: String::new(),
-            admin_user: admin_user.to_owned(),
-            admin_pass: Secret::new(admin_pass),
-            project_reference: String::new(),
-            timeouts: DbTimeouts {
-                connect: Duration::from_secs(5),
-                statement: Duration::from_secs(5),
-            },
-        }
+        let mut target = provider_target(self, &self.host, port, Duration::from_secs(5));
+        target.admin_user = admin_user.to_owned();
+        target.admin_pass = Secret::new(admin_pass);
+        target
     }
 
     pub fn provider(&self) -> Mysql {
@@ -227,20 +216,6 @@ impl Drop for Cleanup<'_> {
             }
         }
     }
-}
-
-pub fn stored(p: &mut Mysql, user: &str) -> String {
-    match p.read_stored(user).unwrap() {
-        StoredCredential::Stored(s) => s,
-        other => panic!("expected a stored snapshot of {user:?}, got {other:?}"),
-    }
-}
-
-pub fn assert_refused(p: &Mysql, user: &str, password: &str) {
-    let err = p
-        .verify_login(user, &Secret::new(password))
-        .expect_err("a wrong password was accepted");
-    assert_eq!(err.kind, FailureKind::AuthRejected, "{err}");
 }
 
 /// Sets the server's global sql_mode for new sessions and puts it back on drop.

@@ -9,13 +9,11 @@ use std::time::{Duration, Instant};
 use ::redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Value};
 use serde_json::{Value as Json, json};
 
+use sikkerkey_agent::providers::Target;
 use sikkerkey_agent::providers::redis::Redis;
-use sikkerkey_agent::providers::{
-    DbTimeouts, FailureKind, Provider, ProviderKind, StoredCredential, Target,
-};
 use sikkerkey_agent::secret::Secret;
 
-use crate::support::world::{Database, WeakAdmin};
+use crate::support::world::{Database, WeakAdmin, provider_target};
 use crate::support::{TempDir, random_text, require_env, unique_name};
 
 /// How a test server keeps its users.
@@ -289,19 +287,10 @@ impl RedisServer {
     }
 
     pub fn target_as(&self, admin_user: &str, admin_pass: &str, port: u16) -> Target {
-        Target {
-            kind: ProviderKind::Redis,
-            host: "127.0.0.1".into(),
-            port,
-            database: String::new(),
-            admin_user: admin_user.to_owned(),
-            admin_pass: Secret::new(admin_pass),
-            project_reference: String::new(),
-            timeouts: DbTimeouts {
-                connect: Duration::from_secs(5),
-                statement: Duration::from_secs(5),
-            },
-        }
+        let mut target = provider_target(self, "127.0.0.1", port, Duration::from_secs(5));
+        target.admin_user = admin_user.to_owned();
+        target.admin_pass = Secret::new(admin_pass);
+        target
     }
 
     pub fn provider(&self) -> Redis {
@@ -358,20 +347,6 @@ pub fn field(reply: &Value, name: &str) -> Vec<String> {
         Value::Array(v) => v.iter().map(text).collect(),
         v => vec![text(v)],
     }
-}
-
-pub fn stored(p: &mut Redis, user: &str) -> String {
-    match p.read_stored(user).unwrap() {
-        StoredCredential::Stored(s) => s,
-        other => panic!("expected a stored snapshot of {user:?}, got {other:?}"),
-    }
-}
-
-pub fn assert_refused(p: &Redis, user: &str, password: &str) {
-    let err = p
-        .verify_login(user, &Secret::new(password))
-        .expect_err("a wrong password was accepted");
-    assert_eq!(err.kind, FailureKind::AuthRejected, "{err}");
 }
 
 impl Database for RedisServer {
