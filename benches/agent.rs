@@ -9,7 +9,7 @@
 //! implementation already knows how to create a user and what the connection JSON is.
 
 #[path = "../tests/it/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::fmt::Write as _;
@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::db;
 use support::world::{Database, World, assert_password, secret_value};
 use support::{AgentProcess, Endpoint, random_text};
 
@@ -29,19 +28,19 @@ fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
     let table: Vec<Entry> = vec![
         #[cfg(feature = "postgres")]
         ("PostgreSQL", || {
-            db::postgres::Pg::open().map(|d| Box::new(d) as _)
+            support::db::postgres::Pg::open().map(|d| Box::new(d) as _)
         }),
         #[cfg(feature = "mysql")]
         ("MariaDB", || {
-            db::mysql::My::open().map(|d| Box::new(d) as _)
+            support::db::mysql::My::open().map(|d| Box::new(d) as _)
         }),
         #[cfg(feature = "redis")]
         ("Redis", || {
-            db::redis::RedisServer::open().map(|d| Box::new(d) as _)
+            support::db::redis::RedisServer::open().map(|d| Box::new(d) as _)
         }),
         #[cfg(feature = "mongodb")]
         ("MongoDB", || {
-            db::mongodb::Mongo::open().map(|d| Box::new(d) as _)
+            support::db::mongodb::Mongo::open().map(|d| Box::new(d) as _)
         }),
     ];
     table

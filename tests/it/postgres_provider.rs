@@ -27,7 +27,7 @@ db_test!(
         let pw = format!("pw-{}", random_text(12));
         pg.create_user(&user, &pw);
 
-        let db = providers::open(&target(&pg, "postgres")).unwrap();
+        let db = providers::open(&target(pg, "postgres")).unwrap();
         assert!(db.verify_login(&user, &Secret::new(&pw)).is_ok());
         let e = db.verify_login(&user, &Secret::new("wrong")).unwrap_err();
         assert_eq!(e.kind, FailureKind::AuthRejected, "{e}");
@@ -37,12 +37,12 @@ db_test!(
         );
 
         // Authentication succeeds, then the database is missing: the password works.
-        let missing = target(&pg, "no_such_database_here");
+        let missing = target(pg, "no_such_database_here");
         assert!(postgres::verify_login(&missing, &user, &Secret::new(&pw)).is_ok());
         let e = postgres::verify_login(&missing, &user, &Secret::new("wrong")).unwrap_err();
         assert_eq!(e.kind, FailureKind::AuthRejected, "{e}");
 
-        let mut dead = target(&pg, "postgres");
+        let mut dead = target(pg, "postgres");
         dead.port = closed_port();
         let e = postgres::verify_login(&dead, &user, &Secret::new(&pw)).unwrap_err();
         assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
@@ -60,7 +60,7 @@ db_test!(bad_input_is_refused_and_changes_nothing, Pg::open(), |pg| {
     let user = unique_name("ska_in");
     let pw = format!("pw-{}", random_text(12));
     pg.create_user(&user, &pw);
-    let mut db = providers::open(&target(&pg, "postgres")).unwrap();
+    let mut db = providers::open(&target(pg, "postgres")).unwrap();
     let before = db.read_stored(&user).unwrap();
     for (name, password, why) in [
         ("", "x-password", "empty"),
@@ -87,7 +87,7 @@ db_test!(
     Pg::open(),
     |pg| {
         let user = unique_name("ska_rt");
-        let mut db = providers::open(&target(&pg, "postgres")).unwrap();
+        let mut db = providers::open(&target(pg, "postgres")).unwrap();
         assert_eq!(db.read_stored(&user).unwrap(), StoredCredential::Absent);
         db.set_password(&user, &Secret::new("first-pw")).unwrap();
         let StoredCredential::Stored(first) = db.read_stored(&user).unwrap() else {

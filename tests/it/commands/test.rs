@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::support::assertions::{assert_contains, exit};
-use crate::support::cli::{Out, bare, closed_port, run};
+use crate::support::cli::{bare, closed_port, run};
 use crate::support::{FakeControlPlane, Machine, SecretState, TempDir};
 
 #[test]
@@ -100,6 +100,7 @@ fn test_falls_back_to_the_servers_sync_config() {
 mod with_postgres {
     use super::*;
     use crate::commands::with_postgres::{admin, break_server_connection, configure};
+    use crate::support::cli::Out;
     use crate::support::db::db_test;
     use crate::support::db::postgres::Pg;
     use crate::support::random_text;
