@@ -57,7 +57,7 @@ db_test!(
         p.verify_login(&user, &second).unwrap();
         let refused = p.verify_login(&user, &first).unwrap_err();
         assert_eq!(refused.kind, FailureKind::AuthRejected, "{refused}");
-        assert!(!refused.to_string().contains(first.expose()), "{refused}");
+        assert_lacks(&refused.to_string(), first.expose());
         assert_password(m, &user, second.expose(), first.expose());
         assert_eq!(
             m.user_info(DB, &user)
@@ -219,7 +219,7 @@ db_test!(check_admin_names_the_missing_role, Mongo::open(), |m| {
         doc! { "role": &role, "db": DB },
     )]));
     let e = open(&target).check_admin().unwrap_err();
-    assert!(e.to_string().contains("may not create users"), "{e}");
+    assert_contains(&e.to_string(), "may not create users");
     m.drop_user_in("admin", &name);
     m.exec(DB, doc! { "dropRole": &role });
 
@@ -290,10 +290,7 @@ db_test!(
             .expect("connecting to a closed port");
         assert!(started.elapsed() < budget, "took {:?}", started.elapsed());
         assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
-        assert!(
-            e.to_string().contains(&format!("127.0.0.1:{closed}")),
-            "{e}"
-        );
+        assert_contains(&e.to_string(), &format!("127.0.0.1:{closed}"));
 
         // A server that accepts connections and never answers: the shared scenario
         // a_silent_server_is_an_error_within_the_timeout.

@@ -11,7 +11,7 @@ use sikkerkey_agent::providers::{FailureKind, Provider, StoredCredential};
 use sikkerkey_agent::secret::Secret;
 
 use crate::scenarios;
-use crate::support::assertions::assert_contains;
+use crate::support::assertions::{assert_contains, assert_lacks};
 use crate::support::db::mysql::{BrokenLogin, Cleanup, GlobalSqlMode, My};
 use crate::support::db::{assert_refused, db_test, stored};
 use crate::support::unique_name;
@@ -48,22 +48,15 @@ db_test!(check_admin_names_each_missing_privilege, My::open(), |my| {
 
     let e = check(&no_create, &pw1).unwrap_err();
     assert_eq!(e.kind, FailureKind::Privilege);
-    assert!(
-        e.detail.contains("GRANT CREATE USER ON *.*") && !e.detail.contains("mysql.user"),
-        "{e}"
-    );
+    assert_contains(&e.detail, "GRANT CREATE USER ON *.*");
+    assert_lacks(&e.detail, "mysql.user");
     let e = check(&no_read, &pw2).unwrap_err();
-    assert!(
-        e.detail.contains("GRANT SELECT ON mysql.user")
-            && !e.detail.contains("CREATE USER privilege"),
-        "{e}"
-    );
+    assert_contains(&e.detail, "GRANT SELECT ON mysql.user");
+    assert_lacks(&e.detail, "CREATE USER privilege");
     let e = check(&nothing, &pw3).unwrap_err();
-    assert!(
-        e.detail.contains("CREATE USER privilege") && e.detail.contains("mysql.user"),
-        "{e}"
-    );
-    assert!(!e.to_string().contains(&pw3), "{e}");
+    assert_contains(&e.detail, "CREATE USER privilege");
+    assert_contains(&e.detail, "mysql.user");
+    assert_lacks(&e.to_string(), &pw3);
     check(&enough, &pw4).expect("CREATE USER and SELECT on mysql.user are enough");
 });
 
@@ -380,10 +373,8 @@ db_test!(refused_login_names_anonymous_accounts, My::open(), |my| {
         .verify_login("ska_nobody_here", &Secret::new("x"))
         .unwrap_err();
     assert_eq!(err.kind, FailureKind::AuthRejected);
-    assert!(
-        err.detail.contains("anonymous accounts") && err.detail.contains(host),
-        "{err}"
-    );
+    assert_contains(&err.detail, "anonymous accounts");
+    assert_contains(&err.detail, host);
 });
 
 db_test!(

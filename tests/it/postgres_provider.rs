@@ -6,6 +6,7 @@ use std::time::Duration;
 use sikkerkey_agent::providers::{self, FailureKind, StoredCredential, Target, postgres};
 use sikkerkey_agent::secret::Secret;
 
+use crate::support::assertions::assert_contains;
 use crate::support::cli::closed_port;
 use crate::support::db::db_test;
 use crate::support::db::postgres::Pg;
@@ -31,10 +32,8 @@ db_test!(
         assert!(db.verify_login(&user, &Secret::new(&pw)).is_ok());
         let e = db.verify_login(&user, &Secret::new("wrong")).unwrap_err();
         assert_eq!(e.kind, FailureKind::AuthRejected, "{e}");
-        assert!(
-            e.to_string().contains(&user) && e.to_string().contains("PostgreSQL"),
-            "{e}"
-        );
+        assert_contains(&e.to_string(), &user);
+        assert_contains(&e.to_string(), "PostgreSQL");
 
         // Authentication succeeds, then the database is missing: the password works.
         let missing = target(pg, "no_such_database_here");
@@ -48,10 +47,7 @@ db_test!(
         assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
         let e = providers::open(&dead).err().expect("nothing listens there");
         assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
-        assert!(
-            e.to_string().contains(&format!("127.0.0.1:{}", dead.port)),
-            "{e}"
-        );
+        assert_contains(&e.to_string(), &format!("127.0.0.1:{}", dead.port));
         pg.drop_user(&user);
     }
 );
@@ -70,11 +66,11 @@ db_test!(bad_input_is_refused_and_changes_nothing, Pg::open(), |pg| {
     ] {
         let e = db.set_password(name, &Secret::new(password)).unwrap_err();
         assert_eq!(e.kind, FailureKind::InvalidInput, "{e}");
-        assert!(e.to_string().contains(why), "{e}");
+        assert_contains(&e.to_string(), why);
     }
     let long = "x".repeat(64);
     let e = db.set_password(&long, &Secret::new("pw")).unwrap_err();
-    assert!(e.to_string().contains("63"), "{e}");
+    assert_contains(&e.to_string(), "63");
     assert_eq!(db.read_stored(&user).unwrap(), before);
     // No role with the truncated 63-byte name appeared either.
     assert!(!db.user_exists(&long[..63]).unwrap());

@@ -257,7 +257,7 @@ db_test!(
         std::fs::remove_dir_all(&acl_dir).unwrap();
         let err = p.set_password("app", &Secret::new("save-new")).unwrap_err();
         assert_eq!(err.kind, FailureKind::Database, "{err}");
-        assert!(err.action.contains("ACL SAVE"), "{err}");
+        assert_contains(&err.action, "ACL SAVE");
         assert!(!err.to_string().contains("save-new"));
         // The rollback cannot be saved either: an error, so the engine keeps retrying.
         assert!(p.restore_stored("app", &snapshot).is_err());
@@ -281,7 +281,7 @@ db_test!(
         // A quote would make redis.conf unreadable: refused, and nothing written.
         let err = p.set_password("it's", &Secret::new("pw")).unwrap_err();
         assert_eq!(err.kind, FailureKind::InvalidInput, "{err}");
-        assert!(err.detail.contains("config file"), "{err}");
+        assert_contains(&err.detail, "config file");
         drop(p);
         r.restart();
         assert!(r.try_login("app", "conf-pw") && !r.try_login("app", "conf-pw2"));
@@ -338,17 +338,12 @@ db_test!(
         };
         let e = check(&reader.user, &reader.password).unwrap_err();
         assert_eq!(e.kind, FailureKind::Privilege);
-        assert!(
-            e.detail.contains("ACL SETUSER")
-                && e.detail.contains("ACL SAVE")
-                && e.detail.contains("+acl|setuser"),
-            "{e}"
-        );
+        assert_contains(&e.detail, "ACL SETUSER");
+        assert_contains(&e.detail, "ACL SAVE");
+        assert_contains(&e.detail, "+acl|setuser");
         let e = check("nosave", "nosave-pw").unwrap_err();
-        assert!(
-            e.detail.contains("run ACL SAVE;") && !e.detail.contains("run ACL SETUSER"),
-            "{e}"
-        );
+        assert_contains(&e.detail, "run ACL SAVE;");
+        assert_lacks(&e.detail, "run ACL SETUSER");
         let e = check("noacl", "noacl-pw").unwrap_err();
         assert_eq!(e.kind, FailureKind::Privilege, "{e}");
         assert!(!e.to_string().contains("noacl-pw"));
@@ -409,10 +404,7 @@ db_test!(
         );
         let output = agent.output();
         w.finish(agent, &[&r.default_pass, "default-new-pw"]);
-        assert!(
-            !output.contains("only in memory"),
-            "an ACL file server needs no warning:\n{output}"
-        );
+        assert_lacks(&output, "only in memory");
     }
 );
 

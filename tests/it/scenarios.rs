@@ -52,10 +52,7 @@ pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
     let new_pw = format!("new-{}", random_text(16));
     w.cp.set_pending(&w.secret, "rot_unreach", &secret_value(&w.user, &new_pw));
     let error = w.wait_rejected("rot_unreach", &agent);
-    assert!(
-        error.contains("apply failed"),
-        "rejection should say apply failed: {error}"
-    );
+    assert_contains(&error, "apply failed");
     assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
     assert_password(db, &w.user, &w.old_pw, &new_pw);
     // While the database stays away, every heartbeat says so, not just the next one.
@@ -220,10 +217,7 @@ pub fn unusable_pending_value_is_rejected(db: &dyn Database) {
     let agent = w.start();
     w.cp.set_pending(&w.secret, "rot_bad", "{\"username\": \"x\", \"pass\": ");
     let error = w.wait_rejected("rot_bad", &agent);
-    assert!(
-        error.contains("password"),
-        "error should name the missing password field: {error}"
-    );
+    assert_contains(&error, "password");
     assert_password(db, &w.user, &w.old_pw, "{\"username\": \"x\", \"pass\": ");
     assert!(!w.journal_exists());
     w.finish(agent, &[&w.old_pw]);
