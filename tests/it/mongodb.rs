@@ -265,64 +265,7 @@ db_test!(
     }
 );
 
-db_test!(
-    dead_or_vanished_server_fails_within_the_timeouts,
-    Mongo::open(),
-    |m| {
-        let timeouts = DbTimeouts {
-            connect: Duration::from_secs(2),
-            statement: Duration::from_secs(2),
-        };
-        let budget = timeouts.connect + timeouts.statement + Duration::from_secs(3);
-
-        // Nothing listens.
-        let closed = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut target = m.target(DB);
-        target.port = closed;
-        target.timeouts = timeouts;
-        let started = Instant::now();
-        let e = providers::open(&target)
-            .err()
-            .expect("connecting to a closed port");
-        assert!(started.elapsed() < budget, "took {:?}", started.elapsed());
-        assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
-        assert_contains(&e.to_string(), &format!("127.0.0.1:{closed}"));
-
-        // A server that accepts connections and never answers: the shared scenario
-        // a_silent_server_is_an_error_within_the_timeout.
-
-        // The server goes away between connect and the next command.
-        let proxy = crate::support::proxy::TcpProxy::start(&format!("{}:{}", m.host, m.port));
-        target.port = proxy.port();
-        let mut p = open(&target);
-        proxy.cut();
-        let started = Instant::now();
-        let e = p
-            .set_password(&unique_name("ska_gone"), &Secret::new("gone-password"))
-            .unwrap_err();
-        assert!(started.elapsed() < budget, "took {:?}", started.elapsed());
-        assert!(
-            matches!(e.kind, FailureKind::Unreachable | FailureKind::Timeout),
-            "{e}"
-        );
-    }
-);
-
-db_test!(
-    a_silent_server_is_an_error_within_the_timeout,
-    Mongo::open(),
-    |db| { scenarios::silent_server_is_an_error_within_the_timeout(db) }
-);
-
-db_test!(
-    a_server_that_hangs_mid_session_is_an_error_within_the_timeout,
-    Mongo::open(),
-    |db| scenarios::server_that_hangs_mid_session_is_an_error_within_the_timeout(db)
-);
+crate::scenarios::timeout_scenarios!(Mongo::open());
 
 /// Runs `provider_job_keeps_no_threads` in a process of its own, where no other test's
 /// threads come and go, and shows the figures.

@@ -377,17 +377,7 @@ db_test!(refused_login_names_anonymous_accounts, My::open(), |my| {
     assert_contains(&err.detail, host);
 });
 
-db_test!(
-    a_silent_server_is_an_error_within_the_timeout,
-    My::open(),
-    |db| { scenarios::silent_server_is_an_error_within_the_timeout(db) }
-);
-
-db_test!(
-    a_server_that_hangs_mid_session_is_an_error_within_the_timeout,
-    My::open(),
-    |db| scenarios::server_that_hangs_mid_session_is_an_error_within_the_timeout(db)
-);
+crate::scenarios::timeout_scenarios!(My::open());
 
 // ---- the shared failure scenarios, through the agent binary ----
 

@@ -355,17 +355,7 @@ db_test!(
     }
 );
 
-db_test!(
-    a_silent_server_is_an_error_within_the_timeout,
-    RedisServer::start(Mode::MemoryOnly),
-    |db| { scenarios::silent_server_is_an_error_within_the_timeout(db) }
-);
-
-db_test!(
-    a_server_that_hangs_mid_session_is_an_error_within_the_timeout,
-    RedisServer::start(Mode::MemoryOnly),
-    |db| scenarios::server_that_hangs_mid_session_is_an_error_within_the_timeout(db)
-);
+crate::scenarios::timeout_scenarios!(RedisServer::start(Mode::MemoryOnly));
 
 // ---- the shared failure scenarios, through the agent binary ----
 

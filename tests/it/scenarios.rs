@@ -297,7 +297,7 @@ pub fn server_that_hangs_mid_session_is_an_error_within_the_timeout(db: &dyn Dat
 /// (`Pg::open()`, ...), so adding a scenario here runs it for every provider.
 /// `shared_scenarios!(open, verify_fails_rolls_back)` adds the plain rollback scenario, for
 /// the providers that restore a stored credential (MongoDB proves its rollback otherwise);
-/// so are the timeout scenarios: not every driver bounds a silent server by itself.
+/// the timeout scenarios have [`timeout_scenarios!`] of their own.
 /// Unused in a build without any provider feature.
 #[allow(unused_macros)]
 macro_rules! shared_scenarios {
@@ -345,3 +345,26 @@ macro_rules! shared_scenarios {
 }
 #[allow(unused_imports)]
 pub(crate) use shared_scenarios;
+
+/// Declares the timeout scenarios (a silent server; one that hangs mid-session) for the
+/// providers whose driver bounds them by itself; for PostgreSQL the agent's job deadline
+/// does (see lifecycle.rs).
+#[allow(unused_macros)]
+macro_rules! timeout_scenarios {
+    ($open:expr) => {
+        $crate::support::db::db_test!(
+            a_silent_server_is_an_error_within_the_timeout,
+            $open,
+            |db| { $crate::scenarios::silent_server_is_an_error_within_the_timeout(db) }
+        );
+        $crate::support::db::db_test!(
+            a_server_that_hangs_mid_session_is_an_error_within_the_timeout,
+            $open,
+            |db| $crate::scenarios::server_that_hangs_mid_session_is_an_error_within_the_timeout(
+                db
+            )
+        );
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use timeout_scenarios;

@@ -56,8 +56,8 @@ pub struct WeakAdmin {
 }
 
 /// A provider target for `db` reached at host:port, built from the same connection object
-/// the agent gets, with the given timeouts for connecting and for each statement.
-pub fn provider_target(db: &dyn Database, host: &str, port: u16, timeouts: Duration) -> Target {
+/// the agent gets, with `timeout` for connecting and for each statement.
+pub fn provider_target(db: &dyn Database, host: &str, port: u16, timeout: Duration) -> Target {
     let c = db.connection(host, port);
     let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
     Target {
@@ -69,12 +69,13 @@ pub fn provider_target(db: &dyn Database, host: &str, port: u16, timeouts: Durat
         admin_pass: Secret::new(text("adminPass")),
         project_reference: text("projectReference"),
         timeouts: DbTimeouts {
-            connect: timeouts,
-            statement: timeouts,
+            connect: timeout,
+            statement: timeout,
         },
     }
 }
 
+/// A secret's value as the dashboard stores it: the user name and the password.
 pub fn secret_value(user: &str, password: &str) -> String {
     json!({"username": user, "password": password}).to_string()
 }
