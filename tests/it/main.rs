@@ -2,11 +2,13 @@
 //! databases started by `make test` (tests/services/run.sh). `support/` is what tests
 //! share (and all the bench and the demo include); each other module is a part of the
 //! specification: the management commands, the agent's lifecycle, the scenarios every
-//! provider must survive, and what is particular to each database.
+//! provider must survive, what is particular to each database, and the layering rules
+//! of src/.
 
 mod support;
 
 mod commands;
+mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
 mod scenarios;
