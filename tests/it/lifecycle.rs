@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::assertions::{assert_contains, exit};
+use crate::support::assertions::{Exit, assert_contains};
 use crate::support::db::db_test;
 use crate::support::db::postgres::Pg;
 use crate::support::world::{Database, World, assert_password, secret_value};
@@ -54,7 +54,7 @@ db_test!(secret_deleted_exits_cleanly, Pg::open(), |pg| {
     let w = World::plain(pg);
     let mut agent = w.start();
     w.cp.delete_secret(&w.secret);
-    agent.expect_exit(exit::OK);
+    agent.expect_exit(Exit::Ok);
     assert_contains(&agent.output(), "secret");
     assert!(
         !w.machine
@@ -69,7 +69,7 @@ db_test!(access_revoked_exits_cleanly, Pg::open(), |pg| {
     let w = World::plain(pg);
     let mut agent = w.start();
     w.cp.revoke(&w.secret, &w.machine.id);
-    agent.expect_exit(exit::OK);
+    agent.expect_exit(Exit::Ok);
     assert_contains(&agent.output(), "403");
 });
 
@@ -78,7 +78,7 @@ db_test!(second_machine_is_locked_out, Pg::open(), |pg| {
     let first = w.start();
     let other = Machine::new(&w.cp);
     let mut second = other.spawn_agent(&w.secret);
-    second.expect_exit(exit::LOCKED);
+    second.expect_exit(Exit::Locked);
     assert_contains(&second.output(), "409");
     assert_contains(&second.output(), "another machine");
     // The first agent is unaffected: it still rotates.
@@ -125,7 +125,7 @@ db_test!(
     |pg| {
         let w = World::plain(pg);
         let mut agent = w.spawn_agent_with(&[("SIKKERKEY_AGENT_TEST_PANIC", "worker-sync")]);
-        agent.expect_exit(exit::WORKER_CRASHED);
+        agent.expect_exit(Exit::WorkerCrashed);
         let beats = w.cp.heartbeats(&w.secret);
         assert_eq!(
             beats.last().map(|h| h.status.as_str()),
@@ -142,7 +142,7 @@ db_test!(
         let w = World::plain(pg);
         w.cp.with_secret(&w.secret, |s| s.provider_type = "oracle".into());
         let mut agent = w.machine.spawn_agent(&w.secret);
-        agent.expect_exit(exit::CONFIG);
+        agent.expect_exit(Exit::Config);
         for name in ["oracle", "postgresql", "mongodb"] {
             assert_contains(&agent.output(), name);
         }
@@ -160,7 +160,7 @@ fn readable_private_key_is_refused() {
         SecretState::new("postgresql", json!({}), "u", "{}"),
     );
     let mut agent = machine.spawn_agent("sk_perm");
-    agent.expect_exit(exit::CONFIG);
+    agent.expect_exit(Exit::Config);
     assert_contains(&agent.output(), "chmod 600");
     assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
 }
@@ -171,7 +171,7 @@ fn plain_http_to_a_remote_host_is_refused() {
     let mut machine = Machine::new(&cp);
     machine.api_url = "http://sikkerkey.example.com".into();
     let mut agent = machine.spawn_agent("sk_http");
-    agent.expect_exit(exit::CONFIG);
+    agent.expect_exit(Exit::Config);
     assert_contains(&agent.output(), "https://");
 }
 
@@ -195,7 +195,7 @@ db_test!(
             "the agent exited with a rotation in flight"
         );
         blocker.batch_execute("ROLLBACK").unwrap();
-        agent.expect_exit(exit::OK);
+        agent.expect_exit(Exit::Ok);
         assert_eq!(w.cp.confirms(&w.secret), vec!["rot_term".to_owned()]);
         assert_password(pg, &w.user, "term-new-pw", &w.old_pw);
         assert!(!w.journal_exists());
@@ -223,7 +223,7 @@ db_test!(
             agent.output().contains("stopping")
         });
         agent.signal("TERM");
-        agent.expect_exit(exit::INTERRUPTED);
+        agent.expect_exit(Exit::Interrupted);
         assert!(
             w.journal_exists(),
             "the journal must survive an immediate exit"
@@ -244,7 +244,7 @@ db_test!(
         let w = World::plain(pg);
         let first = w.start();
         let mut second = w.machine.spawn_agent(&w.secret);
-        second.expect_exit(exit::FAILURE);
+        second.expect_exit(Exit::Failure);
         assert_contains(&second.output(), &format!("PID {}", first.pid()));
         w.cp.set_pending(
             &w.secret,
@@ -268,7 +268,7 @@ db_test!(
         agent.wait_until(SOON, "an error heartbeat about the stuck job", || {
             w.error_heartbeat_says("running")
         });
-        agent.expect_exit(exit::WORKER_CRASHED);
+        agent.expect_exit(Exit::WorkerCrashed);
         // Nothing reached the database; the rotation is still pending for the next agent.
         assert_password(pg, &w.user, &w.old_pw, "hang-new-pw");
         assert_eq!(
@@ -290,7 +290,7 @@ db_test!(
         let w = World::behind_proxy(pg);
         w.proxy().hang();
         let mut agent = w.spawn_agent_with(&[JOB_DEADLINE]);
-        agent.expect_exit(exit::DATABASE);
+        agent.expect_exit(Exit::Database);
         assert_contains(&agent.output(), "no answer within");
     }
 );

@@ -3,7 +3,6 @@
 //! when one is installed, SecantusDB otherwise; env SKA_MONGO_SERVER says which).
 //! The server, its login gate and helpers: support/db/mongodb.rs.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use ::mongodb::bson::{Bson, doc};
@@ -12,9 +11,11 @@ use sikkerkey_agent::providers::{self, DbTimeouts, FailureKind, StoredCredential
 use sikkerkey_agent::secret::Secret;
 
 use crate::scenarios;
-use crate::support::assertions::{assert_contains, assert_lacks};
+use crate::support::assertions::{assert_contains, assert_lacks, assert_took_less_than};
+use crate::support::cli::closed_port;
 use crate::support::db::db_test;
 use crate::support::db::mongodb::{DB, Mongo, open};
+use crate::support::proxy::TcpProxy;
 use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{SOON, random_text, unique_name};
 
@@ -262,6 +263,48 @@ db_test!(
         assert_contains(&msg, "connecting as admin");
         assert_contains(&msg, &m.admin_user);
         assert_lacks(&msg, &wrong);
+    }
+);
+
+db_test!(
+    dead_or_vanished_server_fails_within_the_timeouts,
+    Mongo::open(),
+    |m| {
+        let timeouts = DbTimeouts {
+            connect: Duration::from_secs(2),
+            statement: Duration::from_secs(2),
+        };
+        let budget = timeouts.connect + timeouts.statement + Duration::from_secs(3);
+
+        // Nothing listens.
+        let closed = closed_port();
+        let mut target = m.target(DB);
+        target.port = closed;
+        target.timeouts = timeouts;
+        let started = Instant::now();
+        let e = providers::open(&target)
+            .err()
+            .expect("connecting to a closed port");
+        assert_took_less_than(started, budget);
+        assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
+        assert_contains(&e.to_string(), &format!("127.0.0.1:{closed}"));
+
+        // (A server that accepts connections and never answers: timeout_scenarios! below.)
+
+        // The server goes away between connect and the next command.
+        let proxy = TcpProxy::start(&format!("{}:{}", m.host, m.port));
+        target.port = proxy.port();
+        let mut p = open(&target);
+        proxy.cut();
+        let started = Instant::now();
+        let e = p
+            .set_password(&unique_name("ska_gone"), &Secret::new("gone-password"))
+            .unwrap_err();
+        assert_took_less_than(started, budget);
+        assert!(
+            matches!(e.kind, FailureKind::Unreachable | FailureKind::Timeout),
+            "{e}"
+        );
     }
 );
 

@@ -10,7 +10,6 @@ use sikkerkey_agent::providers::mysql::Mysql;
 use sikkerkey_agent::providers::{FailureKind, Provider, StoredCredential};
 use sikkerkey_agent::secret::Secret;
 
-use crate::scenarios;
 use crate::support::assertions::{assert_contains, assert_lacks};
 use crate::support::db::mysql::{BrokenLogin, Cleanup, GlobalSqlMode, My};
 use crate::support::db::{assert_refused, db_test, stored};

@@ -11,7 +11,6 @@ use sikkerkey_agent::providers::redis::{Persistence, Redis, sha256_hex};
 use sikkerkey_agent::providers::{FailureKind, Provider, StoredCredential};
 use sikkerkey_agent::secret::Secret;
 
-use crate::scenarios;
 use crate::support::assertions::{assert_contains, assert_lacks};
 use crate::support::db::redis::{Mode, RedisServer, field};
 use crate::support::db::{assert_refused, db_test, stored};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sikkerkey_agent::providers::{self, FailureKind};
 use sikkerkey_agent::secret::Secret;
 
-use crate::support::assertions::{assert_contains, assert_lacks, assert_took_less_than, exit};
+use crate::support::assertions::{Exit, assert_contains, assert_lacks, assert_took_less_than};
 use crate::support::proxy::{BlackHole, TcpProxy};
 use crate::support::world::{
     Database, World, assert_no_leak, assert_password, provider_target, secret_value,
@@ -224,13 +224,13 @@ pub fn unusable_pending_value_is_rejected(db: &dyn Database) {
 }
 
 /// The admin can log in but may not manage users: the agent exits at start-up with
-/// [`exit::DATABASE`], naming what is missing in its output and in an error heartbeat.
+/// [`Exit::Database`], naming what is missing in its output and in an error heartbeat.
 pub fn admin_lacks_privileges(db: &dyn Database) {
     let admin = db.weak_admin();
     let w = World::plain(db);
     w.use_admin(&admin.user, &admin.password);
     let mut agent = w.machine.spawn_agent(&w.secret);
-    agent.expect_exit(exit::DATABASE);
+    agent.expect_exit(Exit::Database);
     assert_contains(&agent.output(), admin.output_names);
     assert!(
         w.error_heartbeat_says(admin.heartbeat_names),

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::assertions::{assert_contains, assert_lacks, exit};
+use crate::support::assertions::{Exit, assert_contains, assert_lacks};
 use crate::support::cli::{BIN, agent_file, bare, mode, read_json, run};
 use crate::support::{TempDir, unique_name};
 
@@ -35,7 +35,7 @@ fn configure_writes_a_private_config_from_a_password_file() {
             "15",
         ],
     );
-    let out = run(bare(home.path(), &args)).expect(exit::OK);
+    let out = run(bare(home.path(), &args)).expect(Exit::Ok);
     let path = agent_file(home.path(), "sk_cfg1", "json");
     assert_contains(&out.stdout, path.to_str().unwrap());
     assert_lacks(&out.all(), password.trim());
@@ -74,7 +74,7 @@ fn configure_uses_each_providers_default_port_unless_told() {
         &configure_args("sk_port", "mysql", &["--port", "3307"]),
     );
     c.env("SIKKERKEY_ADMIN_PASS", "from-env");
-    let out = run(c).expect(exit::OK);
+    let out = run(c).expect(Exit::Ok);
     assert_contains(&out.stdout, "db.internal:3307");
     let cfg = read_json(&agent_file(home.path(), "sk_port", "json"));
     assert_eq!(cfg["connection"]["port"], 3307);
@@ -99,7 +99,7 @@ fn configure_rewrites_an_existing_config() {
             ],
         );
         c.env("SIKKERKEY_ADMIN_PASS", "pw");
-        run(c).expect(exit::OK)
+        run(c).expect(Exit::Ok)
     };
     assert!(write("one").stdout.starts_with("wrote "));
     assert!(write("two").stdout.starts_with("updated "));
@@ -113,7 +113,7 @@ fn assert_configure_refused(home: &Path, args: &[&str], message: &str) {
     let before = std::fs::read(&path).ok();
     let mut c = bare(home, args);
     c.env("SIKKERKEY_ADMIN_PASS", "pw-from-env");
-    let out = run(c).expect(exit::USAGE);
+    let out = run(c).expect(Exit::Usage);
     assert!(
         out.stderr.contains(message),
         "{args:?}: expected {message:?} in:\n{}",
@@ -207,7 +207,7 @@ fn configure_refuses_bad_input_and_writes_nothing() {
 fn configure_without_a_password_source_and_no_terminal_is_an_error() {
     let home = TempDir::new("cfg");
     // stdin is /dev/null: no prompt possible, and no SIKKERKEY_ADMIN_PASS.
-    let out = run(bare(home.path(), &configure_args("sk_np", "mysql", &[]))).expect(exit::USAGE);
+    let out = run(bare(home.path(), &configure_args("sk_np", "mysql", &[]))).expect(Exit::Usage);
     assert_contains(
         &out.stderr,
         "no admin password: pass --admin-pass-file FILE, set SIKKERKEY_ADMIN_PASS",
@@ -241,7 +241,7 @@ fn configure_accepts_the_official_command_line_with_a_warning() {
     ])
     .env_clear()
     .env("SIKKERKEY_HOME", home.path());
-    let out = run(c).expect(exit::OK);
+    let out = run(c).expect(Exit::Ok);
     assert_contains(&out.stderr, "warning: --admin-pass shows the password");
     assert_contains(&out.stderr, "shell history");
     assert_lacks(&out.all(), "s3cret");
@@ -296,7 +296,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("SIKKERKEY_HOME", home.path())
         .env("SKA_TYPED", &password);
-    let out = run(c).expect(exit::OK);
+    let out = run(c).expect(Exit::Ok);
     assert_contains(&out.stdout, "admin password for \"sk_admin\": ");
     assert_lacks(&out.stdout, &password);
     let cfg = read_json(&agent_file(home.path(), "sk_tty", "json"));

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::support::TempDir;
-use crate::support::assertions::{assert_contains, assert_lacks, exit};
+use crate::support::assertions::{Exit, assert_contains, assert_lacks};
 use crate::support::cli::{BIN, mode, run};
 
 use super::python3;
@@ -177,7 +177,7 @@ fn install_prints_a_systemd_unit_that_systemd_accepts() {
         .env("SIKKERKEY_VAULT", "vault1")
         .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
         .env("USER", "root");
-    let out = run(c).expect(exit::OK);
+    let out = run(c).expect(Exit::Ok);
     let unit = out.stdout.clone();
     assert_contains(
         &out.stderr,
@@ -296,7 +296,7 @@ fn install_prints_a_well_formed_launchd_plist() {
         &stand_ins,
         &["install", "--secret", "sk_mac"],
     ))
-    .expect(exit::OK);
+    .expect(Exit::Ok);
     let check = r#"
 import json, plistlib, sys
 d = plistlib.loads(sys.stdin.buffer.read())
@@ -360,7 +360,7 @@ fn install_prints_windows_commands_with_an_sc_fallback() {
         &stand_ins,
         &["install", "--secret", "sk_win-1"],
     ))
-    .expect(exit::OK);
+    .expect(Exit::Ok);
     for want in [
         &format!("nssm install SikkerKeyAgent_sk_win_1 {BIN} start --secret sk_win-1\r\n"),
         "nssm set SikkerKeyAgent_sk_win_1 AppExit Default Restart\r\n",
@@ -387,9 +387,9 @@ fn install_now_and_uninstall_drive_systemd() {
     let stand_ins = StandIns::new(&["systemctl"]);
     let cmd = |args: &[&str]| service_command(tmp.path(), "systemd", &units, &stand_ins, args);
     let printed = run(cmd(&["install", "--secret", "sk_sd"]))
-        .expect(exit::OK)
+        .expect(Exit::Ok)
         .stdout;
-    let out = run(cmd(&["install", "--secret", "sk_sd", "--now"])).expect(exit::OK);
+    let out = run(cmd(&["install", "--secret", "sk_sd", "--now"])).expect(Exit::Ok);
     let unit_path = units.join("sikkerkey-agent-sk_sd.service");
     assert_eq!(std::fs::read_to_string(&unit_path).unwrap(), printed);
     assert_eq!(mode(&unit_path), 0o644);
@@ -415,7 +415,7 @@ fn install_now_and_uninstall_drive_systemd() {
         ]
     );
 
-    let out = run(cmd(&["uninstall", "--secret", "sk_sd"])).expect(exit::OK);
+    let out = run(cmd(&["uninstall", "--secret", "sk_sd"])).expect(Exit::Ok);
     assert!(!unit_path.exists());
     assert_contains(
         &out.stdout,
@@ -433,7 +433,7 @@ fn install_now_and_uninstall_drive_systemd() {
             call(&["systemctl", "daemon-reload"]),
         ]
     );
-    let out = run(cmd(&["uninstall", "--secret", "sk_sd"])).expect(exit::FAILURE);
+    let out = run(cmd(&["uninstall", "--secret", "sk_sd"])).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
         &format!(
@@ -457,7 +457,7 @@ fn install_now_reports_a_failing_service_manager() {
         &["install", "--secret", "sk_fail", "--now"],
     );
     c.env("SKA_STANDIN_FAIL", "1");
-    let out = run(c).expect(exit::FAILURE);
+    let out = run(c).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
         "error: `systemctl daemon-reload` failed (exit status: 3)",
@@ -472,7 +472,7 @@ fn install_now_reports_a_failing_service_manager() {
         &["install", "--secret", "sk_fail", "--now"],
     );
     c.env("PATH", tmp.path());
-    let out = run(c).expect(exit::FAILURE);
+    let out = run(c).expect(Exit::Failure);
     assert_contains(&out.stderr, "`systemctl` was not found on PATH");
 }
 
@@ -483,7 +483,7 @@ fn install_now_and_uninstall_drive_launchd() {
     let agents = tmp.path().join("LaunchAgents");
     let stand_ins = StandIns::new(&["launchctl"]);
     let cmd = |args: &[&str]| service_command(&home, "launchd", &agents, &stand_ins, args);
-    run(cmd(&["install", "--secret", "sk_ld", "--now"])).expect(exit::OK);
+    run(cmd(&["install", "--secret", "sk_ld", "--now"])).expect(Exit::Ok);
     let plist = agents.join("com.sikkerkey.agent.sk_ld.plist");
     assert_eq!(mode(&plist), 0o644);
     assert!(
@@ -492,7 +492,7 @@ fn install_now_and_uninstall_drive_launchd() {
     );
     let plist_arg = plist.to_str().unwrap();
     assert_eq!(stand_ins.calls(), [call(&["launchctl", "load", plist_arg])]);
-    run(cmd(&["uninstall", "--secret", "sk_ld"])).expect(exit::OK);
+    run(cmd(&["uninstall", "--secret", "sk_ld"])).expect(Exit::Ok);
     assert!(!plist.exists());
     assert_eq!(
         stand_ins.calls()[1..],
@@ -505,7 +505,7 @@ fn install_now_and_uninstall_drive_nssm() {
     let tmp = TempDir::new("svc");
     let stand_ins = StandIns::new(&["nssm"]);
     let cmd = |args: &[&str]| in_tmp(&tmp, "windows", &stand_ins, args);
-    run(cmd(&["install", "--secret", "sk_w", "--now"])).expect(exit::OK);
+    run(cmd(&["install", "--secret", "sk_w", "--now"])).expect(Exit::Ok);
     let calls = stand_ins.calls();
     let home = tmp.path().display().to_string();
     assert_eq!(
@@ -539,7 +539,7 @@ fn install_now_and_uninstall_drive_nssm() {
         &call(&["nssm", "start", "SikkerKeyAgent_sk_w"])
     );
     let n = calls.len();
-    run(cmd(&["uninstall", "--secret", "sk_w"])).expect(exit::OK);
+    run(cmd(&["uninstall", "--secret", "sk_w"])).expect(Exit::Ok);
     assert_eq!(
         stand_ins.calls()[n..],
         [
@@ -557,7 +557,7 @@ fn install_now_and_uninstall_drive_nssm() {
         &["install", "--secret", "sk_w", "--now"],
     );
     c.env("PATH", without.dir.path());
-    let out = run(c).expect(exit::FAILURE);
+    let out = run(c).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
         "`nssm` was not found on PATH; install NSSM (https://nssm.cc)",
@@ -578,7 +578,7 @@ fn install_runs_the_service_as_the_user_behind_sudo() {
     c.env_remove("SIKKERKEY_HOME")
         .env("SUDO_USER", "nobody")
         .env("USER", "root");
-    let out = run(c).expect(exit::OK);
+    let out = run(c).expect(Exit::Ok);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         // nobody's home in /etc/passwd is /nonexistent on Debian; read it rather than assume.
@@ -602,7 +602,7 @@ fn install_runs_the_service_as_the_user_behind_sudo() {
             &["install", "--secret", "sk_sudo"],
         );
         c.env("SUDO_USER", "nobody");
-        let out = run(c).expect(exit::FAILURE);
+        let out = run(c).expect(Exit::Failure);
         assert_contains(&out.stderr, "run `install` without sudo");
     } else {
         // Not root: SUDO_USER cannot be real, so the service runs as whoever we are.
@@ -620,7 +620,7 @@ fn install_refuses_bad_input() {
         &stand_ins,
         &["install", "--secret", "sk_x"],
     ))
-    .expect(exit::USAGE);
+    .expect(Exit::Usage);
     assert_contains(&out.stderr, "unknown service platform \"solaris\"");
     run(in_tmp(
         &tmp,
@@ -628,15 +628,15 @@ fn install_refuses_bad_input() {
         &stand_ins,
         &["install", "--secret", "x/../y"],
     ))
-    .expect(exit::USAGE);
-    run(in_tmp(&tmp, "systemd", &stand_ins, &["install"])).expect(exit::USAGE);
+    .expect(Exit::Usage);
+    run(in_tmp(&tmp, "systemd", &stand_ins, &["install"])).expect(Exit::Usage);
     run(in_tmp(
         &tmp,
         "systemd",
         &stand_ins,
         &["uninstall", "--secret", "sk_x", "--now"],
     ))
-    .expect(exit::USAGE);
+    .expect(Exit::Usage);
     assert!(stand_ins.calls().is_empty());
 }
 
@@ -655,7 +655,7 @@ fn the_official_install_command_line_works_through_a_symlink() {
         .args(["agent", "install", "--secret", "sk_abc123", "--now"])
         .env_clear()
         .envs(env.clone());
-    run(official).expect(exit::OK);
+    run(official).expect(Exit::Ok);
     let unit = std::fs::read_to_string(units.join("sikkerkey-agent-sk_abc123.service")).unwrap();
     // The unit runs the real binary (symlink resolved) with the command `start`.
     assert_eq!(
@@ -684,7 +684,7 @@ fn the_official_install_command_line_works_through_a_symlink() {
         let out = run(c);
         assert_ne!(
             out.code,
-            exit::USAGE,
+            Exit::Usage.code(),
             "{args:?} was not understood: {}",
             out.stderr
         );

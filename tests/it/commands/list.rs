@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::support::TempDir;
-use crate::support::assertions::{assert_contains, exit};
+use crate::support::assertions::{Exit, assert_contains};
 use crate::support::cli::{agent_file, bare, run};
 
 use super::{IdleAgent, dead_pid, write_pid};
@@ -11,17 +11,17 @@ use super::{IdleAgent, dead_pid, write_pid};
 #[test]
 fn list_with_nothing_configured() {
     let home = TempDir::new("list");
-    let out = run(bare(home.path(), &["list"])).expect(exit::OK);
+    let out = run(bare(home.path(), &["list"])).expect(Exit::Ok);
     assert_contains(
         &out.stdout,
         "no agents are configured or running on this machine",
     );
-    let out = run(bare(home.path(), &["list", "-o", "json"])).expect(exit::OK);
+    let out = run(bare(home.path(), &["list", "-o", "json"])).expect(Exit::Ok);
     assert_eq!(
         serde_json::from_str::<Value>(&out.stdout).unwrap(),
         json!([])
     );
-    let out = run(bare(home.path(), &["list", "-o", "yaml"])).expect(exit::USAGE);
+    let out = run(bare(home.path(), &["list", "-o", "yaml"])).expect(Exit::Usage);
     assert_contains(&out.stderr, "unknown output format");
 }
 
@@ -45,7 +45,7 @@ fn list_shows_configured_stopped_and_running_agents() {
         ],
     );
     c.env("SIKKERKEY_ADMIN_PASS", "pw");
-    run(c).expect(exit::OK);
+    run(c).expect(Exit::Ok);
     let stale = dead_pid();
     write_pid(home, "sk_old", stale);
     std::fs::write(agent_file(home, "sk_old", "journal"), "{}").unwrap();
@@ -60,7 +60,7 @@ fn list_shows_configured_stopped_and_running_agents() {
     )
     .unwrap();
 
-    let out = run(bare(home, &["list", "-o", "json"])).expect(exit::OK);
+    let out = run(bare(home, &["list", "-o", "json"])).expect(Exit::Ok);
     let list: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         list,
@@ -76,7 +76,7 @@ fn list_shows_configured_stopped_and_running_agents() {
         ])
     );
 
-    let out = run(bare(home, &["list"])).expect(exit::OK);
+    let out = run(bare(home, &["list"])).expect(Exit::Ok);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
         lines[0].starts_with("SECRET") && lines[0].ends_with("LAST HEARTBEAT"),

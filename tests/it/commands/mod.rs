@@ -85,7 +85,7 @@ fn configure_args<'a>(secret: &'a str, provider: &'a str, extra: &[&'a str]) -> 
 fn configure_ok(home: &Path, secret: &str, provider: &str, admin_pass: &str) {
     let mut c = bare(home, &configure_args(secret, provider, &[]));
     c.env("SIKKERKEY_ADMIN_PASS", admin_pass);
-    run(c).expect(crate::support::assertions::exit::OK);
+    run(c).expect(crate::support::assertions::Exit::Ok);
 }
 
 /// python3 for the terminal and plist checks: required under CI, else a printed skip.
@@ -113,7 +113,7 @@ fn python3() -> Option<&'static str> {
 mod with_postgres {
     use serde_json::json;
 
-    use crate::support::assertions::exit;
+    use crate::support::assertions::Exit;
     use crate::support::cli::{closed_port, run};
     use crate::support::db::postgres::Pg;
     use crate::support::world::{Database, World};
@@ -151,7 +151,7 @@ mod with_postgres {
         args.extend_from_slice(extra);
         let mut c = w.machine.command(&args);
         c.env("SIKKERKEY_ADMIN_PASS", admin_pass);
-        run(c).expect(exit::OK);
+        run(c).expect(Exit::Ok);
     }
 
     pub fn admin(pg: &Pg) -> (String, String) {

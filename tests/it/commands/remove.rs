@@ -2,7 +2,7 @@
 //! agent's without `--force`.
 
 use crate::support::TempDir;
-use crate::support::assertions::{assert_contains, exit};
+use crate::support::assertions::{Exit, assert_contains};
 use crate::support::cli::{agent_file, bare, run};
 
 use super::{IdleAgent, configure_ok, dead_pid, write_pid};
@@ -14,15 +14,15 @@ fn remove_deletes_config_pid_and_state() {
     configure_ok(h, "sk_rm", "redis", "pw");
     write_pid(h, "sk_rm", dead_pid());
     std::fs::write(agent_file(h, "sk_rm", "state.json"), "{}").unwrap();
-    let out = run(bare(h, &["remove", "--secret", "sk_rm"])).expect(exit::OK);
+    let out = run(bare(h, &["remove", "--secret", "sk_rm"])).expect(Exit::Ok);
     for ext in ["json", "pid", "state.json"] {
         let path = agent_file(h, "sk_rm", ext);
         assert!(!path.exists(), "{} left behind", path.display());
         assert_contains(&out.stdout, &format!("removed {}", path.display()));
     }
-    let out = run(bare(h, &["remove", "--secret", "sk_rm"])).expect(exit::FAILURE);
+    let out = run(bare(h, &["remove", "--secret", "sk_rm"])).expect(Exit::Failure);
     assert_contains(&out.stderr, "nothing to remove");
-    run(bare(h, &["remove", "--secret", ".hidden"])).expect(exit::USAGE);
+    run(bare(h, &["remove", "--secret", ".hidden"])).expect(Exit::Usage);
 }
 
 #[test]
@@ -32,11 +32,11 @@ fn remove_refuses_to_drop_an_unfinished_rotation_without_force() {
     configure_ok(h, "sk_j", "redis", "pw");
     let journal = agent_file(h, "sk_j", "journal");
     std::fs::write(&journal, "{}").unwrap();
-    let out = run(bare(h, &["remove", "--secret", "sk_j"])).expect(exit::FAILURE);
+    let out = run(bare(h, &["remove", "--secret", "sk_j"])).expect(Exit::Failure);
     assert_contains(&out.stderr, "unfinished rotation");
     assert_contains(&out.stderr, "--force");
     assert!(journal.exists() && agent_file(h, "sk_j", "json").exists());
-    let out = run(bare(h, &["remove", "--secret", "sk_j", "--force"])).expect(exit::OK);
+    let out = run(bare(h, &["remove", "--secret", "sk_j", "--force"])).expect(Exit::Ok);
     assert!(!journal.exists() && !agent_file(h, "sk_j", "json").exists());
     assert_contains(&out.stdout, &format!("removed {}", journal.display()));
     assert_contains(
@@ -49,7 +49,7 @@ fn remove_refuses_to_drop_an_unfinished_rotation_without_force() {
 fn remove_refuses_while_the_agent_runs_unless_forced() {
     let mut idle = IdleAgent::start("sk_busy");
     let pid_file = agent_file(idle.home(), "sk_busy", "pid");
-    let out = run(idle.machine.command(&["remove", "--secret", "sk_busy"])).expect(exit::FAILURE);
+    let out = run(idle.machine.command(&["remove", "--secret", "sk_busy"])).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
         &format!(
@@ -61,7 +61,7 @@ fn remove_refuses_while_the_agent_runs_unless_forced() {
     let out = run(idle
         .machine
         .command(&["remove", "--secret", "sk_busy", "--force"]))
-    .expect(exit::OK);
-    idle.agent.expect_exit(exit::OK);
+    .expect(Exit::Ok);
+    idle.agent.expect_exit(Exit::Ok);
     assert!(!pid_file.exists(), "{}", out.all());
 }

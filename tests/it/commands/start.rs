@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::assertions::exit;
+use crate::support::assertions::Exit;
 use crate::support::cli::{agent_file, run};
 use crate::support::db::db_test;
 use crate::support::db::postgres::Pg;
@@ -28,7 +28,7 @@ db_test!(
 
         // Without a local config the server's details are all the agent has, and they fail.
         let mut agent = w.machine.spawn_agent(&w.secret);
-        agent.expect_exit(exit::DATABASE);
+        agent.expect_exit(Exit::Database);
 
         let (admin_user, admin_pass) = admin(pg);
         configure(
@@ -45,7 +45,7 @@ db_test!(
 
         let home = w.machine.home.path();
         let list = |w: &World| -> Value {
-            let out = run(w.machine.command(&["list", "-o", "json"])).expect(exit::OK);
+            let out = run(w.machine.command(&["list", "-o", "json"])).expect(Exit::Ok);
             serde_json::from_str(&out.stdout).unwrap()
         };
         wait_until(SOON, "list shows the confirmed rotation", || {
@@ -64,18 +64,18 @@ db_test!(
         assert_eq!(entry["lastHeartbeat"]["delivered"], true);
 
         let mut agent = agent;
-        let out = run(w.machine.command(&["stop", "--secret", &w.secret])).expect(exit::OK);
+        let out = run(w.machine.command(&["stop", "--secret", &w.secret])).expect(Exit::Ok);
         assert!(
             out.stdout.starts_with("stopped the agent"),
             "{}",
             out.stdout
         );
-        agent.expect_exit(exit::OK);
+        agent.expect_exit(Exit::Ok);
         let entry = list(&w)[0].clone();
         assert_eq!(entry["running"], false);
         assert_eq!(entry["pid"], Value::Null);
 
-        let out = run(w.machine.command(&["remove", "--secret", &w.secret])).expect(exit::OK);
+        let out = run(w.machine.command(&["remove", "--secret", &w.secret])).expect(Exit::Ok);
         for ext in ["json", "state.json"] {
             let path = agent_file(home, &w.secret, ext);
             assert!(

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::assertions::{assert_contains, exit};
+use crate::support::assertions::{Exit, assert_contains};
 use crate::support::cli::{agent_file, bare, run};
 use crate::support::{AgentProcess, SOON, TempDir};
 
@@ -27,14 +27,14 @@ fn stubborn_process(secret: &str) -> AgentProcess {
 fn stop_ends_a_running_agent_cleanly() {
     let mut idle = IdleAgent::start("sk_stop");
     let pid = idle.agent.pid();
-    let out = run(idle.machine.command(&["stop", "--secret", "sk_stop"])).expect(exit::OK);
+    let out = run(idle.machine.command(&["stop", "--secret", "sk_stop"])).expect(Exit::Ok);
     assert_eq!(
         out.stdout.trim(),
         format!("stopped the agent for secret sk_stop (PID {pid})")
     );
-    idle.agent.expect_exit(exit::OK);
+    idle.agent.expect_exit(Exit::Ok);
     assert!(!agent_file(idle.home(), "sk_stop", "pid").exists());
-    let out = run(idle.machine.command(&["stop", "--secret", "sk_stop"])).expect(exit::FAILURE);
+    let out = run(idle.machine.command(&["stop", "--secret", "sk_stop"])).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
         "no agent for secret sk_stop runs on this machine (no PID file",
@@ -46,11 +46,11 @@ fn stop_clears_a_stale_pid_file() {
     let home = TempDir::new("stop");
     let pid = dead_pid();
     write_pid(home.path(), "sk_stale", pid);
-    let out = run(bare(home.path(), &["stop", "--secret", "sk_stale"])).expect(exit::FAILURE);
+    let out = run(bare(home.path(), &["stop", "--secret", "sk_stale"])).expect(Exit::Failure);
     assert_contains(&out.stderr, "removed the stale PID file");
     assert_contains(&out.stderr, &format!("PID {pid} is gone"));
     assert!(!agent_file(home.path(), "sk_stale", "pid").exists());
-    run(bare(home.path(), &["stop", "--secret", "../x"])).expect(exit::USAGE);
+    run(bare(home.path(), &["stop", "--secret", "../x"])).expect(Exit::Usage);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn stop_never_signals_a_process_that_reused_the_pid() {
         c
     });
     write_pid(home.path(), "sk_reuse", other.pid());
-    let out = run(bare(home.path(), &["stop", "--secret", "sk_reuse"])).expect(exit::FAILURE);
+    let out = run(bare(home.path(), &["stop", "--secret", "sk_reuse"])).expect(Exit::Failure);
     assert_contains(&out.stderr, "stale PID file");
     assert!(
         other.try_status().is_none(),
@@ -78,7 +78,7 @@ fn stop_gives_up_after_its_deadline() {
     write_pid(home.path(), "sk_stuck", stubborn.pid());
     let mut c = bare(home.path(), &["stop", "--secret", "sk_stuck"]);
     c.env("SIKKERKEY_STOP_TIMEOUT_MS", "300");
-    let out = run(c).expect(exit::FAILURE);
+    let out = run(c).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
         &format!(

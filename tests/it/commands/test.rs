@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::assertions::{assert_contains, exit};
+use crate::support::assertions::{Exit, assert_contains};
 use crate::support::cli::{bare, closed_port, run};
 use crate::support::{FakeControlPlane, Machine, SecretState, TempDir};
 
@@ -27,8 +27,8 @@ fn test_reports_an_unreachable_database_and_skips_the_rest() {
         ],
     );
     c.env("SIKKERKEY_ADMIN_PASS", "admin-secret-value");
-    run(c).expect(exit::OK);
-    let out = run(bare(home.path(), &["test", "--secret", "sk_t1"])).expect(exit::CHECK_FAILED);
+    run(c).expect(Exit::Ok);
+    let out = run(bare(home.path(), &["test", "--secret", "sk_t1"])).expect(Exit::CheckFailed);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
         lines[0].starts_with("ok    config")
@@ -49,7 +49,7 @@ fn test_reports_an_unreachable_database_and_skips_the_rest() {
 #[test]
 fn test_without_local_config_or_identity_fails_the_config_check() {
     let home = TempDir::new("test");
-    let out = run(bare(home.path(), &["test", "--secret", "sk_none"])).expect(exit::CHECK_FAILED);
+    let out = run(bare(home.path(), &["test", "--secret", "sk_none"])).expect(Exit::CheckFailed);
     assert!(
         out.stdout.starts_with("FAIL  config") && out.stdout.contains("no local config at"),
         "{}",
@@ -58,14 +58,14 @@ fn test_without_local_config_or_identity_fails_the_config_check() {
     let agents = home.path().join("agents");
     std::fs::create_dir_all(&agents).unwrap();
     std::fs::write(agents.join("sk_none.json"), "{not json").unwrap();
-    let out = run(bare(home.path(), &["test", "--secret", "sk_none"])).expect(exit::CHECK_FAILED);
+    let out = run(bare(home.path(), &["test", "--secret", "sk_none"])).expect(Exit::CheckFailed);
     assert!(
         out.stdout.starts_with("FAIL  config") && out.stdout.contains("is not valid JSON"),
         "{}",
         out.stdout
     );
-    run(bare(home.path(), &["test", "--secret", "a/b"])).expect(exit::USAGE);
-    run(bare(home.path(), &["test"])).expect(exit::USAGE);
+    run(bare(home.path(), &["test", "--secret", "a/b"])).expect(Exit::Usage);
+    run(bare(home.path(), &["test"])).expect(Exit::Usage);
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn test_falls_back_to_the_servers_sync_config() {
             r#"{"username":"app","password":"x"}"#,
         ),
     );
-    let out = run(machine.command(&["test", "--secret", "sk_srv"])).expect(exit::CHECK_FAILED);
+    let out = run(machine.command(&["test", "--secret", "sk_srv"])).expect(Exit::CheckFailed);
     assert!(
         out.stdout
             .starts_with("ok    config     sync config from http://127.0.0.1:")
@@ -131,7 +131,7 @@ mod with_postgres {
             break_server_connection(&w);
             let (admin_user, admin_pass) = admin(pg);
             configure(&w, &admin_user, &admin_pass, &[]);
-            let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(exit::OK);
+            let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(Exit::Ok);
             assert_eq!(
                 check_lines(&out),
                 pairs(&[
@@ -154,7 +154,7 @@ mod with_postgres {
 
             configure(&w, &admin_user, &format!("wrong-{}", random_text(12)), &[]);
             let out =
-                run(w.machine.command(&["test", "--secret", &w.secret])).expect(exit::CHECK_FAILED);
+                run(w.machine.command(&["test", "--secret", &w.secret])).expect(Exit::CheckFailed);
             assert_eq!(
                 check_lines(&out),
                 pairs(&[
@@ -185,7 +185,7 @@ mod with_postgres {
                 s.live_value = secret_value(&ghost, "whatever")
             });
             let out =
-                run(w.machine.command(&["test", "--secret", &w.secret])).expect(exit::CHECK_FAILED);
+                run(w.machine.command(&["test", "--secret", &w.secret])).expect(Exit::CheckFailed);
             pg.drop_user(&weak);
             assert_eq!(
                 check_lines(&out),
@@ -217,7 +217,7 @@ mod with_postgres {
         Pg::open(),
         |pg| {
             let w = World::plain(pg);
-            let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(exit::OK);
+            let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(Exit::Ok);
             assert!(
                 out.stdout.starts_with("ok    config     sync config from "),
                 "{}",

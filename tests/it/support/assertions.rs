@@ -2,18 +2,17 @@
 //! process ends with (every exit-code check goes through [`assert_exit`], so codes are
 //! named, never numbers) and text that must or must not appear in output.
 
-/// The agent's exit codes by name (src/exit.rs), plus the one it has no constant for yet.
-pub mod exit {
-    pub use sikkerkey_agent::exit::*;
-    /// A second stop signal while a rotation runs: exit at once, 128 + SIGINT.
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use sikkerkey_agent::exit::Exit;
 
 /// Panics, showing `output`, unless the process exited with `expected`. `None` (killed by
 /// a signal) never matches.
 #[track_caller]
-pub fn assert_exit(code: Option<i32>, expected: i32, output: &str) {
-    assert_eq!(code, Some(expected), "exit code; output:\n{output}");
+pub fn assert_exit(code: Option<i32>, expected: Exit, output: &str) {
+    assert_eq!(
+        code,
+        Some(expected.code()),
+        "exit code (expected {expected:?}); output:\n{output}"
+    );
 }
 
 /// Panics, showing `text`, unless it contains `needle`.

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::assertions::assert_exit;
+use crate::support::assertions::{Exit, assert_exit};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sikkerkey-agent");
 
@@ -25,7 +25,7 @@ impl Out {
 
     /// Panics with everything the command printed unless it exited with `code`.
     #[track_caller]
-    pub fn expect(self, code: i32) -> Out {
+    pub fn expect(self, code: Exit) -> Out {
         assert_exit(
             Some(self.code),
             code,

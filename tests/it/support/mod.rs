@@ -285,7 +285,7 @@ impl AgentProcess {
 
     /// Waits (up to [`SOON`]) for the process to exit and checks its exit code.
     #[track_caller]
-    pub fn expect_exit(&mut self, expected: i32) {
+    pub fn expect_exit(&mut self, expected: assertions::Exit) {
         let status = self.wait_exit(SOON);
         assertions::assert_exit(status.code(), expected, &self.report());
     }

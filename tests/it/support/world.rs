@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sikkerkey_agent::providers::{DbTimeouts, ProviderKind, Target};
 use sikkerkey_agent::secret::Secret;
 
-use crate::support::assertions::{assert_exit, exit};
+use crate::support::assertions::{Exit, assert_exit};
 use crate::support::proxy::TcpProxy;
 use crate::support::{
     AgentProcess, FakeControlPlane, Machine, SOON, SecretState, random_text, unique_name,
@@ -268,7 +268,7 @@ impl<'a> World<'a> {
     /// Stops the agent with SIGTERM, expects exit 0, and checks no secret leaked into its output.
     pub fn finish(&self, mut agent: AgentProcess, secrets: &[&str]) {
         let status = agent.terminate();
-        assert_exit(status.code(), exit::OK, &agent.output());
+        assert_exit(status.code(), Exit::Ok, &agent.output());
         assert_no_leak(&agent.output(), secrets, &self.db.admin_password());
         assert!(
             self.cp.unauthorized().is_empty(),
