@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::scenarios::{SOON, secret_value};
+use crate::support::SOON;
+use crate::support::world::secret_value;
 use crate::support::{
     Endpoint, FakeControlPlane, Fault, Machine, SecretState, TempDir, unique_name, wait_until,
 };
@@ -161,10 +162,10 @@ fn a_journal_stream_that_is_not_our_stderr_keeps_the_text_format() {
 #[cfg(feature = "postgres")]
 #[test]
 fn json_lines_name_the_secret_and_the_rotation() {
-    let Some(pg) = crate::postgres::Pg::from_env() else {
+    let Some(pg) = crate::support::db::postgres::Pg::open() else {
         return;
     };
-    let w = crate::scenarios::World::plain(&pg);
+    let w = crate::support::world::World::plain(&pg);
     for via_flag in [false, true] {
         let mut c = if via_flag {
             w.machine
@@ -299,13 +300,13 @@ for family in text_string_to_metric_families(sys.stdin.read()):
 #[cfg(feature = "postgres")]
 #[test]
 fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
-    let Some(pg) = crate::postgres::Pg::from_env() else {
+    let Some(pg) = crate::support::db::postgres::Pg::open() else {
         return;
     };
     let Some(python) = crate::support::require_env("SKA_PROM_PYTHON", "prometheus_client") else {
         return;
     };
-    let w = crate::scenarios::World::plain(&pg);
+    let w = crate::support::world::World::plain(&pg);
     // Unknown: nothing of this secret on the machine.
     let out = status(&w.machine, &w.secret);
     assert_eq!(out.code, Some(3), "{}{}", out.stdout, out.stderr);
@@ -352,7 +353,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
     let samples = parse_openmetrics(&python, &text);
     let has = |line: &str| samples.iter().any(|s| s == line);
     let s = &w.secret;
-    let (host, port) = crate::scenarios::Database::endpoint(&pg);
+    let (host, port) = crate::support::world::Database::endpoint(&pg);
     for want in [
         format!(
             "gauge sikkerkey_agent_up{{endpoint={host}:{port},provider=postgresql,secret={s}}} 1.0"

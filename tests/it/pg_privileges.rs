@@ -5,8 +5,9 @@
 
 use serde_json::json;
 
-use crate::postgres::Pg;
-use crate::scenarios::{Database, SOON, World, assert_password, secret_value};
+use crate::support::SOON;
+use crate::support::db::postgres::Pg;
+use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{random_text, unique_name};
 
 fn ident(name: &str) -> String {
@@ -60,7 +61,7 @@ fn test_output(w: &World) -> (Option<i32>, String) {
 
 #[test]
 fn admin_option_is_demanded_exactly_where_the_server_version_needs_it() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let (admin, admin_pw) = createrole_admin(&pg, &w);
     let version = server_version_num(&pg);
@@ -106,7 +107,7 @@ fn admin_option_is_demanded_exactly_where_the_server_version_needs_it() {
 
 #[test]
 fn a_superuser_role_is_refused_before_anything_changes() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let (admin, admin_pw) = createrole_admin(&pg, &w);
     exec(&pg, &format!("ALTER ROLE {} SUPERUSER", ident(&w.user)));

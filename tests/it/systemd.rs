@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::postgres::Pg;
-use crate::scenarios::{Database, SOON, World, assert_password, secret_value};
+use crate::support::SOON;
+use crate::support::db::postgres::Pg;
 use crate::support::proxy::TcpProxy;
+use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, Fault, TempDir, random_text, require_env};
 
 /// A socket in the role of systemd's notify socket: collects every datagram sent to it.
@@ -95,7 +96,7 @@ fn write_local_config(w: &World, pg: &Pg, host: &str, port: u16) {
 
 #[test]
 fn notify_socket_sees_ready_status_watchdog_reload_and_stopping() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let socket = NotifySocket::bind();
     // WatchdogSec=0.4 s: the agent must ping at least every 0.2 s.
@@ -153,7 +154,7 @@ fn notify_socket_sees_ready_status_watchdog_reload_and_stopping() {
 
 #[test]
 fn an_unreachable_control_plane_does_not_hold_up_ready() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     w.cp.inject(Endpoint::SyncConfig, Fault::Status(503), 3);
     let socket = NotifySocket::bind();
@@ -176,7 +177,7 @@ fn an_unreachable_control_plane_does_not_hold_up_ready() {
 /// details it started with, and the next one uses the reloaded local config.
 #[test]
 fn sighup_during_a_rotation_keeps_it_and_the_next_job_uses_the_new_config() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let (host, port) = pg.endpoint();
     let proxy = TcpProxy::start(&format!("{host}:{port}"));
@@ -218,7 +219,7 @@ fn sighup_during_a_rotation_keeps_it_and_the_next_job_uses_the_new_config() {
 
 #[test]
 fn a_broken_local_config_on_sighup_keeps_the_previous_one() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let (host, port) = pg.endpoint();
     write_local_config(&w, &pg, &host, port);
@@ -336,7 +337,7 @@ fn syscall_group(analyze: &str, group: &str, out: &mut std::collections::BTreeSe
 /// written outside SIKKERKEY_HOME.
 #[test]
 fn a_real_rotation_stays_inside_the_units_sandbox() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let Some(analyze) = require_env("SKA_SYSTEMD_ANALYZE", "systemd-analyze") else {
         return;
     };
