@@ -34,6 +34,9 @@ pub struct LocalConfig {
     pub connection: LocalConnection,
     #[serde(skip_serializing_if = "is_zero")]
     pub poll_interval_seconds: u64,
+    /// Database TLS; absent in files the official CLI writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::providers::tls::LocalTls>,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use crate::api::{ApiClient, ApiError, ErrorClass, SyncConfig};
 use crate::files::AgentFiles;
 use crate::localconfig::{LocalConfig, LocalConfigError};
-use crate::providers::{DbTimeouts, ProviderError, ProviderKind, Target, UnknownProvider};
+use crate::providers::{
+    DbTimeouts, ProviderError, ProviderKind, Target, TlsSettings, UnknownProvider,
+};
 use crate::secret::FieldNames;
 use crate::{fsutil, pidfile};
 
@@ -163,6 +165,10 @@ pub fn build_target(
             &s.project_reference,
         ),
         timeouts: db,
+        tls: TlsSettings::resolve(kind, local.and_then(|l| l.tls.as_ref()), &|name| {
+            std::env::var(name).ok()
+        })
+        .map_err(AgentError::Config)?,
     };
     if target.host.is_empty() {
         return Err(AgentError::Config("no database host in the sync config or the local config; set one with `configure --host`".into()));

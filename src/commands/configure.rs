@@ -14,6 +14,7 @@ use crate::exit;
 use crate::fsutil;
 use crate::localconfig::{LocalConfig, LocalConnection};
 use crate::providers::ProviderKind;
+use crate::providers::tls::{LocalTls, TlsSettings};
 use crate::secret::Secret;
 
 fn usage(message: impl Into<String>) -> CommandError {
@@ -129,6 +130,32 @@ fn admin_password(args: &ConfigureArgs) -> Result<Secret, CommandError> {
     Ok(pass)
 }
 
+/// The `tls` object to store: `None` when no TLS flag was given. Paths are made absolute
+/// (a service runs elsewhere) and every file is read and parsed now, not at the first
+/// rotation.
+fn tls_settings(kind: ProviderKind, flags: &LocalTls) -> Result<Option<LocalTls>, CommandError> {
+    if *flags == LocalTls::default() {
+        return Ok(None);
+    }
+    let absolute = |p: &Option<std::path::PathBuf>| -> Result<_, CommandError> {
+        p.as_ref()
+            .map(|p| {
+                std::path::absolute(p)
+                    .map_err(|e| usage(format!("cannot resolve {}: {e}", p.display())))
+            })
+            .transpose()
+    };
+    let tls = LocalTls {
+        mode: flags.mode,
+        ca_file: absolute(&flags.ca_file)?,
+        cert_file: absolute(&flags.cert_file)?,
+        key_file: absolute(&flags.key_file)?,
+    };
+    let settings = TlsSettings::resolve(kind, Some(&tls), &|_| None).map_err(usage)?;
+    settings.check_files().map_err(|e| usage(e.to_string()))?;
+    Ok(Some(tls))
+}
+
 pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
     let files = local::files(&args.secret)?;
     let kind: ProviderKind = args
@@ -154,6 +181,7 @@ pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
             return Err(usage(format!("{flag} is empty")));
         }
     }
+    let tls = tls_settings(kind, &args.tls)?;
     let admin_pass = admin_password(args)?;
     let port = args.port.unwrap_or_else(|| kind.default_port());
     let config = LocalConfig {
@@ -170,6 +198,7 @@ pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
             password_field: args.password_field.clone().unwrap_or_default(),
         },
         poll_interval_seconds: args.poll_interval.unwrap_or(0),
+        tls,
     };
     let text = serde_json::to_vec_pretty(&config).expect("the local config always serializes");
     let path = files.config();

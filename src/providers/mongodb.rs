@@ -496,6 +496,7 @@ mod tests {
             admin_pass: Secret::new("p@ss:/%?ø"),
             project_reference: String::new(),
             timeouts: DbTimeouts::default(),
+            tls: Default::default(),
         }
     }
 

@@ -552,6 +552,7 @@ mod tests {
             admin_pass: Secret::new("adminpw"),
             project_reference: String::new(),
             timeouts: DbTimeouts::default(),
+            tls: Default::default(),
         }
     }
 

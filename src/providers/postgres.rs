@@ -289,6 +289,7 @@ mod tests {
             admin_pass: Secret::new("x"),
             project_reference: "abcd1234".into(),
             timeouts: Default::default(),
+            tls: Default::default(),
         };
         assert_eq!(login_name(&t, "app"), "app.abcd1234");
         assert_eq!(quote_ident("app"), "\"app\"");

@@ -158,6 +158,7 @@ impl Mongo {
                 connect: Duration::from_secs(5),
                 statement: Duration::from_secs(5),
             },
+            tls: Default::default(),
         }
     }
 

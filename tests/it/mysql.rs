@@ -124,6 +124,7 @@ impl My {
                 connect: Duration::from_secs(5),
                 statement: Duration::from_secs(5),
             },
+            tls: Default::default(),
         }
     }
 

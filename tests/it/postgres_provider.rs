@@ -26,6 +26,7 @@ fn target(pg: &Pg, database: &str) -> Target {
             connect: Duration::from_secs(5),
             statement: Duration::from_secs(5),
         },
+        tls: Default::default(),
     }
 }
 

@@ -298,6 +298,7 @@ impl RedisServer {
                 connect: Duration::from_secs(5),
                 statement: Duration::from_secs(5),
             },
+            tls: Default::default(),
         }
     }
 
