@@ -5,6 +5,7 @@ mod support;
 
 mod commands;
 mod scenarios;
+mod tls;
 
 #[cfg(feature = "mysql")]
 mod mysql;
