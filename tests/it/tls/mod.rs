@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
 
