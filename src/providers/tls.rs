@@ -538,7 +538,12 @@ pub fn explain_text(text: &str, host: &str, mode: TlsMode) -> Option<String> {
         "does not support SSL",
     ]) {
         format!("the server does not offer TLS, and mode {mode} never falls back to plaintext")
-    } else if has(&["InvalidContentType", "corrupt message", "CorruptMessage"]) {
+    } else if has(&[
+        "InvalidContentType",
+        "corrupt message",
+        "CorruptMessage",
+        "TLS handshake timed out",
+    ]) {
         "the server did not answer in TLS: is this its TLS port, and is TLS on there?".to_owned()
     } else if has(&[
         "CertificateRequired",

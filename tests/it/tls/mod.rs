@@ -16,6 +16,8 @@
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
