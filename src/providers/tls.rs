@@ -231,6 +231,11 @@ impl TlsSettings {
                 kind.display_name()
             ));
         }
+        if kind == ProviderKind::Mongodb && self.mode == TlsMode::VerifyCa {
+            return Err(format!(
+                "the MongoDB driver checks the host name whenever it checks the certificate chain, so verify-ca (from {from}) is not available; use verify-full (or require)"
+            ));
+        }
         if kind == ProviderKind::Mongodb
             && self.cert_file.is_some()
             && self.cert_file != self.key_file
@@ -521,7 +526,7 @@ pub fn explain_failure(
 pub fn explain_text(text: &str, host: &str, mode: TlsMode) -> Option<String> {
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     let reason = if has(&["UnknownIssuer", "unknown issuer", "UnknownCA", "unknown ca"]) {
-        unknown_ca(mode)
+        unknown_ca()
     } else if has(&[
         "NotValidForName",
         "not valid for name",
@@ -562,21 +567,20 @@ pub fn explain_text(text: &str, host: &str, mode: TlsMode) -> Option<String> {
     Some(format!("TLS ({mode}) to {host} failed: {reason}"))
 }
 
-fn unknown_ca(mode: TlsMode) -> String {
-    let _ = mode;
+fn unknown_ca() -> String {
     "the server's certificate is not signed by a trusted CA (unknown CA; give the CA that signed it with --tls-ca-file)".to_owned()
 }
 
 fn name_mismatch(host: &str) -> String {
     format!(
-        "the server's certificate is not valid for \"{host}\" (name mismatch; connect by a name the certificate lists, or use verify-ca)"
+        "the server's certificate is not valid for \"{host}\" (name mismatch; connect by a name or address the certificate lists)"
     )
 }
 
 fn explain_rustls(e: &rustls::Error, host: &str, mode: TlsMode) -> String {
     let reason = match e {
         rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => unknown_ca(mode),
+            CertificateError::UnknownIssuer => unknown_ca(),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 name_mismatch(host)
             }
@@ -631,33 +635,58 @@ impl TlsStatus {
     }
 }
 
+/// Why [`probe`] got no TLS session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeFailure {
+    /// No TCP connection (or no address): not a TLS matter.
+    Connect(String),
+    /// The handshake failed or went unanswered; explained in operator's words.
+    Handshake(String),
+}
+
 /// Opens a TCP connection to a server that speaks TLS from the first byte (Redis on its
 /// `tls-port`, MongoDB), completes a handshake with `settings`, and says what was
-/// negotiated. Sends nothing but the handshake; for `test`.
+/// negotiated. Sends nothing but the handshake: for `test`, and to explain a driver's
+/// failure that does not say whether the handshake was answered.
 pub fn probe(
     host: &str,
     port: u16,
     settings: &TlsSettings,
     timeout: Duration,
-) -> Result<TlsStatus, String> {
-    let config = settings.client_config().map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|_| format!("\"{host}\" is not a host name or IP address TLS can check"))?;
+) -> Result<TlsStatus, ProbeFailure> {
+    let connect = |e: std::io::Error| ProbeFailure::Connect(e.to_string());
+    let config = settings
+        .client_config()
+        .map_err(|e| ProbeFailure::Handshake(e.to_string()))?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|_| {
+        ProbeFailure::Handshake(format!(
+            "\"{host}\" is not a host name or IP address TLS can check"
+        ))
+    })?;
     let addr = (host, port)
         .to_socket_addrs()
-        .map_err(|e| e.to_string())?
+        .map_err(connect)?
         .next()
-        .ok_or_else(|| format!("{host} has no address"))?;
-    let mut tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+        .ok_or_else(|| ProbeFailure::Connect(format!("{host} has no address")))?;
+    let mut tcp = TcpStream::connect_timeout(&addr, timeout).map_err(connect)?;
+    tcp.set_read_timeout(Some(timeout)).map_err(connect)?;
+    tcp.set_write_timeout(Some(timeout)).map_err(connect)?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name)
+        .map_err(|e| ProbeFailure::Handshake(e.to_string()))?;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut tcp) {
-            return Err(explain_failure(&e, host, settings.mode).unwrap_or_else(|| e.to_string()));
+            let timed_out = matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            );
+            let explained = if timed_out {
+                explain_text("TLS handshake timed out", host, settings.mode)
+            } else {
+                explain_failure(&e, host, settings.mode)
+            };
+            return Err(ProbeFailure::Handshake(explained.unwrap_or_else(|| {
+                format!("TLS ({}) to {host} failed: {e}", settings.mode)
+            })));
         }
     }
     let status = TlsStatus::Encrypted {
@@ -794,6 +823,7 @@ mod tests {
             )
             .is_err()
         );
+        assert!(r(Mongodb, Some(TlsMode::VerifyCa), None, None, None).is_err());
         let s = r(Mongodb, Some(TlsMode::Require), None, Some("/ck"), None).unwrap();
         assert_eq!(s.key_file.as_deref(), Some(Path::new("/ck")));
         assert!(
