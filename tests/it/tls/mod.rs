@@ -139,7 +139,7 @@ fn expect_tls_error(r: Result<impl Sized, ProviderError>, words: &[&str]) -> Pro
 }
 
 /// A user created through the provider over verify-full, then restricted to TLS.
-fn tls_user(db: &dyn TlsServer, client_cert: bool) -> Option<(String, String)> {
+pub fn tls_user(db: &dyn TlsServer, client_cert: bool) -> Option<(String, String)> {
     let name = unique_name("ska_tls");
     let pw = format!("pw-{}", random_text(16));
     let admin = target(
@@ -158,7 +158,7 @@ fn tls_user(db: &dyn TlsServer, client_cert: bool) -> Option<(String, String)> {
     Some((name, pw))
 }
 
-fn drop_user(db: &dyn TlsServer, name: &str) {
+pub fn drop_user(db: &dyn TlsServer, name: &str) {
     let admin = target(
         db.kind(),
         &db.tls_server(),
@@ -422,7 +422,7 @@ pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
     drop_user(db, &user);
 }
 
-fn output(c: &mut Command) -> (bool, String) {
+pub fn output(c: &mut Command) -> (bool, String) {
     let o = c.output().unwrap();
     (
         o.status.success(),
@@ -457,6 +457,70 @@ macro_rules! tls_tests {
             $crate::tls::$check(&server);
         }
     };
+}
+
+/// `configure` refuses TLS settings that would not do what they say, and writes nothing.
+#[test]
+fn configure_refuses_contradictory_or_unreadable_tls_settings() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let dir = crate::support::TempDir::new("tls-conf");
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let (missing, not_pem) = (missing.display().to_string(), not_pem.display().to_string());
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("postgresql", &["--tls", "verify_full"], "unknown TLS mode"),
+        ("postgresql", &["--tls-ca-file", &missing], "missing.pem"),
+        (
+            "postgresql",
+            &["--tls-ca-file", &not_pem],
+            "no PEM certificate",
+        ),
+        (
+            "postgresql",
+            &["--tls", "require", "--tls-ca-file", &not_pem],
+            "verify-ca and verify-full",
+        ),
+        (
+            "postgresql",
+            &["--tls", "disable", "--tls-cert-file", &not_pem],
+            "disable",
+        ),
+        (
+            "postgresql",
+            &["--tls-key-file", &not_pem],
+            "without a client certificate",
+        ),
+        ("redis", &["--tls", "prefer"], "cannot negotiate TLS"),
+        ("mongodb", &["--tls", "verify-ca"], "verify-ca"),
+    ];
+    for (provider, flags, expect) in cases {
+        let mut args = vec![
+            "configure",
+            "--secret",
+            "sk_tls_conf",
+            "--provider",
+            provider,
+            "--host",
+            "127.0.0.1",
+            "--admin-user",
+            "admin",
+        ];
+        args.extend_from_slice(flags);
+        let o = machine
+            .command(&args)
+            .env("SIKKERKEY_ADMIN_PASS", "admin-pass-value")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{provider} {flags:?}: {text}");
+        assert!(
+            text.contains(expect),
+            "{provider} {flags:?}: {expect:?} not in {text}"
+        );
+        assert!(!machine.agents_dir().join("sk_tls_conf.json").exists());
+    }
 }
 
 /// A TCP proxy that records what the client sent, to show what did not cross the wire.

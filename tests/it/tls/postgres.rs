@@ -78,3 +78,73 @@ impl TlsServer for PgTls {
 }
 
 crate::tls_tests!(from_env());
+
+/// libpq's PGSSL* variables apply when the local config has no `tls` object, and a `tls`
+/// object wins over them.
+#[test]
+fn pgssl_environment_applies_and_yields_to_the_local_config() {
+    use crate::scenarios::secret_value;
+    use crate::support::{FakeControlPlane, Machine, SecretState, unique_name};
+    let Some(pg) = from_env() else { return };
+    let (user, pw) = super::tls_user(&pg, false).unwrap();
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let secret = unique_name("sk");
+    let s = &pg.tls;
+    let connection = serde_json::json!({"host": s.host, "port": s.port, "database": "postgres",
+        "adminUser": s.admin_user, "adminPass": s.admin_pass, "projectReference": ""});
+    cp.add_secret(
+        &secret,
+        SecretState::new("postgresql", connection, &user, &secret_value(&user, &pw)),
+    );
+    let port = s.port.to_string();
+    let configure = |extra: &[&str]| {
+        let mut args = vec![
+            "configure",
+            "--secret",
+            &secret,
+            "--provider",
+            "postgresql",
+            "--host",
+            &s.host,
+            "--port",
+            &port,
+            "--admin-user",
+            &s.admin_user,
+        ];
+        args.extend_from_slice(extra);
+        let out = super::output(
+            machine
+                .command(&args)
+                .env("SIKKERKEY_ADMIN_PASS", &s.admin_pass),
+        );
+        assert!(out.0, "{}", out.1);
+    };
+    let test = |ca: &std::path::Path| {
+        super::output(
+            machine
+                .command(&["test", "--secret", &secret])
+                .env("PGSSLMODE", "verify-full")
+                .env("PGSSLROOTCERT", ca),
+        )
+    };
+    configure(&[]);
+    let (ok, out) = test(&pg.pki.ca);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("mode verify-full from PGSSL* environment") && out.contains("and host name"),
+        "{out}"
+    );
+    let (ok, out) = test(&pg.pki.wrong_ca);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  login") && out.contains("unknown CA") && out.contains("verify-full"),
+        "{out}"
+    );
+    // The local config's tls object wins over the environment.
+    configure(&["--tls", "require"]);
+    let (ok, out) = test(&pg.pki.wrong_ca);
+    assert!(ok, "{out}");
+    assert!(out.contains("mode require from the local config"), "{out}");
+    super::drop_user(&pg, &user);
+}
