@@ -40,9 +40,18 @@ pub struct ConfigureArgs {
     pub username_field: Option<String>,
     pub password_field: Option<String>,
     pub poll_interval: Option<u64>,
-    /// `--tls`, `--tls-ca-file`, `--tls-cert-file`, `--tls-key-file`; all `None`: no `tls`
-    /// object is written and the defaults (or PGSSL* variables) apply.
-    pub tls: crate::providers::tls::LocalTls,
+    pub tls: TlsFlags,
+}
+
+/// `configure`'s database TLS flags, as given (`configure` checks them). All `None`: no
+/// `tls` object is written and the defaults (or PGSSL* variables) apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--tls MODE`.
+    pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,7 +289,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
     let mut username_field = None;
     let mut password_field = None;
     let mut poll_interval = None;
-    let mut tls = crate::providers::tls::LocalTls::default();
+    let mut tls = TlsFlags::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
@@ -315,13 +324,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
                 }
                 poll_interval = Some(v);
             }
-            Long("tls") => {
-                let text = parser.value()?.string()?;
-                tls.mode = Some(
-                    text.parse()
-                        .map_err(|e: String| lexopt::Error::Custom(e.into()))?,
-                );
-            }
+            Long("tls") => tls.mode = Some(parser.value()?.string()?),
             Long("tls-ca-file") => tls.ca_file = Some(parser.value()?.into()),
             Long("tls-cert-file") => tls.cert_file = Some(parser.value()?.into()),
             Long("tls-key-file") => tls.key_file = Some(parser.value()?.into()),
@@ -351,6 +354,20 @@ mod tests {
 
     fn p(args: &[&str]) -> Result<Command, lexopt::Error> {
         parse(args.iter().map(|s| s.to_string()))
+    }
+
+    /// `configure` for a MySQL secret `s` on host `h`, then `more`.
+    fn configure(more: &[&str]) -> Result<Command, lexopt::Error> {
+        let base = [
+            "configure",
+            "--secret",
+            "s",
+            "--provider",
+            "mysql",
+            "--host",
+            "h",
+        ];
+        p(&[&base[..], more].concat())
     }
 
     #[test]
@@ -414,54 +431,14 @@ mod tests {
         let Command::Configure(a) = c else { panic!() };
         assert_eq!((a.port, a.poll_interval), (Some(3307), Some(15)));
         assert_eq!(a.admin_pass, AdminPassSource::File("/run/pw".into()));
-        assert!(
-            p(&[
-                "configure",
-                "--secret",
-                "s",
-                "--provider",
-                "mysql",
-                "--host",
-                "h",
-                "--admin-user",
-                "u",
-                "--port",
-                "99999"
-            ])
-            .is_err()
-        );
-        assert!(
-            p(&[
-                "configure",
-                "--secret",
-                "s",
-                "--provider",
-                "mysql",
-                "--host",
-                "h"
-            ])
-            .unwrap_err()
-            .to_string()
-            .contains("admin-user")
-        );
+        assert!(configure(&["--admin-user", "u", "--port", "99999"]).is_err());
+        let missing_admin = configure(&[]).unwrap_err().to_string();
+        assert!(missing_admin.contains("admin-user"), "{missing_admin}");
     }
 
     #[test]
     fn an_admin_password_in_argv_never_shows_in_debug_output() {
-        let c = p(&[
-            "configure",
-            "--secret",
-            "s",
-            "--provider",
-            "mysql",
-            "--host",
-            "h",
-            "--admin-user",
-            "u",
-            "--admin-pass",
-            "hunter2-secret",
-        ])
-        .unwrap();
+        let c = configure(&["--admin-user", "u", "--admin-pass", "hunter2-secret"]).unwrap();
         let Command::Configure(a) = &c else { panic!() };
         assert_eq!(
             a.admin_pass,
