@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ::redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsCertificates};
+use ::redis::{
+    Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
+    TlsCertificates,
+};
 use sikkerkey_agent::providers::ProviderKind;
 
 use super::{Pki, Server, TlsServer};
@@ -42,7 +45,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn connect(port: u16, ca: Option<&PathBuf>) -> Result<::redis::Connection, ::redis::RedisError> {
+fn connect(
+    port: u16,
+    ca: Option<&PathBuf>,
+    client: Option<(&PathBuf, &PathBuf)>,
+) -> Result<::redis::Connection, ::redis::RedisError> {
     let settings = RedisConnectionInfo::default().set_skip_set_lib_name();
     let client = match ca {
         Some(ca) => Client::build_with_tls(
@@ -55,7 +62,10 @@ fn connect(port: u16, ca: Option<&PathBuf>) -> Result<::redis::Connection, ::red
             .into_connection_info()?
             .set_redis_settings(settings),
             TlsCertificates {
-                client_tls: None,
+                client_tls: client.map(|(cert, key)| ClientTlsConfig {
+                    client_cert: std::fs::read(cert).unwrap(),
+                    client_key: std::fs::read(key).unwrap(),
+                }),
                 root_cert: Some(std::fs::read(ca).unwrap()),
             },
         )?,
@@ -68,8 +78,9 @@ fn connect(port: u16, ca: Option<&PathBuf>) -> Result<::redis::Connection, ::red
     client.get_connection_with_timeout(Duration::from_secs(5))
 }
 
-/// Starts redis-server (TLS-only when `ca` is given), waits for it, creates the admin.
-fn start(bin: &str, pki: &Pki, tls: bool) -> (Process, Server) {
+/// Starts redis-server (TLS-only when `tls`; `auth_clients` is its tls-auth-clients),
+/// waits for it, creates the admin.
+fn start(bin: &str, pki: &Pki, tls: bool, auth_clients: &str) -> (Process, Server) {
     let dir = TempDir::new("redis-tls");
     let port = free_port();
     let mut cmd = Command::new(bin);
@@ -92,7 +103,7 @@ fn start(bin: &str, pki: &Pki, tls: bool) -> (Process, Server) {
         cmd.arg("--tls-key-file")
             .arg(std::env::var("SKA_TLS_SERVER_KEY").unwrap());
         cmd.arg("--tls-ca-cert-file").arg(&pki.ca);
-        cmd.args(["--tls-auth-clients", "optional"]);
+        cmd.args(["--tls-auth-clients", auth_clients]);
     } else {
         cmd.args(["--port", &port.to_string()]);
     }
@@ -106,7 +117,7 @@ fn start(bin: &str, pki: &Pki, tls: bool) -> (Process, Server) {
     let ca = tls.then_some(&pki.ca);
     let end = Instant::now() + Duration::from_secs(20);
     let mut conn = loop {
-        match connect(port, ca) {
+        match connect(port, ca, Some((&pki.client_cert, &pki.client_key))) {
             Ok(c) => break c,
             Err(e) if Instant::now() > end => panic!(
                 "redis-server did not answer within 20 s: {e}; log:\n{}",
@@ -140,8 +151,8 @@ fn start(bin: &str, pki: &Pki, tls: bool) -> (Process, Server) {
 fn from_env() -> Option<RedisTls> {
     let bin = require_env("SKA_REDIS_SERVER", "Redis")?;
     let pki = Pki::from_env("Redis over TLS")?;
-    let (p1, tls) = start(&bin, &pki, true);
-    let (p2, plain) = start(&bin, &pki, false);
+    let (p1, tls) = start(&bin, &pki, true, "optional");
+    let (p2, plain) = start(&bin, &pki, false, "no");
     Some(RedisTls {
         pki,
         tls,
@@ -171,3 +182,40 @@ impl TlsServer for RedisTls {
 }
 
 crate::tls_tests!(from_env());
+
+/// Redis cannot demand a client certificate per user, but a server can demand one of
+/// every client (`tls-auth-clients yes`): the admin and the verify login then work only
+/// with `--tls-cert-file`/`--tls-key-file`.
+#[test]
+fn a_server_that_demands_client_certificates_gets_one() {
+    use sikkerkey_agent::providers::{FailureKind, TlsMode};
+    use sikkerkey_agent::secret::Secret;
+    let Some(bin) = require_env("SKA_REDIS_SERVER", "Redis") else {
+        return;
+    };
+    let Some(pki) = Pki::from_env("Redis over TLS") else {
+        return;
+    };
+    let (_process, server) = start(&bin, &pki, true, "yes");
+    let with_cert = pki.with_client_cert(pki.settings(TlsMode::VerifyFull));
+    let t = super::target(ProviderKind::Redis, &server, with_cert);
+    let mut admin = sikkerkey_agent::providers::open(&t).expect("admin with a client certificate");
+    let user = crate::support::unique_name("ska_mtls");
+    let pw = format!("pw-{}", random_text(16));
+    admin.set_password(&user, &Secret::new(&pw)).unwrap();
+    admin
+        .verify_login(&user, &Secret::new(&pw))
+        .expect("verify login with the client certificate");
+
+    let without = super::target(
+        ProviderKind::Redis,
+        &server,
+        pki.settings(TlsMode::VerifyFull),
+    );
+    let e = sikkerkey_agent::providers::open(&without)
+        .err()
+        .expect("a session without a client certificate");
+    eprintln!("refused as expected: {e}");
+    assert_eq!(e.kind, FailureKind::Tls, "{e}");
+    assert!(e.to_string().contains("client certificate"), "{e}");
+}
