@@ -36,7 +36,8 @@ use sikkerkey_agent::providers::{
 };
 use sikkerkey_agent::secret::Secret;
 
-use crate::scenarios::{SOON, secret_value};
+use crate::support::SOON;
+use crate::support::world::secret_value;
 use crate::support::{
     FakeControlPlane, Machine, SecretState, random_text, require_env, unique_name,
 };

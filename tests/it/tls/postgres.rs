@@ -83,7 +83,7 @@ crate::tls_tests!(from_env());
 /// object wins over them.
 #[test]
 fn pgssl_environment_applies_and_yields_to_the_local_config() {
-    use crate::scenarios::secret_value;
+    use crate::support::world::secret_value;
     use crate::support::{FakeControlPlane, Machine, SecretState, unique_name};
     let Some(pg) = from_env() else { return };
     let (user, pw) = super::tls_user(&pg, false).unwrap();
