@@ -52,6 +52,18 @@ pub struct ConfigureArgs {
     pub username_field: Option<String>,
     pub password_field: Option<String>,
     pub poll_interval: Option<u64>,
+    pub tls: TlsFlags,
+}
+
+/// `configure`'s database TLS flags, as given (`configure` checks them). All `None`: no
+/// `tls` object is written and the defaults (or PGSSL* variables) apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--tls MODE`.
+    pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +318,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
     let mut username_field = None;
     let mut password_field = None;
     let mut poll_interval = None;
+    let mut tls = TlsFlags::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
@@ -340,6 +353,10 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
                 }
                 poll_interval = Some(v);
             }
+            Long("tls") => tls.mode = Some(parser.value()?.string()?),
+            Long("tls-ca-file") => tls.ca_file = Some(parser.value()?.into()),
+            Long("tls-cert-file") => tls.cert_file = Some(parser.value()?.into()),
+            Long("tls-key-file") => tls.key_file = Some(parser.value()?.into()),
             Short('h') | Long("help") => return Ok(command_help("configure")),
             _ => return Err(unexpected(arg, Some("configure"))),
         }
@@ -356,6 +373,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
         username_field,
         password_field,
         poll_interval,
+        tls,
     })))
 }
 

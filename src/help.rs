@@ -221,6 +221,40 @@ pub const COMMANDS: &[CommandDoc] = &[
                 Some("<SECONDS>"),
                 "Poll interval (at least 5)",
             ),
+            Opt {
+                choices: &["disable", "prefer", "require", "verify-ca", "verify-full"],
+                ..opt(
+                    "--tls",
+                    Some("<MODE>"),
+                    "Database TLS: disable, prefer, require, verify-ca or verify-full (default: \
+                     prefer for PostgreSQL and MySQL, require for Supabase, disable for Redis and \
+                     MongoDB; verify-full when a CA file is given)",
+                )
+            },
+            Opt {
+                file: true,
+                ..opt(
+                    "--tls-ca-file",
+                    Some("<FILE>"),
+                    "CA certificate(s) (PEM) the server's certificate must chain to",
+                )
+            },
+            Opt {
+                file: true,
+                ..opt(
+                    "--tls-cert-file",
+                    Some("<FILE>"),
+                    "Client certificate (PEM), for servers that demand one",
+                )
+            },
+            Opt {
+                file: true,
+                ..opt(
+                    "--tls-key-file",
+                    Some("<FILE>"),
+                    "Its private key (PEM; default: the certificate file)",
+                )
+            },
         ],
         env: &["SIKKERKEY_HOME", "SIKKERKEY_ADMIN_PASS"],
         exits: &[

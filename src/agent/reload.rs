@@ -1,4 +1,5 @@
-//! SIGHUP: re-read the local config `agents/{id}.json` and say what changed. The new
+//! SIGHUP: re-read the local config `agents/{id}.json` (connection details and the `tls`
+//! object; the TLS files it names are read at each connection) and say what changed. The new
 //! connection details are used from the next job on; a rotation in flight keeps the
 //! target it started with, so a reload never drops or splits one. A config that cannot be
 //! read keeps the previous one in force.
@@ -50,6 +51,11 @@ pub fn changes(old: Option<&LocalConfig>, new: Option<&LocalConfig>) -> Vec<Stri
         old.connection.password_field.clone(),
         new.connection.password_field.clone(),
     );
+    if old.tls != new.tls {
+        // Modes and file paths only: the files themselves are read at each connection,
+        // so a renewed certificate is used from the next job on even without a reload.
+        out.push(format!("TLS settings {:?} -> {:?}", old.tls, new.tls));
+    }
     if o.admin_pass.expose() != n.admin_pass.expose() {
         out.push("admin password changed".into());
     }

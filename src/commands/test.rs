@@ -199,9 +199,11 @@ pub fn run(
             return Ok(summary(&checks));
         }
     };
+    // The connection's TLS goes on the login line: protocol, and what was verified.
+    let tls = db.tls_status().describe(&target.tls);
     checks.ok(
         "login",
-        format!("admin \"{}\" logged in", target.admin_user),
+        format!("admin \"{}\" logged in; {tls}", target.admin_user),
     );
 
     // The managed user first: the privilege check covers what the admin may do to it

@@ -14,6 +14,7 @@ mod layering;
 mod lifecycle;
 mod ops;
 mod scenarios;
+mod tls;
 
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -72,6 +72,7 @@ pub fn provider_target(db: &dyn Database, host: &str, port: u16, timeout: Durati
             connect: timeout,
             statement: timeout,
         },
+        tls: Default::default(),
     }
 }
 
