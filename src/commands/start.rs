@@ -72,7 +72,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         identity.api_url
     );
     let (timing, http) = timing_from_env();
-    let api = ApiClient::new(identity, http);
+    let api = ApiClient::new(identity, http).map_err(|e| CommandError::new(exit::CONFIG, e))?;
     let shutdown = Arc::new(Shutdown::new());
     install_signal_handlers(shutdown.clone())?;
     match agent::run(api, &files, timing, shutdown) {

@@ -47,9 +47,8 @@ impl Checks {
 }
 
 fn api_client(home: &Path, http: HttpTimeouts) -> Result<ApiClient, String> {
-    Identity::load(home)
-        .map(|id| ApiClient::new(id, http))
-        .map_err(|e| e.to_string())
+    let identity = Identity::load(home).map_err(|e| e.to_string())?;
+    ApiClient::new(identity, http).map_err(|e| e.to_string())
 }
 
 /// Where the connection details come from, checked.

@@ -127,6 +127,8 @@ impl Plan {
             &user,
             env_nonempty("SIKKERKEY_VAULT").as_deref(),
         )?;
+        let (network, mut warnings) = super::carried_env::select(env_nonempty);
+        let spec = spec.with_network(network)?;
         let dir = match (env_nonempty("SIKKERKEY_SERVICE_DIR"), platform) {
             (Some(d), _) => PathBuf::from(d),
             (None, Platform::Systemd) => PathBuf::from("/etc/systemd/system"),
@@ -140,7 +142,6 @@ impl Plan {
             },
             (None, Platform::Windows) => PathBuf::new(),
         };
-        let mut warnings = Vec::new();
         if crate::identity::list_vaults(Path::new(&spec.home)).is_empty() {
             warnings.push(format!(
                 "no SikkerKey identity under {}; the service will stop with exit code {} until this machine is bootstrapped (`sikkerkey connect` and `sikkerkey unlock`)",
