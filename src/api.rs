@@ -126,15 +126,17 @@ impl fmt::Display for ApiError {
                 url,
                 source,
             } => {
-                write!(f, "{call} for secret {secret_id} could not reach {url}")?;
-                if matches!(**source, ureq::Error::Rustls(_) | ureq::Error::Tls(_)) {
-                    write!(
+                // The reason is part of the message (retry warnings print only this
+                // line); ureq's errors carry no secrets.
+                write!(f, "{call} for secret {secret_id} could not reach {url}: ")?;
+                match tls_failure(source) {
+                    Some(reason) => write!(
                         f,
-                        " (TLS failed; if a private CA or a TLS-inspecting proxy signs its certificate, set {} or SSL_CERT_FILE to that CA's PEM file)",
+                        "TLS failed: {reason} (if a private CA or a TLS-inspecting proxy signs its certificate, set {} or SSL_CERT_FILE to that CA's PEM file)",
                         trust::CA_FILE_VAR
-                    )?;
+                    ),
+                    None => write!(f, "{source}"),
                 }
-                Ok(())
             }
             ApiError::BadResponse {
                 call,
@@ -150,14 +152,30 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ApiError::Transport { source, .. } => Some(source.as_ref()),
-            _ => None,
+/// Why a TLS handshake failed, in words, or `None` for failures that are not TLS.
+fn tls_failure(e: &ureq::Error) -> Option<String> {
+    use rustls::{CertificateError, Error as Tls};
+    let tls = match e {
+        ureq::Error::Rustls(t) => Some(t),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<Tls>()),
+        ureq::Error::Tls(text) => return Some((*text).to_owned()),
+        _ => None,
+    }?;
+    Some(match tls {
+        Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "its certificate is not signed by a CA this agent trusts (UnknownIssuer)".into()
         }
-    }
+        Tls::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "its certificate is not valid for this host name (NotValidForName)".into(),
+        Tls::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "its certificate has expired (Expired)".into(),
+        other => other.to_string(),
+    })
 }
+
+impl std::error::Error for ApiError {}
 
 /// Connection details as the server sends them in the sync config. `Debug` is safe:
 /// the admin password is a [`Secret`].

@@ -21,5 +21,8 @@ mod postgres_provider;
 #[cfg(feature = "postgres")]
 mod official;
 
+#[cfg(feature = "postgres")]
+mod control_plane_tls;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;

@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod connect_proxy;
 pub mod fake_cp;
+pub mod private_ca;
 pub mod proxy;
 
 use std::io::Read;
