@@ -3,6 +3,7 @@
 //! and stored hash back (never a plaintext). Statements are built in [`sql`] for the
 //! session's dialect and escaping mode; every call is bounded by socket timeouts.
 
+mod hash;
 mod sql;
 
 use std::time::Duration;
@@ -91,6 +92,46 @@ impl Mysql {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Each host with the plugin of its account when it has exactly one authentication
+    /// method, so a new password keeps the account's kind of hash. Where the plugins cannot
+    /// be read, every plugin is `None`.
+    fn account_plugins(
+        &mut self,
+        username: &str,
+        hosts: Vec<String>,
+    ) -> Vec<(String, Option<String>)> {
+        let accounts = match self.dialect.flavor {
+            Flavor::Mariadb => match self.mariadb_accounts(username) {
+                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
+                    self.legacy_mariadb_accounts(username)
+                }
+                other => other,
+            },
+            Flavor::Mysql => self.mysql_accounts(username),
+        };
+        let accounts = accounts.unwrap_or_else(|e| {
+            log::info!(
+                "{} at {}: cannot read the plugins of user \"{username}\" ({}); every account gets the default hash",
+                self.dialect.flavor.name(),
+                self.target.endpoint(),
+                server_message(&e)
+            );
+            Vec::new()
+        });
+        hosts
+            .into_iter()
+            .map(|host| {
+                let plugin = accounts.iter().find(|a| a.host == host).and_then(|a| {
+                    match a.methods.as_slice() {
+                        [only] => Some(only.plugin.clone()),
+                        _ => None,
+                    }
+                });
+                (host, plugin)
+            })
+            .collect()
     }
 
     /// Hosts of every account named `username`, sorted.
@@ -338,21 +379,39 @@ impl Provider for Mysql {
     fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         self.validate(username, password)?;
         let hosts = self.hosts(username)?;
+        let salt = hash::sha2_salt().map_err(|e| {
+            ProviderError::new(
+                &self.target,
+                FailureKind::Database,
+                "making a salt for the password hash",
+                format!("the system's random source failed: {e}"),
+            )
+        })?;
         if hosts.is_empty() {
-            let statement = self.dialect.create_user(username, password);
-            self.execute(
+            let statement = self.dialect.create_user(username, password, &salt);
+            return self.execute(
                 &format!("creating user \"{username}\"@\"%\""),
                 &statement,
                 &[password],
-            )
-        } else {
-            let statement = self.dialect.alter_password(username, &hosts, password);
-            let action = format!(
-                "setting the password of user \"{username}\" on hosts {}",
-                host_list(&hosts)
             );
-            self.execute(&action, &statement, &[password])
         }
+        let accounts = self.account_plugins(username, hosts);
+        let (statement, notes) = self
+            .dialect
+            .alter_password(username, &accounts, password, &salt);
+        for note in notes {
+            log::warn!(
+                "{} at {}, user \"{username}\": {note}; the server's general and audit logs may record it",
+                self.dialect.flavor.name(),
+                self.target.endpoint()
+            );
+        }
+        let hosts: Vec<String> = accounts.into_iter().map(|(h, _)| h).collect();
+        let action = format!(
+            "setting the password of user \"{username}\" on hosts {}",
+            host_list(&hosts)
+        );
+        self.execute(&action, &statement, &[password])
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {

@@ -26,3 +26,6 @@ mod control_plane_tls;
 
 #[cfg(feature = "mongodb")]
 mod mongodb;
+
+#[cfg(all(feature = "mysql", feature = "postgres"))]
+mod statement_logs;

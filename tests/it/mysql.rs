@@ -32,7 +32,7 @@ pub struct My {
 }
 
 /// `'text'` for the test's NO_BACKSLASH_ESCAPES sessions.
-fn lit(text: &str) -> String {
+pub fn lit(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -60,7 +60,7 @@ impl My {
         )
     }
 
-    fn admin(&self) -> Conn {
+    pub fn admin(&self) -> Conn {
         let mut c = self
             .connect_as(&self.admin_user, &self.admin_pass)
             .expect("admin login to the test server");
@@ -70,13 +70,13 @@ impl My {
         c
     }
 
-    fn exec(&self, sql: &str) {
+    pub fn exec(&self, sql: &str) {
         self.admin()
             .query_drop(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    fn account(user: &str, host: &str) -> String {
+    pub fn account(user: &str, host: &str) -> String {
         format!("{}@{}", lit(user), lit(host))
     }
 
