@@ -229,3 +229,37 @@ fn a_trusted_certificate_for_another_host_name_is_refused() {
     assert_eq!(w.cp.calls(Endpoint::SyncConfig), 0, "a request got through");
     agent.terminate();
 }
+
+/// The official agent against the HTTPS control plane with the CA in SSL_CERT_FILE (Go
+/// reads it too): `make bench` measures both agents this way.
+#[test]
+fn the_official_agent_trusts_the_private_ca_through_ssl_cert_file() {
+    let Some(db) = Pg::from_env() else { return };
+    let Some(official) =
+        crate::support::require_env("SKA_OFFICIAL_AGENT", "the official SikkerKey CLI")
+    else {
+        return;
+    };
+    let ca = PrivateCa::new("ska-test-cp-ca");
+    let w = https_world(&db, &ca);
+    w.cp.with_secret(&w.secret, |s| s.poll_interval_seconds = 5);
+    // The official agent puts passwords into a libpq DSN unquoted: keep this one plain.
+    let new_pw = format!("officialTls{}", random_text(8));
+    w.cp.set_pending(
+        &w.secret,
+        "rot_official_tls",
+        &secret_value(&w.user, &new_pw),
+    );
+    let mut cmd = Command::new(official);
+    cmd.args(["agent", "start", "--secret", &w.secret])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", w.machine.home.path())
+        .env("SIKKERKEY_HOME", w.machine.home.path())
+        .env("SIKKERKEY_API_URL", &w.machine.api_url)
+        .env("SSL_CERT_FILE", &ca.cert);
+    let agent = AgentProcess::spawn(cmd);
+    w.wait_confirmed("rot_official_tls", &agent);
+    assert_password(&db, &w.user, &new_pw, &w.old_pw);
+    drop(agent);
+}
