@@ -1120,6 +1120,52 @@ fn systemd_analyze() -> Option<&'static str> {
     None
 }
 
+/// Proxy and CA variables set at install time reach the service; a proxy URL with
+/// credentials does not (unit files are world-readable), and a warning says so.
+#[test]
+fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
+    let tmp = TempDir::new("svc");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sikkerkey-agent"));
+    c.args(["install", "--secret", "sk_env"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIKKERKEY_HOME", &home)
+        .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+        .env("USER", "root")
+        .env("HTTPS_PROXY", "http://proxy.corp:3128")
+        .env("NO_PROXY", "localhost,.internal")
+        .env("SIKKERKEY_CA_FILE", "/etc/ska/corp ca%.pem")
+        .env("http_proxy", "http://ann:s3cretpw@proxy.corp:3128");
+    let out = run(c).expect(0);
+    let env: Vec<String> = unit_values(&out.stdout, "Environment")
+        .iter()
+        .flat_map(|v| systemd_words(v, false))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            format!("SIKKERKEY_HOME={}", home.display()),
+            "HTTPS_PROXY=http://proxy.corp:3128".to_owned(),
+            "NO_PROXY=localhost,.internal".to_owned(),
+            "SIKKERKEY_CA_FILE=/etc/ska/corp ca%.pem".to_owned(),
+        ]
+    );
+    assert!(
+        !out.stdout.contains("s3cretpw") && !out.stderr.contains("s3cretpw"),
+        "proxy credentials leaked:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("warning: http_proxy holds a user name or password"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn install_prints_a_well_formed_launchd_plist() {
     let Some(python) = python3() else { return };
