@@ -60,7 +60,7 @@ pub fn load() -> Result<TrustRoots, TrustError> {
     let system = rustls_native_certs::load_native_certs();
     let mut certificates: Vec<Vec<u8>> = system.certs.iter().map(|c| c.to_vec()).collect();
     let mut description = match (var(SSL_CERT_FILE), var(SSL_CERT_DIR)) {
-        (None, None) => format!("the system trust store ({} CAs)", certificates.len()),
+        (None, None) => format!("the system trust store ({})", count(certificates.len())),
         (file, dir) => {
             let named: Vec<String> = [(SSL_CERT_FILE, file), (SSL_CERT_DIR, dir)]
                 .into_iter()
@@ -80,7 +80,7 @@ pub fn load() -> Result<TrustRoots, TrustError> {
                     reason: reasons(&system.errors, "it holds no certificate"),
                 });
             }
-            format!("{} ({} CAs)", named.join(" "), certificates.len())
+            format!("{} ({})", named.join(" "), count(certificates.len()))
         }
     };
     if certificates.is_empty() {
@@ -114,6 +114,13 @@ pub fn load() -> Result<TrustRoots, TrustError> {
         certificates,
         description,
     })
+}
+
+fn count(cas: usize) -> String {
+    match cas {
+        1 => "1 CA".into(),
+        n => format!("{n} CAs"),
+    }
 }
 
 fn reasons(errors: &[rustls_native_certs::Error], none: &str) -> String {

@@ -41,6 +41,14 @@ pub fn select(
             ));
             continue;
         }
+        let is_path =
+            matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR") || name == crate::trust::CA_FILE_VAR;
+        if is_path && !value.starts_with('/') {
+            warnings.push(format!(
+                "{name}={value} is not an absolute path and the service does not start in this directory, so it was not copied; set it to an absolute path and install again"
+            ));
+            continue;
+        }
         env.push((name, value));
     }
     (env, warnings)
@@ -103,5 +111,16 @@ mod tests {
         );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].starts_with("https_proxy ") && !warnings[0].contains("pw"));
+    }
+
+    #[test]
+    fn relative_ca_paths_are_not_carried() {
+        let vars = [
+            ("SIKKERKEY_CA_FILE", "certs/ca.pem"),
+            ("SSL_CERT_FILE", "/etc/ca.pem"),
+        ];
+        let (env, warnings) = select(lookup(&vars));
+        assert_eq!(env, vec![("SSL_CERT_FILE", "/etc/ca.pem".to_owned())]);
+        assert!(warnings[0].contains("not an absolute path"));
     }
 }

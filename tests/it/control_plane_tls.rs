@@ -50,7 +50,7 @@ fn a_private_ca_trusted_through_ssl_cert_file_carries_a_rotation() {
     w.wait_healthy(&mut agent);
     assert!(
         agent.output().contains(&format!(
-            "trusting SSL_CERT_FILE={} (1 CAs)",
+            "trusting SSL_CERT_FILE={} (1 CA)",
             ca.cert.display()
         )),
         "the start-up log does not say what is trusted:\n{}",
