@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Identity, RequestSigner};
+use crate::identity::{Identity, RequestSigner, SignedHeaders};
 use crate::secret::Secret;
 use crate::trust::{self, TrustError, TrustRoots};
 
@@ -177,11 +177,11 @@ fn tls_failure(e: &ureq::Error) -> Option<String> {
 
 impl std::error::Error for ApiError {}
 
-/// Connection details as the server sends them in the sync config. `Debug` is safe:
-/// the admin password is a [`Secret`].
+/// Connection details as the sync config carries them (and the local config, which adds
+/// field-name overrides). `Debug` is safe: the admin password is a [`Secret`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
-pub struct ServerConnection {
+pub struct Connection {
     pub host: String,
     pub port: u16,
     pub database: String,
@@ -196,7 +196,7 @@ pub struct ServerConnection {
 #[serde(rename_all = "camelCase", default)]
 pub struct SyncConfig {
     pub provider_type: String,
-    pub connection: ServerConnection,
+    pub connection: Connection,
     pub managed_username: String,
     pub poll_interval_seconds: u64,
     pub pending_rotation_id: Option<String>,
@@ -252,6 +252,15 @@ struct ErrorAnswer {
     error: Option<String>,
 }
 
+/// A request with the four signature headers of protocol.md.
+fn signed<B>(request: ureq::RequestBuilder<B>, h: &SignedHeaders) -> ureq::RequestBuilder<B> {
+    request
+        .header("X-Machine-Id", &h.machine_id)
+        .header("X-Timestamp", &h.timestamp)
+        .header("X-Nonce", &h.nonce)
+        .header("X-Signature", &h.signature)
+}
+
 /// Size of each HTTP connection buffer, and the largest response header accepted.
 const HTTP_BUFFER: usize = 16 * 1024;
 
@@ -263,12 +272,16 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for `identity`'s control plane, trusting what [`trust::load`] finds and
-    /// going through the proxy the environment names (`ALL_PROXY`, `HTTPS_PROXY`,
-    /// `HTTP_PROXY`, in that order, and `NO_PROXY`).
-    pub fn new(identity: Identity, timeouts: HttpTimeouts) -> Result<Self, TrustError> {
+    /// A client for `identity`'s control plane, trusting what [`trust::load`] finds (with
+    /// the CAs of `ca_file` added) and going through the proxy the environment names
+    /// (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, in that order, and `NO_PROXY`).
+    pub fn new(
+        identity: Identity,
+        timeouts: HttpTimeouts,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, TrustError> {
         let base_url = identity.api_url.clone();
-        let roots = trust::load()?;
+        let roots = trust::load(ca_file)?;
         Ok(Self::with_signer(
             base_url,
             identity.into_signer(),
@@ -329,19 +342,8 @@ impl ApiClient {
     /// `GET /v1/secret/{id}`: the live value.
     pub fn live_value(&self, secret_id: &str) -> Result<Secret, ApiError> {
         let call = "reading the live value";
-        let body = self.request(
-            call,
-            secret_id,
-            "GET",
-            &format!("/v1/secret/{secret_id}"),
-            None,
-        )?;
-        let answer: ValueAnswer =
-            serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
-                call,
-                secret_id: secret_id.into(),
-                reason: e.to_string(),
-            })?;
+        let path = format!("/v1/secret/{secret_id}");
+        let answer: ValueAnswer = self.get_json(call, secret_id, &path)?;
         answer
             .value
             .map(Secret::new)
@@ -354,14 +356,18 @@ impl ApiClient {
 
     /// `GET /v1/secret/{id}/sync-config`.
     pub fn sync_config(&self, secret_id: &str) -> Result<SyncConfig, ApiError> {
-        let call = "fetching the sync config";
-        let body = self.request(
-            call,
-            secret_id,
-            "GET",
-            &format!("/v1/secret/{secret_id}/sync-config"),
-            None,
-        )?;
+        let path = format!("/v1/secret/{secret_id}/sync-config");
+        self.get_json("fetching the sync config", secret_id, &path)
+    }
+
+    /// A signed GET whose answer is JSON of type `T`.
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &'static str,
+        secret_id: &str,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let body = self.request(call, secret_id, "GET", path, None)?;
         serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
             call,
             secret_id: secret_id.into(),
@@ -436,21 +442,8 @@ impl ApiClient {
             source: Box::new(source),
         };
         let result = match body {
-            None => self
-                .agent
-                .get(&url)
-                .header("X-Machine-Id", &h.machine_id)
-                .header("X-Timestamp", &h.timestamp)
-                .header("X-Nonce", &h.nonce)
-                .header("X-Signature", &h.signature)
-                .call(),
-            Some(b) => self
-                .agent
-                .post(&url)
-                .header("X-Machine-Id", &h.machine_id)
-                .header("X-Timestamp", &h.timestamp)
-                .header("X-Nonce", &h.nonce)
-                .header("X-Signature", &h.signature)
+            None => signed(self.agent.get(&url), &h).call(),
+            Some(b) => signed(self.agent.post(&url), &h)
                 .content_type("application/json")
                 .send(b.as_bytes()),
         };

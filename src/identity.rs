@@ -16,6 +16,8 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::{self, JsonFileError};
+
 /// Errors finding or loading the identity. Each says which file and what to do.
 #[derive(Debug)]
 pub enum IdentityError {
@@ -102,10 +104,19 @@ impl std::error::Error for IdentityError {
     }
 }
 
-/// `$SIKKERKEY_HOME`, else `~/.sikkerkey`.
-pub fn sikkerkey_home() -> Result<PathBuf, IdentityError> {
-    if let Some(h) = std::env::var_os("SIKKERKEY_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
+impl From<JsonFileError> for IdentityError {
+    fn from(e: JsonFileError) -> Self {
+        match e {
+            JsonFileError::Read { path, source } => IdentityError::Read { path, source },
+            JsonFileError::Parse { path, source } => IdentityError::Parse { path, source },
+        }
+    }
+}
+
+/// `$SIKKERKEY_HOME` (passed in as `configured`), else `~/.sikkerkey`.
+pub fn sikkerkey_home(configured: Option<&Path>) -> Result<PathBuf, IdentityError> {
+    if let Some(h) = configured.filter(|h| !h.as_os_str().is_empty()) {
+        return Ok(h.to_owned());
     }
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -155,18 +166,20 @@ impl fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// Loads the identity the environment selects (protocol.md "Which vault").
-    pub fn load(home: &Path) -> Result<Identity, IdentityError> {
-        let vault_dir = select_vault(home, std::env::var("SIKKERKEY_VAULT").ok().as_deref())?;
+    /// Loads the identity of the vault `vault` names (`SIKKERKEY_VAULT`; protocol.md
+    /// "Which vault"); `api_url` (`SIKKERKEY_API_URL`) overrides the identity's.
+    pub fn load(
+        home: &Path,
+        vault: Option<&str>,
+        api_url: Option<&str>,
+    ) -> Result<Identity, IdentityError> {
+        let vault_dir = select_vault(home, vault)?;
         let id_path = vault_dir.join("identity.json");
-        let text = std::fs::read_to_string(&id_path).map_err(|source| IdentityError::Read {
-            path: id_path.clone(),
-            source,
-        })?;
-        let file: IdentityFile =
-            serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
+        let file: IdentityFile = fsutil::load_json(&id_path)
+            .map_err(IdentityError::from)?
+            .ok_or_else(|| IdentityError::Read {
                 path: id_path.clone(),
-                source,
+                source: std::io::ErrorKind::NotFound.into(),
             })?;
         let key_path = if file.private_key_path.is_empty() {
             vault_dir.join("private.pem")
@@ -179,8 +192,7 @@ impl Identity {
             }
         };
         let signer = RequestSigner::from_pem_file(&key_path, &file.machine_id)?;
-        let api_url = std::env::var("SIKKERKEY_API_URL")
-            .ok()
+        let api_url = api_url
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| file.api_url.clone());
@@ -228,13 +240,7 @@ pub fn list_vaults(home: &Path) -> Vec<String> {
 pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, IdentityError> {
     let vaults = list_vaults(home);
     let global_path = home.join("cli_global.json");
-    let global: GlobalConfig = match std::fs::read_to_string(&global_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
-            path: global_path.clone(),
-            source,
-        })?,
-        Err(_) => GlobalConfig::default(),
-    };
+    let global: GlobalConfig = fsutil::load_json(&global_path)?.unwrap_or_default();
     let chosen = env_choice
         .map(str::trim)
         .filter(|s| !s.is_empty())

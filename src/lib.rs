@@ -17,4 +17,5 @@ pub mod pidfile;
 pub mod providers;
 pub mod secret;
 pub mod service;
+pub mod settings;
 pub mod trust;

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Names of the variables this module reads.
+/// The agent's own variable for an extra CA file (read by `settings.rs`, named in messages).
 pub const CA_FILE_VAR: &str = "SIKKERKEY_CA_FILE";
 const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 const SSL_CERT_DIR: &str = "SSL_CERT_DIR";
@@ -54,8 +54,9 @@ impl fmt::Display for TrustError {
 
 impl std::error::Error for TrustError {}
 
-/// Reads the trust anchors the environment asks for (see the module documentation).
-pub fn load() -> Result<TrustRoots, TrustError> {
+/// Reads the trust anchors the environment asks for (see the module documentation), plus
+/// the CAs in `ca_file` (`SIKKERKEY_CA_FILE`).
+pub fn load(ca_file: Option<&Path>) -> Result<TrustRoots, TrustError> {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
     let system = rustls_native_certs::load_native_certs();
     let mut certificates: Vec<Vec<u8>> = system.certs.iter().map(|c| c.to_vec()).collect();
@@ -92,7 +93,7 @@ pub fn load() -> Result<TrustRoots, TrustError> {
         }
         description = "the bundled Mozilla root set (no system trust store found)".into();
     }
-    if let Some(path) = var(CA_FILE_VAR).map(PathBuf::from) {
+    if let Some(path) = ca_file.map(Path::to_path_buf) {
         let extra = rustls_native_certs::load_certs_from_paths(Some(&path), None);
         if extra.certs.is_empty() || !extra.errors.is_empty() {
             return Err(TrustError {

@@ -2,29 +2,37 @@
 //! when the worker is idle. Transient failures back off with jitter and show in the
 //! heartbeat; 404/403 and 409 stop the agent.
 
-use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::api::{ApiClient, ErrorClass};
+use crate::api::ErrorClass;
 
-use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use super::Context;
+use super::shutdown::StopReason;
 use super::worker::Job;
 
-pub struct Poller {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+/// What a [`Poller`] is built from.
+pub struct PollerSettings {
+    pub ctx: Context,
     /// Interval from the sync config, unless the test override is set.
     pub interval: Duration,
+    /// The test-only override of every later sync config's interval.
     pub interval_override: Option<Duration>,
     pub jobs: SyncSender<Job>,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
+}
+
+/// The poll thread's state; see the module doc. `settings.interval` is the current
+/// interval: a later sync config may change it.
+pub struct Poller {
+    settings: PollerSettings,
 }
 
 impl Poller {
+    pub fn new(settings: PollerSettings) -> Self {
+        Poller { settings }
+    }
+
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
         thread::Builder::new()
             .name("poll".into())
@@ -33,61 +41,72 @@ impl Poller {
 
     fn run(mut self) {
         let mut failures: u32 = 0;
-        let mut delay = self.interval;
-        while !self.shutdown.wait_timeout(delay) {
-            match self.api.sync_config(&self.secret_id) {
+        let mut delay = self.settings.interval;
+        while !self.settings.ctx.shutdown.wait_timeout(delay) {
+            match self
+                .settings
+                .ctx
+                .api
+                .sync_config(&self.settings.ctx.secret_id)
+            {
                 Ok(config) => {
                     if failures > 0 {
-                        log::info!("secret {}: control plane reachable again", self.secret_id);
+                        log::info!(
+                            "secret {}: control plane reachable again",
+                            self.settings.ctx.secret_id
+                        );
                     }
                     failures = 0;
-                    self.board.set_poll_error(None);
+                    self.settings.ctx.board.set_poll_error(None);
                     let interval = self
+                        .settings
                         .interval_override
                         .unwrap_or_else(|| config.poll_interval());
-                    if interval != self.interval {
+                    if interval != self.settings.interval {
                         log::info!(
                             "secret {}: poll interval is now {} s",
-                            self.secret_id,
+                            self.settings.ctx.secret_id,
                             interval.as_secs()
                         );
-                        self.interval = interval;
+                        self.settings.interval = interval;
                     }
-                    delay = self.interval;
-                    match self.jobs.try_send(Job::Sync {
+                    delay = self.settings.interval;
+                    match self.settings.jobs.try_send(Job::Sync {
                         config: Box::new(config),
                         fetched_at: Instant::now(),
                     }) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => log::debug!(
                             "secret {}: worker busy; poll result dropped",
-                            self.secret_id
+                            self.settings.ctx.secret_id
                         ),
                         Err(TrySendError::Disconnected(_)) => break,
                     }
                 }
                 Err(e) => match e.class() {
-                    ErrorClass::Terminal => {
-                        log::info!("secret {}: {e}; the agent exits", self.secret_id);
-                        self.shutdown.request(StopReason::SecretGone);
-                        break;
-                    }
-                    ErrorClass::Locked => {
-                        log::error!("secret {}: {e}; the agent exits", self.secret_id);
-                        self.shutdown.request(StopReason::Locked);
+                    class @ (ErrorClass::Terminal | ErrorClass::Locked) => {
+                        // A deleted secret is a clean stop; a lock held elsewhere is not.
+                        let (level, reason) = if class == ErrorClass::Terminal {
+                            (log::Level::Info, StopReason::SecretGone)
+                        } else {
+                            (log::Level::Error, StopReason::Locked)
+                        };
+                        let ctx = &self.settings.ctx;
+                        log::log!(level, "secret {}: {e}; the agent exits", ctx.secret_id);
+                        ctx.shutdown.request(reason);
                         break;
                     }
                     ErrorClass::Retryable | ErrorClass::Other => {
                         failures += 1;
-                        delay = backoff(self.interval, failures);
+                        delay = backoff(self.settings.interval, failures);
                         let msg = format!("poll failed: {e}");
                         log::warn!(
                             "secret {}: {msg}{}; next try in {} ms",
-                            self.secret_id,
+                            self.settings.ctx.secret_id,
                             source_suffix(&e),
                             delay.as_millis()
                         );
-                        self.board.set_poll_error(Some(msg));
+                        self.settings.ctx.board.set_poll_error(Some(msg));
                     }
                 },
             }

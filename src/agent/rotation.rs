@@ -5,17 +5,16 @@
 //! Runs on the worker thread only; it is the only code that drives a [`Provider`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
+use crate::localconfig::TargetSource;
 use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
-use super::TargetSource;
+use super::Context;
 use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
-use super::shutdown::Shutdown;
-use super::status::{RotationRecord, StatusBoard, unix_now};
+use super::status::{RotationRecord, unix_now};
 
 /// Why a step of a rotation failed. The message is what the server and the log are told.
 #[derive(Debug)]
@@ -48,39 +47,57 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
-impl From<ApiError> for StepError {
-    fn from(e: ApiError) -> Self {
-        StepError::Api(e)
-    }
+/// `?` turns each layer's error into the step error that wraps it.
+macro_rules! step_error_from {
+    ($($variant:ident($error:ty)),* $(,)?) => {$(
+        impl From<$error> for StepError {
+            fn from(e: $error) -> Self {
+                StepError::$variant(e)
+            }
+        }
+    )*};
 }
-impl From<ProviderError> for StepError {
-    fn from(e: ProviderError) -> Self {
-        StepError::Db(e)
-    }
-}
-impl From<JournalError> for StepError {
-    fn from(e: JournalError) -> Self {
-        StepError::Journal(e)
-    }
-}
-impl From<ValueError> for StepError {
-    fn from(e: ValueError) -> Self {
-        StepError::Value(e)
-    }
+
+step_error_from!(
+    Api(ApiError),
+    Db(ProviderError),
+    Journal(JournalError),
+    Value(ValueError),
+);
+
+/// How a job that acted on a rotation ended. A clean rejection is an outcome, not an
+/// error: the database is back on the old value and the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied, verified and confirmed: the database holds the new value.
+    Confirmed,
+    /// Rejected with the database on the old value (or never touched).
+    Rejected,
+    /// A journaled rotation the server no longer holds: the database matches the live value.
+    Reconciled,
+    /// The database is settled but the server has not acknowledged yet; the journal keeps
+    /// the rotation and the next poll settles it.
+    AwaitingAck,
 }
 
 /// How many times a confirm or reject is sent within one job before waiting for the next poll.
 const ACK_ATTEMPTS: u32 = 3;
 
-/// Everything a rotation needs, owned by the worker thread.
-pub struct RotationEngine {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+/// What a [`RotationEngine`] is built from.
+pub struct EngineSettings {
+    pub ctx: Context,
+    /// The start-up target and field names.
     pub target: Target,
     pub fields: FieldNames,
     pub journal: Journal,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
+    /// Where fresh connection details come from; `None` keeps the start-up target.
+    pub source: Option<TargetSource>,
+}
+
+/// Everything a rotation needs, owned by the worker thread. `settings.target` and
+/// `settings.fields` follow connection-detail changes in later sync configs.
+pub struct RotationEngine {
+    settings: EngineSettings,
     /// The last rotation this process finished, and when: a sync config fetched before
     /// then may still show it as pending.
     finished: Option<(String, Instant)>,
@@ -89,8 +106,14 @@ pub struct RotationEngine {
     unhealthy: bool,
     /// When the current job reached the worker, for the timing in the log.
     job_started: Instant,
-    /// Where fresh connection details come from; `None` keeps the start-up target.
-    source: Option<TargetSource>,
+}
+
+/// Whether a rotation's apply step starts fresh or resumes one a previous process left in
+/// the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Fresh,
+    Resumed,
 }
 
 /// How long the database steps of one rotation took.
@@ -105,62 +128,45 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl RotationEngine {
-    pub fn new(
-        api: Arc<ApiClient>,
-        secret_id: String,
-        target: Target,
-        fields: FieldNames,
-        journal: Journal,
-        board: Arc<StatusBoard>,
-        shutdown: Arc<Shutdown>,
-    ) -> Self {
+    pub fn new(settings: EngineSettings) -> Self {
         RotationEngine {
-            api,
-            secret_id,
-            target,
-            fields,
-            journal,
-            board,
-            shutdown,
+            settings,
             finished: None,
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
-            source: None,
         }
-    }
-
-    /// Follows connection-detail changes in later sync configs.
-    pub fn follow_sync_config(mut self, source: TargetSource) -> Self {
-        self.source = Some(source);
-        self
     }
 
     /// Adopts the connection details of `sync` when they differ from the current ones.
     fn update_target(&mut self, sync: &SyncConfig) {
-        let Some(source) = &self.source else { return };
+        let Some(source) = &self.settings.source else {
+            return;
+        };
         match source.resolve(sync) {
-            Ok((target, fields)) if target != self.target || fields != self.fields => {
+            Ok((target, fields))
+                if target != self.settings.target || fields != self.settings.fields =>
+            {
                 log::info!(
                     "secret {}: connection details changed; now {} at {} as admin \"{}\"",
-                    self.secret_id,
+                    self.settings.ctx.secret_id,
                     target.kind.display_name(),
                     target.endpoint(),
                     target.admin_user
                 );
-                self.target = target;
-                self.fields = fields;
+                self.settings.target = target;
+                self.settings.fields = fields;
             }
             Ok(_) => {}
             Err(e) => log::warn!(
                 "secret {}: keeping the previous connection details; the new sync config is unusable: {e}",
-                self.secret_id
+                self.settings.ctx.secret_id
             ),
         }
     }
 
     fn open(&self) -> Result<Box<dyn Provider>, ProviderError> {
-        providers::open(&self.target)
+        providers::open(&self.settings.target)
     }
 
     /// The start-up check: the admin can log in and manage users.
@@ -170,34 +176,48 @@ impl RotationEngine {
     }
 
     /// Acts on one sync config: first finish what the journal holds, then start a new
-    /// pending rotation. Errors are reported to the status board and logged; the next
+    /// pending rotation. Returns how the last rotation it acted on ended (`None`: nothing
+    /// was pending). Errors are reported to the status board and logged once; the next
     /// poll tries again.
     ///
-    /// A reported error stays until a later job succeeds and a fresh database check
+    /// A reported problem stays until a later job succeeds and a fresh database check
     /// passes, so a 30 s heartbeat cannot miss it and "healthy" means the database works.
-    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) {
+    /// A rejection or an outstanding acknowledgement is such a problem; each was logged
+    /// where it happened.
+    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) -> Option<Outcome> {
         self.job_started = Instant::now();
-        let result = self.handle_sync_inner(sync, fetched_at);
-        match result {
-            Ok(()) if self.unhealthy => match self.check() {
-                Ok(()) => {
-                    log::info!("secret {}: database check passes again", self.secret_id);
-                    self.unhealthy = false;
-                    self.board.set_worker_error(None);
+        match self.handle_sync_inner(sync, fetched_at) {
+            Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
+            Ok(outcome) => {
+                if !self.unhealthy {
+                    self.settings.ctx.board.set_worker_error(None);
+                    return outcome;
                 }
-                Err(e) => self
-                    .board
-                    .set_worker_error(Some(format!("database check failed: {e}"))),
-            },
-            Ok(()) => self.board.set_worker_error(None),
+                match self.check() {
+                    Ok(()) => {
+                        log::info!(
+                            "secret {}: database check passes again",
+                            self.settings.ctx.secret_id
+                        );
+                        self.unhealthy = false;
+                        self.settings.ctx.board.set_worker_error(None);
+                    }
+                    Err(e) => self
+                        .settings
+                        .ctx
+                        .board
+                        .set_worker_error(Some(format!("database check failed: {e}"))),
+                }
+                outcome
+            }
             Err(e) => {
                 let msg = e.to_string();
                 log::error!(
                     "secret {}: {msg}; will try again on the next poll",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
-                self.unhealthy = true;
-                self.board.set_worker_error(Some(msg));
+                self.report_failure(&msg);
+                None
             }
         }
     }
@@ -206,25 +226,31 @@ impl RotationEngine {
         &mut self,
         sync: &SyncConfig,
         fetched_at: Instant,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<Outcome>, StepError> {
         self.update_target(sync);
-        if let Some(entry) = self.journal.load()? {
-            self.reconcile(entry, sync)?;
-            if self.journal.load()?.is_some() {
-                // Not finished yet (an acknowledgement is still outstanding).
-                return Ok(());
+        let mut outcome = None;
+        if let Some(entry) = self.settings.journal.load()? {
+            let settled = self.reconcile(entry, sync)?;
+            outcome = Some(settled);
+            // A rejection ends the job, as does an acknowledgement still outstanding:
+            // this sync config was fetched before the server heard, so a rotation it
+            // shows as pending is not news.
+            if matches!(settled, Outcome::Rejected | Outcome::AwaitingAck)
+                || self.settings.journal.load()?.is_some()
+            {
+                return Ok(outcome);
             }
         }
         let Some(pending) = sync.pending() else {
-            return Ok(());
+            return Ok(outcome);
         };
         if let Some((id, at)) = &self.finished
             && *id == pending.id
             && fetched_at <= *at
         {
-            return Ok(());
+            return Ok(outcome);
         }
-        self.rotate(&pending, &sync.managed_username)
+        self.rotate(&pending, &sync.managed_username).map(Some)
     }
 
     /// A new pending rotation: snapshot, journal, apply, verify, confirm (or roll back and reject).
@@ -232,25 +258,28 @@ impl RotationEngine {
         &mut self,
         pending: &PendingRotation,
         managed_username: &str,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
-            self.secret_id,
-            self.target.kind.display_name(),
-            self.target.endpoint()
+            self.settings.ctx.secret_id,
+            self.settings.target.kind.display_name(),
+            self.settings.target.endpoint()
         );
-        let cred =
-            match credential_from_value(pending.value.expose(), &self.fields, managed_username) {
-                Ok(c) => c,
-                Err(e) => {
-                    return self.reject_untouched(
-                        &pending.id,
-                        &format!("the pending value cannot be used: {e}"),
-                        &[],
-                    );
-                }
-            };
+        let cred = match credential_from_value(
+            pending.value.expose(),
+            &self.settings.fields,
+            managed_username,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.reject_untouched(
+                    &pending.id,
+                    &format!("the pending value cannot be used: {e}"),
+                    &[],
+                );
+            }
+        };
         let mut db = match self.open() {
             Ok(db) => db,
             Err(e) => {
@@ -279,20 +308,20 @@ impl RotationEngine {
             }
         };
         let mut entry = JournalEntry::new(
-            &self.secret_id,
+            &self.settings.ctx.secret_id,
             &pending.id,
             &cred.username,
             snapshot,
             &cred.password,
         );
-        if let Err(e) = self.journal.save(&mut entry) {
+        if let Err(e) = self.settings.journal.save(&mut entry) {
             return self.reject_untouched(
                 &pending.id,
                 &format!("cannot write the rotation journal, so nothing was changed: {e}"),
                 &[],
             );
         }
-        self.apply_verify_confirm(db.as_mut(), entry, &cred)
+        self.apply_verify_confirm(db.as_mut(), entry, &cred, Start::Fresh)
     }
 
     fn take_snapshot(&self, db: &mut dyn Provider, username: &str) -> Result<Snapshot, StepError> {
@@ -304,10 +333,14 @@ impl RotationEngine {
             StoredCredential::Unreadable { reason } => {
                 log::info!(
                     "secret {}: {reason}; the rollback will use the live value",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
-                let live = self.api.live_value(&self.secret_id)?;
-                credential_from_value(live.expose(), &self.fields, username)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                credential_from_value(live.expose(), &self.settings.fields, username)?;
                 Ok(Snapshot::LiveValue)
             }
         }
@@ -319,9 +352,19 @@ impl RotationEngine {
         db: &mut dyn Provider,
         mut entry: JournalEntry,
         cred: &Credential,
-    ) -> Result<(), StepError> {
+        start: Start,
+    ) -> Result<Outcome, StepError> {
         let started = Instant::now();
-        if let Err(e) = db.set_password(&cred.username, &cred.password) {
+        // The snapshot says whether the user exists, except when a crashed process may
+        // have created it after taking the snapshot: then the database says.
+        let exists = match (&entry.snapshot, start) {
+            (Snapshot::Absent, Start::Fresh) => Ok(false),
+            (Snapshot::Absent, Start::Resumed) => db.user_exists(&cred.username),
+            _ => Ok(true),
+        };
+        let applied =
+            exists.and_then(|exists| db.put_password(&cred.username, &cred.password, exists));
+        if let Err(e) = applied {
             return self.roll_back_and_reject(
                 db,
                 entry,
@@ -344,7 +387,7 @@ impl RotationEngine {
         };
         self.warn_if_any_password_works(db, &cred.username);
         entry.phase = Phase::Confirming;
-        self.journal.save(&mut entry)?;
+        self.settings.journal.save(&mut entry)?;
         self.confirm(entry, Some(times))
     }
 
@@ -363,14 +406,18 @@ impl RotationEngine {
         if db.verify_login(username, &wrong).is_ok() {
             log::warn!(
                 "secret {}: {} at {} accepted a wrong password for \"{username}\" (trust authentication?); verification cannot prove the new password works",
-                self.secret_id,
-                self.target.kind.display_name(),
-                self.target.endpoint()
+                self.settings.ctx.secret_id,
+                self.settings.target.kind.display_name(),
+                self.settings.target.endpoint()
             );
         }
     }
 
-    fn confirm(&mut self, entry: JournalEntry, times: Option<PhaseTimes>) -> Result<(), StepError> {
+    fn confirm(
+        &mut self,
+        entry: JournalEntry,
+        times: Option<PhaseTimes>,
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&entry.rotation_id);
         let started = Instant::now();
         let result =
@@ -378,7 +425,7 @@ impl RotationEngine {
         match result {
             Ok(()) => {
                 let confirm = started.elapsed();
-                self.journal.clear()?;
+                self.settings.journal.clear()?;
                 self.finish(&entry.rotation_id, "confirmed", "");
                 let timing = times
                     .map(|t| {
@@ -393,13 +440,18 @@ impl RotationEngine {
                     .unwrap_or_default();
                 log::info!(
                     "secret {}: rotation {short} applied, verified and confirmed{timing}",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
-                Ok(())
+                Ok(Outcome::Confirmed)
             }
-            Err(e) => Err(StepError::Mismatch(format!(
-                "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
-            ))),
+            Err(e) => {
+                let msg = format!(
+                    "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
+                );
+                log::error!("secret {}: {msg}", self.settings.ctx.secret_id);
+                self.report_failure(&msg);
+                Ok(Outcome::AwaitingAck)
+            }
         }
     }
 
@@ -409,11 +461,11 @@ impl RotationEngine {
         rotation_id: &str,
         error: &str,
         secrets: &[&Secret],
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let error = scrub(error, secrets);
         log::error!(
             "secret {}: rotation {} rejected: {error}",
-            self.secret_id,
+            self.settings.ctx.secret_id,
             short_id(rotation_id)
         );
         self.report_failure(&format!(
@@ -423,18 +475,18 @@ impl RotationEngine {
         let result =
             self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
         self.finish(rotation_id, "rejected", &error);
-        result.map_err(StepError::from)?;
-        Err(StepError::Mismatch(format!(
-            "rotation {} was rejected: {error}",
-            short_id(rotation_id)
-        )))
+        result?;
+        Ok(Outcome::Rejected)
     }
 
     /// Marks the agent unhealthy before the server hears of a failure, so that no heartbeat
     /// sent after the server recorded the rejection can still say "healthy".
     fn report_failure(&mut self, message: &str) {
         self.unhealthy = true;
-        self.board.set_worker_error(Some(message.to_owned()));
+        self.settings
+            .ctx
+            .board
+            .set_worker_error(Some(message.to_owned()));
     }
 
     /// Puts the old credential back, checks it, then rejects. The journal stays until both
@@ -445,13 +497,13 @@ impl RotationEngine {
         mut entry: JournalEntry,
         error: &str,
         secrets: &[&Secret],
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         entry.phase = Phase::Rejecting;
         entry.error = scrub(error, secrets);
-        self.journal.save(&mut entry)?;
+        self.settings.journal.save(&mut entry)?;
         log::error!(
             "secret {}: rotation {} failed: {}; rolling back",
-            self.secret_id,
+            self.settings.ctx.secret_id,
             short_id(&entry.rotation_id),
             entry.error
         );
@@ -462,20 +514,20 @@ impl RotationEngine {
         &mut self,
         db: &mut dyn Provider,
         mut entry: JournalEntry,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let restored = self.restore(db, &entry);
         let mut error = entry.error.clone();
         match &restored {
             Ok(()) => log::info!(
                 "secret {}: database back on the previous credential of \"{}\"",
-                self.secret_id,
+                self.settings.ctx.secret_id,
                 entry.username
             ),
             Err(e) => {
                 error = format!("{error}; rollback failed too: {e}");
                 log::error!(
                     "secret {}: rollback failed: {e}; will retry",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
             }
         }
@@ -492,15 +544,11 @@ impl RotationEngine {
         }
         match restored {
             Ok(()) => {
-                self.journal.clear()?;
-                Err(StepError::Mismatch(format!(
-                    "rotation {} was rejected: {}",
-                    short_id(&entry.rotation_id),
-                    entry.error
-                )))
+                self.settings.journal.clear()?;
+                Ok(Outcome::Rejected)
             }
             Err(e) => {
-                self.journal.save(&mut entry)?;
+                self.settings.journal.save(&mut entry)?;
                 Err(e)
             }
         }
@@ -529,8 +577,12 @@ impl RotationEngine {
                 Ok(())
             }
             Snapshot::LiveValue => {
-                let live = self.api.live_value(&self.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.fields, user)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                let cred = credential_from_value(live.expose(), &self.settings.fields, user)?;
                 db.set_password(&cred.username, &cred.password)?;
                 db.verify_login(&cred.username, &cred.password)?;
                 Ok(())
@@ -539,11 +591,15 @@ impl RotationEngine {
     }
 
     /// Finishes a journaled rotation against what the server says now.
-    fn reconcile(&mut self, mut entry: JournalEntry, sync: &SyncConfig) -> Result<(), StepError> {
+    fn reconcile(
+        &mut self,
+        mut entry: JournalEntry,
+        sync: &SyncConfig,
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",
-            self.secret_id,
+            self.settings.ctx.secret_id,
             entry.phase
         );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
@@ -554,7 +610,7 @@ impl RotationEngine {
                 Phase::Applying | Phase::Confirming => {
                     let cred = match credential_from_value(
                         pending.value.expose(),
-                        &self.fields,
+                        &self.settings.fields,
                         &entry.username,
                     ) {
                         Ok(c) => c,
@@ -569,13 +625,18 @@ impl RotationEngine {
                         return self.confirm(entry, None);
                     }
                     entry.phase = Phase::Applying;
-                    self.apply_verify_confirm(db.as_mut(), entry, &cred)
+                    self.apply_verify_confirm(db.as_mut(), entry, &cred, Start::Resumed)
                 }
             },
             _ => {
                 // The server no longer holds this rotation: the database must match the live value.
-                let live = self.api.live_value(&self.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.fields, &entry.username)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                let cred =
+                    credential_from_value(live.expose(), &self.settings.fields, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
                 if !promoted
                     && entry.snapshot == Snapshot::Absent
@@ -585,21 +646,26 @@ impl RotationEngine {
                 } else {
                     self.make_live_value_work(db.as_mut(), &cred)?;
                 }
-                self.journal.clear()?;
-                let outcome = if promoted { "confirmed" } else { "reconciled" };
+                self.settings.journal.clear()?;
+                let outcome = if promoted {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::Reconciled
+                };
                 if !entry.rejected {
-                    self.finish(&entry.rotation_id, outcome, "");
+                    let word = if promoted { "confirmed" } else { "reconciled" };
+                    self.finish(&entry.rotation_id, word, "");
                 }
                 log::info!(
                     "secret {}: rotation {short} settled: the database matches the live value ({})",
-                    self.secret_id,
+                    self.settings.ctx.secret_id,
                     if promoted {
                         "the server promoted the new password"
                     } else {
                         "the server kept the old password"
                     }
                 );
-                Ok(())
+                Ok(outcome)
             }
         }
     }
@@ -615,7 +681,7 @@ impl RotationEngine {
             Err(e) if e.kind == FailureKind::AuthRejected => {
                 log::info!(
                     "secret {}: putting the live value back into the database for \"{}\"",
-                    self.secret_id,
+                    self.settings.ctx.secret_id,
                     cred.username
                 );
                 db.set_password(&cred.username, &cred.password)?;
@@ -628,7 +694,7 @@ impl RotationEngine {
 
     fn finish(&mut self, rotation_id: &str, outcome: &str, error: &str) {
         self.finished = Some((rotation_id.to_owned(), Instant::now()));
-        self.board.record_rotation(RotationRecord {
+        self.settings.ctx.board.record_rotation(RotationRecord {
             rotation_id: rotation_id.to_owned(),
             outcome: outcome.to_owned(),
             at: unix_now(),
@@ -644,15 +710,15 @@ impl RotationEngine {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            match call(&self.api, &self.secret_id) {
+            match call(&self.settings.ctx.api, &self.settings.ctx.secret_id) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class() == ErrorClass::Retryable && attempt < ACK_ATTEMPTS => {
                     log::warn!(
                         "secret {}: {e}; retrying in {} ms",
-                        self.secret_id,
+                        self.settings.ctx.secret_id,
                         delay.as_millis()
                     );
-                    if self.shutdown.wait_timeout(delay) {
+                    if self.settings.ctx.shutdown.wait_timeout(delay) {
                         return Err(e);
                     }
                     delay *= 2;

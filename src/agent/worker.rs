@@ -45,6 +45,7 @@ pub fn spawn(
     jobs: Receiver<Job>,
     board: Arc<StatusBoard>,
     shutdown: Arc<Shutdown>,
+    test_panic_at: Option<String>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
         let _reporter = PanicReporter {
@@ -58,7 +59,7 @@ pub fn spawn(
                     let _ = reply.send(engine.check());
                 }
                 Job::Sync { config, fetched_at } => {
-                    fail_point("worker-sync");
+                    fail_point(test_panic_at.as_deref(), "worker-sync");
                     engine.handle_sync(&config, fetched_at);
                 }
             }
@@ -67,11 +68,10 @@ pub fn spawn(
     })
 }
 
-/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` panics at the named point, so tests can
-/// check what a crashed worker does. Compiled into test and debug builds only.
-fn fail_point(name: &str) {
-    if cfg!(debug_assertions) && std::env::var("SIKKERKEY_AGENT_TEST_PANIC").as_deref() == Ok(name)
-    {
+/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` (passed in as `armed`) panics at the
+/// named point, so tests can check what a crashed worker does. Debug builds only.
+fn fail_point(armed: Option<&str>, name: &str) {
+    if cfg!(debug_assertions) && armed == Some(name) {
         panic!("test fail point {name}");
     }
 }

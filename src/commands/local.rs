@@ -5,19 +5,21 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::CommandError;
-use crate::exit;
+use crate::exit::Exit;
 use crate::files::AgentFiles;
 use crate::identity;
-use crate::pidfile::{process_alive, read_pid};
+use crate::pidfile::{is_agent_for, process_alive, read_pid};
+use crate::settings::Settings;
 
 /// `$SIKKERKEY_HOME`.
-pub fn home() -> Result<PathBuf, CommandError> {
-    identity::sikkerkey_home().map_err(|e| CommandError::new(exit::CONFIG, e))
+pub fn home(settings: &Settings) -> Result<PathBuf, CommandError> {
+    identity::sikkerkey_home(settings.home.as_deref())
+        .map_err(|e| CommandError::new(Exit::Config, e))
 }
 
 /// The files of `secret_id`'s agent; a bad id is a usage error.
-pub fn files(secret_id: &str) -> Result<AgentFiles, CommandError> {
-    AgentFiles::new(&home()?, secret_id).map_err(|e| CommandError::new(exit::USAGE, e))
+pub fn files(secret_id: &str, settings: &Settings) -> Result<AgentFiles, CommandError> {
+    AgentFiles::new(&home(settings)?, secret_id).map_err(|e| CommandError::new(Exit::Usage, e))
 }
 
 /// Whether an agent runs for a secret, as far as its PID file tells.
@@ -39,45 +41,19 @@ impl AgentProcess {
     }
 }
 
-/// Whether process `pid` is an agent for `secret_id`: its command line carries the id.
-/// Guards against a PID reused by an unrelated program after the agent died without
-/// removing its PID file. An unreadable command line counts as a match.
-fn runs_agent_for(pid: u32, secret_id: &str) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return true;
-    };
-    let suffix = format!("={secret_id}");
-    cmdline
-        .split(|b| *b == 0)
-        .filter_map(|a| std::str::from_utf8(a).ok())
-        .any(|a| a == secret_id || a.ends_with(&suffix))
-}
-
 pub fn agent_process(files: &AgentFiles) -> AgentProcess {
     match read_pid(&files.pid()) {
         None => AgentProcess::NotRunning,
-        Some(pid) if process_alive(pid) && runs_agent_for(pid, files.secret_id()) => {
-            AgentProcess::Running(pid)
-        }
+        Some(pid) if is_agent_for(pid, files.secret_id()) => AgentProcess::Running(pid),
         Some(pid) => AgentProcess::Stale(pid),
     }
-}
-
-/// How long `stop` waits for the agent to exit. The agent finishes a rotation in flight
-/// first, and each database call is bounded (connect 10 s, statement 20 s).
-pub fn stop_timeout() -> Duration {
-    std::env::var("SIKKERKEY_STOP_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(60))
 }
 
 /// Sends SIGTERM to the agent with `pid` and waits until it is gone or `timeout` passes.
 pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), CommandError> {
     let target = libc::pid_t::try_from(pid).map_err(|_| {
         CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!("PID {pid} in the PID file is out of range"),
         )
     })?;
@@ -87,13 +63,13 @@ pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), Com
         return match err.raw_os_error() {
             Some(libc::ESRCH) => Ok(()),
             Some(libc::EPERM) => Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "not allowed to stop the agent for secret {secret_id} (PID {pid}): it runs as another user; try again with sudo"
                 ),
             )),
             _ => Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!("cannot signal PID {pid}: {err}"),
             )),
         };
@@ -102,7 +78,7 @@ pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), Com
     while process_alive(pid) {
         if Instant::now() >= deadline {
             return Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "the agent for secret {secret_id} (PID {pid}) is still running {} s after SIGTERM; it may be finishing a rotation. \
                      Check with `sikkerkey-agent list`; `kill -KILL {pid}` stops it at once and the next start finishes any journaled rotation",

@@ -3,14 +3,15 @@
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
-use crate::exit;
+use crate::exit::Exit;
 use crate::fsutil;
+use crate::settings::Settings;
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(secret, settings)?;
     match local::agent_process(&files) {
         AgentProcess::NotRunning => Err(CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!(
                 "no agent for secret {secret} runs on this machine (no PID file at {})",
                 files.pid().display()
@@ -19,7 +20,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         AgentProcess::Stale(pid) => {
             fsutil::remove_if_exists(&files.pid()).map_err(|e| {
                 CommandError::new(
-                    exit::FAILURE,
+                    Exit::Failure,
                     format!(
                         "cannot remove the stale PID file {}: {e}",
                         files.pid().display()
@@ -27,7 +28,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                 )
             })?;
             Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
                     files.pid().display()
@@ -35,13 +36,13 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
             ))
         }
         AgentProcess::Running(pid) => {
-            local::terminate(secret, pid, local::stop_timeout())?;
+            local::terminate(secret, pid, settings.stop_timeout)?;
             // A clean exit removes the PID file; one killed earlier may have left it.
             if crate::pidfile::read_pid(&files.pid()) == Some(pid) {
                 let _ = fsutil::remove_if_exists(&files.pid());
             }
             println!("stopped the agent for secret {secret} (PID {pid})");
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
     }
 }

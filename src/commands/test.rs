@@ -1,6 +1,6 @@
 //! `test`: checks, before any rotation depends on it, that the agent can do its job:
 //! its configuration, the admin's login, the admin's privileges and the managed user.
-//! Prints one line per check and exits with `exit::CHECK_FAILED` if any fails.
+//! Prints one line per check and exits with `Exit::CheckFailed` if any fails.
 //!
 //! Connection details come from the local config or, when there is none, from the
 //! server's sync config (fetching it registers this machine as the secret's agent, as
@@ -10,13 +10,14 @@ use std::path::Path;
 
 use super::CommandError;
 use super::local;
-use crate::agent::build_target;
 use crate::api::{ApiClient, HttpTimeouts, SyncConfig};
-use crate::exit;
+use crate::exit::Exit;
 use crate::identity::Identity;
 use crate::localconfig::LocalConfig;
+use crate::localconfig::build_target;
 use crate::providers::{self, Provider, Target};
 use crate::secret::{FieldNames, parse_fields};
+use crate::settings::Settings;
 
 /// Prints check results as they happen and remembers whether any failed.
 struct Checks {
@@ -46,9 +47,10 @@ impl Checks {
     }
 }
 
-fn api_client(home: &Path, http: HttpTimeouts) -> Result<ApiClient, String> {
-    let identity = Identity::load(home).map_err(|e| e.to_string())?;
-    ApiClient::new(identity, http).map_err(|e| e.to_string())
+fn api_client(home: &Path, settings: &Settings, http: HttpTimeouts) -> Result<ApiClient, String> {
+    let identity = Identity::load(home, settings.vault.as_deref(), settings.api_url.as_deref())
+        .map_err(|e| e.to_string())?;
+    ApiClient::new(identity, http, settings.ca_file.as_deref()).map_err(|e| e.to_string())
 }
 
 /// Where the connection details come from, checked.
@@ -117,16 +119,16 @@ fn managed_username(
     Ok(name)
 }
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
-    let home = local::home()?;
-    let (timing, http) = super::start::timing_from_env();
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(secret, settings)?;
+    let home = local::home(settings)?;
+    let (timing, http) = super::start::timing(&settings.test);
     let mut checks = Checks {
         failed: 0,
         skipped: 0,
         total: 0,
     };
-    let api = api_client(&home, http);
+    let api = api_client(&home, settings, http);
     let mut sync = None;
 
     let local = match LocalConfig::load(&files.config()) {
@@ -200,10 +202,10 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
     Ok(summary(&checks))
 }
 
-fn summary(checks: &Checks) -> i32 {
+fn summary(checks: &Checks) -> Exit {
     if checks.failed == 0 {
         println!("all {} checks passed", checks.total);
-        exit::OK
+        Exit::Ok
     } else {
         let skipped = if checks.skipped > 0 {
             format!(", {} skipped", checks.skipped)
@@ -214,6 +216,6 @@ fn summary(checks: &Checks) -> i32 {
             "{} of {} checks failed{skipped}",
             checks.failed, checks.total
         );
-        exit::CHECK_FAILED
+        Exit::CheckFailed
     }
 }

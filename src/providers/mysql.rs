@@ -11,7 +11,7 @@ use std::time::Duration;
 use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, OptsBuilder};
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target, validate_common};
+use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -92,6 +92,18 @@ impl Mysql {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// A random salt for a caching_sha2_password hash.
+    fn salt(&self) -> Result<[u8; hash::SHA2_SALT_LEN], ProviderError> {
+        hash::sha2_salt().map_err(|e| {
+            ProviderError::new(
+                &self.target,
+                FailureKind::Database,
+                "making a salt for the password hash",
+                format!("the system's random source failed: {e}"),
+            )
+        })
     }
 
     /// Each host with the plugin of its account when it has exactly one authentication
@@ -299,6 +311,10 @@ impl Mysql {
 }
 
 impl Provider for Mysql {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn check_admin(&mut self) -> Result<(), ProviderError> {
         let action = "checking the admin's privileges";
         let me: String = self
@@ -348,17 +364,8 @@ impl Provider for Mysql {
         Ok(())
     }
 
-    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        validate_common(&self.target, username, password)?;
-        match sql::user_name_problem(username) {
-            Some(problem) => Err(ProviderError::new(
-                &self.target,
-                FailureKind::InvalidInput,
-                "checking the new credential",
-                problem,
-            )),
-            None => Ok(()),
-        }
+    fn input_problem(&self, username: &str, _password: &Secret) -> Option<String> {
+        sql::user_name_problem(username).map(str::to_owned)
     }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
@@ -376,25 +383,19 @@ impl Provider for Mysql {
         })
     }
 
-    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.validate(username, password)?;
+    fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let salt = self.salt()?;
+        let statement = self.dialect.create_user(username, password, &salt);
+        self.execute(
+            &format!("creating user \"{username}\"@\"%\""),
+            &statement,
+            &[password],
+        )
+    }
+
+    fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let hosts = self.hosts(username)?;
-        let salt = hash::sha2_salt().map_err(|e| {
-            ProviderError::new(
-                &self.target,
-                FailureKind::Database,
-                "making a salt for the password hash",
-                format!("the system's random source failed: {e}"),
-            )
-        })?;
-        if hosts.is_empty() {
-            let statement = self.dialect.create_user(username, password, &salt);
-            return self.execute(
-                &format!("creating user \"{username}\"@\"%\""),
-                &statement,
-                &[password],
-            );
-        }
+        let salt = self.salt()?;
         let accounts = self.account_plugins(username, hosts);
         let (statement, notes) = self
             .dialect
@@ -433,7 +434,7 @@ impl Provider for Mysql {
         )
     }
 
-    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+    fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!("logging in as \"{username}\"");
         match Conn::new(opts_for(&self.target, username, password, true)) {
             Ok(conn) => {

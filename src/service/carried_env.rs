@@ -19,8 +19,11 @@ pub const CARRIED: &[&str] = &[
     "no_proxy",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
-    crate::trust::CA_FILE_VAR,
+    CA_FILE_VAR,
 ];
+
+/// The agent's own CA variable (read through `Settings`, like every `SIKKERKEY_*` one).
+pub const CA_FILE_VAR: &str = "SIKKERKEY_CA_FILE";
 
 /// The carried variables `lookup` finds set, and a warning for each one left out.
 pub fn select(
@@ -41,8 +44,7 @@ pub fn select(
             ));
             continue;
         }
-        let is_path =
-            matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR") || name == crate::trust::CA_FILE_VAR;
+        let is_path = matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR") || name == CA_FILE_VAR;
         if is_path && !value.starts_with('/') {
             warnings.push(format!(
                 "{name}={value} is not an absolute path and the service does not start in this directory, so it was not copied; set it to an absolute path and install again"

@@ -4,6 +4,7 @@
 mod support;
 
 mod commands;
+mod layering;
 mod scenarios;
 
 #[cfg(feature = "mysql")]
