@@ -40,6 +40,18 @@ pub struct ConfigureArgs {
     pub username_field: Option<String>,
     pub password_field: Option<String>,
     pub poll_interval: Option<u64>,
+    pub tls: TlsFlags,
+}
+
+/// `configure`'s database TLS flags, as given (`configure` checks them). All `None`: no
+/// `tls` object is written and the defaults (or PGSSL* variables) apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--tls MODE`.
+    pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +136,13 @@ Options:
   --project-reference <R>  Supabase project reference
   --username-field <F>     Field of the secret value holding the username (default: username)
   --password-field <F>     Field of the secret value holding the password (default: password)
-  --poll-interval <S>      Poll interval in seconds (at least 5)";
+  --poll-interval <S>      Poll interval in seconds (at least 5)
+  --tls <MODE>             Database TLS: disable, prefer, require, verify-ca or verify-full
+                           (default: prefer for PostgreSQL and MySQL, require for Supabase,
+                           disable for Redis and MongoDB; verify-full when a CA file is given)
+  --tls-ca-file <FILE>     CA certificate(s) (PEM) the server's certificate must chain to
+  --tls-cert-file <FILE>   Client certificate (PEM), for servers that demand one
+  --tls-key-file <FILE>    Its private key (PEM; default: the certificate file)";
 
 const TEST_HELP: &str = "\
 Usage: sikkerkey-agent test --secret <ID>
@@ -271,6 +289,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
     let mut username_field = None;
     let mut password_field = None;
     let mut poll_interval = None;
+    let mut tls = TlsFlags::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
@@ -305,6 +324,10 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
                 }
                 poll_interval = Some(v);
             }
+            Long("tls") => tls.mode = Some(parser.value()?.string()?),
+            Long("tls-ca-file") => tls.ca_file = Some(parser.value()?.into()),
+            Long("tls-cert-file") => tls.cert_file = Some(parser.value()?.into()),
+            Long("tls-key-file") => tls.key_file = Some(parser.value()?.into()),
             Short('h') | Long("help") => return Ok(Command::Help(CONFIGURE_HELP)),
             _ => return Err(arg.unexpected()),
         }
@@ -321,6 +344,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
         username_field,
         password_field,
         poll_interval,
+        tls,
     })))
 }
 

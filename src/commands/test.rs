@@ -172,9 +172,11 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             return Ok(summary(&checks));
         }
     };
+    // The connection's TLS goes on the login line: protocol, and what was verified.
+    let tls = db.tls_status().describe(&target.tls);
     checks.ok(
         "login",
-        format!("admin \"{}\" logged in", target.admin_user),
+        format!("admin \"{}\" logged in; {tls}", target.admin_user),
     );
 
     match db.check_admin() {

@@ -20,6 +20,9 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod tls;
+
+pub use tls::{TlsMode, TlsSettings, TlsStatus};
 
 /// A database family, as named by the sync config's `providerType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +148,8 @@ pub struct Target {
     pub admin_pass: Secret,
     pub project_reference: String,
     pub timeouts: DbTimeouts,
+    /// Used by the admin connection and the verify login alike.
+    pub tls: TlsSettings,
 }
 
 impl Target {
@@ -183,6 +188,9 @@ pub enum FailureKind {
     InvalidInput,
     /// A statement ran longer than its timeout.
     Timeout,
+    /// TLS was demanded and failed: no TLS on the server, or its certificate did not
+    /// verify. Nothing was sent but the handshake.
+    Tls,
     /// Any other database error.
     Database,
 }
@@ -228,6 +236,7 @@ impl ProviderError {
                 "; the database did not answer in time (a lock held by another session, or an overloaded server)"
             }
             FailureKind::Database => "",
+            FailureKind::Tls => "; no password was sent",
         }
     }
 }
@@ -352,6 +361,11 @@ pub trait Provider {
     fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         self.login(username, password)
             .map_err(|e| e.redacted(&[password]))
+    }
+
+    /// What the admin connection negotiated, for `test`.
+    fn tls_status(&mut self) -> TlsStatus {
+        TlsStatus::Unknown
     }
 }
 

@@ -2,10 +2,15 @@
 //! SCRAM-SHA-256 verifier the agent computes, so the plaintext never reaches the server's
 //! statement log; rollback puts the stored verifier from `pg_authid` back.
 
+use postgres::config::SslMode;
 use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, TlsMode,
+    TlsStatus, tls,
+};
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
@@ -26,7 +31,7 @@ impl Postgres {
             &login_name(target, &target.admin_user),
             &target.admin_pass,
         )
-        .connect(NoTls)
+        .connect(tls_connector(target, &action)?)
         .map_err(|e| error(target, &action, &e))?;
         let ms = target.timeouts.statement.as_millis();
         client
@@ -168,6 +173,31 @@ impl Provider for Postgres {
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         verify_login(&self.target, username, password)
     }
+
+    fn tls_status(&mut self) -> TlsStatus {
+        match self.client.query_opt(
+            "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        ) {
+            Ok(Some(row)) if row.get::<_, bool>(0) => TlsStatus::Encrypted {
+                protocol: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                cipher: row.get(2),
+            },
+            Ok(Some(_)) => TlsStatus::Plaintext,
+            _ => TlsStatus::Unknown,
+        }
+    }
+}
+
+/// The TLS hook for the driver. The driver asks the server for TLS first in every mode
+/// but `disable`; with `prefer` it goes on in plaintext only when the server says it has
+/// no TLS, never after a failed handshake.
+fn tls_connector(target: &Target, action: &str) -> Result<MakeRustlsConnect, ProviderError> {
+    let config = target
+        .tls
+        .client_config()
+        .map_err(|e| ProviderError::new(target, FailureKind::Tls, action, e.to_string()))?;
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// Logs in as `username` on a fresh connection to the target's database. A missing
@@ -178,7 +208,9 @@ pub fn verify_login(
     password: &Secret,
 ) -> Result<(), ProviderError> {
     let action = format!("logging in as \"{username}\"");
-    match config_for(target, &login_name(target, username), password).connect(NoTls) {
+    match config_for(target, &login_name(target, username), password)
+        .connect(tls_connector(target, &action)?)
+    {
         Ok(client) => {
             drop(client);
             Ok(())
@@ -217,6 +249,11 @@ fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
         .password(password.expose())
         .dbname(database)
         .application_name("sikkerkey-agent")
+        .ssl_mode(match target.tls.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+        })
         .connect_timeout(target.timeouts.connect)
         .tcp_user_timeout(target.timeouts.statement)
         .keepalives(true)
@@ -232,6 +269,14 @@ pub fn quote_ident(name: &str) -> String {
 /// `'text'` with every `'` doubled (standard_conforming_strings is on for our sessions).
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// What went wrong with TLS, when the failure is about TLS at all.
+fn tls_failure(target: &Target, e: &postgres::Error) -> Option<String> {
+    if target.tls.mode == TlsMode::Disable {
+        return None;
+    }
+    tls::explain_failure(e, &target.host, target.tls.mode)
 }
 
 fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
@@ -250,16 +295,19 @@ fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
                 format!("{} (SQLSTATE {})", db.message(), db.code().code()),
             )
         }
-        None => {
-            let mut detail = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                source = s.source();
+        None => match tls_failure(target, e) {
+            Some(explained) => (FailureKind::Tls, explained),
+            None => {
+                let mut detail = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    detail.push_str(": ");
+                    detail.push_str(&s.to_string());
+                    source = s.source();
+                }
+                (FailureKind::Unreachable, detail)
             }
-            (FailureKind::Unreachable, detail)
-        }
+        },
     };
     ProviderError::new(target, kind, action, detail)
 }
@@ -288,6 +336,7 @@ mod tests {
             admin_pass: Secret::new("x"),
             project_reference: "abcd1234".into(),
             timeouts: Default::default(),
+            tls: Default::default(),
         };
         assert_eq!(login_name(&t, "app"), "app.abcd1234");
         assert_eq!(quote_ident("app"), "\"app\"");

@@ -5,10 +5,11 @@
 
 use std::process::Command;
 
-use crate::postgres::Pg;
-use crate::scenarios::{Database, SOON, World, assert_password, secret_value};
+use crate::support::SOON;
 use crate::support::connect_proxy::ConnectProxy;
+use crate::support::db::postgres::Pg;
 use crate::support::private_ca::PrivateCa;
+use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, FakeControlPlane, random_text};
 
 /// A PostgreSQL world whose control plane serves HTTPS with a certificate `ca` signed
@@ -41,7 +42,7 @@ fn rotate(w: &World, agent: &AgentProcess) -> String {
 
 #[test]
 fn a_private_ca_trusted_through_ssl_cert_file_carries_a_rotation() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let ca = PrivateCa::new("ska-test-cp-ca");
     let w = https_world(&db, &ca);
     let mut cmd = start_command(&w);
@@ -62,7 +63,7 @@ fn a_private_ca_trusted_through_ssl_cert_file_carries_a_rotation() {
 
 #[test]
 fn sikkerkey_ca_file_adds_a_private_ca_to_the_system_store() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let ca = PrivateCa::new("ska-test-cp-ca");
     let w = https_world(&db, &ca);
     let mut cmd = start_command(&w);
@@ -87,7 +88,7 @@ fn sikkerkey_ca_file_adds_a_private_ca_to_the_system_store() {
 /// fails: no request reaches the server, and the log names the URL and the reason.
 #[test]
 fn an_untrusted_control_plane_certificate_is_refused_with_the_url_and_reason() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let ca = PrivateCa::new("ska-test-cp-ca");
     let other = PrivateCa::new("ska-test-other-ca");
     let w = https_world(&db, &ca);
@@ -119,7 +120,7 @@ fn an_untrusted_control_plane_certificate_is_refused_with_the_url_and_reason() {
 
 #[test]
 fn an_unusable_ca_file_stops_the_agent_with_a_configuration_error() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let ca = PrivateCa::new("ska-test-cp-ca");
     let w = https_world(&db, &ca);
     let not_pem = w.machine.home.path().join("not-a-ca.pem");
@@ -153,7 +154,7 @@ fn an_unusable_ca_file_stops_the_agent_with_a_configuration_error() {
 /// so the CA is still checked); NO_PROXY naming the host goes direct.
 #[test]
 fn https_proxy_is_used_and_no_proxy_bypasses_it() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let ca = PrivateCa::new("ska-test-cp-ca");
     let w = https_world(&db, &ca);
     let proxy = ConnectProxy::start();
@@ -203,7 +204,7 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
 /// A certificate from the trusted CA but for another name is refused as well.
 #[test]
 fn a_trusted_certificate_for_another_host_name_is_refused() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let ca = PrivateCa::new("ska-test-cp-ca");
     let issued = ca.issue("elsewhere", "DNS:elsewhere.example,IP:10.9.9.9");
     let cp = FakeControlPlane::start_tls(&issued.cert, &issued.key);
@@ -234,7 +235,7 @@ fn a_trusted_certificate_for_another_host_name_is_refused() {
 /// reads it too): `make bench` measures both agents this way.
 #[test]
 fn the_official_agent_trusts_the_private_ca_through_ssl_cert_file() {
-    let Some(db) = Pg::from_env() else { return };
+    let Some(db) = Pg::open() else { return };
     let Some(official) =
         crate::support::require_env("SKA_OFFICIAL_AGENT", "the official SikkerKey CLI")
     else {

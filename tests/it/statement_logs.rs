@@ -5,10 +5,10 @@
 
 use ::mysql::prelude::Queryable;
 
-use crate::mysql::{My, lit};
-use crate::postgres::Pg;
-use crate::scenarios::{World, assert_password, secret_value};
+use crate::support::db::mysql::{My, lit};
+use crate::support::db::postgres::Pg;
 use crate::support::random_text;
+use crate::support::world::{World, assert_password, secret_value};
 
 /// Loads MariaDB's ed25519 plugin unless it is there (tests may race to install it).
 fn ensure_ed25519(my: &My) {
@@ -35,7 +35,7 @@ fn ensure_ed25519(my: &My) {
 /// while the old one is refused.
 #[test]
 fn mariadb_general_log_never_sees_the_new_password() {
-    let Some(my) = My::from_env() else { return };
+    let Some(my) = My::open() else { return };
     ensure_ed25519(&my);
     let w = World::plain(&my);
     let old = w.old_pw.clone();
@@ -52,7 +52,7 @@ fn mariadb_general_log_never_sees_the_new_password() {
     let new_pw = format!("new-{}", random_text(20));
     w.cp.set_pending(&w.secret, "rot_log", &secret_value(&w.user, &new_pw));
     w.wait_confirmed("rot_log", &agent);
-    agent.wait_until(crate::scenarios::SOON, "the journal is cleared", || {
+    agent.wait_until(crate::support::SOON, "the journal is cleared", || {
         !w.journal_exists()
     });
 
@@ -109,7 +109,7 @@ fn mariadb_general_log_never_sees_the_new_password() {
 /// password still never appears in the server log.
 #[test]
 fn postgres_statement_log_never_sees_the_new_password() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let log_path = std::path::Path::new(
         &std::env::var("SKA_SERVICES_DIR").expect("SKA_SERVICES_DIR from tests/services/run.sh"),
     )
@@ -145,7 +145,7 @@ fn postgres_statement_log_never_sees_the_new_password() {
         "the new password is in PostgreSQL's statement log"
     );
     assert_password(&pg, &w.user, &new_pw, &w.old_pw);
-    agent.wait_until(crate::scenarios::SOON, "the journal is cleared", || {
+    agent.wait_until(crate::support::SOON, "the journal is cleared", || {
         !w.journal_exists()
     });
     w.finish(agent, &[&new_pw, &w.old_pw]);
