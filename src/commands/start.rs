@@ -51,7 +51,8 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         identity.api_url
     );
     let (timing, http) = timing(&settings.test);
-    let api = ApiClient::new(identity, http);
+    let api = ApiClient::new(identity, http, settings.ca_file.as_deref())
+        .map_err(|e| CommandError::new(Exit::Config, e))?;
     let shutdown = Arc::new(Shutdown::new());
     super::signals::spawn(shutdown.clone()).map_err(|e| {
         CommandError::new(

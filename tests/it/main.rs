@@ -31,6 +31,9 @@ mod postgres_provider;
 #[cfg(feature = "postgres")]
 mod official;
 
+#[cfg(feature = "postgres")]
+mod control_plane_tls;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;
 
@@ -39,3 +42,6 @@ mod pg_privileges;
 
 #[cfg(feature = "postgres")]
 mod systemd;
+
+#[cfg(all(feature = "mysql", feature = "postgres"))]
+mod statement_logs;
