@@ -200,7 +200,7 @@ pub fn priority(level: Level) -> u8 {
 }
 
 /// Days since 1970-01-01 as (year, month, day), by Howard Hinnant's algorithm.
-fn civil_date(days: u64) -> (i64, i64, i64) {
+pub fn civil_date(days: u64) -> (i64, i64, i64) {
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -315,18 +315,12 @@ impl Provider for Mongo {
         }
     }
 
-    /// Authenticates as the user against its database on a new client (new connections,
-    /// nothing shared with the admin), then runs `ping`.
-    /// The driver does not show its TLS session, so a handshake of our own with the same
-    /// settings says what the server negotiates.
     fn tls_status(&mut self) -> TlsStatus {
-        let t = &self.target;
-        if !t.tls.demands_tls() {
-            return TlsStatus::Plaintext;
-        }
-        tls::probe(&t.host, t.port, &t.tls, t.timeouts.connect).unwrap_or(TlsStatus::Unknown)
+        tls::probe_target(&self.target)
     }
 
+    /// Authenticates as the user against its database on a new client (new connections,
+    /// nothing shared with the admin), then runs `ping`.
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!(
             "logging in as \"{username}\" to database \"{}\"",

@@ -335,14 +335,8 @@ impl Provider for Redis {
         self.persist()
     }
 
-    /// The driver does not show its TLS session, so a handshake of our own with the same
-    /// settings says what the server negotiates.
     fn tls_status(&mut self) -> TlsStatus {
-        let t = &self.target;
-        if !t.tls.demands_tls() {
-            return TlsStatus::Plaintext;
-        }
-        tls::probe(&t.host, t.port, &t.tls, t.timeouts.connect).unwrap_or(TlsStatus::Unknown)
+        tls::probe_target(&self.target)
     }
 
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {

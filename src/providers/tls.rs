@@ -644,6 +644,22 @@ pub enum ProbeFailure {
     Handshake(String),
 }
 
+/// For drivers that do not show their TLS session (Redis, MongoDB): plaintext when the
+/// target asks for no TLS, else what a handshake of our own with the same settings says
+/// the server negotiates.
+pub fn probe_target(target: &super::Target) -> TlsStatus {
+    if !target.tls.demands_tls() {
+        return TlsStatus::Plaintext;
+    }
+    probe(
+        &target.host,
+        target.port,
+        &target.tls,
+        target.timeouts.connect,
+    )
+    .unwrap_or(TlsStatus::Unknown)
+}
+
 /// Opens a TCP connection to a server that speaks TLS from the first byte (Redis on its
 /// `tls-port`, MongoDB), completes a handshake with `settings`, and says what was
 /// negotiated. Sends nothing but the handshake: for `test`, and to explain a driver's
