@@ -8,7 +8,7 @@ use super::CommandError;
 use crate::exit;
 use crate::files::AgentFiles;
 use crate::identity;
-use crate::pidfile::{process_alive, read_pid};
+use crate::pidfile::{LockState, lock_state, process_alive, read_pid};
 
 /// `$SIKKERKEY_HOME`.
 pub fn home() -> Result<PathBuf, CommandError> {
@@ -39,27 +39,19 @@ impl AgentProcess {
     }
 }
 
-/// Whether process `pid` is an agent for `secret_id`: its command line carries the id.
-/// Guards against a PID reused by an unrelated program after the agent died without
-/// removing its PID file. An unreadable command line counts as a match.
-fn runs_agent_for(pid: u32, secret_id: &str) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return true;
-    };
-    let suffix = format!("={secret_id}");
-    cmdline
-        .split(|b| *b == 0)
-        .filter_map(|a| std::str::from_utf8(a).ok())
-        .any(|a| a == secret_id || a.ends_with(&suffix))
-}
-
+/// What the PID file's lock says, the same test `start` applies: an agent runs exactly
+/// while it holds the lock. A file this user cannot open (another user's agent) falls back
+/// to whether the PID inside names a live process.
 pub fn agent_process(files: &AgentFiles) -> AgentProcess {
-    match read_pid(&files.pid()) {
-        None => AgentProcess::NotRunning,
-        Some(pid) if process_alive(pid) && runs_agent_for(pid, files.secret_id()) => {
-            AgentProcess::Running(pid)
-        }
-        Some(pid) => AgentProcess::Stale(pid),
+    match lock_state(&files.pid()) {
+        LockState::Absent | LockState::Unlocked(None) => AgentProcess::NotRunning,
+        LockState::Unlocked(Some(pid)) => AgentProcess::Stale(pid),
+        LockState::Locked(pid) => AgentProcess::Running(pid.unwrap_or(0)),
+        LockState::Unknown => match read_pid(&files.pid()) {
+            Some(pid) if process_alive(pid) => AgentProcess::Running(pid),
+            Some(pid) => AgentProcess::Stale(pid),
+            None => AgentProcess::NotRunning,
+        },
     }
 }
 
@@ -75,6 +67,15 @@ pub fn stop_timeout() -> Duration {
 
 /// Sends SIGTERM to the agent with `pid` and waits until it is gone or `timeout` passes.
 pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), CommandError> {
+    if pid == 0 {
+        // kill(0) would signal our own process group.
+        return Err(CommandError::new(
+            exit::FAILURE,
+            format!(
+                "the agent for secret {secret_id} holds its PID file but has not written its PID yet; try again in a moment"
+            ),
+        ));
+    }
     let target = libc::pid_t::try_from(pid).map_err(|_| {
         CommandError::new(
             exit::FAILURE,

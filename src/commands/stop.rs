@@ -4,7 +4,6 @@
 use super::CommandError;
 use super::local::{self, AgentProcess};
 use crate::exit;
-use crate::fsutil;
 
 pub fn run(secret: &str) -> Result<i32, CommandError> {
     let files = local::files(secret)?;
@@ -17,7 +16,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
             ),
         )),
         AgentProcess::Stale(pid) => {
-            fsutil::remove_if_exists(&files.pid()).map_err(|e| {
+            crate::pidfile::remove_stale(&files.pid()).map_err(|e| {
                 CommandError::new(
                     exit::FAILURE,
                     format!(
@@ -29,7 +28,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
             Err(CommandError::new(
                 exit::FAILURE,
                 format!(
-                    "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
+                    "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone, or is not an agent)",
                     files.pid().display()
                 ),
             ))
@@ -37,9 +36,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         AgentProcess::Running(pid) => {
             local::terminate(secret, pid, local::stop_timeout())?;
             // A clean exit removes the PID file; one killed earlier may have left it.
-            if crate::pidfile::read_pid(&files.pid()) == Some(pid) {
-                let _ = fsutil::remove_if_exists(&files.pid());
-            }
+            let _ = crate::pidfile::remove_stale(&files.pid());
             println!("stopped the agent for secret {secret} (PID {pid})");
             Ok(exit::OK)
         }

@@ -4,6 +4,7 @@
 mod support;
 
 mod commands;
+mod healing;
 mod scenarios;
 
 #[cfg(feature = "mysql")]
