@@ -41,8 +41,10 @@ pub enum IdentityError {
     KeyPermissions { path: PathBuf, mode: u32 },
     /// The private key is not a PKCS#8 PEM Ed25519 key.
     BadKey { path: PathBuf, reason: String },
-    /// The API URL is not https (and not loopback http), or does not parse.
+    /// The API URL is not https (and not loopback http).
     InsecureApiUrl { url: String },
+    /// The API URL does not parse, or has parts the agent refuses (user info, a query).
+    BadApiUrl { url: String, reason: String },
 }
 
 impl fmt::Display for IdentityError {
@@ -88,6 +90,9 @@ impl fmt::Display for IdentityError {
                 f,
                 "refusing API URL \"{url}\": use https:// (plain http:// is allowed only for a loopback host)"
             ),
+            IdentityError::BadApiUrl { url, reason } => {
+                write!(f, "refusing API URL \"{url}\": {reason}")
+            }
         }
     }
 }
@@ -266,36 +271,70 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
 }
 
 /// Accepts https URLs, and http only for loopback hosts. Returns the URL without a trailing `/`.
+///
+/// The URL is read with the HTTP client's own parser (`http::Uri`, which ureq uses), so the
+/// host checked is the host connected to: in `http://127.0.0.1:80@evil.example` that is
+/// `evil.example`. User info is refused outright (the agent authenticates by signature;
+/// credentials in a URL only end up in logs). A path prefix (`https://host/sikkerkey`) is
+/// kept: requests go to `{prefix}/v1/...` and the signature covers that whole path.
 pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
-    let bad = || IdentityError::InsecureApiUrl {
-        url: url.to_owned(),
+    let trimmed = url.trim().trim_end_matches('/');
+    let bad = |reason: &str| IdentityError::BadApiUrl {
+        url: redact_user_info(trimmed),
+        reason: reason.to_owned(),
     };
-    let trimmed = url.trim_end_matches('/');
-    if let Some(rest) = trimmed.strip_prefix("https://") {
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        return Ok(trimmed.to_owned());
+    let uri: ureq::http::Uri = trimmed
+        .parse()
+        .map_err(|e| bad(&format!("it does not parse as a URL ({e})")))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| bad("it has no host; write it as https://host[:port][/prefix]"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "it carries user info (`user@` before the host); remove it, the agent signs its requests instead",
+        ));
     }
-    let rest = trimmed.strip_prefix("http://").ok_or_else(bad)?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(authority)
+    if uri.query().is_some() || trimmed.contains('#') {
+        return Err(bad(
+            "it has a query or fragment; give only scheme, host, port and path",
+        ));
+    }
+    let host = authority.host();
+    if host.is_empty() {
+        return Err(bad("it has no host"));
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(trimmed.to_owned()),
+        Some("http") => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare.eq_ignore_ascii_case("localhost")
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false);
+            if loopback {
+                Ok(trimmed.to_owned())
+            } else {
+                Err(IdentityError::InsecureApiUrl {
+                    url: trimmed.to_owned(),
+                })
+            }
+        }
+        _ => Err(IdentityError::InsecureApiUrl {
+            url: trimmed.to_owned(),
+        }),
+    }
+}
+
+/// `url` with anything between `//` and the last `@` of the authority replaced, for messages.
+fn redact_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
     };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
-    if loopback {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(bad())
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -428,6 +467,18 @@ mod tests {
         assert!(check_api_url("http://db.internal:80").is_err());
         assert!(check_api_url("http://127.0.0.1.evil.com").is_err());
         assert!(check_api_url("ftp://x").is_err());
+        // The host is the one after user info, as the HTTP client reads it.
+        assert!(check_api_url("http://127.0.0.1:80@evil.example").is_err());
+        assert!(check_api_url("https://user:pw@api.sikkerkey.com").is_err());
+        let e = check_api_url("https://user:hunter2@api.sikkerkey.com/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user info") && !e.contains("hunter2"), "{e}");
+        assert!(check_api_url("https://api.example.com/?x=1").is_err());
+        assert_eq!(
+            check_api_url("https://api.example.com/sikkerkey/").unwrap(),
+            "https://api.example.com/sikkerkey"
+        );
     }
 
     #[test]

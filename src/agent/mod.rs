@@ -203,6 +203,16 @@ fn fetch_sync_config(
                 ErrorClass::Locked => return Err(AgentError::Locked(e)),
                 ErrorClass::Terminal => return Err(AgentError::SecretGone(e)),
                 ErrorClass::Other => return Err(AgentError::Api(e)),
+                ErrorClass::ClockSkew => {
+                    // Exiting would have the service manager retry every few seconds.
+                    log::error!(
+                        "secret {secret_id}: {e}; retrying in {} s",
+                        poller::CLOCK_SKEW_RETRY.as_secs()
+                    );
+                    if shutdown.wait_timeout(poller::CLOCK_SKEW_RETRY) {
+                        return Ok(None);
+                    }
+                }
                 ErrorClass::Retryable => {
                     failures += 1;
                     let delay = poller::backoff(Duration::from_secs(2), failures)

@@ -77,6 +77,17 @@ impl Poller {
                         self.shutdown.request(StopReason::Locked);
                         break;
                     }
+                    ErrorClass::ClockSkew => {
+                        failures += 1;
+                        delay = CLOCK_SKEW_RETRY.max(self.interval);
+                        let msg = format!("poll failed: {e}");
+                        log::error!(
+                            "secret {}: {msg}; next try in {} s",
+                            self.secret_id,
+                            delay.as_secs()
+                        );
+                        self.board.set_poll_error(Some(msg));
+                    }
                     ErrorClass::Retryable | ErrorClass::Other => {
                         failures += 1;
                         delay = backoff(self.interval, failures);
@@ -94,6 +105,10 @@ impl Poller {
         }
     }
 }
+
+/// How long to wait after a 401 caused by this machine's clock: each refused request counts
+/// towards the server's lock-out of this IP, and a clock is not fixed within seconds.
+pub const CLOCK_SKEW_RETRY: Duration = Duration::from_secs(300);
 
 fn source_suffix(e: &dyn std::error::Error) -> String {
     e.source().map(|s| format!(" ({s})")).unwrap_or_default()

@@ -3,8 +3,12 @@
 //! databases reported and settled without a restart, accounts verified over a path that
 //! reaches them. Each test causes its fault for real and fails without the fix.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -127,5 +131,139 @@ fn a_locked_pid_file_means_running_whatever_the_command_line_says() {
     wait_until(SOON, "list to show the new agent", || {
         list_json(&machine)[0]["pid"] == agent.pid()
     });
+    assert!(agent.terminate().success(), "{}", agent.output());
+}
+
+// ---- the API URL and the server's clock ----
+
+#[test]
+fn an_api_url_with_user_info_is_refused_whatever_host_it_seems_to_name() {
+    let cp = FakeControlPlane::start();
+    let mut machine = Machine::new(&cp);
+    for url in [
+        // The HTTP client connects to evil.example; "127.0.0.1:80" is user info.
+        "http://127.0.0.1:80@evil.example",
+        "https://agent:hunter2-pw@api.sikkerkey.example",
+    ] {
+        machine.api_url = url.into();
+        let mut agent = machine.spawn_agent("sk_url");
+        assert_eq!(
+            agent.wait_exit(SOON).code(),
+            Some(3),
+            "{url}: {}",
+            agent.output()
+        );
+        let out = agent.output();
+        assert!(
+            out.contains("refusing API URL") && !out.contains("hunter2-pw"),
+            "{url}: {out}"
+        );
+    }
+    assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
+}
+
+/// IMF-fixdate (`Tue, 01 Dec 2026 09:00:00 GMT`) of `secs` since 1970.
+fn http_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A control plane whose clock runs `ahead_secs` ahead of this machine's: it refuses every
+/// request with 401, as the real one does for a timestamp outside its window, and says
+/// what time it is in `Date`. Counts the requests it got.
+fn skewed_control_plane(ahead_secs: u64) -> (String, std::sync::Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        let h = h.trim_end().to_ascii_lowercase();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    reader.read_exact(&mut body).unwrap();
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+                    let text = r#"{"error":"unauthorized"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 401 Unauthorized\r\nDate: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                        http_date(now.as_secs() + ahead_secs),
+                        text.len()
+                    );
+                    if (&stream).write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn a_clock_the_server_refuses_is_named_and_not_retried_every_poll() {
+    let cp = FakeControlPlane::start();
+    let mut machine = Machine::new(&cp);
+    let (url, requests) = skewed_control_plane(600);
+    machine.api_url = url;
+    let mut agent = machine.spawn_agent("sk_skew");
+    agent.wait_for_output("synchronise the clock with NTP", SOON);
+    let out = agent.output();
+    assert!(
+        ["598", "599", "600", "601"]
+            .iter()
+            .any(|s| out.contains(&format!("clock is {s} s behind the server's"))),
+        "{out}"
+    );
+    // With a 150 ms poll override, a plain retry loop would have sent several more by now.
+    let sent = requests.load(Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(2);
+    agent.wait_until(Duration::from_secs(3), "two quiet seconds", || {
+        Instant::now() > until
+    });
+    assert_eq!(requests.load(Ordering::SeqCst), sent, "{}", agent.output());
+    assert_eq!(sent, 1);
+    assert!(agent.try_status().is_none(), "{}", agent.output());
     assert!(agent.terminate().success(), "{}", agent.output());
 }
