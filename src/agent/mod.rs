@@ -230,6 +230,29 @@ fn fetch_sync_config(
     }
 }
 
+/// The heartbeat reports a database call that has waited a third of the statement timeout.
+fn slow_call(db: DbTimeouts) -> Duration {
+    db.statement / 3
+}
+
+/// How long a stop waits for a job in flight: one connect plus one statement, the longest
+/// a single database call can take. README's "Stopping" documents this bound.
+pub fn stop_grace(db: DbTimeouts) -> Duration {
+    db.connect + db.statement + Duration::from_secs(2)
+}
+
+/// Waits until `thread` has finished, for at most `limit`.
+fn wait_finished(thread: &std::thread::JoinHandle<()>, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while !thread.is_finished() {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Runs the agent for one secret until a stop is requested. Returns why it stopped.
 pub fn run(
     api: ApiClient,
@@ -266,17 +289,20 @@ pub fn run(
     let (target, fields) = source.resolve(&sync)?;
     let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
 
-    let board = Arc::new(StatusBoard::new(
-        Some(files.state()),
-        timing.job_deadline,
-        StateFile {
-            pid: std::process::id(),
-            started_at: unix_now(),
-            provider_type: target.kind.as_str().to_owned(),
-            endpoint: target.endpoint(),
-            ..StateFile::load(&files.state()).unwrap_or_default()
-        },
-    ));
+    let board = Arc::new(
+        StatusBoard::new(
+            Some(files.state()),
+            timing.job_deadline,
+            StateFile {
+                pid: std::process::id(),
+                started_at: unix_now(),
+                provider_type: target.kind.as_str().to_owned(),
+                endpoint: target.endpoint(),
+                ..StateFile::load(&files.state()).unwrap_or_default()
+            },
+        )
+        .with_slow_call(slow_call(timing.db)),
+    );
     let engine = RotationEngine::new(
         api.clone(),
         secret_id.clone(),
@@ -376,6 +402,17 @@ pub fn run(
     let _ = heartbeat.join();
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
+        return Ok(reason);
+    }
+    // Every database call ends within its timeout, but a job against a hung database makes
+    // several in a row; the stop waits for one call's worth, then leaves the rotation to
+    // the journal (the next start finishes it).
+    let grace = stop_grace(timing.db);
+    if !wait_finished(&worker, grace) {
+        log::warn!(
+            "secret {secret_id}: the database job did not end within {} s of the stop; exiting now, any rotation in flight stays journaled and the next start finishes it",
+            grace.as_secs()
+        );
         return Ok(reason);
     }
     let worker_panicked = worker.join().is_err();

@@ -56,7 +56,7 @@ pub fn agent_process(files: &AgentFiles) -> AgentProcess {
 }
 
 /// How long `stop` waits for the agent to exit. The agent finishes a rotation in flight
-/// first, and each database call is bounded (connect 10 s, statement 20 s).
+/// first, and each database call is bounded (connect 10 s, statement 15 s).
 pub fn stop_timeout() -> Duration {
     std::env::var("SIKKERKEY_STOP_TIMEOUT_MS")
         .ok()

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
+pub mod inflight;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
 #[cfg(feature = "mysql")]
@@ -129,7 +130,7 @@ impl Default for DbTimeouts {
     fn default() -> Self {
         DbTimeouts {
             connect: Duration::from_secs(10),
-            statement: Duration::from_secs(20),
+            statement: Duration::from_secs(15),
         }
     }
 }

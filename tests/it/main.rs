@@ -22,5 +22,8 @@ mod postgres_provider;
 #[cfg(feature = "postgres")]
 mod official;
 
+#[cfg(feature = "postgres")]
+mod hung_database;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;
