@@ -10,6 +10,9 @@ mod scenarios;
 #[cfg(feature = "mysql")]
 mod mysql;
 
+#[cfg(feature = "mysql")]
+mod mysql_localhost;
+
 #[cfg(feature = "redis")]
 mod redis;
 
