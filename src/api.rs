@@ -215,11 +215,30 @@ pub struct SyncConfig {
     pub provider_type: String,
     pub connection: ServerConnection,
     pub managed_username: String,
+    /// Any JSON number is taken (negative as 0, too large as `u64::MAX`), so an odd value
+    /// from the server cannot make every poll fail; [`SyncConfig::poll_interval`] clamps.
+    #[serde(deserialize_with = "lenient_seconds")]
     pub poll_interval_seconds: u64,
     pub pending_rotation_id: Option<String>,
     #[serde(with = "crate::secret::serde_opt_secret")]
     pub pending_value: Option<Secret>,
     pub rotation_status: String,
+}
+
+/// The shortest and longest poll interval the agent accepts from the server.
+pub const MIN_POLL_SECS: u64 = 5;
+pub const MAX_POLL_SECS: u64 = 3600;
+
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_i64().map(|_| 0))
+            .or_else(|| n.as_f64().map(|f| if f <= 0.0 { 0 } else { f as u64 }))
+            .unwrap_or(0),
+        _ => 0,
+    })
 }
 
 /// A pending rotation: its id and the new value (a JSON object as a string).
@@ -243,12 +262,25 @@ impl SyncConfig {
         })
     }
 
-    /// The poll interval the server asks for: 0 means 10 s, below 5 s is raised to 5 s.
+    /// The poll interval the server asks for: 0 means 10 s, and the rest is clamped to
+    /// 5 s..1 h ([`MIN_POLL_SECS`], [`MAX_POLL_SECS`]).
     pub fn poll_interval(&self) -> Duration {
-        match self.poll_interval_seconds {
-            0 => Duration::from_secs(10),
-            s => Duration::from_secs(s.max(5)),
-        }
+        self.poll_interval_checked().0
+    }
+
+    /// The poll interval, and a warning when the server's value was out of range.
+    pub fn poll_interval_checked(&self) -> (Duration, Option<String>) {
+        let asked = self.poll_interval_seconds;
+        let used = match asked {
+            0 => 10,
+            s => s.clamp(MIN_POLL_SECS, MAX_POLL_SECS),
+        };
+        let warning = (asked != 0 && asked != used).then(|| {
+            format!(
+                "the server asks for a poll interval of {asked} s; using {used} s (the agent polls every {MIN_POLL_SECS} s to {MAX_POLL_SECS} s)"
+            )
+        });
+        (Duration::from_secs(used), warning)
     }
 }
 
@@ -647,6 +679,27 @@ mod tests {
             !shown.contains("topsecret") && !shown.contains("newsecret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn poll_intervals_from_the_server_are_clamped_and_never_fail_to_parse() {
+        for (json, secs, warns) in [
+            ("18446744073709551615", 3600, true),
+            ("1e300", 3600, true),
+            ("-5", 10, false),
+            ("7200", 3600, true),
+            ("2", 5, true),
+            ("30", 30, false),
+            ("null", 10, false),
+            ("\"x\"", 10, false),
+        ] {
+            let c: SyncConfig =
+                serde_json::from_str(&format!(r#"{{"pollIntervalSeconds":{json}}}"#)).unwrap();
+            let (d, warning) = c.poll_interval_checked();
+            assert_eq!((d.as_secs(), warning.is_some()), (secs, warns), "{json}");
+            // Backoff arithmetic on the result cannot overflow.
+            let _ = crate::agent::poller::backoff(d, u32::MAX);
+        }
     }
 
     #[test]

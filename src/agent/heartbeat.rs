@@ -11,6 +11,7 @@ use crate::api::{ApiClient, HeartbeatStatus};
 
 use super::shutdown::{Shutdown, StopReason};
 use super::status::StatusBoard;
+use super::watch::{ThreadWatch, fail_point};
 
 pub struct Heartbeat {
     pub api: Arc<ApiClient>,
@@ -41,7 +42,13 @@ impl Heartbeat {
     }
 
     fn run(self) {
+        let _watch = ThreadWatch::new(
+            "the heartbeat thread",
+            self.board.clone(),
+            self.shutdown.clone(),
+        );
         while !self.shutdown.wait_timeout(self.interval) {
+            fail_point("heartbeat");
             Self::beat(&self.api, &self.board, &self.secret_id);
             self.stop_if_worker_stuck();
         }

@@ -11,6 +11,7 @@ pub mod poller;
 pub mod rotation;
 pub mod shutdown;
 pub mod status;
+pub mod watch;
 pub mod worker;
 
 use std::fmt;
@@ -287,7 +288,12 @@ pub fn run(
         db: timing.db,
     };
     let (target, fields) = source.resolve(&sync)?;
-    let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
+    let (asked, warning) = sync.poll_interval_checked();
+    if let Some(w) = warning {
+        log::warn!("secret {secret_id}: {w}");
+    }
+    let asked_seconds = sync.poll_interval_seconds;
+    let interval = timing.poll_override.unwrap_or(asked);
 
     let board = Arc::new(
         StatusBoard::new(
@@ -380,6 +386,7 @@ pub fn run(
         secret_id: secret_id.clone(),
         interval,
         interval_override: timing.poll_override,
+        asked_seconds,
         jobs,
         board: board.clone(),
         shutdown: shutdown.clone(),
@@ -399,7 +406,10 @@ pub fn run(
     let reason = shutdown.wait();
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
-    let _ = heartbeat.join();
+    if heartbeat.join().is_err() {
+        // The heartbeat thread died without its last word; say it for it.
+        Heartbeat::beat(&api, &board, &secret_id);
+    }
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
         return Ok(reason);

@@ -11,6 +11,7 @@ use crate::api::{ApiClient, ErrorClass};
 
 use super::shutdown::{Shutdown, StopReason};
 use super::status::StatusBoard;
+use super::watch::{ThreadWatch, fail_point};
 use super::worker::Job;
 
 pub struct Poller {
@@ -19,6 +20,8 @@ pub struct Poller {
     /// Interval from the sync config, unless the test override is set.
     pub interval: Duration,
     pub interval_override: Option<Duration>,
+    /// The `pollIntervalSeconds` of the sync config `interval` came from.
+    pub asked_seconds: u64,
     pub jobs: SyncSender<Job>,
     pub board: Arc<StatusBoard>,
     pub shutdown: Arc<Shutdown>,
@@ -32,9 +35,13 @@ impl Poller {
     }
 
     fn run(mut self) {
+        let _watch = ThreadWatch::new("the poll thread", self.board.clone(), self.shutdown.clone());
         let mut failures: u32 = 0;
         let mut delay = self.interval;
+        // The server's last requested interval, so an out-of-range one is warned about once.
+        let mut last_asked = self.asked_seconds;
         while !self.shutdown.wait_timeout(delay) {
+            fail_point("poll");
             match self.api.sync_config(&self.secret_id) {
                 Ok(config) => {
                     if failures > 0 {
@@ -42,9 +49,14 @@ impl Poller {
                     }
                     failures = 0;
                     self.board.set_poll_error(None);
-                    let interval = self
-                        .interval_override
-                        .unwrap_or_else(|| config.poll_interval());
+                    let (asked, warning) = config.poll_interval_checked();
+                    if let Some(w) = warning
+                        && config.poll_interval_seconds != last_asked
+                    {
+                        log::warn!("secret {}: {w}", self.secret_id);
+                    }
+                    last_asked = config.poll_interval_seconds;
+                    let interval = self.interval_override.unwrap_or(asked);
                     if interval != self.interval {
                         log::info!(
                             "secret {}: poll interval is now {} s",
@@ -90,7 +102,7 @@ impl Poller {
                     }
                     ErrorClass::Retryable | ErrorClass::Other => {
                         failures += 1;
-                        delay = backoff(self.interval, failures);
+                        delay = retry_delay(self.interval);
                         let msg = format!("poll failed: {e}");
                         log::warn!(
                             "secret {}: {msg}{}; next try in {} ms",
@@ -114,15 +126,25 @@ fn source_suffix(e: &dyn std::error::Error) -> String {
     e.source().map(|s| format!(" ({s})")).unwrap_or_default()
 }
 
-/// The wait after `failures` consecutive failed polls: doubling from the interval, capped
-/// at three intervals, with ±20 % jitter so many agents do not retry in step.
+/// The wait after a failed poll: the interval itself, with ±20 % jitter so many agents do
+/// not retry in step. Not growing: the interval already paces the requests, and a growing
+/// wait made the first poll after an outage up to 3.6 intervals late.
+pub fn retry_delay(interval: Duration) -> Duration {
+    interval.mul_f64(1.0 + jitter())
+}
+
+fn jitter() -> f64 {
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    (u16::from_le_bytes(r) as f64 / u16::MAX as f64) * 0.4 - 0.2
+}
+
+/// The wait after `failures` consecutive failed start-up fetches: doubling from `interval`,
+/// capped at three intervals, with ±20 % jitter.
 pub fn backoff(interval: Duration, failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(2);
     let base = (interval * factor).min(interval * 3);
-    let mut r = [0u8; 2];
-    let _ = getrandom::fill(&mut r);
-    let jitter = (u16::from_le_bytes(r) as f64 / u16::MAX as f64) * 0.4 - 0.2;
-    base.mul_f64(1.0 + jitter)
+    base.mul_f64(1.0 + jitter())
 }
 
 #[cfg(test)]
@@ -140,5 +162,14 @@ mod tests {
             );
         }
         assert!(backoff(i, 3) > i * 2);
+    }
+
+    #[test]
+    fn a_failed_poll_is_retried_within_one_interval_and_a_fifth() {
+        let i = Duration::from_secs(10);
+        for _ in 0..50 {
+            let d = retry_delay(i);
+            assert!(d >= i.mul_f64(0.8) && d <= i.mul_f64(1.2), "{d:?}");
+        }
     }
 }

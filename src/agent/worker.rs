@@ -11,8 +11,9 @@ use crate::api::SyncConfig;
 use crate::providers::ProviderError;
 
 use super::rotation::RotationEngine;
-use super::shutdown::{Shutdown, StopReason};
+use super::shutdown::Shutdown;
 use super::status::StatusBoard;
+use super::watch::{ThreadWatch, fail_point};
 
 /// Work for the worker.
 pub enum Job {
@@ -25,21 +26,6 @@ pub enum Job {
     },
 }
 
-/// Marks the agent as broken if the worker unwinds.
-struct PanicReporter {
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
-}
-
-impl Drop for PanicReporter {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.board.set_worker_dead("the rotation worker crashed; restarting the agent will finish any rotation in flight".into());
-            self.shutdown.request(StopReason::WorkerCrashed);
-        }
-    }
-}
-
 pub fn spawn(
     mut engine: RotationEngine,
     jobs: Receiver<Job>,
@@ -47,10 +33,7 @@ pub fn spawn(
     shutdown: Arc<Shutdown>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
-        let _reporter = PanicReporter {
-            board: board.clone(),
-            shutdown,
-        };
+        let _watch = ThreadWatch::new("the rotation worker", board.clone(), shutdown);
         for job in jobs {
             board.job_started();
             match job {
@@ -65,13 +48,4 @@ pub fn spawn(
             board.job_finished();
         }
     })
-}
-
-/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` panics at the named point, so tests can
-/// check what a crashed worker does. Compiled into test and debug builds only.
-fn fail_point(name: &str) {
-    if cfg!(debug_assertions) && std::env::var("SIKKERKEY_AGENT_TEST_PANIC").as_deref() == Ok(name)
-    {
-        panic!("test fail point {name}");
-    }
 }

@@ -28,5 +28,8 @@ mod official;
 #[cfg(feature = "postgres")]
 mod hung_database;
 
+#[cfg(feature = "postgres")]
+mod watched;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;
