@@ -13,7 +13,9 @@ use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredent
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
 use super::TargetSource;
-use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
+use super::journal::{
+    Journal, JournalEntry, JournalError, JournaledTarget, Loaded, Phase, Snapshot,
+};
 use super::shutdown::Shutdown;
 use super::status::{RotationRecord, StatusBoard, unix_now};
 
@@ -208,12 +210,16 @@ impl RotationEngine {
         fetched_at: Instant,
     ) -> Result<(), StepError> {
         self.update_target(sync);
-        if let Some(entry) = self.journal.load()? {
-            self.reconcile(entry, sync)?;
-            if self.journal.load()?.is_some() {
-                // Not finished yet (an acknowledgement is still outstanding).
-                return Ok(());
+        match self.journal.load_for(&self.secret_id)? {
+            Loaded::Entry(entry) => {
+                self.reconcile(*entry, sync)?;
+                if self.journal.load()?.is_some() {
+                    // Not finished yet (an acknowledgement is still outstanding).
+                    return Ok(());
+                }
             }
+            Loaded::Damaged { why } => self.recover_from_damaged_journal(sync, &why)?,
+            Loaded::Empty => {}
         }
         let Some(pending) = sync.pending() else {
             return Ok(());
@@ -225,6 +231,63 @@ impl RotationEngine {
             return Ok(());
         }
         self.rotate(&pending, &sync.managed_username)
+    }
+
+    /// A journal that cannot be used says nothing about what the database holds: make the
+    /// live value work (as a drift repair would), and only then move the file aside, so a
+    /// failure here leaves it in place to be retried on the next poll.
+    fn recover_from_damaged_journal(
+        &mut self,
+        sync: &SyncConfig,
+        why: &str,
+    ) -> Result<(), StepError> {
+        log::error!(
+            "secret {}: the rotation journal is unusable: {why}; bringing the database back to the secret's live value before anything else",
+            self.secret_id
+        );
+        let live = self.api.live_value(&self.secret_id)?;
+        let cred = credential_from_value(live.expose(), &self.fields, &sync.managed_username)?;
+        let mut db = self.open()?;
+        self.make_live_value_work(db.as_mut(), &cred)?;
+        let moved_to = self.journal.set_aside()?;
+        log::warn!(
+            "secret {}: recovered from the unusable journal: the live value logs in as \"{}\"; the file was moved to {}",
+            self.secret_id,
+            cred.username,
+            moved_to.display()
+        );
+        Ok(())
+    }
+
+    /// The database a journaled rotation ran against: the journal's target when the sync
+    /// config now points elsewhere (the admin login still comes from the config).
+    fn open_journaled(&self, entry: &JournalEntry) -> Result<Box<dyn Provider>, StepError> {
+        let Some(at) = &entry.target else {
+            return Ok(self.open()?);
+        };
+        let kind = at.provider.parse().map_err(|e| {
+            StepError::Mismatch(format!(
+                "the journal of rotation {} names a provider this agent cannot use: {e}",
+                short_id(&entry.rotation_id)
+            ))
+        })?;
+        let mut target = self.target.clone();
+        target.kind = kind;
+        target.host = at.host.clone();
+        target.port = at.port;
+        target.database = at.database.clone();
+        if target != self.target {
+            log::warn!(
+                "secret {}: rotation {} ran against {} at {}, and the sync config now points at {} at {}; finishing it where it ran",
+                self.secret_id,
+                short_id(&entry.rotation_id),
+                target.kind.display_name(),
+                target.endpoint(),
+                self.target.kind.display_name(),
+                self.target.endpoint()
+            );
+        }
+        Ok(providers::open(&target)?)
     }
 
     /// A new pending rotation: snapshot, journal, apply, verify, confirm (or roll back and reject).
@@ -285,6 +348,12 @@ impl RotationEngine {
             snapshot,
             &cred.password,
         );
+        entry.target = Some(JournaledTarget {
+            provider: self.target.kind.as_str().to_owned(),
+            host: self.target.host.clone(),
+            port: self.target.port,
+            database: self.target.database.clone(),
+        });
         if let Err(e) = self.journal.save(&mut entry) {
             return self.reject_untouched(
                 &pending.id,
@@ -547,7 +616,7 @@ impl RotationEngine {
             entry.phase
         );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
-        let mut db = self.open()?;
+        let mut db = self.open_journaled(&entry)?;
         match still_pending {
             Some(pending) if !entry.rejected => match entry.phase {
                 Phase::Rejecting => self.restore_and_reject(db.as_mut(), entry),

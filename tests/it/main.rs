@@ -31,5 +31,8 @@ mod hung_database;
 #[cfg(feature = "postgres")]
 mod watched;
 
+#[cfg(feature = "postgres")]
+mod damaged_journal;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;
