@@ -43,6 +43,9 @@ pub struct Timing {
     pub db: DbTimeouts,
     /// A job running longer than this turns the heartbeat to "error".
     pub job_deadline: Duration,
+    /// How often an idle agent checks that the live value still logs in, and whether it
+    /// repairs what it finds.
+    pub drift: rotation::DriftPolicy,
 }
 
 impl Default for Timing {
@@ -52,6 +55,7 @@ impl Default for Timing {
             heartbeat: Duration::from_secs(30),
             db: DbTimeouts::default(),
             job_deadline: Duration::from_secs(120),
+            drift: rotation::DriftPolicy::default(),
         }
     }
 }
@@ -318,7 +322,8 @@ pub fn run(
         board.clone(),
         shutdown.clone(),
     )
-    .follow_sync_config(source);
+    .follow_sync_config(source)
+    .with_drift(timing.drift);
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
     let worker =
         worker::spawn(engine, job_rx, board.clone(), shutdown.clone()).map_err(|source| {

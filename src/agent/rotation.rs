@@ -93,7 +93,37 @@ pub struct RotationEngine {
     job_started: Instant,
     /// Where fresh connection details come from; `None` keeps the start-up target.
     source: Option<TargetSource>,
+    drift: DriftPolicy,
+    /// When the live value was last tried against the database.
+    drift_checked: Instant,
+    /// A drift found and not repaired (detect-only, or the repair failed): reported on
+    /// every heartbeat, and checked again on every poll until it is gone.
+    drift_seen: Option<String>,
 }
+
+/// How the engine watches for drift: the database no longer accepting the live value
+/// (a failover to a lagging replica, a restarted memory-only Redis, a manual ALTER, a
+/// dropped user) while no rotation is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftPolicy {
+    /// How often an idle agent logs in with the live value; `None` turns the check off.
+    pub interval: Option<Duration>,
+    /// Whether a drift found is repaired (set the live value again) or only reported.
+    pub repair: bool,
+}
+
+impl Default for DriftPolicy {
+    fn default() -> Self {
+        DriftPolicy {
+            interval: Some(Duration::from_secs(60)),
+            repair: true,
+        }
+    }
+}
+
+/// The rotation id a drift repair journals under: no rotation on the server has it, so a
+/// restart that finds it settles the database on the live value.
+pub const DRIFT_REPAIR_ID: &str = "drift-repair";
 
 /// How long the database steps of one rotation took.
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +159,16 @@ impl RotationEngine {
             unhealthy: false,
             job_started: Instant::now(),
             source: None,
+            drift: DriftPolicy::default(),
+            drift_checked: Instant::now(),
+            drift_seen: None,
         }
+    }
+
+    /// Sets how drift is watched for.
+    pub fn with_drift(mut self, drift: DriftPolicy) -> Self {
+        self.drift = drift;
+        self
     }
 
     /// Follows connection-detail changes in later sync configs.
@@ -181,6 +220,9 @@ impl RotationEngine {
         self.job_started = Instant::now();
         let result = self.handle_sync_inner(sync, fetched_at);
         match result {
+            Ok(()) if self.drift_seen.is_some() => {
+                self.board.set_worker_error(self.drift_seen.clone());
+            }
             Ok(()) if self.unhealthy => match self.check() {
                 Ok(()) => {
                     log::info!("secret {}: database check passes again", self.secret_id);
@@ -222,7 +264,7 @@ impl RotationEngine {
             Loaded::Empty => {}
         }
         let Some(pending) = sync.pending() else {
-            return Ok(());
+            return self.check_drift_if_due(sync);
         };
         if let Some((id, at)) = &self.finished
             && *id == pending.id
@@ -231,6 +273,113 @@ impl RotationEngine {
             return Ok(());
         }
         self.rotate(&pending, &sync.managed_username)
+    }
+
+    /// Idle, nothing journaled: every drift interval (every poll while a drift is known),
+    /// one login with the live value. Refused → report it in a heartbeat at once, then (unless
+    /// detect-only) set the live value again through the journaled apply → verify path.
+    fn check_drift_if_due(&mut self, sync: &SyncConfig) -> Result<(), StepError> {
+        let Some(every) = self.drift.interval else {
+            return Ok(());
+        };
+        if self.drift_seen.is_none() && self.drift_checked.elapsed() < every {
+            return Ok(());
+        }
+        self.drift_checked = Instant::now();
+        let live = match self.api.live_value(&self.secret_id) {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!("secret {}: drift check skipped: {e}", self.secret_id);
+                return Ok(());
+            }
+        };
+        let cred = credential_from_value(live.expose(), &self.fields, &sync.managed_username)?;
+        let refused = match providers::verify_only(&self.target, &cred.username, &cred.password) {
+            Ok(()) => {
+                if self.drift_seen.take().is_some() {
+                    log::info!(
+                        "secret {}: the live value of \"{}\" logs in again",
+                        self.secret_id,
+                        cred.username
+                    );
+                    self.board.set_worker_error(None);
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind == FailureKind::AuthRejected => e,
+            // Unreachable, timed out: not drift; the usual error path reports it.
+            Err(e) => return Err(e.into()),
+        };
+        let cause = format!(
+            "drift: the database refuses the secret's live value for \"{}\" ({refused})",
+            cred.username
+        );
+        log::error!("secret {}: {cause}", self.secret_id);
+        if !self.drift.repair {
+            let msg = format!("{cause}; detect-only mode, not repairing");
+            self.drift_seen = Some(msg.clone());
+            self.board.set_worker_error(Some(msg));
+            return Ok(());
+        }
+        // Say so before repairing, so the dashboard sees the drift even when the repair
+        // takes a moment.
+        self.board
+            .set_worker_error(Some(format!("{cause}; repairing")));
+        super::heartbeat::Heartbeat::beat(&self.api, &self.board, &self.secret_id);
+        match self.repair_drift(&cred) {
+            Ok(()) => {
+                log::warn!(
+                    "secret {}: drift repaired: {} at {} refused the live value of \"{}\"; it was set again and logs in",
+                    self.secret_id,
+                    self.target.kind.display_name(),
+                    self.target.endpoint(),
+                    cred.username
+                );
+                self.drift_seen = None;
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("{cause}; the repair failed: {e}");
+                self.drift_seen = Some(msg.clone());
+                Err(StepError::Mismatch(msg))
+            }
+        }
+    }
+
+    /// Sets the live value the way a rotation applies a new one: snapshot, journal, set
+    /// (creating the user if it is gone), verify. The journal makes a crash mid-repair
+    /// safe: the restart finds a rotation the server never heard of and settles on the
+    /// live value. A failed verification keeps the live value in place (it is what the
+    /// server holds) and reports.
+    fn repair_drift(&mut self, cred: &Credential) -> Result<(), StepError> {
+        let mut db = self.open()?;
+        db.validate(&cred.username, &cred.password)?;
+        let snapshot = match db.read_stored(&cred.username)? {
+            StoredCredential::Absent => Snapshot::Absent,
+            StoredCredential::Stored(value) => Snapshot::Stored {
+                value: Secret::new(value),
+            },
+            StoredCredential::Unreadable { .. } => Snapshot::LiveValue,
+        };
+        let mut entry = JournalEntry::new(
+            &self.secret_id,
+            DRIFT_REPAIR_ID,
+            &cred.username,
+            snapshot,
+            &cred.password,
+        );
+        entry.target = Some(JournaledTarget {
+            provider: self.target.kind.as_str().to_owned(),
+            host: self.target.host.clone(),
+            port: self.target.port,
+            database: self.target.database.clone(),
+        });
+        self.journal.save(&mut entry)?;
+        let result = db
+            .set_password(&cred.username, &cred.password)
+            .and_then(|()| db.verify_login(&cred.username, &cred.password));
+        self.journal.clear()?;
+        Ok(result?)
     }
 
     /// A journal that cannot be used says nothing about what the database holds: make the
@@ -656,7 +805,7 @@ impl RotationEngine {
                 }
                 self.journal.clear()?;
                 let outcome = if promoted { "confirmed" } else { "reconciled" };
-                if !entry.rejected {
+                if !entry.rejected && entry.rotation_id != DRIFT_REPAIR_ID {
                     self.finish(&entry.rotation_id, outcome, "");
                 }
                 log::info!(

@@ -35,6 +35,23 @@ pub fn timing_from_env() -> (Timing, HttpTimeouts) {
     if let Some(d) = env_ms("SIKKERKEY_AGENT_JOB_DEADLINE_MS") {
         timing.job_deadline = d;
     }
+    // The drift check: SIKKERKEY_DRIFT_CHECK_SECONDS (0 turns it off), and
+    // SIKKERKEY_DRIFT_REPAIR=off to only detect and report; tests shorten it in ms.
+    if let Some(secs) = std::env::var("SIKKERKEY_DRIFT_CHECK_SECONDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        timing.drift.interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(d) = env_ms("SIKKERKEY_AGENT_DRIFT_MS") {
+        timing.drift.interval = Some(d);
+    }
+    if let Ok(v) = std::env::var("SIKKERKEY_DRIFT_REPAIR") {
+        timing.drift.repair = !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "0" | "false" | "no" | "detect-only"
+        );
+    }
     if let Some(d) = env_ms("SIKKERKEY_AGENT_HTTP_TIMEOUT_MS") {
         http.connect = d;
         http.total = d;

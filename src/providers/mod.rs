@@ -306,6 +306,23 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
     }
 }
 
+/// Logs in as `username` with `password`, as cheaply as the database allows: PostgreSQL
+/// with that one login; the others through an admin session, which they need to know
+/// which path reaches the user (MySQL's accounts) or to reuse one client (Redis, MongoDB).
+pub fn verify_only(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    match target.kind {
+        #[cfg(feature = "postgres")]
+        ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
+            postgres::verify_login(target, username, password)
+        }
+        _ => open(target)?.verify_login(username, password),
+    }
+}
+
 fn feature_name(kind: ProviderKind) -> &'static str {
     match kind {
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => "postgres",

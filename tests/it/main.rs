@@ -4,6 +4,7 @@
 mod support;
 
 mod commands;
+mod drift;
 mod healing;
 mod scenarios;
 
