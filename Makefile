@@ -1,5 +1,5 @@
 # sikkerkey-agent: build, test and demo entry points. `make test` is what CI runs
-# (through .ci/run, which adds `make static`).
+# (through .ci/run, which adds `make lint` and `make static`).
 
 CARGO ?= cargo
 SERVICES := tests/services/run.sh

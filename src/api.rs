@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{Identity, RequestSigner};
+use crate::identity::{Identity, RequestSigner, SignedHeaders};
 use crate::secret::Secret;
 
 /// Timeouts for control-plane calls.
@@ -194,11 +194,11 @@ impl std::error::Error for ApiError {
     }
 }
 
-/// Connection details as the server sends them in the sync config. `Debug` is safe:
-/// the admin password is a [`Secret`].
+/// Connection details as the sync config carries them (and the local config, which adds
+/// field-name overrides). `Debug` is safe: the admin password is a [`Secret`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
-pub struct ServerConnection {
+pub struct Connection {
     pub host: String,
     pub port: u16,
     pub database: String,
@@ -213,7 +213,7 @@ pub struct ServerConnection {
 #[serde(rename_all = "camelCase", default)]
 pub struct SyncConfig {
     pub provider_type: String,
-    pub connection: ServerConnection,
+    pub connection: Connection,
     pub managed_username: String,
     /// Any JSON number is taken (negative as 0, too large as `u64::MAX`), so an odd value
     /// from the server cannot make every poll fail; [`SyncConfig::poll_interval`] clamps.
@@ -301,6 +301,15 @@ struct ErrorAnswer {
     error: Option<String>,
 }
 
+/// A request with the four signature headers of protocol.md.
+fn signed<B>(request: ureq::RequestBuilder<B>, h: &SignedHeaders) -> ureq::RequestBuilder<B> {
+    request
+        .header("X-Machine-Id", &h.machine_id)
+        .header("X-Timestamp", &h.timestamp)
+        .header("X-Nonce", &h.nonce)
+        .header("X-Signature", &h.signature)
+}
+
 /// Size of each HTTP connection buffer, and the largest response header accepted.
 const HTTP_BUFFER: usize = 16 * 1024;
 
@@ -353,19 +362,8 @@ impl ApiClient {
     /// `GET /v1/secret/{id}`: the live value.
     pub fn live_value(&self, secret_id: &str) -> Result<Secret, ApiError> {
         let call = "reading the live value";
-        let body = self.request(
-            call,
-            secret_id,
-            "GET",
-            &format!("/v1/secret/{secret_id}"),
-            None,
-        )?;
-        let answer: ValueAnswer =
-            serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
-                call,
-                secret_id: secret_id.into(),
-                reason: e.to_string(),
-            })?;
+        let path = format!("/v1/secret/{secret_id}");
+        let answer: ValueAnswer = self.get_json(call, secret_id, &path)?;
         answer
             .value
             .map(Secret::new)
@@ -378,14 +376,18 @@ impl ApiClient {
 
     /// `GET /v1/secret/{id}/sync-config`.
     pub fn sync_config(&self, secret_id: &str) -> Result<SyncConfig, ApiError> {
-        let call = "fetching the sync config";
-        let body = self.request(
-            call,
-            secret_id,
-            "GET",
-            &format!("/v1/secret/{secret_id}/sync-config"),
-            None,
-        )?;
+        let path = format!("/v1/secret/{secret_id}/sync-config");
+        self.get_json("fetching the sync config", secret_id, &path)
+    }
+
+    /// A signed GET whose answer is JSON of type `T`.
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &'static str,
+        secret_id: &str,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let body = self.request(call, secret_id, "GET", path, None)?;
         serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
             call,
             secret_id: secret_id.into(),
@@ -462,21 +464,8 @@ impl ApiClient {
             source: Box::new(source),
         };
         let result = match body {
-            None => self
-                .agent
-                .get(&url)
-                .header("X-Machine-Id", &h.machine_id)
-                .header("X-Timestamp", &h.timestamp)
-                .header("X-Nonce", &h.nonce)
-                .header("X-Signature", &h.signature)
-                .call(),
-            Some(b) => self
-                .agent
-                .post(&url)
-                .header("X-Machine-Id", &h.machine_id)
-                .header("X-Timestamp", &h.timestamp)
-                .header("X-Nonce", &h.nonce)
-                .header("X-Signature", &h.signature)
+            None => signed(self.agent.get(&url), &h).call(),
+            Some(b) => signed(self.agent.post(&url), &h)
                 .content_type("application/json")
                 .send(b.as_bytes()),
         };
@@ -595,6 +584,29 @@ mod tests {
         assert_eq!(s(401).class(), ErrorClass::Other);
     }
 
+    /// The API URL check splits URLs the way the HTTP client does: same host, same
+    /// verdict on user info, for the URLs that fool a naive split.
+    #[test]
+    fn the_url_check_sees_the_host_the_client_connects_to() {
+        for url in [
+            "http://127.0.0.1:80@evil.example",
+            "http://127.0.0.1:80@evil.example:8080/x",
+            "https://user:pw@api.sikkerkey.com",
+            "https://a@b@api.sikkerkey.com/p",
+            "http://[::1]:8080/prefix",
+            "http://localhost",
+            "https://api.sikkerkey.com:443/sikkerkey",
+            "http://127.0.0.1.evil.com",
+        ] {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            let authority = uri.authority().unwrap();
+            let ours = crate::identity::UrlParts::split(url).unwrap();
+            assert_eq!(ours.host, authority.host(), "{url}");
+            assert_eq!(ours.user_info, authority.as_str().contains('@'), "{url}");
+            assert_eq!(ours.scheme, uri.scheme_str().unwrap(), "{url}");
+        }
+    }
+
     #[test]
     fn http_dates_parse() {
         assert_eq!(
@@ -697,8 +709,8 @@ mod tests {
                 serde_json::from_str(&format!(r#"{{"pollIntervalSeconds":{json}}}"#)).unwrap();
             let (d, warning) = c.poll_interval_checked();
             assert_eq!((d.as_secs(), warning.is_some()), (secs, warns), "{json}");
-            // Backoff arithmetic on the result cannot overflow.
-            let _ = crate::agent::poller::backoff(d, u32::MAX);
+            // Arithmetic on the result (the poller multiplies it by up to 3) cannot overflow.
+            assert!(d.checked_mul(3).is_some());
         }
     }
 

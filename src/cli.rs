@@ -332,6 +332,20 @@ mod tests {
         parse(args.iter().map(|s| s.to_string()))
     }
 
+    /// `configure` for a MySQL secret `s` on host `h`, then `more`.
+    fn configure(more: &[&str]) -> Result<Command, lexopt::Error> {
+        let base = [
+            "configure",
+            "--secret",
+            "s",
+            "--provider",
+            "mysql",
+            "--host",
+            "h",
+        ];
+        p(&[&base[..], more].concat())
+    }
+
     #[test]
     fn start_with_and_without_the_agent_word() {
         let want = Command::Start {
@@ -393,54 +407,14 @@ mod tests {
         let Command::Configure(a) = c else { panic!() };
         assert_eq!((a.port, a.poll_interval), (Some(3307), Some(15)));
         assert_eq!(a.admin_pass, AdminPassSource::File("/run/pw".into()));
-        assert!(
-            p(&[
-                "configure",
-                "--secret",
-                "s",
-                "--provider",
-                "mysql",
-                "--host",
-                "h",
-                "--admin-user",
-                "u",
-                "--port",
-                "99999"
-            ])
-            .is_err()
-        );
-        assert!(
-            p(&[
-                "configure",
-                "--secret",
-                "s",
-                "--provider",
-                "mysql",
-                "--host",
-                "h"
-            ])
-            .unwrap_err()
-            .to_string()
-            .contains("admin-user")
-        );
+        assert!(configure(&["--admin-user", "u", "--port", "99999"]).is_err());
+        let missing_admin = configure(&[]).unwrap_err().to_string();
+        assert!(missing_admin.contains("admin-user"), "{missing_admin}");
     }
 
     #[test]
     fn an_admin_password_in_argv_never_shows_in_debug_output() {
-        let c = p(&[
-            "configure",
-            "--secret",
-            "s",
-            "--provider",
-            "mysql",
-            "--host",
-            "h",
-            "--admin-user",
-            "u",
-            "--admin-pass",
-            "hunter2-secret",
-        ])
-        .unwrap();
+        let c = configure(&["--admin-user", "u", "--admin-pass", "hunter2-secret"]).unwrap();
         let Command::Configure(a) = &c else { panic!() };
         assert_eq!(
             a.admin_pass,

@@ -16,6 +16,8 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::{self, JsonFileError};
+
 /// Errors finding or loading the identity. Each says which file and what to do.
 #[derive(Debug)]
 pub enum IdentityError {
@@ -107,10 +109,19 @@ impl std::error::Error for IdentityError {
     }
 }
 
-/// `$SIKKERKEY_HOME`, else `~/.sikkerkey`.
-pub fn sikkerkey_home() -> Result<PathBuf, IdentityError> {
-    if let Some(h) = std::env::var_os("SIKKERKEY_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
+impl From<JsonFileError> for IdentityError {
+    fn from(e: JsonFileError) -> Self {
+        match e {
+            JsonFileError::Read { path, source } => IdentityError::Read { path, source },
+            JsonFileError::Parse { path, source } => IdentityError::Parse { path, source },
+        }
+    }
+}
+
+/// `$SIKKERKEY_HOME` (passed in as `configured`), else `~/.sikkerkey`.
+pub fn sikkerkey_home(configured: Option<&Path>) -> Result<PathBuf, IdentityError> {
+    if let Some(h) = configured.filter(|h| !h.as_os_str().is_empty()) {
+        return Ok(h.to_owned());
     }
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -160,18 +171,20 @@ impl fmt::Debug for Identity {
 }
 
 impl Identity {
-    /// Loads the identity the environment selects (protocol.md "Which vault").
-    pub fn load(home: &Path) -> Result<Identity, IdentityError> {
-        let vault_dir = select_vault(home, std::env::var("SIKKERKEY_VAULT").ok().as_deref())?;
+    /// Loads the identity of the vault `vault` names (`SIKKERKEY_VAULT`; protocol.md
+    /// "Which vault"); `api_url` (`SIKKERKEY_API_URL`) overrides the identity's.
+    pub fn load(
+        home: &Path,
+        vault: Option<&str>,
+        api_url: Option<&str>,
+    ) -> Result<Identity, IdentityError> {
+        let vault_dir = select_vault(home, vault)?;
         let id_path = vault_dir.join("identity.json");
-        let text = std::fs::read_to_string(&id_path).map_err(|source| IdentityError::Read {
-            path: id_path.clone(),
-            source,
-        })?;
-        let file: IdentityFile =
-            serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
+        let file: IdentityFile = fsutil::load_json(&id_path)
+            .map_err(IdentityError::from)?
+            .ok_or_else(|| IdentityError::Read {
                 path: id_path.clone(),
-                source,
+                source: std::io::ErrorKind::NotFound.into(),
             })?;
         let key_path = if file.private_key_path.is_empty() {
             vault_dir.join("private.pem")
@@ -184,8 +197,7 @@ impl Identity {
             }
         };
         let signer = RequestSigner::from_pem_file(&key_path, &file.machine_id)?;
-        let api_url = std::env::var("SIKKERKEY_API_URL")
-            .ok()
+        let api_url = api_url
             .map(|u| u.trim().to_owned())
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| file.api_url.clone());
@@ -233,13 +245,7 @@ pub fn list_vaults(home: &Path) -> Vec<String> {
 pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, IdentityError> {
     let vaults = list_vaults(home);
     let global_path = home.join("cli_global.json");
-    let global: GlobalConfig = match std::fs::read_to_string(&global_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|source| IdentityError::Parse {
-            path: global_path.clone(),
-            source,
-        })?,
-        Err(_) => GlobalConfig::default(),
-    };
+    let global: GlobalConfig = fsutil::load_json(&global_path)?.unwrap_or_default();
     let chosen = env_choice
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -272,41 +278,41 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
 
 /// Accepts https URLs, and http only for loopback hosts. Returns the URL without a trailing `/`.
 ///
-/// The URL is read with the HTTP client's own parser (`http::Uri`, which ureq uses), so the
-/// host checked is the host connected to: in `http://127.0.0.1:80@evil.example` that is
-/// `evil.example`. User info is refused outright (the agent authenticates by signature;
-/// credentials in a URL only end up in logs). A path prefix (`https://host/sikkerkey`) is
-/// kept: requests go to `{prefix}/v1/...` and the signature covers that whole path.
+/// The URL is split the way RFC 3986 and the HTTP client (`http::Uri`, under ureq) split
+/// it, so the host checked is the host connected to: in `http://127.0.0.1:80@evil.example`
+/// that is `evil.example` (`api.rs` has a test holding the two parsers to the same answer).
+/// User info is refused outright (the agent authenticates by signature; credentials in a
+/// URL only end up in logs). A path prefix (`https://host/sikkerkey`) is kept: requests go
+/// to `{prefix}/v1/...` and the signature covers that whole path.
 pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
     let trimmed = url.trim().trim_end_matches('/');
     let bad = |reason: &str| IdentityError::BadApiUrl {
         url: redact_user_info(trimmed),
         reason: reason.to_owned(),
     };
-    let uri: ureq::http::Uri = trimmed
-        .parse()
-        .map_err(|e| bad(&format!("it does not parse as a URL ({e})")))?;
-    let authority = uri
-        .authority()
-        .ok_or_else(|| bad("it has no host; write it as https://host[:port][/prefix]"))?;
-    if authority.as_str().contains('@') {
+    let parts = UrlParts::split(trimmed).ok_or_else(|| {
+        bad("it does not parse as a URL; write it as https://host[:port][/prefix]")
+    })?;
+    if parts.user_info {
         return Err(bad(
             "it carries user info (`user@` before the host); remove it, the agent signs its requests instead",
         ));
     }
-    if uri.query().is_some() || trimmed.contains('#') {
+    if parts.query_or_fragment {
         return Err(bad(
             "it has a query or fragment; give only scheme, host, port and path",
         ));
     }
-    let host = authority.host();
-    if host.is_empty() {
+    if parts.host.is_empty() {
         return Err(bad("it has no host"));
     }
-    match uri.scheme_str() {
-        Some("https") => Ok(trimmed.to_owned()),
-        Some("http") => {
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let insecure = || IdentityError::InsecureApiUrl {
+        url: trimmed.to_owned(),
+    };
+    match parts.scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(trimmed.to_owned()),
+        "http" => {
+            let bare = parts.host.trim_start_matches('[').trim_end_matches(']');
             let loopback = bare.eq_ignore_ascii_case("localhost")
                 || bare
                     .parse::<std::net::IpAddr>()
@@ -315,14 +321,52 @@ pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
             if loopback {
                 Ok(trimmed.to_owned())
             } else {
-                Err(IdentityError::InsecureApiUrl {
-                    url: trimmed.to_owned(),
-                })
+                Err(insecure())
             }
         }
-        _ => Err(IdentityError::InsecureApiUrl {
-            url: trimmed.to_owned(),
-        }),
+        _ => Err(insecure()),
+    }
+}
+
+/// The parts of an absolute URL the API URL check looks at (RFC 3986, section 3).
+#[derive(Debug, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub scheme: &'a str,
+    /// The authority's host, IPv6 literals with their brackets.
+    pub host: &'a str,
+    pub user_info: bool,
+    pub query_or_fragment: bool,
+}
+
+impl<'a> UrlParts<'a> {
+    /// `scheme://authority[path][?query][#fragment]`; `None` when there is no `//`.
+    pub fn split(url: &'a str) -> Option<UrlParts<'a>> {
+        let (scheme, rest) = url.split_once("://")?;
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            return None;
+        }
+        // The authority ends at the first '/', '?' or '#'; user info ends at its last '@'.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let (user_info, host_port) = match authority.rfind('@') {
+            Some(at) => (true, &authority[at + 1..]),
+            None => (false, authority),
+        };
+        let host = if host_port.starts_with('[') {
+            &host_port[..host_port.find(']')? + 1]
+        } else {
+            host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+        };
+        Some(UrlParts {
+            scheme,
+            host,
+            user_info,
+            query_or_fragment: tail.contains(['?', '#']),
+        })
     }
 }
 

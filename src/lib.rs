@@ -17,3 +17,4 @@ pub mod pidfile;
 pub mod providers;
 pub mod secret;
 pub mod service;
+pub mod settings;

@@ -1,24 +1,24 @@
 //! The local agent config `agents/{secretId}.json` that `configure` writes (same format as
-//! the official CLI). When present it overrides the server's connection details.
+//! the official CLI). When present it overrides the server's connection details; the
+//! merge of the two ([`build_target`]) lives here, beside the format it reads.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
+use crate::api::{Connection, SyncConfig};
+use crate::fsutil::{self, JsonFileError};
+use crate::providers::{DbTimeouts, ProviderKind, Target, UnknownProvider};
+use crate::secret::FieldNames;
 
 /// Connection block of the local config. `Debug` is safe: the password is a [`Secret`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LocalConnection {
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub admin_user: String,
-    #[serde(with = "crate::secret::serde_secret")]
-    pub admin_pass: Secret,
-    pub project_reference: String,
+    /// The same fields as the sync config's, at the same level of the JSON.
+    #[serde(flatten)]
+    pub db: Connection,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub username_field: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -42,27 +42,16 @@ fn is_zero(v: &u64) -> bool {
 
 /// A local config that exists but cannot be used.
 #[derive(Debug)]
-pub enum LocalConfigError {
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-}
+pub struct LocalConfigError(pub JsonFileError);
 
 impl fmt::Display for LocalConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LocalConfigError::Read { path, .. } => {
-                write!(f, "cannot read local agent config {}", path.display())
-            }
-            LocalConfigError::Parse { path, .. } => write!(
+        let path = self.0.path().display();
+        match &self.0 {
+            JsonFileError::Read { .. } => write!(f, "cannot read local agent config {path}"),
+            JsonFileError::Parse { .. } => write!(
                 f,
-                "local agent config {} is not valid JSON of the expected shape; fix it or run `configure` again",
-                path.display()
+                "local agent config {path} is not valid JSON of the expected shape; fix it or run `configure` again"
             ),
         }
     }
@@ -70,26 +59,152 @@ impl fmt::Display for LocalConfigError {
 
 impl std::error::Error for LocalConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            LocalConfigError::Read { source, .. } => Some(source),
-            LocalConfigError::Parse { source, .. } => Some(source),
-        }
+        self.0.source()
     }
 }
 
 impl LocalConfig {
     /// Reads the config at `path`; `Ok(None)` when there is none.
     pub fn load(path: &Path) -> Result<Option<LocalConfig>, LocalConfigError> {
-        let text = crate::fsutil::read_optional(path).map_err(|source| LocalConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        text.map(|t| {
-            serde_json::from_str(&t).map_err(|source| LocalConfigError::Parse {
-                path: path.to_owned(),
-                source,
-            })
-        })
-        .transpose()
+        fsutil::load_json(path).map_err(LocalConfigError)
+    }
+}
+
+/// Local config and sync config together cannot name a usable database.
+#[derive(Debug)]
+pub enum TargetError {
+    /// A provider type this agent does not know.
+    UnknownProvider(UnknownProvider),
+    /// The local config names another provider than the server.
+    ProviderMismatch { local: String, server: String },
+    /// The provider is known but this build lacks its driver.
+    NotCompiledIn(ProviderKind),
+    /// Neither config names a database host.
+    NoHost,
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::UnknownProvider(e) => write!(f, "{e}"),
+            TargetError::ProviderMismatch { local, server } => write!(
+                f,
+                "the local agent config says provider \"{local}\" but SikkerKey says \"{server}\"; fix the local config with `configure` or remove it"
+            ),
+            TargetError::NotCompiledIn(kind) => write!(
+                f,
+                "this build of sikkerkey-agent has no {} support; use a build with all providers",
+                kind.display_name()
+            ),
+            TargetError::NoHost => f.write_str(
+                "no database host in the sync config or the local config; set one with `configure --host`",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+/// Builds the database target from the sync config, with the local config's connection
+/// details (when present and non-empty) taking precedence.
+pub fn build_target(
+    sync: &SyncConfig,
+    local: Option<&LocalConfig>,
+    db: DbTimeouts,
+) -> Result<(Target, FieldNames), TargetError> {
+    let server_kind = sync.provider_type.trim();
+    let kind: ProviderKind = match local
+        .map(|l| l.provider_type.trim())
+        .filter(|t| !t.is_empty())
+    {
+        Some(local_kind) => {
+            if !server_kind.is_empty() && server_kind != local_kind {
+                return Err(TargetError::ProviderMismatch {
+                    local: local_kind.to_owned(),
+                    server: server_kind.to_owned(),
+                });
+            }
+            local_kind.parse().map_err(TargetError::UnknownProvider)?
+        }
+        None => server_kind.parse().map_err(TargetError::UnknownProvider)?,
+    };
+    if !kind.is_compiled_in() {
+        return Err(TargetError::NotCompiledIn(kind));
+    }
+    let s = &sync.connection;
+    let pick = |local: Option<&str>, server: &str| {
+        local.filter(|v| !v.is_empty()).unwrap_or(server).to_owned()
+    };
+    let l = local.map(|l| &l.connection.db);
+    let port = l.map(|l| l.port).filter(|p| *p != 0).unwrap_or(s.port);
+    let admin_pass = match l.filter(|l| !l.admin_pass.is_empty()) {
+        Some(l) => l.admin_pass.clone(),
+        None => s.admin_pass.clone(),
+    };
+    let target = Target {
+        kind,
+        host: pick(l.map(|l| l.host.as_str()), &s.host),
+        port: if port == 0 { kind.default_port() } else { port },
+        database: pick(l.map(|l| l.database.as_str()), &s.database),
+        admin_user: pick(l.map(|l| l.admin_user.as_str()), &s.admin_user),
+        admin_pass,
+        project_reference: pick(
+            l.map(|l| l.project_reference.as_str()),
+            &s.project_reference,
+        ),
+        timeouts: db,
+    };
+    if target.host.is_empty() {
+        return Err(TargetError::NoHost);
+    }
+    let overrides = local.map(|l| &l.connection);
+    let fields = FieldNames::with_overrides(
+        overrides.map(|o| o.username_field.as_str()),
+        overrides.map(|o| o.password_field.as_str()),
+    );
+    Ok((target, fields))
+}
+
+/// Turns each sync config into the database target, so that connection details changed
+/// in the dashboard (a new admin password, say) take effect without a restart. The local
+/// config, read once at start-up, keeps precedence.
+#[derive(Debug, Clone)]
+pub struct TargetSource {
+    pub local: Option<LocalConfig>,
+    pub db: DbTimeouts,
+}
+
+impl TargetSource {
+    pub fn resolve(&self, sync: &SyncConfig) -> Result<(Target, FieldNames), TargetError> {
+        build_target(sync, self.local.as_ref(), self.db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file is shared with the official CLI: the same keys, flat, in the same order.
+    #[test]
+    fn the_file_format_round_trips_unchanged() {
+        let text = r#"{
+  "secretId": "sk_1",
+  "providerType": "mysql",
+  "connection": {
+    "host": "db",
+    "port": 3307,
+    "database": "app",
+    "adminUser": "root",
+    "adminPass": "pw",
+    "projectReference": "",
+    "usernameField": "user"
+  },
+  "pollIntervalSeconds": 15
+}"#;
+        let config: LocalConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(config.connection.db.port, 3307);
+        assert_eq!(config.connection.db.admin_pass.expose(), "pw");
+        assert_eq!(config.connection.username_field, "user");
+        assert_eq!(serde_json::to_string_pretty(&config).unwrap(), text);
     }
 }

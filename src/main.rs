@@ -4,13 +4,15 @@ use std::io::Write;
 
 use sikkerkey_agent::cli::{self, Command};
 use sikkerkey_agent::commands::{self, CommandError};
-use sikkerkey_agent::exit;
+use sikkerkey_agent::exit::Exit;
+use sikkerkey_agent::settings::Settings;
 
 /// Our own log lines at the level `SIKKERKEY_LOG` names (default info); every dependency
 /// capped at warn, whatever the setting, because driver debug output can carry SQL text.
-fn init_logger() {
-    let level = std::env::var("SIKKERKEY_LOG")
-        .ok()
+fn init_logger(settings: &Settings) {
+    let level = settings
+        .log
+        .as_deref()
         .and_then(|v| v.parse::<log::LevelFilter>().ok())
         .unwrap_or(log::LevelFilter::Info);
     env_logger::Builder::new()
@@ -32,36 +34,37 @@ fn print_error(e: &dyn std::error::Error) {
     }
 }
 
-fn dispatch(command: Command) -> Result<i32, CommandError> {
+fn dispatch(command: Command, settings: &Settings) -> Result<Exit, CommandError> {
     match command {
         Command::Help(text) => {
             println!("{text}");
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         Command::Version => {
             println!("sikkerkey-agent {}", env!("CARGO_PKG_VERSION"));
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
-        Command::Start { secret } => commands::start::run(&secret),
-        Command::Configure(args) => commands::configure::run(&args),
-        Command::Test { secret } => commands::test::run(&secret),
-        Command::List { format } => commands::list::run(format),
-        Command::Stop { secret } => commands::stop::run(&secret),
-        Command::Remove { secret, force } => commands::remove::run(&secret, force),
-        Command::Install { secret, now } => commands::install::run(&secret, now),
-        Command::Uninstall { secret } => commands::uninstall::run(&secret),
+        Command::Start { secret } => commands::start::run(&secret, settings),
+        Command::Configure(args) => commands::configure::run(&args, settings),
+        Command::Test { secret } => commands::test::run(&secret, settings),
+        Command::List { format } => commands::list::run(format, settings),
+        Command::Stop { secret } => commands::stop::run(&secret, settings),
+        Command::Remove { secret, force } => commands::remove::run(&secret, force, settings),
+        Command::Install { secret, now } => commands::install::run(&secret, now, settings),
+        Command::Uninstall { secret } => commands::uninstall::run(&secret, settings),
     }
 }
 
-fn main() {
-    init_logger();
+fn main() -> std::process::ExitCode {
+    let settings = Settings::from_env();
+    init_logger(&settings);
     let code = match cli::parse(std::env::args_os().skip(1)) {
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!("Run `sikkerkey-agent --help` for usage.");
-            exit::USAGE
+            Exit::Usage
         }
-        Ok(command) => match dispatch(command) {
+        Ok(command) => match dispatch(command, &settings) {
             Ok(code) => code,
             Err(e) => {
                 print_error(&e);
@@ -69,5 +72,5 @@ fn main() {
             }
         },
     };
-    std::process::exit(code);
+    code.into()
 }

@@ -6,14 +6,15 @@
 //! agent's lock is gone with its process (no stale-PID guessing, no `/proc` reading). `list`
 //! and `stop` ask the same question the same way: is the file locked? The PID written inside
 //! only says *which* process holds it. Removed on a clean exit.
+//! A leaf: imports only `fsutil`.
 
+use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::agent::AgentError;
 use crate::fsutil;
 
 /// Holds the locked PID file for the life of the agent; removes it on drop.
@@ -22,6 +23,42 @@ pub struct PidFile {
     path: PathBuf,
     /// Open for as long as the agent runs: closing it releases the lock.
     file: File,
+}
+
+/// Why the PID file could not be taken.
+#[derive(Debug)]
+pub enum PidFileError {
+    /// Another local process holds the lock: it runs the agent for this secret. `pid` is 0
+    /// when it has not written its PID yet.
+    AlreadyRunning { secret_id: String, pid: u32 },
+    /// The file could not be opened, locked or written.
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for PidFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PidFileError::AlreadyRunning { secret_id, pid } => write!(
+                f,
+                "an agent for secret {secret_id} already runs on this machine (PID {pid}); stop it with `sikkerkey-agent stop --secret {secret_id}`"
+            ),
+            PidFileError::Write { path, .. } => {
+                write!(f, "cannot lock or write the PID file {}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PidFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PidFileError::AlreadyRunning { .. } => None,
+            PidFileError::Write { source, .. } => Some(source),
+        }
+    }
 }
 
 /// Whether an agent holds the lock on a PID file, as `list`, `stop` and `start` all see it.
@@ -124,9 +161,9 @@ const BUSY_PAUSE: Duration = Duration::from_millis(10);
 impl PidFile {
     /// Locks the PID file and writes this process's PID into it, or names the agent that
     /// holds it.
-    pub fn acquire(path: &Path, secret_id: &str) -> Result<PidFile, AgentError> {
-        let io_err = |source: io::Error| AgentError::Io {
-            what: format!("lock the PID file {}", path.display()),
+    pub fn acquire(path: &Path, secret_id: &str) -> Result<PidFile, PidFileError> {
+        let io_err = |source: io::Error| PidFileError::Write {
+            path: path.to_owned(),
             source,
         };
         if let Some(dir) = path.parent() {
@@ -153,7 +190,7 @@ impl PidFile {
                     }
                     let mut text = String::new();
                     let _ = (&file).read_to_string(&mut text);
-                    return Err(AgentError::AlreadyRunning {
+                    return Err(PidFileError::AlreadyRunning {
                         secret_id: secret_id.to_owned(),
                         pid: text.trim().parse().unwrap_or(0),
                     });
@@ -202,8 +239,8 @@ mod tests {
         let path = dir.join("sk_x.pid");
         assert_eq!(lock_state(&path), LockState::Absent);
         // A PID file left by a dead agent, naming a live process: nobody holds it.
-        fsutil::write_private_atomic(&path, format!("{}\n", std::process::id()).as_bytes())
-            .unwrap();
+        let me = format!("{}\n", std::process::id());
+        fsutil::write_atomic(&path, me.as_bytes(), fsutil::PRIVATE).unwrap();
         assert_eq!(
             lock_state(&path),
             LockState::Unlocked(Some(std::process::id()))
@@ -215,7 +252,7 @@ mod tests {
         );
         // flock locks belong to open files, so a second acquire in this process is refused.
         match PidFile::acquire(&path, "sk_x") {
-            Err(AgentError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+            Err(PidFileError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
             other => panic!("second acquire: {other:?}"),
         }
         drop(held);

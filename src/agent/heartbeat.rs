@@ -1,29 +1,44 @@
 //! The heartbeat thread: every heartbeat interval, tells the server whether the agent is
 //! healthy, from the status board. It runs beside the worker, so a slow rotation never
-//! silences it. It doubles as the watchdog that stops an agent whose worker is stuck. On the way out it sends one last heartbeat if the agent is unhealthy, so
+//! silences it. It doubles as the watchdog that stops an agent whose worker is stuck. On
+//! the way out it sends one last heartbeat if the agent is unhealthy, so
 //! the dashboard shows the error rather than a stale "healthy".
 
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::api::{ApiClient, HeartbeatStatus};
+use crate::api::HeartbeatStatus;
 
-use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use super::Context;
+use super::shutdown::StopReason;
 use super::watch::{ThreadWatch, fail_point};
 
-pub struct Heartbeat {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+/// What a [`Heartbeat`] is built from.
+pub struct HeartbeatSettings {
+    pub ctx: Context,
     pub interval: Duration,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
+    /// Test-only: the thread panics at the fail point `heartbeat` when this names it.
+    pub test_panic_at: Option<String>,
+}
+
+/// The heartbeat thread's state; see the module doc.
+pub struct Heartbeat {
+    settings: HeartbeatSettings,
 }
 
 impl Heartbeat {
+    pub fn new(settings: HeartbeatSettings) -> Self {
+        Heartbeat { settings }
+    }
+
     /// Sends one heartbeat now and records it.
-    pub fn beat(api: &ApiClient, board: &StatusBoard, secret_id: &str) {
+    pub fn beat(ctx: &Context) {
+        let Context {
+            api,
+            secret_id,
+            board,
+            ..
+        } = ctx;
         let status = board.health();
         let delivered = match api.heartbeat(secret_id, &status) {
             Ok(()) => true,
@@ -42,18 +57,19 @@ impl Heartbeat {
     }
 
     fn run(self) {
+        let ctx = &self.settings.ctx;
         let _watch = ThreadWatch::new(
             "the heartbeat thread",
-            self.board.clone(),
-            self.shutdown.clone(),
+            ctx.board.clone(),
+            ctx.shutdown.clone(),
         );
-        while !self.shutdown.wait_timeout(self.interval) {
-            fail_point("heartbeat");
-            Self::beat(&self.api, &self.board, &self.secret_id);
+        while !ctx.shutdown.wait_timeout(self.settings.interval) {
+            fail_point(self.settings.test_panic_at.as_deref(), "heartbeat");
+            Self::beat(ctx);
             self.stop_if_worker_stuck();
         }
-        if matches!(self.board.health(), HeartbeatStatus::Error(_)) {
-            Self::beat(&self.api, &self.board, &self.secret_id);
+        if matches!(self.settings.ctx.board.health(), HeartbeatStatus::Error(_)) {
+            Self::beat(&self.settings.ctx);
         }
     }
 
@@ -61,15 +77,15 @@ impl Heartbeat {
     /// server that accepts connections and never answers). The agent exits so the service
     /// manager restarts it; the journal lets the new process finish the rotation.
     fn stop_if_worker_stuck(&self) {
-        if let Some(running) = self.board.job_running_for()
-            && running > self.board.job_deadline() * 2
+        if let Some(running) = self.settings.ctx.board.job_running_for()
+            && running > self.settings.ctx.board.job_deadline() * 2
         {
             log::error!(
                 "secret {}: a database job has been stuck for {} s; exiting so the agent restarts",
-                self.secret_id,
+                self.settings.ctx.secret_id,
                 running.as_secs()
             );
-            self.shutdown.request(StopReason::WorkerHung);
+            self.settings.ctx.shutdown.request(StopReason::WorkerHung);
         }
     }
 }

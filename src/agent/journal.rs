@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::fsutil;
+use crate::fsutil::{self, JsonFileError};
 use crate::secret::Secret;
 
 /// Where a rotation stands.
@@ -143,38 +143,41 @@ impl JournalEntry {
 /// A journal that cannot be read or written.
 #[derive(Debug)]
 pub enum JournalError {
-    Io {
+    /// Reading failed, or the file is not a journal entry.
+    Load(JsonFileError),
+    /// Writing or removing failed.
+    Write {
         path: PathBuf,
         source: std::io::Error,
-    },
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
     },
 }
 
 impl fmt::Display for JournalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JournalError::Io { path, .. } => write!(
-                f,
-                "cannot read or write the rotation journal {}",
-                path.display()
-            ),
-            JournalError::Corrupt { path, .. } => write!(
-                f,
-                "the rotation journal {} is corrupt; check that the database password matches the secret's live value, then delete the file",
-                path.display()
-            ),
-        }
+        let path = match self {
+            JournalError::Load(JsonFileError::Parse { path, .. }) => {
+                return write!(
+                    f,
+                    "the rotation journal {} is corrupt; check that the database password matches the secret's live value, then delete the file",
+                    path.display()
+                );
+            }
+            JournalError::Load(e) => e.path(),
+            JournalError::Write { path, .. } => path,
+        };
+        write!(
+            f,
+            "cannot read or write the rotation journal {}",
+            path.display()
+        )
     }
 }
 
 impl std::error::Error for JournalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            JournalError::Io { source, .. } => Some(source),
-            JournalError::Corrupt { source, .. } => Some(source),
+            JournalError::Load(e) => e.source(),
+            JournalError::Write { source, .. } => Some(source),
         }
     }
 }
@@ -204,17 +207,7 @@ impl Journal {
     }
 
     pub fn load(&self) -> Result<Option<JournalEntry>, JournalError> {
-        let text = fsutil::read_optional(&self.path).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        text.map(|t| {
-            serde_json::from_str(&t).map_err(|source| JournalError::Corrupt {
-                path: self.path.clone(),
-                source,
-            })
-        })
-        .transpose()
+        fsutil::load_json(&self.path).map_err(JournalError::Load)
     }
 
     /// Loads the journal of `secret_id`. A file that is not a journal entry (truncated, not
@@ -231,8 +224,13 @@ impl Journal {
                 e.version, READABLE_VERSIONS
             ),
             Ok(Some(e)) => return Ok(Loaded::Entry(Box::new(e))),
-            Err(JournalError::Corrupt { source, .. }) => {
+            Err(JournalError::Load(JsonFileError::Parse { source, .. })) => {
                 format!("it is not a journal entry ({source})")
+            }
+            Err(JournalError::Load(JsonFileError::Read { source, .. }))
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                format!("it is not text ({source})")
             }
             Err(e) => return Err(e),
         };
@@ -249,7 +247,7 @@ impl Journal {
         let mut name = self.path.clone().into_os_string();
         name.push(format!(".damaged-{now}"));
         let moved_to = PathBuf::from(name);
-        let io = |source| JournalError::Io {
+        let io = |source| JournalError::Write {
             path: self.path.clone(),
             source,
         };
@@ -265,16 +263,18 @@ impl Journal {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let text = serde_json::to_vec_pretty(entry).expect("journal entries always serialize");
-        fsutil::write_private_atomic(&self.path, &text).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
+        fsutil::write_atomic(&self.path, &text, fsutil::PRIVATE).map_err(|source| {
+            JournalError::Write {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 
     pub fn clear(&self) -> Result<(), JournalError> {
         fsutil::remove_if_exists(&self.path)
             .map(drop)
-            .map_err(|source| JournalError::Io {
+            .map_err(|source| JournalError::Write {
                 path: self.path.clone(),
                 source,
             })

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, SyncConfig};
 use crate::files::AgentFiles;
-use crate::localconfig::{LocalConfig, LocalConfigError};
-use crate::providers::{DbTimeouts, ProviderError, ProviderKind, Target, UnknownProvider};
-use crate::secret::FieldNames;
+use crate::localconfig::{LocalConfig, LocalConfigError, TargetError, TargetSource};
+use crate::pidfile::PidFileError;
+use crate::providers::{DbTimeouts, ProviderError};
 use crate::{fsutil, pidfile};
 
-use heartbeat::Heartbeat;
+use heartbeat::{Heartbeat, HeartbeatSettings};
 use journal::Journal;
-use poller::Poller;
-use rotation::RotationEngine;
+use poller::{Poller, PollerSettings};
+use rotation::{EngineSettings, RotationEngine};
 use shutdown::{Shutdown, StopReason};
 use status::{StateFile, StatusBoard, unix_now};
 use worker::Job;
@@ -60,6 +60,24 @@ impl Default for Timing {
     }
 }
 
+/// What the three threads share: the control plane, the secret they work for, the status
+/// board the heartbeat reports, and the stop signal.
+#[derive(Clone)]
+pub struct Context {
+    pub api: Arc<ApiClient>,
+    pub secret_id: String,
+    pub board: Arc<StatusBoard>,
+    pub shutdown: Arc<Shutdown>,
+}
+
+/// What `run` needs besides the API and the files.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub timing: Timing,
+    /// Test-only: a thread panics at this named point (debug builds only).
+    pub test_panic_at: Option<String>,
+}
+
 /// Why the agent could not start or keep running.
 #[derive(Debug)]
 pub enum AgentError {
@@ -69,18 +87,14 @@ pub enum AgentError {
     Locked(ApiError),
     /// 404/403 at start-up.
     SecretGone(ApiError),
-    /// The sync config or local config names a provider this agent does not know.
-    Provider(UnknownProvider),
-    /// Local config and server disagree, or a provider is not compiled in.
-    Config(String),
+    /// Local config and sync config cannot name a usable database.
+    Target(TargetError),
+    /// The local config exists but cannot be read.
     LocalConfig(LocalConfigError),
     /// The database check at start-up failed.
     Database(ProviderError),
-    /// Another local process runs the agent for this secret.
-    AlreadyRunning {
-        secret_id: String,
-        pid: u32,
-    },
+    /// The PID file: another local agent runs for this secret, or it cannot be written.
+    PidFile(PidFileError),
     /// A file or thread could not be created.
     Io {
         what: String,
@@ -94,14 +108,10 @@ impl fmt::Display for AgentError {
             AgentError::Api(e) | AgentError::Locked(e) | AgentError::SecretGone(e) => {
                 write!(f, "{e}")
             }
-            AgentError::Provider(e) => write!(f, "{e}"),
-            AgentError::Config(m) => f.write_str(m),
+            AgentError::Target(e) => write!(f, "{e}"),
             AgentError::LocalConfig(e) => write!(f, "{e}"),
             AgentError::Database(e) => write!(f, "database check failed: {e}"),
-            AgentError::AlreadyRunning { secret_id, pid } => write!(
-                f,
-                "an agent for secret {secret_id} already runs on this machine (PID {pid}); stop it with `sikkerkey-agent stop --secret {secret_id}`"
-            ),
+            AgentError::PidFile(e) => write!(f, "{e}"),
             AgentError::Io { what, .. } => write!(f, "cannot {what}"),
         }
     }
@@ -112,85 +122,10 @@ impl std::error::Error for AgentError {
         match self {
             AgentError::Api(e) | AgentError::Locked(e) | AgentError::SecretGone(e) => e.source(),
             AgentError::LocalConfig(e) => e.source(),
+            AgentError::PidFile(e) => e.source(),
             AgentError::Io { source, .. } => Some(source),
             _ => None,
         }
-    }
-}
-
-/// Builds the database target from the sync config, with the local config's connection
-/// details (when present and non-empty) taking precedence.
-pub fn build_target(
-    sync: &SyncConfig,
-    local: Option<&LocalConfig>,
-    db: DbTimeouts,
-) -> Result<(Target, FieldNames), AgentError> {
-    let server_kind = sync.provider_type.trim();
-    let kind: ProviderKind = match local
-        .map(|l| l.provider_type.trim())
-        .filter(|t| !t.is_empty())
-    {
-        Some(local_kind) => {
-            if !server_kind.is_empty() && server_kind != local_kind {
-                return Err(AgentError::Config(format!(
-                    "the local agent config says provider \"{local_kind}\" but SikkerKey says \"{server_kind}\"; fix the local config with `configure` or remove it"
-                )));
-            }
-            local_kind.parse().map_err(AgentError::Provider)?
-        }
-        None => server_kind.parse().map_err(AgentError::Provider)?,
-    };
-    if !kind.is_compiled_in() {
-        return Err(AgentError::Config(format!(
-            "this build of sikkerkey-agent has no {} support; use a build with all providers",
-            kind.display_name()
-        )));
-    }
-    let s = &sync.connection;
-    let pick = |local: Option<&str>, server: &str| {
-        local.filter(|v| !v.is_empty()).unwrap_or(server).to_owned()
-    };
-    let l = local.map(|l| &l.connection);
-    let port = l.map(|l| l.port).filter(|p| *p != 0).unwrap_or(s.port);
-    let admin_pass = match l.filter(|l| !l.admin_pass.is_empty()) {
-        Some(l) => l.admin_pass.clone(),
-        None => s.admin_pass.clone(),
-    };
-    let target = Target {
-        kind,
-        host: pick(l.map(|l| l.host.as_str()), &s.host),
-        port: if port == 0 { kind.default_port() } else { port },
-        database: pick(l.map(|l| l.database.as_str()), &s.database),
-        admin_user: pick(l.map(|l| l.admin_user.as_str()), &s.admin_user),
-        admin_pass,
-        project_reference: pick(
-            l.map(|l| l.project_reference.as_str()),
-            &s.project_reference,
-        ),
-        timeouts: db,
-    };
-    if target.host.is_empty() {
-        return Err(AgentError::Config("no database host in the sync config or the local config; set one with `configure --host`".into()));
-    }
-    let fields = FieldNames::with_overrides(
-        l.map(|l| l.username_field.as_str()),
-        l.map(|l| l.password_field.as_str()),
-    );
-    Ok((target, fields))
-}
-
-/// Turns each sync config into the database target, so that connection details changed
-/// in the dashboard (a new admin password, say) take effect without a restart. The local
-/// config, read once at start-up, keeps precedence.
-#[derive(Debug, Clone)]
-pub struct TargetSource {
-    pub local: Option<LocalConfig>,
-    pub db: DbTimeouts,
-}
-
-impl TargetSource {
-    pub fn resolve(&self, sync: &SyncConfig) -> Result<(Target, FieldNames), AgentError> {
-        build_target(sync, self.local.as_ref(), self.db)
     }
 }
 
@@ -262,15 +197,20 @@ fn wait_finished(thread: &std::thread::JoinHandle<()>, limit: Duration) -> bool 
 pub fn run(
     api: ApiClient,
     files: &AgentFiles,
-    timing: Timing,
+    options: RunOptions,
     shutdown: Arc<Shutdown>,
 ) -> Result<StopReason, AgentError> {
+    let RunOptions {
+        timing,
+        test_panic_at,
+    } = options;
+    let test_panic_at_threads = test_panic_at.clone();
     let secret_id = files.secret_id().to_owned();
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
         what: format!("create {}", files.dir().display()),
         source,
     })?;
-    let _pid = pidfile::PidFile::acquire(&files.pid(), &secret_id)?;
+    let _pid = pidfile::PidFile::acquire(&files.pid(), &secret_id).map_err(AgentError::PidFile)?;
     let local = LocalConfig::load(&files.config()).map_err(AgentError::LocalConfig)?;
     if local.is_some() {
         log::info!(
@@ -291,7 +231,7 @@ pub fn run(
         local,
         db: timing.db,
     };
-    let (target, fields) = source.resolve(&sync)?;
+    let (target, fields) = source.resolve(&sync).map_err(AgentError::Target)?;
     let (asked, warning) = sync.poll_interval_checked();
     if let Some(w) = warning {
         log::warn!("secret {secret_id}: {w}");
@@ -308,30 +248,37 @@ pub fn run(
                 started_at: unix_now(),
                 provider_type: target.kind.as_str().to_owned(),
                 endpoint: target.endpoint(),
-                ..StateFile::load(&files.state()).unwrap_or_default()
+                ..StateFile::load_or_default(&files.state())
             },
         )
         .with_slow_call(slow_call(timing.db)),
     );
-    let engine = RotationEngine::new(
-        api.clone(),
-        secret_id.clone(),
-        target.clone(),
+    let ctx = Context {
+        api: api.clone(),
+        secret_id: secret_id.clone(),
+        board: board.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let engine = RotationEngine::new(EngineSettings {
+        ctx: ctx.clone(),
+        target: target.clone(),
         fields,
-        Journal::new(files.journal()),
+        journal: Journal::new(files.journal()),
+        source: Some(source),
+        drift: timing.drift,
+    });
+    let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
+    let worker = worker::spawn(
+        engine,
+        job_rx,
         board.clone(),
         shutdown.clone(),
+        test_panic_at,
     )
-    .follow_sync_config(source)
-    .with_drift(timing.drift);
-    let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
-    let worker =
-        worker::spawn(engine, job_rx, board.clone(), shutdown.clone()).map_err(|source| {
-            AgentError::Io {
-                what: "start the worker thread".into(),
-                source,
-            }
-        })?;
+    .map_err(|source| AgentError::Io {
+        what: "start the worker thread".into(),
+        source,
+    })?;
 
     log::info!(
         "secret {secret_id}: testing the {} connection to {}",
@@ -353,7 +300,7 @@ pub fn run(
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
-        Heartbeat::beat(&api, &board, &secret_id);
+        Heartbeat::beat(&ctx);
         if e.kind != crate::providers::FailureKind::Timeout {
             // A worker stuck in a driver cannot be joined; it ends with the process.
             drop(jobs);
@@ -365,15 +312,13 @@ pub fn run(
         "secret {secret_id}: connection OK; admin \"{}\" can manage users",
         target.admin_user
     );
-    Heartbeat::beat(&api, &board, &secret_id);
+    Heartbeat::beat(&ctx);
 
-    let heartbeat = Heartbeat {
-        api: api.clone(),
-        secret_id: secret_id.clone(),
+    let heartbeat = Heartbeat::new(HeartbeatSettings {
+        ctx: ctx.clone(),
         interval: timing.heartbeat,
-        board: board.clone(),
-        shutdown: shutdown.clone(),
-    }
+        test_panic_at: test_panic_at_threads.clone(),
+    })
     .spawn()
     .map_err(|source| AgentError::Io {
         what: "start the heartbeat thread".into(),
@@ -386,16 +331,14 @@ pub fn run(
         fetched_at: Instant::now(),
     });
 
-    let poller = Poller {
-        api: api.clone(),
-        secret_id: secret_id.clone(),
+    let poller = Poller::new(PollerSettings {
+        ctx: ctx.clone(),
         interval,
         interval_override: timing.poll_override,
         asked_seconds,
+        test_panic_at: test_panic_at_threads,
         jobs,
-        board: board.clone(),
-        shutdown: shutdown.clone(),
-    }
+    })
     .spawn()
     .map_err(|source| AgentError::Io {
         what: "start the poll thread".into(),
@@ -413,7 +356,7 @@ pub fn run(
     let _ = poller.join();
     if heartbeat.join().is_err() {
         // The heartbeat thread died without its last word; say it for it.
-        Heartbeat::beat(&api, &board, &secret_id);
+        Heartbeat::beat(&ctx);
     }
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.

@@ -2,32 +2,42 @@
 //! when the worker is idle. Transient failures back off with jitter and show in the
 //! heartbeat; 404/403 and 409 stop the agent.
 
-use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::api::{ApiClient, ErrorClass};
+use crate::api::ErrorClass;
 
-use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use super::Context;
+use super::shutdown::StopReason;
 use super::watch::{ThreadWatch, fail_point};
 use super::worker::Job;
 
-pub struct Poller {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+/// What a [`Poller`] is built from.
+pub struct PollerSettings {
+    pub ctx: Context,
     /// Interval from the sync config, unless the test override is set.
     pub interval: Duration,
+    /// The test-only override of every later sync config's interval.
     pub interval_override: Option<Duration>,
     /// The `pollIntervalSeconds` of the sync config `interval` came from.
     pub asked_seconds: u64,
+    /// Test-only: the thread panics at the fail point `poll` when this names it.
+    pub test_panic_at: Option<String>,
     pub jobs: SyncSender<Job>,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
+}
+
+/// The poll thread's state; see the module doc. `settings.interval` is the current
+/// interval: a later sync config may change it.
+pub struct Poller {
+    settings: PollerSettings,
 }
 
 impl Poller {
+    pub fn new(settings: PollerSettings) -> Self {
+        Poller { settings }
+    }
+
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
         thread::Builder::new()
             .name("poll".into())
@@ -35,82 +45,93 @@ impl Poller {
     }
 
     fn run(mut self) {
-        let _watch = ThreadWatch::new("the poll thread", self.board.clone(), self.shutdown.clone());
+        let ctx = &self.settings.ctx;
+        let _watch = ThreadWatch::new("the poll thread", ctx.board.clone(), ctx.shutdown.clone());
         let mut failures: u32 = 0;
-        let mut delay = self.interval;
+        let mut delay = self.settings.interval;
         // The server's last requested interval, so an out-of-range one is warned about once.
-        let mut last_asked = self.asked_seconds;
-        while !self.shutdown.wait_timeout(delay) {
-            fail_point("poll");
-            match self.api.sync_config(&self.secret_id) {
+        let mut last_asked = self.settings.asked_seconds;
+        while !self.settings.ctx.shutdown.wait_timeout(delay) {
+            fail_point(self.settings.test_panic_at.as_deref(), "poll");
+            match self
+                .settings
+                .ctx
+                .api
+                .sync_config(&self.settings.ctx.secret_id)
+            {
                 Ok(config) => {
                     if failures > 0 {
-                        log::info!("secret {}: control plane reachable again", self.secret_id);
+                        log::info!(
+                            "secret {}: control plane reachable again",
+                            self.settings.ctx.secret_id
+                        );
                     }
                     failures = 0;
-                    self.board.set_poll_error(None);
+                    self.settings.ctx.board.set_poll_error(None);
                     let (asked, warning) = config.poll_interval_checked();
                     if let Some(w) = warning
                         && config.poll_interval_seconds != last_asked
                     {
-                        log::warn!("secret {}: {w}", self.secret_id);
+                        log::warn!("secret {}: {w}", self.settings.ctx.secret_id);
                     }
                     last_asked = config.poll_interval_seconds;
-                    let interval = self.interval_override.unwrap_or(asked);
-                    if interval != self.interval {
+                    let interval = self.settings.interval_override.unwrap_or(asked);
+                    if interval != self.settings.interval {
                         log::info!(
                             "secret {}: poll interval is now {} s",
-                            self.secret_id,
+                            self.settings.ctx.secret_id,
                             interval.as_secs()
                         );
-                        self.interval = interval;
+                        self.settings.interval = interval;
                     }
-                    delay = self.interval;
-                    match self.jobs.try_send(Job::Sync {
+                    delay = self.settings.interval;
+                    match self.settings.jobs.try_send(Job::Sync {
                         config: Box::new(config),
                         fetched_at: Instant::now(),
                     }) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => log::debug!(
                             "secret {}: worker busy; poll result dropped",
-                            self.secret_id
+                            self.settings.ctx.secret_id
                         ),
                         Err(TrySendError::Disconnected(_)) => break,
                     }
                 }
                 Err(e) => match e.class() {
-                    ErrorClass::Terminal => {
-                        log::info!("secret {}: {e}; the agent exits", self.secret_id);
-                        self.shutdown.request(StopReason::SecretGone);
-                        break;
-                    }
-                    ErrorClass::Locked => {
-                        log::error!("secret {}: {e}; the agent exits", self.secret_id);
-                        self.shutdown.request(StopReason::Locked);
+                    class @ (ErrorClass::Terminal | ErrorClass::Locked) => {
+                        // A deleted secret is a clean stop; a lock held elsewhere is not.
+                        let (level, reason) = if class == ErrorClass::Terminal {
+                            (log::Level::Info, StopReason::SecretGone)
+                        } else {
+                            (log::Level::Error, StopReason::Locked)
+                        };
+                        let ctx = &self.settings.ctx;
+                        log::log!(level, "secret {}: {e}; the agent exits", ctx.secret_id);
+                        ctx.shutdown.request(reason);
                         break;
                     }
                     ErrorClass::ClockSkew => {
                         failures += 1;
-                        delay = CLOCK_SKEW_RETRY.max(self.interval);
+                        delay = CLOCK_SKEW_RETRY.max(self.settings.interval);
                         let msg = format!("poll failed: {e}");
                         log::error!(
                             "secret {}: {msg}; next try in {} s",
-                            self.secret_id,
+                            self.settings.ctx.secret_id,
                             delay.as_secs()
                         );
-                        self.board.set_poll_error(Some(msg));
+                        self.settings.ctx.board.set_poll_error(Some(msg));
                     }
                     ErrorClass::Retryable | ErrorClass::Other => {
                         failures += 1;
-                        delay = retry_delay(self.interval);
+                        delay = retry_delay(self.settings.interval);
                         let msg = format!("poll failed: {e}");
                         log::warn!(
                             "secret {}: {msg}{}; next try in {} ms",
-                            self.secret_id,
+                            self.settings.ctx.secret_id,
                             source_suffix(&e),
                             delay.as_millis()
                         );
-                        self.board.set_poll_error(Some(msg));
+                        self.settings.ctx.board.set_poll_error(Some(msg));
                     }
                 },
             }

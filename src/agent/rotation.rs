@@ -5,19 +5,18 @@
 //! Runs on the worker thread only; it is the only code that drives a [`Provider`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
+use crate::localconfig::TargetSource;
 use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
-use super::TargetSource;
+use super::Context;
 use super::journal::{
     Journal, JournalEntry, JournalError, JournaledTarget, Loaded, Phase, Snapshot,
 };
-use super::shutdown::Shutdown;
-use super::status::{RotationRecord, StatusBoard, unix_now};
+use super::status::{RotationRecord, unix_now};
 
 /// Why a step of a rotation failed. The message is what the server and the log are told.
 #[derive(Debug)]
@@ -50,55 +49,53 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
-impl From<ApiError> for StepError {
-    fn from(e: ApiError) -> Self {
-        StepError::Api(e)
-    }
+/// `?` turns each layer's error into the step error that wraps it.
+macro_rules! step_error_from {
+    ($($variant:ident($error:ty)),* $(,)?) => {$(
+        impl From<$error> for StepError {
+            fn from(e: $error) -> Self {
+                StepError::$variant(e)
+            }
+        }
+    )*};
 }
-impl From<ProviderError> for StepError {
-    fn from(e: ProviderError) -> Self {
-        StepError::Db(e)
-    }
-}
-impl From<JournalError> for StepError {
-    fn from(e: JournalError) -> Self {
-        StepError::Journal(e)
-    }
-}
-impl From<ValueError> for StepError {
-    fn from(e: ValueError) -> Self {
-        StepError::Value(e)
-    }
+
+step_error_from!(
+    Api(ApiError),
+    Db(ProviderError),
+    Journal(JournalError),
+    Value(ValueError),
+);
+
+/// How a job that acted on a rotation ended. A clean rejection is an outcome, not an
+/// error: the database is back on the old value and the server knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied, verified and confirmed: the database holds the new value.
+    Confirmed,
+    /// Rejected with the database on the old value (or never touched).
+    Rejected,
+    /// A journaled rotation the server no longer holds: the database matches the live value.
+    Reconciled,
+    /// The database is settled but the server has not acknowledged yet; the journal keeps
+    /// the rotation and the next poll settles it.
+    AwaitingAck,
 }
 
 /// How many times a confirm or reject is sent within one job before waiting for the next poll.
 const ACK_ATTEMPTS: u32 = 3;
 
-/// Everything a rotation needs, owned by the worker thread.
-pub struct RotationEngine {
-    pub api: Arc<ApiClient>,
-    pub secret_id: String,
+/// What a [`RotationEngine`] is built from.
+pub struct EngineSettings {
+    pub ctx: Context,
+    /// The start-up target and field names.
     pub target: Target,
     pub fields: FieldNames,
     pub journal: Journal,
-    pub board: Arc<StatusBoard>,
-    pub shutdown: Arc<Shutdown>,
-    /// The last rotation this process finished, and when: a sync config fetched before
-    /// then may still show it as pending.
-    finished: Option<(String, Instant)>,
-    checked_any_password_works: bool,
-    /// The last job failed: idle polls re-check the database before reporting healthy.
-    unhealthy: bool,
-    /// When the current job reached the worker, for the timing in the log.
-    job_started: Instant,
     /// Where fresh connection details come from; `None` keeps the start-up target.
-    source: Option<TargetSource>,
-    drift: DriftPolicy,
-    /// When the live value was last tried against the database.
-    drift_checked: Instant,
-    /// A drift found and not repaired (detect-only, or the repair failed): reported on
-    /// every heartbeat, and checked again on every poll until it is gone.
-    drift_seen: Option<String>,
+    pub source: Option<TargetSource>,
+    /// How drift is watched for.
+    pub drift: DriftPolicy,
 }
 
 /// How the engine watches for drift: the database no longer accepting the live value
@@ -125,6 +122,33 @@ impl Default for DriftPolicy {
 /// restart that finds it settles the database on the live value.
 pub const DRIFT_REPAIR_ID: &str = "drift-repair";
 
+/// Everything a rotation needs, owned by the worker thread. `settings.target` and
+/// `settings.fields` follow connection-detail changes in later sync configs.
+pub struct RotationEngine {
+    settings: EngineSettings,
+    /// The last rotation this process finished, and when: a sync config fetched before
+    /// then may still show it as pending.
+    finished: Option<(String, Instant)>,
+    checked_any_password_works: bool,
+    /// The last job failed: idle polls re-check the database before reporting healthy.
+    unhealthy: bool,
+    /// When the current job reached the worker, for the timing in the log.
+    job_started: Instant,
+    /// When the live value was last tried against the database.
+    drift_checked: Instant,
+    /// A drift found and not repaired (detect-only, or the repair failed): reported on
+    /// every heartbeat, and checked again on every poll until it is gone.
+    drift_seen: Option<String>,
+}
+
+/// Whether a rotation's apply step starts fresh or resumes one a previous process left in
+/// the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Fresh,
+    Resumed,
+}
+
 /// How long the database steps of one rotation took.
 #[derive(Debug, Clone, Copy)]
 struct PhaseTimes {
@@ -137,71 +161,47 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl RotationEngine {
-    pub fn new(
-        api: Arc<ApiClient>,
-        secret_id: String,
-        target: Target,
-        fields: FieldNames,
-        journal: Journal,
-        board: Arc<StatusBoard>,
-        shutdown: Arc<Shutdown>,
-    ) -> Self {
+    pub fn new(settings: EngineSettings) -> Self {
         RotationEngine {
-            api,
-            secret_id,
-            target,
-            fields,
-            journal,
-            board,
-            shutdown,
+            settings,
             finished: None,
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
-            source: None,
-            drift: DriftPolicy::default(),
             drift_checked: Instant::now(),
             drift_seen: None,
         }
     }
 
-    /// Sets how drift is watched for.
-    pub fn with_drift(mut self, drift: DriftPolicy) -> Self {
-        self.drift = drift;
-        self
-    }
-
-    /// Follows connection-detail changes in later sync configs.
-    pub fn follow_sync_config(mut self, source: TargetSource) -> Self {
-        self.source = Some(source);
-        self
-    }
-
     /// Adopts the connection details of `sync` when they differ from the current ones.
     fn update_target(&mut self, sync: &SyncConfig) {
-        let Some(source) = &self.source else { return };
+        let Some(source) = &self.settings.source else {
+            return;
+        };
         match source.resolve(sync) {
-            Ok((target, fields)) if target != self.target || fields != self.fields => {
+            Ok((target, fields))
+                if target != self.settings.target || fields != self.settings.fields =>
+            {
                 log::info!(
                     "secret {}: connection details changed; now {} at {} as admin \"{}\"",
-                    self.secret_id,
+                    self.settings.ctx.secret_id,
                     target.kind.display_name(),
                     target.endpoint(),
                     target.admin_user
                 );
-                self.target = target;
-                self.fields = fields;
+                self.settings.target = target;
+                self.settings.fields = fields;
             }
             Ok(_) => {}
             Err(e) => log::warn!(
                 "secret {}: keeping the previous connection details; the new sync config is unusable: {e}",
-                self.secret_id
+                self.settings.ctx.secret_id
             ),
         }
     }
 
     fn open(&self) -> Result<Box<dyn Provider>, ProviderError> {
-        providers::open(&self.target)
+        providers::open(&self.settings.target)
     }
 
     /// The start-up check: the admin can log in and manage users.
@@ -211,37 +211,55 @@ impl RotationEngine {
     }
 
     /// Acts on one sync config: first finish what the journal holds, then start a new
-    /// pending rotation. Errors are reported to the status board and logged; the next
+    /// pending rotation. Returns how the last rotation it acted on ended (`None`: nothing
+    /// was pending). Errors are reported to the status board and logged once; the next
     /// poll tries again.
     ///
-    /// A reported error stays until a later job succeeds and a fresh database check
+    /// A reported problem stays until a later job succeeds and a fresh database check
     /// passes, so a 30 s heartbeat cannot miss it and "healthy" means the database works.
-    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) {
+    /// A rejection or an outstanding acknowledgement is such a problem; each was logged
+    /// where it happened.
+    pub fn handle_sync(&mut self, sync: &SyncConfig, fetched_at: Instant) -> Option<Outcome> {
         self.job_started = Instant::now();
-        let result = self.handle_sync_inner(sync, fetched_at);
-        match result {
-            Ok(()) if self.drift_seen.is_some() => {
-                self.board.set_worker_error(self.drift_seen.clone());
-            }
-            Ok(()) if self.unhealthy => match self.check() {
-                Ok(()) => {
-                    log::info!("secret {}: database check passes again", self.secret_id);
-                    self.unhealthy = false;
-                    self.board.set_worker_error(None);
-                }
-                Err(e) => self
+        match self.handle_sync_inner(sync, fetched_at) {
+            Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
+            Ok(outcome) if self.drift_seen.is_some() => {
+                self.settings
+                    .ctx
                     .board
-                    .set_worker_error(Some(format!("database check failed: {e}"))),
-            },
-            Ok(()) => self.board.set_worker_error(None),
+                    .set_worker_error(self.drift_seen.clone());
+                outcome
+            }
+            Ok(outcome) => {
+                if !self.unhealthy {
+                    self.settings.ctx.board.set_worker_error(None);
+                    return outcome;
+                }
+                match self.check() {
+                    Ok(()) => {
+                        log::info!(
+                            "secret {}: database check passes again",
+                            self.settings.ctx.secret_id
+                        );
+                        self.unhealthy = false;
+                        self.settings.ctx.board.set_worker_error(None);
+                    }
+                    Err(e) => self
+                        .settings
+                        .ctx
+                        .board
+                        .set_worker_error(Some(format!("database check failed: {e}"))),
+                }
+                outcome
+            }
             Err(e) => {
                 let msg = e.to_string();
                 log::error!(
                     "secret {}: {msg}; will try again on the next poll",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
-                self.unhealthy = true;
-                self.board.set_worker_error(Some(msg));
+                self.report_failure(&msg);
+                None
             }
         }
     }
@@ -250,59 +268,78 @@ impl RotationEngine {
         &mut self,
         sync: &SyncConfig,
         fetched_at: Instant,
-    ) -> Result<(), StepError> {
+    ) -> Result<Option<Outcome>, StepError> {
         self.update_target(sync);
-        match self.journal.load_for(&self.secret_id)? {
-            Loaded::Entry(entry) => {
-                self.reconcile(*entry, sync)?;
-                if self.journal.load()?.is_some() {
-                    // Not finished yet (an acknowledgement is still outstanding).
-                    return Ok(());
-                }
+        let mut outcome = None;
+        let journaled = match self
+            .settings
+            .journal
+            .load_for(&self.settings.ctx.secret_id)?
+        {
+            Loaded::Entry(entry) => Some(*entry),
+            Loaded::Damaged { why } => {
+                self.recover_from_damaged_journal(sync, &why)?;
+                None
             }
-            Loaded::Damaged { why } => self.recover_from_damaged_journal(sync, &why)?,
-            Loaded::Empty => {}
+            Loaded::Empty => None,
+        };
+        if let Some(entry) = journaled {
+            let settled = self.reconcile(entry, sync)?;
+            outcome = Some(settled);
+            // A rejection ends the job, as does an acknowledgement still outstanding:
+            // this sync config was fetched before the server heard, so a rotation it
+            // shows as pending is not news.
+            if matches!(settled, Outcome::Rejected | Outcome::AwaitingAck)
+                || self.settings.journal.load()?.is_some()
+            {
+                return Ok(outcome);
+            }
         }
         let Some(pending) = sync.pending() else {
-            return self.check_drift_if_due(sync);
+            if outcome.is_none() {
+                self.check_drift_if_due(sync)?;
+            }
+            return Ok(outcome);
         };
         if let Some((id, at)) = &self.finished
             && *id == pending.id
             && fetched_at <= *at
         {
-            return Ok(());
+            return Ok(outcome);
         }
-        self.rotate(&pending, &sync.managed_username)
+        self.rotate(&pending, &sync.managed_username).map(Some)
     }
 
     /// Idle, nothing journaled: every drift interval (every poll while a drift is known),
     /// one login with the live value. Refused → report it in a heartbeat at once, then (unless
     /// detect-only) set the live value again through the journaled apply → verify path.
     fn check_drift_if_due(&mut self, sync: &SyncConfig) -> Result<(), StepError> {
-        let Some(every) = self.drift.interval else {
+        let Some(every) = self.settings.drift.interval else {
             return Ok(());
         };
         if self.drift_seen.is_none() && self.drift_checked.elapsed() < every {
             return Ok(());
         }
         self.drift_checked = Instant::now();
-        let live = match self.api.live_value(&self.secret_id) {
+        let secret_id = self.settings.ctx.secret_id.clone();
+        let live = match self.settings.ctx.api.live_value(&secret_id) {
             Ok(v) => v,
             Err(e) => {
-                log::warn!("secret {}: drift check skipped: {e}", self.secret_id);
+                log::warn!("secret {secret_id}: drift check skipped: {e}");
                 return Ok(());
             }
         };
-        let cred = credential_from_value(live.expose(), &self.fields, &sync.managed_username)?;
-        let refused = match providers::verify_only(&self.target, &cred.username, &cred.password) {
+        let cred =
+            credential_from_value(live.expose(), &self.settings.fields, &sync.managed_username)?;
+        let target = &self.settings.target;
+        let refused = match providers::verify_only(target, &cred.username, &cred.password) {
             Ok(()) => {
                 if self.drift_seen.take().is_some() {
                     log::info!(
-                        "secret {}: the live value of \"{}\" logs in again",
-                        self.secret_id,
+                        "secret {secret_id}: the live value of \"{}\" logs in again",
                         cred.username
                     );
-                    self.board.set_worker_error(None);
+                    self.settings.ctx.board.set_worker_error(None);
                 }
                 return Ok(());
             }
@@ -314,25 +351,26 @@ impl RotationEngine {
             "drift: the database refuses the secret's live value for \"{}\" ({refused})",
             cred.username
         );
-        log::error!("secret {}: {cause}", self.secret_id);
-        if !self.drift.repair {
+        log::error!("secret {secret_id}: {cause}");
+        if !self.settings.drift.repair {
             let msg = format!("{cause}; detect-only mode, not repairing");
             self.drift_seen = Some(msg.clone());
-            self.board.set_worker_error(Some(msg));
+            self.settings.ctx.board.set_worker_error(Some(msg));
             return Ok(());
         }
         // Say so before repairing, so the dashboard sees the drift even when the repair
-        // takes a moment.
-        self.board
+        // succeeds at once.
+        self.settings
+            .ctx
+            .board
             .set_worker_error(Some(format!("{cause}; repairing")));
-        super::heartbeat::Heartbeat::beat(&self.api, &self.board, &self.secret_id);
+        super::heartbeat::Heartbeat::beat(&self.settings.ctx);
         match self.repair_drift(&cred) {
             Ok(()) => {
                 log::warn!(
-                    "secret {}: drift repaired: {} at {} refused the live value of \"{}\"; it was set again and logs in",
-                    self.secret_id,
-                    self.target.kind.display_name(),
-                    self.target.endpoint(),
+                    "secret {secret_id}: drift repaired: {} at {} refused the live value of \"{}\"; it was set again and logs in",
+                    self.settings.target.kind.display_name(),
+                    self.settings.target.endpoint(),
                     cred.username
                 );
                 self.drift_seen = None;
@@ -354,31 +392,29 @@ impl RotationEngine {
     fn repair_drift(&mut self, cred: &Credential) -> Result<(), StepError> {
         let mut db = self.open()?;
         db.validate(&cred.username, &cred.password)?;
-        let snapshot = match db.read_stored(&cred.username)? {
-            StoredCredential::Absent => Snapshot::Absent,
-            StoredCredential::Stored(value) => Snapshot::Stored {
-                value: Secret::new(value),
-            },
-            StoredCredential::Unreadable { .. } => Snapshot::LiveValue,
+        let (snapshot, exists) = match db.read_stored(&cred.username)? {
+            StoredCredential::Absent => (Snapshot::Absent, false),
+            StoredCredential::Stored(value) => (
+                Snapshot::Stored {
+                    value: Secret::new(value),
+                },
+                true,
+            ),
+            StoredCredential::Unreadable { .. } => (Snapshot::LiveValue, true),
         };
         let mut entry = JournalEntry::new(
-            &self.secret_id,
+            &self.settings.ctx.secret_id,
             DRIFT_REPAIR_ID,
             &cred.username,
             snapshot,
             &cred.password,
         );
-        entry.target = Some(JournaledTarget {
-            provider: self.target.kind.as_str().to_owned(),
-            host: self.target.host.clone(),
-            port: self.target.port,
-            database: self.target.database.clone(),
-        });
-        self.journal.save(&mut entry)?;
+        entry.target = Some(journaled_target(&self.settings.target));
+        self.settings.journal.save(&mut entry)?;
         let result = db
-            .set_password(&cred.username, &cred.password)
+            .put_password(&cred.username, &cred.password, exists)
             .and_then(|()| db.verify_login(&cred.username, &cred.password));
-        self.journal.clear()?;
+        self.settings.journal.clear()?;
         Ok(result?)
     }
 
@@ -390,18 +426,18 @@ impl RotationEngine {
         sync: &SyncConfig,
         why: &str,
     ) -> Result<(), StepError> {
+        let secret_id = self.settings.ctx.secret_id.clone();
         log::error!(
-            "secret {}: the rotation journal is unusable: {why}; bringing the database back to the secret's live value before anything else",
-            self.secret_id
+            "secret {secret_id}: the rotation journal is unusable: {why}; bringing the database back to the secret's live value before anything else"
         );
-        let live = self.api.live_value(&self.secret_id)?;
-        let cred = credential_from_value(live.expose(), &self.fields, &sync.managed_username)?;
+        let live = self.settings.ctx.api.live_value(&secret_id)?;
+        let cred =
+            credential_from_value(live.expose(), &self.settings.fields, &sync.managed_username)?;
         let mut db = self.open()?;
         self.make_live_value_work(db.as_mut(), &cred)?;
-        let moved_to = self.journal.set_aside()?;
+        let moved_to = self.settings.journal.set_aside()?;
         log::warn!(
-            "secret {}: recovered from the unusable journal: the live value logs in as \"{}\"; the file was moved to {}",
-            self.secret_id,
+            "secret {secret_id}: recovered from the unusable journal: the live value logs in as \"{}\"; the file was moved to {}",
             cred.username,
             moved_to.display()
         );
@@ -420,20 +456,21 @@ impl RotationEngine {
                 short_id(&entry.rotation_id)
             ))
         })?;
-        let mut target = self.target.clone();
+        let current = &self.settings.target;
+        let mut target = current.clone();
         target.kind = kind;
         target.host = at.host.clone();
         target.port = at.port;
         target.database = at.database.clone();
-        if target != self.target {
+        if target != *current {
             log::warn!(
                 "secret {}: rotation {} ran against {} at {}, and the sync config now points at {} at {}; finishing it where it ran",
-                self.secret_id,
+                self.settings.ctx.secret_id,
                 short_id(&entry.rotation_id),
                 target.kind.display_name(),
                 target.endpoint(),
-                self.target.kind.display_name(),
-                self.target.endpoint()
+                current.kind.display_name(),
+                current.endpoint()
             );
         }
         Ok(providers::open(&target)?)
@@ -444,25 +481,28 @@ impl RotationEngine {
         &mut self,
         pending: &PendingRotation,
         managed_username: &str,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
-            self.secret_id,
-            self.target.kind.display_name(),
-            self.target.endpoint()
+            self.settings.ctx.secret_id,
+            self.settings.target.kind.display_name(),
+            self.settings.target.endpoint()
         );
-        let cred =
-            match credential_from_value(pending.value.expose(), &self.fields, managed_username) {
-                Ok(c) => c,
-                Err(e) => {
-                    return self.reject_untouched(
-                        &pending.id,
-                        &format!("the pending value cannot be used: {e}"),
-                        &[],
-                    );
-                }
-            };
+        let cred = match credential_from_value(
+            pending.value.expose(),
+            &self.settings.fields,
+            managed_username,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.reject_untouched(
+                    &pending.id,
+                    &format!("the pending value cannot be used: {e}"),
+                    &[],
+                );
+            }
+        };
         let mut db = match self.open() {
             Ok(db) => db,
             Err(e) => {
@@ -491,26 +531,21 @@ impl RotationEngine {
             }
         };
         let mut entry = JournalEntry::new(
-            &self.secret_id,
+            &self.settings.ctx.secret_id,
             &pending.id,
             &cred.username,
             snapshot,
             &cred.password,
         );
-        entry.target = Some(JournaledTarget {
-            provider: self.target.kind.as_str().to_owned(),
-            host: self.target.host.clone(),
-            port: self.target.port,
-            database: self.target.database.clone(),
-        });
-        if let Err(e) = self.journal.save(&mut entry) {
+        entry.target = Some(journaled_target(&self.settings.target));
+        if let Err(e) = self.settings.journal.save(&mut entry) {
             return self.reject_untouched(
                 &pending.id,
                 &format!("cannot write the rotation journal, so nothing was changed: {e}"),
                 &[],
             );
         }
-        self.apply_verify_confirm(db.as_mut(), entry, &cred)
+        self.apply_verify_confirm(db.as_mut(), entry, &cred, Start::Fresh)
     }
 
     fn take_snapshot(&self, db: &mut dyn Provider, username: &str) -> Result<Snapshot, StepError> {
@@ -522,10 +557,14 @@ impl RotationEngine {
             StoredCredential::Unreadable { reason } => {
                 log::info!(
                     "secret {}: {reason}; the rollback will use the live value",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
-                let live = self.api.live_value(&self.secret_id)?;
-                credential_from_value(live.expose(), &self.fields, username)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                credential_from_value(live.expose(), &self.settings.fields, username)?;
                 Ok(Snapshot::LiveValue)
             }
         }
@@ -537,9 +576,19 @@ impl RotationEngine {
         db: &mut dyn Provider,
         mut entry: JournalEntry,
         cred: &Credential,
-    ) -> Result<(), StepError> {
+        start: Start,
+    ) -> Result<Outcome, StepError> {
         let started = Instant::now();
-        if let Err(e) = db.set_password(&cred.username, &cred.password) {
+        // The snapshot says whether the user exists, except when a crashed process may
+        // have created it after taking the snapshot: then the database says.
+        let exists = match (&entry.snapshot, start) {
+            (Snapshot::Absent, Start::Fresh) => Ok(false),
+            (Snapshot::Absent, Start::Resumed) => db.user_exists(&cred.username),
+            _ => Ok(true),
+        };
+        let applied =
+            exists.and_then(|exists| db.put_password(&cred.username, &cred.password, exists));
+        if let Err(e) = applied {
             return self.roll_back_and_reject(
                 db,
                 entry,
@@ -562,7 +611,7 @@ impl RotationEngine {
         };
         self.warn_if_any_password_works(db, &cred.username);
         entry.phase = Phase::Confirming;
-        self.journal.save(&mut entry)?;
+        self.settings.journal.save(&mut entry)?;
         self.confirm(entry, Some(times))
     }
 
@@ -581,14 +630,18 @@ impl RotationEngine {
         if db.verify_login(username, &wrong).is_ok() {
             log::warn!(
                 "secret {}: {} at {} accepted a wrong password for \"{username}\" (trust authentication?); verification cannot prove the new password works",
-                self.secret_id,
-                self.target.kind.display_name(),
-                self.target.endpoint()
+                self.settings.ctx.secret_id,
+                self.settings.target.kind.display_name(),
+                self.settings.target.endpoint()
             );
         }
     }
 
-    fn confirm(&mut self, entry: JournalEntry, times: Option<PhaseTimes>) -> Result<(), StepError> {
+    fn confirm(
+        &mut self,
+        entry: JournalEntry,
+        times: Option<PhaseTimes>,
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&entry.rotation_id);
         let started = Instant::now();
         let result =
@@ -596,7 +649,7 @@ impl RotationEngine {
         match result {
             Ok(()) => {
                 let confirm = started.elapsed();
-                self.journal.clear()?;
+                self.settings.journal.clear()?;
                 self.finish(&entry.rotation_id, "confirmed", "");
                 let timing = times
                     .map(|t| {
@@ -611,13 +664,18 @@ impl RotationEngine {
                     .unwrap_or_default();
                 log::info!(
                     "secret {}: rotation {short} applied, verified and confirmed{timing}",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
-                Ok(())
+                Ok(Outcome::Confirmed)
             }
-            Err(e) => Err(StepError::Mismatch(format!(
-                "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
-            ))),
+            Err(e) => {
+                let msg = format!(
+                    "rotation {short} is applied and verified but the confirmation did not go through ({e}); the new password stays in the database and the journal, and the next poll settles it with the server"
+                );
+                log::error!("secret {}: {msg}", self.settings.ctx.secret_id);
+                self.report_failure(&msg);
+                Ok(Outcome::AwaitingAck)
+            }
         }
     }
 
@@ -627,11 +685,11 @@ impl RotationEngine {
         rotation_id: &str,
         error: &str,
         secrets: &[&Secret],
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let error = scrub(error, secrets);
         log::error!(
             "secret {}: rotation {} rejected: {error}",
-            self.secret_id,
+            self.settings.ctx.secret_id,
             short_id(rotation_id)
         );
         self.report_failure(&format!(
@@ -641,18 +699,18 @@ impl RotationEngine {
         let result =
             self.with_retries(|api, secret| api.reject_rotation(secret, rotation_id, &error));
         self.finish(rotation_id, "rejected", &error);
-        result.map_err(StepError::from)?;
-        Err(StepError::Mismatch(format!(
-            "rotation {} was rejected: {error}",
-            short_id(rotation_id)
-        )))
+        result?;
+        Ok(Outcome::Rejected)
     }
 
     /// Marks the agent unhealthy before the server hears of a failure, so that no heartbeat
     /// sent after the server recorded the rejection can still say "healthy".
     fn report_failure(&mut self, message: &str) {
         self.unhealthy = true;
-        self.board.set_worker_error(Some(message.to_owned()));
+        self.settings
+            .ctx
+            .board
+            .set_worker_error(Some(message.to_owned()));
     }
 
     /// Puts the old credential back, checks it, then rejects. The journal stays until both
@@ -663,13 +721,13 @@ impl RotationEngine {
         mut entry: JournalEntry,
         error: &str,
         secrets: &[&Secret],
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         entry.phase = Phase::Rejecting;
         entry.error = scrub(error, secrets);
-        self.journal.save(&mut entry)?;
+        self.settings.journal.save(&mut entry)?;
         log::error!(
             "secret {}: rotation {} failed: {}; rolling back",
-            self.secret_id,
+            self.settings.ctx.secret_id,
             short_id(&entry.rotation_id),
             entry.error
         );
@@ -680,20 +738,20 @@ impl RotationEngine {
         &mut self,
         db: &mut dyn Provider,
         mut entry: JournalEntry,
-    ) -> Result<(), StepError> {
+    ) -> Result<Outcome, StepError> {
         let restored = self.restore(db, &entry);
         let mut error = entry.error.clone();
         match &restored {
             Ok(()) => log::info!(
                 "secret {}: database back on the previous credential of \"{}\"",
-                self.secret_id,
+                self.settings.ctx.secret_id,
                 entry.username
             ),
             Err(e) => {
                 error = format!("{error}; rollback failed too: {e}");
                 log::error!(
                     "secret {}: rollback failed: {e}; will retry",
-                    self.secret_id
+                    self.settings.ctx.secret_id
                 );
             }
         }
@@ -710,15 +768,11 @@ impl RotationEngine {
         }
         match restored {
             Ok(()) => {
-                self.journal.clear()?;
-                Err(StepError::Mismatch(format!(
-                    "rotation {} was rejected: {}",
-                    short_id(&entry.rotation_id),
-                    entry.error
-                )))
+                self.settings.journal.clear()?;
+                Ok(Outcome::Rejected)
             }
             Err(e) => {
-                self.journal.save(&mut entry)?;
+                self.settings.journal.save(&mut entry)?;
                 Err(e)
             }
         }
@@ -738,6 +792,23 @@ impl RotationEngine {
                 }
             }
             Snapshot::Absent => {
+                // Created by the rotation, so dropped by its rollback: unless the live value
+                // logs in as it (someone made it the live user meanwhile).
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                if let Ok(cred) = credential_from_value(live.expose(), &self.settings.fields, user)
+                    && cred.username == *user
+                    && db.verify_login(user, &cred.password).is_ok()
+                {
+                    log::warn!(
+                        "secret {}: not dropping \"{user}\", which the rotation created: the secret's live value logs in as it",
+                        self.settings.ctx.secret_id
+                    );
+                    return Ok(());
+                }
                 db.drop_user(user)?;
                 if db.user_exists(user)? {
                     return Err(StepError::Mismatch(format!(
@@ -747,21 +818,67 @@ impl RotationEngine {
                 Ok(())
             }
             Snapshot::LiveValue => {
-                let live = self.api.live_value(&self.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.fields, user)?;
-                db.set_password(&cred.username, &cred.password)?;
-                db.verify_login(&cred.username, &cred.password)?;
-                Ok(())
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                let cred = credential_from_value(live.expose(), &self.settings.fields, user)?;
+                self.refuse_other_user(entry, &cred.username)?;
+                db.set_password(user, &cred.password)?;
+                let login = db.verify_login(user, &cred.password);
+                self.accept_if_login_impossible(user, login)
             }
         }
     }
 
+    /// A rollback or settlement puts a credential back on the user the journal says was
+    /// rotated, never on another one: a live value naming a different user is refused.
+    fn refuse_other_user(&self, entry: &JournalEntry, live_user: &str) -> Result<(), StepError> {
+        if live_user == entry.username {
+            return Ok(());
+        }
+        Err(StepError::Mismatch(format!(
+            "rotation {} changed user \"{}\" but the secret's live value now names user \"{live_user}\"; the agent will not put \"{live_user}\"'s password on \"{}\". Set the live value back to user \"{}\" (or fix the database by hand and delete the journal)",
+            short_id(&entry.rotation_id),
+            entry.username,
+            entry.username,
+            entry.username
+        )))
+    }
+
+    /// After the live value was set: a login refused even now means the user cannot log in
+    /// from this host at all (NOLOGIN, pg_hba or host rules for the app servers only). The
+    /// value is in place and its stored form cannot be read back, so the check is
+    /// impossible: accept the restore and say so, rather than retrying it forever.
+    fn accept_if_login_impossible(
+        &self,
+        user: &str,
+        login: Result<(), ProviderError>,
+    ) -> Result<(), StepError> {
+        match login {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind == FailureKind::AuthRejected => {
+                log::warn!(
+                    "secret {}: the live value was put back on \"{user}\", but \"{user}\" cannot log in from this host at all ({e}); the login check is impossible, so the restore is accepted unchecked. Allow the login (e.g. ALTER ROLE ... LOGIN, or a host rule for this machine) so rotations can be verified",
+                    self.settings.ctx.secret_id
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Finishes a journaled rotation against what the server says now.
-    fn reconcile(&mut self, mut entry: JournalEntry, sync: &SyncConfig) -> Result<(), StepError> {
+    fn reconcile(
+        &mut self,
+        mut entry: JournalEntry,
+        sync: &SyncConfig,
+    ) -> Result<Outcome, StepError> {
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",
-            self.secret_id,
+            self.settings.ctx.secret_id,
             entry.phase
         );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
@@ -772,7 +889,7 @@ impl RotationEngine {
                 Phase::Applying | Phase::Confirming => {
                     let cred = match credential_from_value(
                         pending.value.expose(),
-                        &self.fields,
+                        &self.settings.fields,
                         &entry.username,
                     ) {
                         Ok(c) => c,
@@ -787,37 +904,53 @@ impl RotationEngine {
                         return self.confirm(entry, None);
                     }
                     entry.phase = Phase::Applying;
-                    self.apply_verify_confirm(db.as_mut(), entry, &cred)
+                    self.apply_verify_confirm(db.as_mut(), entry, &cred, Start::Resumed)
                 }
             },
             _ => {
                 // The server no longer holds this rotation: the database must match the live value.
-                let live = self.api.live_value(&self.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.fields, &entry.username)?;
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                let cred =
+                    credential_from_value(live.expose(), &self.settings.fields, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
-                if !promoted
-                    && entry.snapshot == Snapshot::Absent
-                    && cred.username == entry.username
-                {
+                if cred.username != entry.username {
+                    // The rotation changed another user than the live value names: put
+                    // that user back from its snapshot (never with this user's password),
+                    // then make the live value work for its own user.
+                    if entry.snapshot == Snapshot::LiveValue {
+                        self.refuse_other_user(&entry, &cred.username)?;
+                    }
+                    self.restore(db.as_mut(), &entry)?;
+                    self.make_live_value_work(db.as_mut(), &cred)?;
+                } else if !promoted && entry.snapshot == Snapshot::Absent {
                     self.restore(db.as_mut(), &entry)?;
                 } else {
                     self.make_live_value_work(db.as_mut(), &cred)?;
                 }
-                self.journal.clear()?;
-                let outcome = if promoted { "confirmed" } else { "reconciled" };
+                self.settings.journal.clear()?;
+                let outcome = if promoted {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::Reconciled
+                };
                 if !entry.rejected && entry.rotation_id != DRIFT_REPAIR_ID {
-                    self.finish(&entry.rotation_id, outcome, "");
+                    let word = if promoted { "confirmed" } else { "reconciled" };
+                    self.finish(&entry.rotation_id, word, "");
                 }
                 log::info!(
                     "secret {}: rotation {short} settled: the database matches the live value ({})",
-                    self.secret_id,
+                    self.settings.ctx.secret_id,
                     if promoted {
                         "the server promoted the new password"
                     } else {
                         "the server kept the old password"
                     }
                 );
-                Ok(())
+                Ok(outcome)
             }
         }
     }
@@ -833,12 +966,12 @@ impl RotationEngine {
             Err(e) if e.kind == FailureKind::AuthRejected => {
                 log::info!(
                     "secret {}: putting the live value back into the database for \"{}\"",
-                    self.secret_id,
+                    self.settings.ctx.secret_id,
                     cred.username
                 );
                 db.set_password(&cred.username, &cred.password)?;
-                db.verify_login(&cred.username, &cred.password)?;
-                Ok(())
+                let login = db.verify_login(&cred.username, &cred.password);
+                self.accept_if_login_impossible(&cred.username, login)
             }
             Err(e) => Err(e.into()),
         }
@@ -846,7 +979,7 @@ impl RotationEngine {
 
     fn finish(&mut self, rotation_id: &str, outcome: &str, error: &str) {
         self.finished = Some((rotation_id.to_owned(), Instant::now()));
-        self.board.record_rotation(RotationRecord {
+        self.settings.ctx.board.record_rotation(RotationRecord {
             rotation_id: rotation_id.to_owned(),
             outcome: outcome.to_owned(),
             at: unix_now(),
@@ -862,15 +995,15 @@ impl RotationEngine {
         let mut delay = Duration::from_millis(500);
         let mut attempt = 1;
         loop {
-            match call(&self.api, &self.secret_id) {
+            match call(&self.settings.ctx.api, &self.settings.ctx.secret_id) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class() == ErrorClass::Retryable && attempt < ACK_ATTEMPTS => {
                     log::warn!(
                         "secret {}: {e}; retrying in {} ms",
-                        self.secret_id,
+                        self.settings.ctx.secret_id,
                         delay.as_millis()
                     );
-                    if self.shutdown.wait_timeout(delay) {
+                    if self.settings.ctx.shutdown.wait_timeout(delay) {
                         return Err(e);
                     }
                     delay *= 2;
@@ -879,6 +1012,16 @@ impl RotationEngine {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Where a rotation runs, for its journal entry.
+fn journaled_target(target: &Target) -> JournaledTarget {
+    JournaledTarget {
+        provider: target.kind.as_str().to_owned(),
+        host: target.host.clone(),
+        port: target.port,
+        database: target.database.clone(),
     }
 }
 

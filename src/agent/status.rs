@@ -49,11 +49,20 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    pub fn load(path: &std::path::Path) -> Option<StateFile> {
-        fsutil::read_optional(path)
-            .ok()
-            .flatten()
-            .and_then(|t| serde_json::from_str(&t).ok())
+    /// The state file at `path`; `Ok(None)` when there is none.
+    pub fn load(path: &std::path::Path) -> Result<Option<StateFile>, fsutil::JsonFileError> {
+        fsutil::load_json(path)
+    }
+
+    /// The state file at `path`, or an empty one when it is missing or unusable (said
+    /// with a warning: the file is informational and the agent rewrites it).
+    pub fn load_or_default(path: &std::path::Path) -> StateFile {
+        Self::load(path)
+            .unwrap_or_else(|e| {
+                log::warn!("ignoring the state file: {e}");
+                None
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -115,7 +124,7 @@ impl StatusBoard {
     fn persist(&self, inner: &Inner) {
         if let Some(path) = &self.state_path {
             let text = serde_json::to_vec_pretty(&inner.file).expect("state always serializes");
-            if let Err(e) = fsutil::write_private_atomic(path, &text) {
+            if let Err(e) = fsutil::write_atomic(path, &text, fsutil::PRIVATE) {
                 log::warn!("cannot write state file {}: {e}", path.display());
             }
         }

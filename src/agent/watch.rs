@@ -43,11 +43,10 @@ impl Drop for ThreadWatch {
     }
 }
 
-/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` panics at the named point, so tests can
-/// check what a crashed thread does. Compiled into test and debug builds only.
-pub fn fail_point(name: &str) {
-    if cfg!(debug_assertions) && std::env::var("SIKKERKEY_AGENT_TEST_PANIC").as_deref() == Ok(name)
-    {
+/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` (passed in as `armed`) panics at the
+/// named point, so tests can check what a crashed thread does. Debug builds only.
+pub fn fail_point(armed: Option<&str>, name: &str) {
+    if cfg!(debug_assertions) && armed == Some(name) {
         panic!("test fail point {name}");
     }
 }

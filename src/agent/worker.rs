@@ -31,6 +31,7 @@ pub fn spawn(
     jobs: Receiver<Job>,
     board: Arc<StatusBoard>,
     shutdown: Arc<Shutdown>,
+    test_panic_at: Option<String>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
         let _watch = ThreadWatch::new("the rotation worker", board.clone(), shutdown);
@@ -41,7 +42,7 @@ pub fn spawn(
                     let _ = reply.send(engine.check());
                 }
                 Job::Sync { config, fetched_at } => {
-                    fail_point("worker-sync");
+                    fail_point(test_panic_at.as_deref(), "worker-sync");
                     engine.handle_sync(&config, fetched_at);
                 }
             }

@@ -9,15 +9,17 @@ use std::path::Path;
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
+use crate::api::Connection;
 use crate::cli::{AdminPassSource, ConfigureArgs};
-use crate::exit;
+use crate::exit::Exit;
 use crate::fsutil;
 use crate::localconfig::{LocalConfig, LocalConnection};
 use crate::providers::ProviderKind;
 use crate::secret::Secret;
+use crate::settings::Settings;
 
 fn usage(message: impl Into<String>) -> CommandError {
-    CommandError::new(exit::USAGE, message.into())
+    CommandError::new(Exit::Usage, message.into())
 }
 
 /// Strips the line ending a file or a terminal adds; nothing else, since a password may
@@ -98,7 +100,7 @@ fn prompt_password(admin_user: &str) -> Result<Secret, CommandError> {
     Ok(Secret::new(strip_line_ending(line)))
 }
 
-fn admin_password(args: &ConfigureArgs) -> Result<Secret, CommandError> {
+fn admin_password(args: &ConfigureArgs, settings: &Settings) -> Result<Secret, CommandError> {
     let pass = match &args.admin_pass {
         AdminPassSource::Argv(p) => {
             eprintln!(
@@ -108,8 +110,8 @@ fn admin_password(args: &ConfigureArgs) -> Result<Secret, CommandError> {
             p.clone()
         }
         AdminPassSource::File(path) => read_password_file(path)?,
-        AdminPassSource::EnvOrPrompt => match std::env::var("SIKKERKEY_ADMIN_PASS") {
-            Ok(p) if !p.is_empty() => Secret::new(p),
+        AdminPassSource::EnvOrPrompt => match &settings.admin_pass {
+            Some(p) if !p.is_empty() => p.clone(),
             _ if std::io::stdin().is_terminal() => prompt_password(&args.admin_user)?,
             _ => {
                 return Err(usage(
@@ -129,13 +131,13 @@ fn admin_password(args: &ConfigureArgs) -> Result<Secret, CommandError> {
     Ok(pass)
 }
 
-pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
-    let files = local::files(&args.secret)?;
+pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(&args.secret, settings)?;
     let kind: ProviderKind = args
         .provider
         .trim()
         .parse()
-        .map_err(|e| CommandError::new(exit::USAGE, e))?;
+        .map_err(|e| CommandError::new(Exit::Usage, e))?;
     let host = args.host.trim();
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(usage(format!(
@@ -154,18 +156,20 @@ pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
             return Err(usage(format!("{flag} is empty")));
         }
     }
-    let admin_pass = admin_password(args)?;
+    let admin_pass = admin_password(args, settings)?;
     let port = args.port.unwrap_or_else(|| kind.default_port());
     let config = LocalConfig {
         secret_id: args.secret.clone(),
         provider_type: kind.as_str().to_owned(),
         connection: LocalConnection {
-            host: host.to_owned(),
-            port,
-            database: args.database.clone().unwrap_or_default(),
-            admin_user: args.admin_user.clone(),
-            admin_pass,
-            project_reference: args.project_reference.clone().unwrap_or_default(),
+            db: Connection {
+                host: host.to_owned(),
+                port,
+                database: args.database.clone().unwrap_or_default(),
+                admin_user: args.admin_user.clone(),
+                admin_pass,
+                project_reference: args.project_reference.clone().unwrap_or_default(),
+            },
             username_field: args.username_field.clone().unwrap_or_default(),
             password_field: args.password_field.clone().unwrap_or_default(),
         },
@@ -174,9 +178,9 @@ pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
     let text = serde_json::to_vec_pretty(&config).expect("the local config always serializes");
     let path = files.config();
     let existed = path.exists();
-    fsutil::write_private_atomic(&path, &text).map_err(|e| {
+    fsutil::write_atomic(&path, &text, fsutil::PRIVATE).map_err(|e| {
         CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
@@ -204,7 +208,7 @@ pub fn run(args: &ConfigureArgs) -> Result<i32, CommandError> {
             args.secret
         ),
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use super::CommandError;
 use super::local::{self, AgentProcess};
 use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::cli::OutputFormat;
-use crate::exit;
+use crate::exit::Exit;
 use crate::files::{AgentFiles, agents_dir, check_secret_id};
 use crate::localconfig::LocalConfig;
 use crate::providers::ProviderKind;
+use crate::settings::Settings;
 
 /// One agent, as `list -o json` prints it.
 #[derive(Debug, Serialize)]
@@ -75,12 +76,22 @@ fn entry(files: &AgentFiles) -> AgentEntry {
             None
         }
     };
-    let state = StateFile::load(&files.state()).unwrap_or_default();
+    let state = match StateFile::load(&files.state()) {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            StateFile::default()
+        }
+    };
     let process = local::agent_process(files);
     let (provider, endpoint) = match &config {
-        Some(c) if !c.connection.host.is_empty() => (
+        Some(c) if !c.connection.db.host.is_empty() => (
             c.provider_type.clone(),
-            endpoint(&c.connection.host, c.connection.port, &c.provider_type),
+            endpoint(
+                &c.connection.db.host,
+                c.connection.db.port,
+                &c.provider_type,
+            ),
         ),
         _ => (state.provider_type.clone(), state.endpoint.clone()),
     };
@@ -213,8 +224,8 @@ pub fn table(entries: &[AgentEntry]) -> String {
     out
 }
 
-pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
-    let home = local::home()?;
+pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandError> {
+    let home = local::home(settings)?;
     let dir = agents_dir(&home);
     let entries: Vec<AgentEntry> = secret_ids(&dir)
         .iter()
@@ -226,7 +237,7 @@ pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&entries)
-                    .map_err(|e| CommandError::new(exit::FAILURE, e))?
+                    .map_err(|e| CommandError::new(Exit::Failure, e))?
             );
         }
         OutputFormat::Table if entries.is_empty() => {
@@ -237,7 +248,7 @@ pub fn run(format: OutputFormat) -> Result<i32, CommandError> {
         }
         OutputFormat::Table => print!("{}", table(&entries)),
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

@@ -5,19 +5,21 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::CommandError;
-use crate::exit;
+use crate::exit::Exit;
 use crate::files::AgentFiles;
 use crate::identity;
 use crate::pidfile::{LockState, lock_state, process_alive, read_pid};
+use crate::settings::Settings;
 
 /// `$SIKKERKEY_HOME`.
-pub fn home() -> Result<PathBuf, CommandError> {
-    identity::sikkerkey_home().map_err(|e| CommandError::new(exit::CONFIG, e))
+pub fn home(settings: &Settings) -> Result<PathBuf, CommandError> {
+    identity::sikkerkey_home(settings.home.as_deref())
+        .map_err(|e| CommandError::new(Exit::Config, e))
 }
 
 /// The files of `secret_id`'s agent; a bad id is a usage error.
-pub fn files(secret_id: &str) -> Result<AgentFiles, CommandError> {
-    AgentFiles::new(&home()?, secret_id).map_err(|e| CommandError::new(exit::USAGE, e))
+pub fn files(secret_id: &str, settings: &Settings) -> Result<AgentFiles, CommandError> {
+    AgentFiles::new(&home(settings)?, secret_id).map_err(|e| CommandError::new(Exit::Usage, e))
 }
 
 /// Whether an agent runs for a secret, as far as its PID file tells.
@@ -55,22 +57,12 @@ pub fn agent_process(files: &AgentFiles) -> AgentProcess {
     }
 }
 
-/// How long `stop` waits for the agent to exit. The agent finishes a rotation in flight
-/// first, and each database call is bounded (connect 10 s, statement 15 s).
-pub fn stop_timeout() -> Duration {
-    std::env::var("SIKKERKEY_STOP_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(60))
-}
-
 /// Sends SIGTERM to the agent with `pid` and waits until it is gone or `timeout` passes.
 pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), CommandError> {
     if pid == 0 {
         // kill(0) would signal our own process group.
         return Err(CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!(
                 "the agent for secret {secret_id} holds its PID file but has not written its PID yet; try again in a moment"
             ),
@@ -78,7 +70,7 @@ pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), Com
     }
     let target = libc::pid_t::try_from(pid).map_err(|_| {
         CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!("PID {pid} in the PID file is out of range"),
         )
     })?;
@@ -88,13 +80,13 @@ pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), Com
         return match err.raw_os_error() {
             Some(libc::ESRCH) => Ok(()),
             Some(libc::EPERM) => Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "not allowed to stop the agent for secret {secret_id} (PID {pid}): it runs as another user; try again with sudo"
                 ),
             )),
             _ => Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!("cannot signal PID {pid}: {err}"),
             )),
         };
@@ -103,7 +95,7 @@ pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), Com
     while process_alive(pid) {
         if Instant::now() >= deadline {
             return Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "the agent for secret {secret_id} (PID {pid}) is still running {} s after SIGTERM; it may be finishing a rotation. \
                      Check with `sikkerkey-agent list`; `kill -KILL {pid}` stops it at once and the next start finishes any journaled rotation",

@@ -13,15 +13,17 @@ pub mod uninstall;
 
 use std::fmt;
 
+use crate::exit::Exit;
+
 /// An error a command reports, with the exit code it maps to.
 #[derive(Debug)]
 pub struct CommandError {
-    pub code: i32,
+    pub code: Exit,
     pub error: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl CommandError {
-    pub fn new(code: i32, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn new(code: Exit, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         CommandError {
             code,
             error: error.into(),

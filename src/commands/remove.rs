@@ -4,15 +4,16 @@
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
-use crate::exit;
+use crate::exit::Exit;
 use crate::fsutil;
+use crate::settings::Settings;
 
-pub fn run(secret: &str, force: bool) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
+pub fn run(secret: &str, force: bool, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(secret, settings)?;
     let journal = files.journal();
     if journal.exists() && !force {
         return Err(CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!(
                 "secret {secret} has an unfinished rotation ({}): the database may hold a password SikkerKey has not confirmed. \
                  Start the agent once so it finishes the rotation, or pass --force to delete everything anyway",
@@ -24,14 +25,14 @@ pub fn run(secret: &str, force: bool) -> Result<i32, CommandError> {
     match local::agent_process(&files) {
         AgentProcess::Running(pid) if !force => {
             return Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "the agent for secret {secret} is running (PID {pid}); stop it first with `sikkerkey-agent stop --secret {secret}`, or pass --force"
                 ),
             ));
         }
         AgentProcess::Running(pid) => {
-            local::terminate(secret, pid, local::stop_timeout())?;
+            local::terminate(secret, pid, settings.stop_timeout)?;
             println!("stopped the agent for secret {secret} (PID {pid})");
             stopped = true;
         }
@@ -45,7 +46,7 @@ pub fn run(secret: &str, force: bool) -> Result<i32, CommandError> {
     for path in paths {
         let gone = fsutil::remove_if_exists(&path).map_err(|e| {
             CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!("cannot delete {}: {e}", path.display()),
             )
         })?;
@@ -55,7 +56,7 @@ pub fn run(secret: &str, force: bool) -> Result<i32, CommandError> {
     }
     if removed.is_empty() && !stopped {
         return Err(CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!(
                 "nothing to remove: no local agent files for secret {secret} in {}",
                 files.dir().display()
@@ -70,5 +71,5 @@ pub fn run(secret: &str, force: bool) -> Result<i32, CommandError> {
         }
         println!("removed {}", path.display());
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

@@ -6,53 +6,32 @@ use std::time::Duration;
 
 use super::CommandError;
 use crate::agent::shutdown::{Shutdown, StopReason};
-use crate::agent::{self, AgentError, Timing};
+use crate::agent::{self, AgentError, RunOptions, Timing};
 use crate::api::{ApiClient, HttpTimeouts};
-use crate::exit;
+use crate::exit::Exit;
 use crate::files::AgentFiles;
 use crate::identity::{self, Identity};
+use crate::settings::{Settings, TestKnobs};
 
-/// Reads a duration in milliseconds from a test-only environment variable.
-fn env_ms(name: &str) -> Option<Duration> {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
-}
-
-/// Timing from the defaults, shortened by the `SIKKERKEY_AGENT_*_MS` variables that tests set.
-pub fn timing_from_env() -> (Timing, HttpTimeouts) {
+/// Timing from the defaults, shortened by the test-only knobs.
+pub fn timing(knobs: &TestKnobs) -> (Timing, HttpTimeouts) {
     let mut timing = Timing::default();
     let mut http = HttpTimeouts::default();
-    timing.poll_override = env_ms("SIKKERKEY_AGENT_POLL_MS");
-    if let Some(d) = env_ms("SIKKERKEY_AGENT_HEARTBEAT_MS") {
+    timing.poll_override = knobs.poll;
+    if let Some(d) = knobs.heartbeat {
         timing.heartbeat = d;
     }
-    if let Some(d) = env_ms("SIKKERKEY_AGENT_DB_TIMEOUT_MS") {
+    if let Some(d) = knobs.db_timeout {
         timing.db.connect = d;
         timing.db.statement = d;
     }
-    if let Some(d) = env_ms("SIKKERKEY_AGENT_JOB_DEADLINE_MS") {
+    if let Some(d) = knobs.job_deadline {
         timing.job_deadline = d;
     }
-    // The drift check: SIKKERKEY_DRIFT_CHECK_SECONDS (0 turns it off), and
-    // SIKKERKEY_DRIFT_REPAIR=off to only detect and report; tests shorten it in ms.
-    if let Some(secs) = std::env::var("SIKKERKEY_DRIFT_CHECK_SECONDS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        timing.drift.interval = (secs > 0).then(|| Duration::from_secs(secs));
-    }
-    if let Some(d) = env_ms("SIKKERKEY_AGENT_DRIFT_MS") {
+    if let Some(d) = knobs.drift {
         timing.drift.interval = Some(d);
     }
-    if let Ok(v) = std::env::var("SIKKERKEY_DRIFT_REPAIR") {
-        timing.drift.repair = !matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "off" | "0" | "false" | "no" | "detect-only"
-        );
-    }
-    if let Some(d) = env_ms("SIKKERKEY_AGENT_HTTP_TIMEOUT_MS") {
+    if let Some(d) = knobs.http_timeout {
         http.connect = d;
         http.total = d;
     }
@@ -67,60 +46,79 @@ fn install_signal_handlers(shutdown: Arc<Shutdown>) -> Result<(), CommandError> 
             shutdown.request(StopReason::Signal);
         } else {
             eprintln!("second signal: exiting now");
-            std::process::exit(130);
+            std::process::exit(Exit::Interrupted.code());
         }
     })
     .map_err(|e| {
         CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!("cannot install signal handlers: {e}"),
         )
     })
 }
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let home = identity::sikkerkey_home().map_err(|e| CommandError::new(exit::CONFIG, e))?;
-    let files = AgentFiles::new(&home, secret).map_err(|e| CommandError::new(exit::USAGE, e))?;
-    let identity = Identity::load(&home).map_err(|e| CommandError::new(exit::CONFIG, e))?;
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let home = identity::sikkerkey_home(settings.home.as_deref())
+        .map_err(|e| CommandError::new(Exit::Config, e))?;
+    let files = AgentFiles::new(&home, secret).map_err(|e| CommandError::new(Exit::Usage, e))?;
+    let identity = Identity::load(
+        &home,
+        settings.vault.as_deref(),
+        settings.api_url.as_deref(),
+    )
+    .map_err(|e| CommandError::new(Exit::Config, e))?;
     log::info!(
         "machine {} (vault {}), API {}",
         identity.machine_id,
         identity.vault_id,
         identity.api_url
     );
-    let (timing, http) = timing_from_env();
+    let (mut timing, http) = timing(&settings.test);
+    if let Some(secs) = settings.drift_check_seconds {
+        timing.drift.interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if settings.test.drift.is_some() {
+        timing.drift.interval = settings.test.drift;
+    }
+    timing.drift.repair = settings.drift_repair;
     let api = ApiClient::new(identity, http);
     let shutdown = Arc::new(Shutdown::new());
     install_signal_handlers(shutdown.clone())?;
-    match agent::run(api, &files, timing, shutdown) {
+    match agent::run(
+        api,
+        &files,
+        RunOptions {
+            timing,
+            test_panic_at: settings.test.panic_at.clone(),
+        },
+        shutdown,
+    ) {
         Ok(StopReason::Signal) => {
             log::info!("secret {secret}: agent stopped");
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
-        Ok(StopReason::SecretGone) => Ok(exit::OK),
-        Ok(StopReason::Locked) => Ok(exit::LOCKED),
+        Ok(StopReason::SecretGone) => Ok(Exit::Ok),
+        Ok(StopReason::Locked) => Ok(Exit::Locked),
         Ok(StopReason::WorkerHung) => {
             log::error!(
                 "secret {secret}: the database stopped answering in the middle of a job; restart the agent to finish any rotation in flight"
             );
-            Ok(exit::WORKER_CRASHED)
+            Ok(Exit::WorkerCrashed)
         }
         Ok(StopReason::WorkerCrashed) => {
             log::error!(
                 "secret {secret}: the rotation worker crashed; restart the agent to finish any rotation in flight"
             );
-            Ok(exit::WORKER_CRASHED)
+            Ok(Exit::WorkerCrashed)
         }
         Err(e) => {
             let code = match &e {
-                AgentError::Locked(_) => exit::LOCKED,
-                AgentError::SecretGone(_) => exit::SECRET_GONE,
-                AgentError::Database(_) => exit::DATABASE,
-                AgentError::Provider(_) | AgentError::Config(_) | AgentError::LocalConfig(_) => {
-                    exit::CONFIG
-                }
-                AgentError::AlreadyRunning { .. } => exit::FAILURE,
-                AgentError::Api(_) | AgentError::Io { .. } => exit::FAILURE,
+                AgentError::Locked(_) => Exit::Locked,
+                AgentError::SecretGone(_) => Exit::SecretGone,
+                AgentError::Database(_) => Exit::Database,
+                AgentError::Target(_) | AgentError::LocalConfig(_) => Exit::Config,
+                AgentError::PidFile(_) => Exit::Failure,
+                AgentError::Api(_) | AgentError::Io { .. } => Exit::Failure,
             };
             Err(CommandError::new(code, e))
         }

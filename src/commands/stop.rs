@@ -3,13 +3,14 @@
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
-use crate::exit;
+use crate::exit::Exit;
+use crate::settings::Settings;
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(secret, settings)?;
     match local::agent_process(&files) {
         AgentProcess::NotRunning => Err(CommandError::new(
-            exit::FAILURE,
+            Exit::Failure,
             format!(
                 "no agent for secret {secret} runs on this machine (no PID file at {})",
                 files.pid().display()
@@ -18,7 +19,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
         AgentProcess::Stale(pid) => {
             crate::pidfile::remove_stale(&files.pid()).map_err(|e| {
                 CommandError::new(
-                    exit::FAILURE,
+                    Exit::Failure,
                     format!(
                         "cannot remove the stale PID file {}: {e}",
                         files.pid().display()
@@ -26,7 +27,7 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
                 )
             })?;
             Err(CommandError::new(
-                exit::FAILURE,
+                Exit::Failure,
                 format!(
                     "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone, or is not an agent)",
                     files.pid().display()
@@ -34,11 +35,11 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
             ))
         }
         AgentProcess::Running(pid) => {
-            local::terminate(secret, pid, local::stop_timeout())?;
+            local::terminate(secret, pid, settings.stop_timeout)?;
             // A clean exit removes the PID file; one killed earlier may have left it.
             let _ = crate::pidfile::remove_stale(&files.pid());
             println!("stopped the agent for secret {secret} (PID {pid})");
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
     }
 }

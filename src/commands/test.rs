@@ -1,6 +1,6 @@
 //! `test`: checks, before any rotation depends on it, that the agent can do its job:
 //! its configuration, the admin's login, the admin's privileges and the managed user.
-//! Prints one line per check and exits with `exit::CHECK_FAILED` if any fails.
+//! Prints one line per check and exits with `Exit::CheckFailed` if any fails.
 //!
 //! Connection details come from the local config or, when there is none, from the
 //! server's sync config (fetching it registers this machine as the secret's agent, as
@@ -10,13 +10,14 @@ use std::path::Path;
 
 use super::CommandError;
 use super::local;
-use crate::agent::build_target;
 use crate::api::{ApiClient, HttpTimeouts, SyncConfig};
-use crate::exit;
+use crate::exit::Exit;
 use crate::identity::Identity;
 use crate::localconfig::LocalConfig;
+use crate::localconfig::build_target;
 use crate::providers::{self, Provider, Target};
 use crate::secret::{FieldNames, Secret, parse_fields};
+use crate::settings::Settings;
 
 /// Prints check results as they happen and remembers whether any failed.
 struct Checks {
@@ -46,8 +47,8 @@ impl Checks {
     }
 }
 
-fn api_client(home: &Path, http: HttpTimeouts) -> Result<ApiClient, String> {
-    Identity::load(home)
+fn api_client(home: &Path, settings: &Settings, http: HttpTimeouts) -> Result<ApiClient, String> {
+    Identity::load(home, settings.vault.as_deref(), settings.api_url.as_deref())
         .map(|id| ApiClient::new(id, http))
         .map_err(|e| e.to_string())
 }
@@ -121,16 +122,16 @@ fn managed_username(
     Ok((name, password))
 }
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let files = local::files(secret)?;
-    let home = local::home()?;
-    let (timing, http) = super::start::timing_from_env();
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let files = local::files(secret, settings)?;
+    let home = local::home(settings)?;
+    let (timing, http) = super::start::timing(&settings.test);
     let mut checks = Checks {
         failed: 0,
         skipped: 0,
         total: 0,
     };
-    let api = api_client(&home, http);
+    let api = api_client(&home, settings, http);
     let mut sync = None;
 
     let local = match LocalConfig::load(&files.config()) {
@@ -216,10 +217,10 @@ pub fn run(secret: &str) -> Result<i32, CommandError> {
     Ok(summary(&checks))
 }
 
-fn summary(checks: &Checks) -> i32 {
+fn summary(checks: &Checks) -> Exit {
     if checks.failed == 0 {
         println!("all {} checks passed", checks.total);
-        exit::OK
+        Exit::Ok
     } else {
         let skipped = if checks.skipped > 0 {
             format!(", {} skipped", checks.skipped)
@@ -230,6 +231,6 @@ fn summary(checks: &Checks) -> i32 {
             "{} of {} checks failed{skipped}",
             checks.failed, checks.total
         );
-        exit::CHECK_FAILED
+        Exit::CheckFailed
     }
 }

@@ -3,13 +3,14 @@
 
 use super::CommandError;
 use super::install::{plan, service_error};
-use crate::exit;
+use crate::exit::Exit;
+use crate::settings::Settings;
 
-pub fn run(secret: &str) -> Result<i32, CommandError> {
-    let done = plan(secret)?.uninstall().map_err(service_error)?;
+pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+    let done = plan(secret, settings)?.uninstall().map_err(service_error)?;
     println!("{done}");
     println!(
         "local files for {secret} are kept; delete them with `sikkerkey-agent remove --secret {secret}`"
     );
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

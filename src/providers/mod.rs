@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 
 pub mod inflight;
 #[cfg(feature = "mongodb")]
@@ -247,25 +247,54 @@ impl fmt::Display for ProviderError {
     }
 }
 
+impl ProviderError {
+    /// The same error with every password in `secrets` cut out of the database's message
+    /// (some servers echo the statement or the bad argument).
+    pub fn redacted(mut self, secrets: &[&Secret]) -> Self {
+        self.detail = scrub(&self.detail, secrets);
+        self
+    }
+}
+
 impl std::error::Error for ProviderError {}
 
 /// One database's user management, as the rotation engine needs it. Implementations hold
-/// an admin connection; [`Provider::verify_login`] always opens a fresh one.
+/// an admin connection; [`Provider::login`] always opens a fresh one.
+///
+/// A provider says only what differs between databases. The policy they share lives in
+/// the provided methods, which implementations do not override: input is checked by
+/// [`Provider::validate`] (the shared rules, then the [`Provider::input_problem`] hook),
+/// a new password goes in through [`Provider::put_password`] (create or change, as the
+/// caller's snapshot says), and every error that could echo a password is redacted.
 pub trait Provider {
+    /// Where this provider is connected, for error messages.
+    fn target(&self) -> &Target;
+
     /// Checks that the admin may create users and change passwords; the error names the
     /// missing privilege.
     fn check_admin(&mut self) -> Result<(), ProviderError>;
 
-    /// Rejects a username or password this database cannot take byte for byte.
-    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+    /// The account name the database uses for `username` (Redis: empty means `default`).
+    fn account_name<'a>(&self, username: &'a str) -> &'a str {
+        username
+    }
+
+    /// Why this database cannot take `username` or `password` byte for byte, beyond the
+    /// rules every database shares; `None` when it can.
+    fn input_problem(&self, _username: &str, _password: &Secret) -> Option<String> {
+        None
+    }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError>;
 
     /// The user's stored credential, for rollback without plaintext.
     fn read_stored(&mut self, username: &str) -> Result<StoredCredential, ProviderError>;
 
-    /// Sets the user's password, creating the user when it does not exist.
-    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+    /// Creates the user with this password. Called only through [`Provider::put_password`].
+    fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+
+    /// Changes an existing user's password. Called only through [`Provider::put_password`].
+    fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError>;
 
     /// Puts back a credential returned by [`Provider::read_stored`].
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError>;
@@ -273,9 +302,58 @@ pub trait Provider {
     /// Removes a user that a failed rotation created.
     fn drop_user(&mut self, username: &str) -> Result<(), ProviderError>;
 
+    /// Logs in as `username` on a fresh connection. Called only through
+    /// [`Provider::verify_login`].
+    fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+
+    /// Rejects a username or password this database cannot take byte for byte, before
+    /// anything is read or changed. The one place an `InvalidInput` error is built.
+    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let account = self.account_name(username);
+        let problem = common_input_problem(account, password)
+            .map(str::to_owned)
+            .or_else(|| self.input_problem(account, password));
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(ProviderError::new(
+                self.target(),
+                FailureKind::InvalidInput,
+                "checking the new credential",
+                problem,
+            )),
+        }
+    }
+
+    /// Sets the password of a user that `exists` (as the caller's snapshot says) or creates
+    /// it: validated first, and the error never carries the password.
+    fn put_password(
+        &mut self,
+        username: &str,
+        password: &Secret,
+        exists: bool,
+    ) -> Result<(), ProviderError> {
+        self.validate(username, password)?;
+        let result = if exists {
+            self.change_password(username, password)
+        } else {
+            self.create_user(username, password)
+        };
+        result.map_err(|e| e.redacted(&[password]))
+    }
+
+    /// Sets the user's password, creating the user when it does not exist yet.
+    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        self.validate(username, password)?;
+        let exists = self.user_exists(username)?;
+        self.put_password(username, password, exists)
+    }
+
     /// Logs in as `username` on a fresh connection. `Ok` means authenticated; a wrong
-    /// password is `FailureKind::AuthRejected`.
-    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError>;
+    /// password is `FailureKind::AuthRejected`. The error never carries the password.
+    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        self.login(username, password)
+            .map_err(|e| e.redacted(&[password]))
+    }
 }
 
 /// Connects as the admin to the target's database.
@@ -332,35 +410,19 @@ fn feature_name(kind: ProviderKind) -> &'static str {
     }
 }
 
-/// Checks the rules every database shares: a non-empty name, and no NUL in name or password.
-pub fn validate_common(
-    target: &Target,
-    username: &str,
-    password: &Secret,
-) -> Result<(), ProviderError> {
-    let invalid = |what: &str| {
-        ProviderError::new(
-            target,
-            FailureKind::InvalidInput,
-            "checking the new credential",
-            what.to_owned(),
-        )
-    };
+/// The rules every database shares: a non-empty name, and no NUL in name or password.
+fn common_input_problem(username: &str, password: &Secret) -> Option<&'static str> {
     if username.is_empty() {
-        return Err(invalid("the username is empty"));
+        Some("the username is empty")
+    } else if username.contains('\0') {
+        Some("the username contains a NUL byte")
+    } else if password.is_empty() {
+        Some("the password is empty")
+    } else if password.expose().contains('\0') {
+        Some("the password contains a NUL byte, which the database cannot store")
+    } else {
+        None
     }
-    if username.contains('\0') {
-        return Err(invalid("the username contains a NUL byte"));
-    }
-    if password.is_empty() {
-        return Err(invalid("the password is empty"));
-    }
-    if password.expose().contains('\0') {
-        return Err(invalid(
-            "the password contains a NUL byte, which the database cannot store",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

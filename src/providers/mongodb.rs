@@ -20,7 +20,7 @@ use mongodb::error::{Error as MongoError, ErrorKind};
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use tokio::runtime::Runtime;
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target, validate_common};
+use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Secret, scrub};
 
 /// Server error codes the provider acts on.
@@ -212,6 +212,10 @@ impl Provider for Mongo {
     /// Probes each user-management command with a user and a role that do not exist: an
     /// admin that may run the command gets "not found", one that may not gets
     /// "unauthorized", and nothing is changed either way.
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn check_admin(&mut self) -> Result<(), ProviderError> {
         let probe = probe_name();
         self.probe(
@@ -241,19 +245,12 @@ impl Provider for Mongo {
         Ok(())
     }
 
-    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        validate_common(&self.target, username, password)?;
+    fn input_problem(&self, _username: &str, password: &Secret) -> Option<String> {
         // SCRAM-SHA-256 runs the password through SASLprep; one it refuses could be stored
         // but never used to log in.
-        if stringprep::saslprep(password.expose()).is_err() {
-            return Err(ProviderError::new(
-                &self.target,
-                FailureKind::InvalidInput,
-                "checking the new credential",
-                "the password contains characters SCRAM-SHA-256 refuses (control characters, or code points SASLprep prohibits or does not know)",
-            ));
-        }
-        Ok(())
+        stringprep::saslprep(password.expose()).is_err().then(|| {
+            "the password contains characters SCRAM-SHA-256 refuses (control characters, or code points SASLprep prohibits or does not know)".to_owned()
+        })
     }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
@@ -269,35 +266,28 @@ impl Provider for Mongo {
         })
     }
 
-    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.validate(username, password)?;
-        let (action, command) = if self.find_user(username)? {
-            (
-                format!(
-                    "setting the password of user \"{username}\" in database \"{}\"",
-                    self.database
-                ),
-                doc! { "updateUser": username, "pwd": password.expose() },
-            )
-        } else {
-            (
-                format!(
-                    "creating user \"{username}\" in database \"{}\"",
-                    self.database
-                ),
-                doc! {
-                    "createUser": username,
-                    "pwd": password.expose(),
-                    "roles": [ { "role": MANAGED_ROLE, "db": &self.database } ],
-                },
-            )
+    fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let action = format!(
+            "creating user \"{username}\" in database \"{}\"",
+            self.database
+        );
+        let command = doc! {
+            "createUser": username,
+            "pwd": password.expose(),
+            "roles": [ { "role": MANAGED_ROLE, "db": &self.database } ],
         };
         self.admin_command(&self.database, &action, command)
             .map(drop)
-            .map_err(|mut e| {
-                e.detail = scrub(&e.detail, &[password]);
-                e
-            })
+    }
+
+    fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let action = format!(
+            "setting the password of user \"{username}\" in database \"{}\"",
+            self.database
+        );
+        let command = doc! { "updateUser": username, "pwd": password.expose() };
+        self.admin_command(&self.database, &action, command)
+            .map(drop)
     }
 
     fn restore_stored(&mut self, username: &str, _stored: &str) -> Result<(), ProviderError> {
@@ -326,7 +316,7 @@ impl Provider for Mongo {
 
     /// Authenticates as the user against its database on a new client (new connections,
     /// nothing shared with the admin), then runs `ping`.
-    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+    fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!(
             "logging in as \"{username}\" to database \"{}\"",
             self.database

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, OptsBuilder};
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target, validate_common};
+use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -269,6 +269,10 @@ impl Mysql {
 }
 
 impl Provider for Mysql {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn check_admin(&mut self) -> Result<(), ProviderError> {
         let action = "checking the admin's privileges";
         let me: String = self
@@ -319,17 +323,8 @@ impl Provider for Mysql {
         Ok(())
     }
 
-    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        validate_common(&self.target, username, password)?;
-        match sql::user_name_problem(username) {
-            Some(problem) => Err(ProviderError::new(
-                &self.target,
-                FailureKind::InvalidInput,
-                "checking the new credential",
-                problem,
-            )),
-            None => Ok(()),
-        }
+    fn input_problem(&self, username: &str, _password: &Secret) -> Option<String> {
+        sql::user_name_problem(username).map(str::to_owned)
     }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
@@ -347,24 +342,23 @@ impl Provider for Mysql {
         })
     }
 
-    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.validate(username, password)?;
+    fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let statement = self.dialect.create_user(username, password);
+        self.execute(
+            &format!("creating user \"{username}\"@\"%\""),
+            &statement,
+            &[password],
+        )
+    }
+
+    fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let hosts = self.hosts(username)?;
-        if hosts.is_empty() {
-            let statement = self.dialect.create_user(username, password);
-            self.execute(
-                &format!("creating user \"{username}\"@\"%\""),
-                &statement,
-                &[password],
-            )
-        } else {
-            let statement = self.dialect.alter_password(username, &hosts, password);
-            let action = format!(
-                "setting the password of user \"{username}\" on hosts {}",
-                host_list(&hosts)
-            );
-            self.execute(&action, &statement, &[password])
-        }
+        let statement = self.dialect.alter_password(username, &hosts, password);
+        let action = format!(
+            "setting the password of user \"{username}\" on hosts {}",
+            host_list(&hosts)
+        );
+        self.execute(&action, &statement, &[password])
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {
@@ -390,7 +384,7 @@ impl Provider for Mysql {
     /// accounts on other hosts; the server's own Unix socket for `'user'@'localhost'`
     /// (which TCP logins from 127.0.0.1 do not match when the server skips name
     /// resolution). An account no path reaches is named in the error, with the fix.
-    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+    fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let hosts = self.hosts(username)?;
         let local = hosts.iter().any(|h| h == LOCALHOST);
         let remote = hosts.iter().any(|h| h != LOCALHOST);

@@ -20,9 +20,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::inflight::CallMark;
-use super::{
-    FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, validate_common,
-};
+use super::{FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target};
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
@@ -158,6 +156,17 @@ impl Postgres {
         )
     }
 
+    /// Runs `{statement} PASSWORD '<SCRAM verifier of password>'`.
+    fn set_verifier(
+        &mut self,
+        action: &str,
+        statement: &str,
+        password: &Secret,
+    ) -> Result<(), ProviderError> {
+        let verifier = quote_literal(&verifier(password));
+        self.execute(action, &format!("{statement} PASSWORD {verifier}"))
+    }
+
     fn execute(&self, action: &str, sql: &str) -> Result<(), ProviderError> {
         self.call(self.client().batch_execute(sql))
             .map_err(|e| e.into_provider(&self.target, action))
@@ -175,6 +184,10 @@ impl Drop for Postgres {
 }
 
 impl Provider for Postgres {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn check_admin(&mut self) -> Result<(), ProviderError> {
         let row = self
             .call(self.client().query_one("SELECT current_user::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user", &[]))
@@ -195,20 +208,13 @@ impl Provider for Postgres {
         ))
     }
 
-    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        validate_common(&self.target, username, password)?;
-        if username.len() > MAX_IDENTIFIER_BYTES {
-            return Err(ProviderError::new(
-                &self.target,
-                FailureKind::InvalidInput,
-                "checking the new credential",
-                format!(
-                    "the role name is {} bytes; PostgreSQL allows {MAX_IDENTIFIER_BYTES}",
-                    username.len()
-                ),
-            ));
-        }
-        Ok(())
+    fn input_problem(&self, username: &str, _password: &Secret) -> Option<String> {
+        (username.len() > MAX_IDENTIFIER_BYTES).then(|| {
+            format!(
+                "the role name is {} bytes; PostgreSQL allows {MAX_IDENTIFIER_BYTES}",
+                username.len()
+            )
+        })
     }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
@@ -249,29 +255,16 @@ impl Provider for Postgres {
         }
     }
 
-    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.validate(username, password)?;
-        let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
-        let (action, sql) = if self.user_exists(username)? {
-            (
-                format!("setting the password of role \"{username}\""),
-                format!(
-                    "ALTER ROLE {} WITH PASSWORD {}",
-                    quote_ident(username),
-                    quote_literal(&verifier)
-                ),
-            )
-        } else {
-            (
-                format!("creating role \"{username}\""),
-                format!(
-                    "CREATE ROLE {} WITH LOGIN PASSWORD {}",
-                    quote_ident(username),
-                    quote_literal(&verifier)
-                ),
-            )
-        };
-        self.execute(&action, &sql)
+    fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let action = format!("creating role \"{username}\"");
+        let statement = format!("CREATE ROLE {} WITH LOGIN", quote_ident(username));
+        self.set_verifier(&action, &statement, password)
+    }
+
+    fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let action = format!("setting the password of role \"{username}\"");
+        let statement = format!("ALTER ROLE {} WITH", quote_ident(username));
+        self.set_verifier(&action, &statement, password)
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {
@@ -296,7 +289,7 @@ impl Provider for Postgres {
         )
     }
 
-    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+    fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         login_on(
             self.runtime.as_ref().expect("runtime present until drop"),
             &self.target,
@@ -339,6 +332,12 @@ fn login_on(
 }
 
 /// The name a login uses: Supabase's pooler wants `user.projectref`, SQL does not.
+/// The SCRAM-SHA-256 verifier sent instead of the password, so the plaintext never
+/// reaches the server's statement log.
+fn verifier(password: &Secret) -> String {
+    postgres_protocol::password::scram_sha_256(password.expose().as_bytes())
+}
+
 fn login_name(target: &Target, user: &str) -> String {
     if target.kind == ProviderKind::PostgresqlSupabase && !target.project_reference.is_empty() {
         format!("{user}.{}", target.project_reference)

@@ -2,35 +2,23 @@
 //! (older servers, or ACL disabled). Rollback restores the SHA-256 hashes that
 //! `ACL GETUSER` shows, so it needs no plaintext, and every change is written to the ACL
 //! file or config file so it survives a restart; when neither exists the agent says once
-//! per rotation that the change lives only in memory.
+//! per rotation that the change lives only in memory. This file does the I/O; the
+//! commands it sends are built in `redis/acl.rs`.
 
-use std::fmt;
+mod acl;
 
 use ::redis::{
     Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
     RedisError, Value,
 };
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target, validate_common};
+use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
 use crate::secret::{Secret, scrub};
 
-/// The user a Redis server authenticates when no name is given.
-pub const DEFAULT_USER: &str = "default";
-
-/// Where this server keeps its users across a restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Persistence {
-    /// `aclfile` is set: `ACL SAVE`.
-    AclFile,
-    /// Started from a config file: `CONFIG REWRITE`.
-    ConfigFile,
-    /// Neither: changes live only in memory.
-    MemoryOnly,
-    /// The admin may not read the configuration; the reason says why.
-    Unknown(String),
-}
+use acl::AclUser;
+pub use acl::{
+    AclSnapshot, Args, DEFAULT_USER, Persistence, sha256_hex, user_name, user_name_problem,
+};
 
 /// An admin connection to one Redis server.
 pub struct Redis {
@@ -141,6 +129,20 @@ impl Redis {
             .map_err(|e| error(&self.target, what, &e, &[]))
     }
 
+    /// Runs an `ACL SETUSER` that gives `user` the password, checks that it is now the
+    /// only one the user accepts, and persists the change.
+    fn set_acl_password(
+        &mut self,
+        action: &str,
+        args: &Args,
+        user: &str,
+        password: &Secret,
+    ) -> Result<(), ProviderError> {
+        self.run::<()>(action, &args.to_cmd(), &[password])?;
+        self.check_only_password(user, password)?;
+        self.persist()
+    }
+
     /// Checks that the only password `user` now accepts is `password`.
     fn check_only_password(&mut self, user: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!("checking the passwords of ACL user \"{user}\"");
@@ -205,6 +207,10 @@ impl Redis {
 }
 
 impl Provider for Redis {
+    fn target(&self) -> &Target {
+        &self.target
+    }
+
     fn check_admin(&mut self) -> Result<(), ProviderError> {
         let action = "checking the admin's rights";
         if !self.acl {
@@ -246,26 +252,17 @@ impl Provider for Redis {
         ))
     }
 
-    fn validate(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        let user = user_name(username);
-        validate_common(&self.target, user, password)?;
-        let invalid = |what: String| {
-            ProviderError::new(
-                &self.target,
-                FailureKind::InvalidInput,
-                "checking the new credential",
-                what,
-            )
-        };
+    fn account_name<'a>(&self, username: &'a str) -> &'a str {
+        user_name(username)
+    }
+
+    fn input_problem(&self, user: &str, _password: &Secret) -> Option<String> {
         if !self.acl && user != DEFAULT_USER {
-            return Err(invalid(format!(
+            return Some(format!(
                 "this Redis has no ACLs, so only the default user has a password; user \"{user}\" cannot be managed"
-            )));
+            ));
         }
-        if let Some(problem) = user_name_problem(user, &self.persistence) {
-            return Err(invalid(problem.to_owned()));
-        }
-        Ok(())
+        user_name_problem(user, &self.persistence).map(str::to_owned)
     }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
@@ -289,29 +286,21 @@ impl Provider for Redis {
         })
     }
 
-    fn set_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        self.validate(username, password)?;
+    fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let user = user_name(username);
+        let action = format!("creating ACL user \"{user}\"");
+        self.set_acl_password(&action, &Args::create_user(user, password), user, password)
+    }
+
+    fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let user = user_name(username);
         if !self.acl {
             let cmd = Args::requirepass(password);
             self.run::<()>("setting requirepass", &cmd.to_cmd(), &[password])?;
             return self.persist();
         }
-        let exists = user == DEFAULT_USER || self.get_user(user)?.is_some();
-        let (action, args) = if exists {
-            (
-                format!("setting the password of ACL user \"{user}\""),
-                Args::set_password(user, password),
-            )
-        } else {
-            (
-                format!("creating ACL user \"{user}\""),
-                Args::create_user(user, password),
-            )
-        };
-        self.run::<()>(&action, &args.to_cmd(), &[password])?;
-        self.check_only_password(user, password)?;
-        self.persist()
+        let action = format!("setting the password of ACL user \"{user}\"");
+        self.set_acl_password(&action, &Args::set_password(user, password), user, password)
     }
 
     fn restore_stored(&mut self, username: &str, stored: &str) -> Result<(), ProviderError> {
@@ -344,7 +333,7 @@ impl Provider for Redis {
         self.persist()
     }
 
-    fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+    fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let user = user_name(username);
         let action = format!("logging in as \"{user}\"");
         let mut conn =
@@ -419,205 +408,6 @@ fn detect_persistence(
     })
 }
 
-/// The ACL user name: empty means the default user.
-pub fn user_name(username: &str) -> &str {
-    if username.is_empty() {
-        DEFAULT_USER
-    } else {
-        username
-    }
-}
-
-/// Why Redis would refuse or mangle this user name: it refuses whitespace, and a
-/// config file written by `CONFIG REWRITE` cannot be read back when a user name holds a
-/// quote (Redis would then fail to start).
-pub fn user_name_problem(user: &str, persistence: &Persistence) -> Option<&'static str> {
-    if user
-        .chars()
-        .any(|c| c.is_ascii_whitespace() || c == '\u{b}')
-    {
-        return Some("Redis user names cannot contain spaces or other whitespace");
-    }
-    if *persistence == Persistence::ConfigFile && user.contains(['"', '\'']) {
-        return Some(
-            "this Redis keeps its users in its config file, which cannot hold a user name with a quote (Redis would fail to start after CONFIG REWRITE); use an aclfile or another name",
-        );
-    }
-    None
-}
-
-/// Lowercase hex SHA-256: how Redis stores and shows ACL passwords.
-pub fn sha256_hex(password: &Secret) -> String {
-    Sha256::digest(password.expose().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn is_sha256_hex(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The arguments of one command; `Debug` is redacted because some carry a password.
-pub struct Args(pub Vec<String>);
-
-impl fmt::Debug for Args {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Args({} <redacted>)",
-            self.0.first().map(String::as_str).unwrap_or("")
-        )
-    }
-}
-
-impl Args {
-    fn new(args: &[&str]) -> Self {
-        Args(args.iter().map(|a| (*a).to_owned()).collect())
-    }
-
-    /// An existing user, or the default user (which is also switched on).
-    pub fn set_password(user: &str, password: &Secret) -> Self {
-        let pw = format!(">{}", password.expose());
-        if user == DEFAULT_USER {
-            Args::new(&["ACL", "SETUSER", user, "on", "resetpass", &pw])
-        } else {
-            Args::new(&["ACL", "SETUSER", user, "resetpass", &pw])
-        }
-    }
-
-    /// A new user with all keys and commands, as the official agent creates it.
-    pub fn create_user(user: &str, password: &Secret) -> Self {
-        Args::new(&[
-            "ACL",
-            "SETUSER",
-            user,
-            "on",
-            &format!(">{}", password.expose()),
-            "~*",
-            "+@all",
-        ])
-    }
-
-    pub fn requirepass(password: &Secret) -> Self {
-        Args::new(&["CONFIG", "SET", "requirepass", password.expose()])
-    }
-
-    /// Puts back the on/off state, `nopass`, and the password hashes.
-    pub fn restore(user: &str, snapshot: &AclSnapshot) -> Result<Self, String> {
-        let mut args = Args::new(&[
-            "ACL",
-            "SETUSER",
-            user,
-            "resetpass",
-            if snapshot.enabled { "on" } else { "off" },
-        ]);
-        if snapshot.nopass {
-            args.0.push("nopass".into());
-        }
-        for hash in &snapshot.passwords {
-            if !is_sha256_hex(hash) {
-                return Err("the snapshot holds a malformed password hash".into());
-            }
-            args.0.push(format!("#{hash}"));
-        }
-        Ok(args)
-    }
-
-    fn to_cmd(&self) -> Cmd {
-        let mut cmd = ::redis::cmd(&self.0[0]);
-        for a in &self.0[1..] {
-            cmd.arg(a.as_str());
-        }
-        cmd
-    }
-}
-
-/// What rollback restores of an ACL user. The text form is canonical JSON.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct AclSnapshot {
-    pub enabled: bool,
-    pub nopass: bool,
-    /// SHA-256 hex hashes in the server's order.
-    pub passwords: Vec<String>,
-}
-
-impl AclSnapshot {
-    pub fn to_text(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn from_text(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text)
-            .map_err(|e| format!("the snapshot is not in the expected form: {e}"))
-    }
-}
-
-/// The parts of an `ACL GETUSER` reply the agent uses.
-struct AclUser {
-    enabled: bool,
-    nopass: bool,
-    passwords: Vec<String>,
-}
-
-impl AclUser {
-    /// `None` for a nil reply (no such user). Accepts RESP2 (flat key/value array) and
-    /// RESP3 (map) replies.
-    fn from_reply(reply: &Value) -> Result<Option<AclUser>, String> {
-        if *reply == Value::Nil {
-            return Ok(None);
-        }
-        let flags = strings(field(reply, "flags").ok_or("ACL GETUSER gave no flags")?);
-        let passwords = strings(field(reply, "passwords").ok_or("ACL GETUSER gave no passwords")?);
-        Ok(Some(AclUser {
-            enabled: flags.iter().any(|f| f == "on"),
-            nopass: flags.iter().any(|f| f == "nopass"),
-            passwords,
-        }))
-    }
-
-    fn snapshot(&self) -> AclSnapshot {
-        AclSnapshot {
-            enabled: self.enabled,
-            nopass: self.nopass,
-            passwords: self.passwords.clone(),
-        }
-    }
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
-fn field<'a>(reply: &'a Value, name: &str) -> Option<&'a Value> {
-    match reply {
-        Value::Array(items) => items
-            .chunks(2)
-            .find(|p| text(&p[0]).as_deref() == Some(name))
-            .and_then(|p| p.get(1)),
-        Value::Map(pairs) => pairs
-            .iter()
-            .find(|(k, _)| text(k).as_deref() == Some(name))
-            .map(|(_, v)| v),
-        _ => None,
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) | Value::Set(items) => items.iter().filter_map(text).collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn is_unknown_command(e: &RedisError) -> bool {
     let d = e.detail().unwrap_or("").to_ascii_lowercase();
     e.code() == Some("ERR") && (d.contains("unknown command") || d.contains("unknown subcommand"))
@@ -661,145 +451,4 @@ fn error(target: &Target, action: &str, e: &RedisError, secrets: &[&Secret]) -> 
         detail
     };
     ProviderError::new(target, kind, action, detail)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HOSTILE_PW: &str = "p'\"\\$ ø`;--\r\n>x #y";
-
-    fn joined(a: &Args) -> Vec<&str> {
-        a.0.iter().map(String::as_str).collect()
-    }
-
-    #[test]
-    fn named_users_get_resetpass_and_new_users_full_access() {
-        let pw = Secret::new(HOSTILE_PW);
-        assert_eq!(
-            joined(&Args::set_password("app", &pw)),
-            [
-                "ACL",
-                "SETUSER",
-                "app",
-                "resetpass",
-                &format!(">{HOSTILE_PW}")
-            ]
-        );
-        assert_eq!(
-            joined(&Args::create_user("a\"b", &pw)),
-            [
-                "ACL",
-                "SETUSER",
-                "a\"b",
-                "on",
-                &format!(">{HOSTILE_PW}"),
-                "~*",
-                "+@all"
-            ]
-        );
-        assert!(
-            !format!("{:?}", Args::create_user("a", &pw)).contains("p'"),
-            "Debug is redacted"
-        );
-    }
-
-    #[test]
-    fn the_default_user_is_switched_on_and_loses_its_old_passwords() {
-        let args = Args::set_password(user_name(""), &Secret::new("pw"));
-        assert_eq!(
-            joined(&args),
-            ["ACL", "SETUSER", "default", "on", "resetpass", ">pw"]
-        );
-        assert_eq!(user_name("default"), "default");
-        assert_eq!(
-            joined(&Args::requirepass(&Secret::new("pw"))),
-            ["CONFIG", "SET", "requirepass", "pw"]
-        );
-    }
-
-    #[test]
-    fn restore_uses_hashes_and_puts_flags_back() {
-        let h = sha256_hex(&Secret::new("old"));
-        let s = AclSnapshot {
-            enabled: false,
-            nopass: true,
-            passwords: vec![h.clone(), "0".repeat(64)],
-        };
-        let args = Args::restore("app", &s).unwrap();
-        let zero = format!("#{}", "0".repeat(64));
-        assert_eq!(
-            joined(&args),
-            [
-                "ACL",
-                "SETUSER",
-                "app",
-                "resetpass",
-                "off",
-                "nopass",
-                &format!("#{h}"),
-                zero.as_str()
-            ]
-        );
-        let bad = AclSnapshot {
-            enabled: true,
-            nopass: false,
-            passwords: vec!["~* +@all".into()],
-        };
-        assert!(
-            Args::restore("app", &bad).is_err(),
-            "a snapshot cannot smuggle in other ACL rules"
-        );
-        let back = AclSnapshot::from_text(&s.to_text()).unwrap();
-        assert!(back == s);
-        assert!(AclSnapshot::from_text("[1]").is_err());
-    }
-
-    #[test]
-    fn sha256_matches_what_redis_stores() {
-        // ACL GETUSER after `>x y` shows this hash (checked against redis-server 7).
-        assert_eq!(
-            sha256_hex(&Secret::new("x y")),
-            "887fcea6a80333c6c02ae7e79735f0edad8d811f0b61431495f796f4bf6a7c19"
-        );
-    }
-
-    #[test]
-    fn getuser_replies_parse_in_resp2_and_resp3() {
-        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        let resp2 = Value::Array(vec![
-            bulk("flags"),
-            Value::Array(vec![bulk("on"), bulk("nopass")]),
-            bulk("passwords"),
-            Value::Array(vec![bulk("ab")]),
-            bulk("commands"),
-            bulk("+@all"),
-        ]);
-        let u = AclUser::from_reply(&resp2).unwrap().unwrap();
-        assert!(u.enabled && u.nopass && u.passwords == ["ab"]);
-        let resp3 = Value::Map(vec![
-            (
-                Value::SimpleString("flags".into()),
-                Value::Set(vec![bulk("off")]),
-            ),
-            (
-                Value::SimpleString("passwords".into()),
-                Value::Array(vec![]),
-            ),
-        ]);
-        let u = AclUser::from_reply(&resp3).unwrap().unwrap();
-        assert!(!u.enabled && !u.nopass && u.passwords.is_empty());
-        assert!(AclUser::from_reply(&Value::Nil).unwrap().is_none());
-        assert!(AclUser::from_reply(&Value::Array(vec![])).is_err());
-    }
-
-    #[test]
-    fn names_redis_or_its_config_file_cannot_hold_are_refused() {
-        assert!(user_name_problem("a b", &Persistence::AclFile).is_some());
-        assert!(user_name_problem("a\tb", &Persistence::MemoryOnly).is_some());
-        assert!(user_name_problem("a\"b", &Persistence::ConfigFile).is_some());
-        assert!(user_name_problem("it's", &Persistence::ConfigFile).is_some());
-        assert!(user_name_problem("a\"b'\\ø", &Persistence::AclFile).is_none());
-        assert!(user_name_problem("a\"b'\\ø", &Persistence::MemoryOnly).is_none());
-    }
 }

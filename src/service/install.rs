@@ -6,9 +6,9 @@
 //! (`SIKKERKEY_SERVICE_DIR`) and the service manager (a stand-in earlier on PATH), so they
 //! never touch the real /etc.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,6 +16,7 @@ use super::render;
 use super::template::CommandLine;
 use super::{Platform, ServiceError, ServiceSpec};
 use crate::fsutil;
+use crate::settings::Settings;
 
 /// A service for one secret on one platform, ready to print, install or remove.
 #[derive(Debug, Clone)]
@@ -69,9 +70,13 @@ fn invoking_user() -> Result<(String, Option<PathBuf>), ServiceError> {
 
 /// `SIKKERKEY_HOME` for the service: as set (made absolute), else the invoking user's
 /// `~/.sikkerkey` (under sudo, the sudo user's, not root's).
-fn agent_home(user: &str, sudo_home: Option<&Path>) -> Result<PathBuf, ServiceError> {
-    if let Some(h) = env_nonempty("SIKKERKEY_HOME") {
-        let h = PathBuf::from(h);
+fn agent_home(
+    configured: Option<&Path>,
+    user: &str,
+    sudo_home: Option<&Path>,
+) -> Result<PathBuf, ServiceError> {
+    if let Some(h) = configured {
+        let h = h.to_owned();
         if h.is_absolute() {
             return Ok(h);
         }
@@ -90,7 +95,7 @@ fn agent_home(user: &str, sudo_home: Option<&Path>) -> Result<PathBuf, ServiceEr
             ))),
         };
     }
-    crate::identity::sikkerkey_home().map_err(|e| ServiceError::NoUser(e.to_string()))
+    crate::identity::sikkerkey_home(None).map_err(|e| ServiceError::NoUser(e.to_string()))
 }
 
 fn to_utf8(path: &Path, what: &'static str) -> Result<String, ServiceError> {
@@ -103,10 +108,11 @@ fn to_utf8(path: &Path, what: &'static str) -> Result<String, ServiceError> {
 }
 
 impl Plan {
-    /// Works out the service for `secret_id` from this process's environment.
-    pub fn from_environment(secret_id: &str) -> Result<Plan, ServiceError> {
-        let platform = match env_nonempty("SIKKERKEY_SERVICE_PLATFORM") {
-            Some(p) => Platform::parse(&p)?,
+    /// Works out the service for `secret_id` from the settings and this process's
+    /// environment (user, sudo, binary path).
+    pub fn from_environment(secret_id: &str, settings: &Settings) -> Result<Plan, ServiceError> {
+        let platform = match settings.service_platform.as_deref() {
+            Some(p) => Platform::parse(p)?,
             None => Platform::native()?,
         };
         let under_sudo = env_nonempty("SUDO_USER").is_some() && effective_uid() == 0;
@@ -114,7 +120,7 @@ impl Plan {
             return Err(ServiceError::LaunchdAsRoot);
         }
         let (user, sudo_home) = invoking_user()?;
-        let home = agent_home(&user, sudo_home.as_deref())?;
+        let home = agent_home(settings.home.as_deref(), &user, sudo_home.as_deref())?;
         let exe = std::env::current_exe().map_err(|source| ServiceError::Io {
             what: "find the path of".into(),
             path: "this program".into(),
@@ -125,10 +131,10 @@ impl Plan {
             &to_utf8(&exe, "agent binary path")?,
             &to_utf8(&home, "SIKKERKEY_HOME")?,
             &user,
-            env_nonempty("SIKKERKEY_VAULT").as_deref(),
+            settings.vault.as_deref(),
         )?;
-        let dir = match (env_nonempty("SIKKERKEY_SERVICE_DIR"), platform) {
-            (Some(d), _) => PathBuf::from(d),
+        let dir = match (&settings.service_dir, platform) {
+            (Some(d), _) => d.clone(),
             (None, Platform::Systemd) => PathBuf::from("/etc/systemd/system"),
             (None, Platform::Launchd) => match env_nonempty("HOME") {
                 Some(h) => Path::new(&h).join("Library/LaunchAgents"),
@@ -145,7 +151,7 @@ impl Plan {
             warnings.push(format!(
                 "no SikkerKey identity under {}; the service will stop with exit code {} until this machine is bootstrapped (`sikkerkey connect` and `sikkerkey unlock`)",
                 spec.home,
-                crate::exit::CONFIG
+                crate::exit::Exit::Config.code()
             ));
         }
         if platform == Platform::Systemd && spec.user == "root" {
@@ -357,37 +363,9 @@ fn remove_file(path: &Path) -> Result<(), ServiceError> {
 /// Writes a definition atomically with mode 0644 (service managers read it as another
 /// user; it holds no secrets). Unlike the agent's own files, the directory is left as is.
 fn write_public_atomic(path: &Path, contents: &[u8]) -> Result<(), ServiceError> {
-    let io_err = |what: &str, p: &Path| {
-        let what = what.to_owned();
-        let p = p.to_owned();
-        move |source| ServiceError::Io {
-            what,
-            path: p,
-            source,
-        }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let write = || -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("write", path)(e)
+    fsutil::write_atomic(path, contents, fsutil::PUBLIC).map_err(|source| ServiceError::Io {
+        what: "write".into(),
+        path: path.to_owned(),
+        source,
     })
 }

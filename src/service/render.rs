@@ -15,7 +15,10 @@ const SC_TEMPLATE: &str = include_str!("../../service-templates/windows-sc.cmd")
 pub const LAUNCHD_PATH: &str = "/usr/local/bin:/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 
 fn no_restart_codes() -> Vec<String> {
-    exit::DO_NOT_RESTART.iter().map(|c| c.to_string()).collect()
+    exit::DO_NOT_RESTART
+        .iter()
+        .map(|e| e.code().to_string())
+        .collect()
 }
 
 /// A value as one double-quoted systemd word: C-style escapes for `\` and `"`, `%%` for a
@@ -248,22 +251,25 @@ mod tests {
         );
     }
 
+    /// `{kind}-plain.{ext}` and `{kind}-awkward.{ext}` against `render`.
+    fn golden_pair(kind: &str, ext: &str, render: impl Fn(&ServiceSpec) -> String) {
+        golden(&format!("{kind}-plain.{ext}"), &render(&plain_spec()));
+        golden(&format!("{kind}-awkward.{ext}"), &render(&awkward_spec()));
+    }
+
     #[test]
     fn systemd_golden() {
-        golden("systemd-plain.service", &systemd_unit(&plain_spec()));
-        golden("systemd-awkward.service", &systemd_unit(&awkward_spec()));
+        golden_pair("systemd", "service", systemd_unit);
     }
 
     #[test]
     fn launchd_golden() {
-        golden("launchd-plain.plist", &launchd_plist(&plain_spec()));
-        golden("launchd-awkward.plist", &launchd_plist(&awkward_spec()));
+        golden_pair("launchd", "plist", launchd_plist);
     }
 
     #[test]
     fn windows_golden() {
-        golden("windows-plain.cmd", &windows_script(&plain_spec()));
-        golden("windows-awkward.cmd", &windows_script(&awkward_spec()));
+        golden_pair("windows", "cmd", windows_script);
     }
 
     #[test]
@@ -289,7 +295,7 @@ mod tests {
             .split(' ')
             .map(|c| c.parse().unwrap())
             .collect();
-        assert_eq!(codes, exit::DO_NOT_RESTART);
+        assert_eq!(codes, exit::DO_NOT_RESTART.map(|e| e.code()));
     }
 
     #[test]
@@ -330,7 +336,7 @@ mod tests {
             .filter(|a| a.get(3).map(String::as_str) == Some("AppExit") && a[5] == "Exit")
             .map(|a| a[4].as_str())
             .collect();
-        assert_eq!(exits, exit::DO_NOT_RESTART.map(|c| c.to_string()));
+        assert_eq!(exits, exit::DO_NOT_RESTART.map(|e| e.code().to_string()));
         assert_eq!(
             runs.last().unwrap(),
             &["nssm", "start", "SikkerKeyAgent_sk_a1_b2.c3"]

@@ -131,6 +131,11 @@ fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
     assert!(w.journal_exists(), "settled on the wrong database");
     w.proxy.as_ref().unwrap().restore();
     w.wait_journal_cleared(&agent);
+    assert!(
+        pg_logs_in(&pg, &w.user, &w.old_pw),
+        "the live value does not log in; agent output:\n{}",
+        agent.output()
+    );
     assert_password(&pg, &w.user, &w.old_pw, &new_pw);
     w.finish(agent, &[&w.old_pw, &new_pw]);
 }

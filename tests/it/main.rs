@@ -6,6 +6,7 @@ mod support;
 mod commands;
 mod drift;
 mod healing;
+mod layering;
 mod scenarios;
 
 #[cfg(feature = "mysql")]
@@ -34,6 +35,9 @@ mod watched;
 
 #[cfg(feature = "postgres")]
 mod damaged_journal;
+
+#[cfg(feature = "postgres")]
+mod nologin;
 
 #[cfg(feature = "mongodb")]
 mod mongodb;
