@@ -53,6 +53,10 @@ impl Poller {
         let mut last_asked = self.settings.asked_seconds;
         while !self.settings.ctx.shutdown.wait_timeout(delay) {
             fail_point(self.settings.test_panic_at.as_deref(), "poll");
+            // The answer describes the server as it was when the request went out: a
+            // rotation the worker finished while it was in flight may still show as
+            // pending, and the engine compares with this time, not the arrival.
+            let sent_at = Instant::now();
             match self
                 .settings
                 .ctx
@@ -87,7 +91,7 @@ impl Poller {
                     delay = self.settings.interval;
                     match self.settings.jobs.try_send(Job::Sync {
                         config: Box::new(config),
-                        fetched_at: Instant::now(),
+                        fetched_at: sent_at,
                     }) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => log::debug!(

@@ -90,3 +90,47 @@ fn after_an_outage_the_next_poll_is_at_most_one_interval_late() {
     );
     w.finish(agent, &[&w.old_pw]);
 }
+
+/// A poll answer computed while a rotation was pending and delivered after the agent
+/// finished it must not start that rotation again (issue 11, item 5).
+#[test]
+fn a_stale_poll_answer_does_not_start_a_finished_rotation_again() {
+    let Some(pg) = Pg::from_env() else { return };
+    let w = World::plain(&pg);
+    // Long enough an HTTP timeout for the late answer to arrive at all.
+    let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
+    cmd.env("SIKKERKEY_AGENT_HTTP_TIMEOUT_MS", "20000");
+    let mut agent = AgentProcess::spawn(cmd);
+    w.wait_healthy(&mut agent);
+    // The confirmation takes a second to be processed, so a poll during the rotation sees
+    // it pending; that answer then takes six seconds to arrive, long after the rotation
+    // was confirmed.
+    w.cp.inject(Endpoint::Confirm, Fault::Delay(Duration::from_secs(1)), 1);
+    w.cp.set_pending(
+        &w.secret,
+        "rot_stale",
+        &secret_value(&w.user, "stale-new-pw"),
+    );
+    agent.wait_until(SOON, "the rotation to start", || {
+        agent.output().contains("pending rotation rot_stale found")
+    });
+    w.cp.inject(
+        Endpoint::SyncConfig,
+        Fault::ProcessThenDelay(Duration::from_secs(6)),
+        1,
+    );
+    let calls = w.cp.calls(Endpoint::SyncConfig);
+    w.wait_confirmed("rot_stale", &agent);
+    // The delayed (stale) answer has arrived and been acted on, and then some.
+    agent.wait_until(SOON, "the stale answer and two more polls", || {
+        w.cp.calls(Endpoint::SyncConfig) >= calls + 3
+    });
+    let out = agent.output();
+    assert_eq!(
+        out.matches("pending rotation rot_stale found").count(),
+        1,
+        "the rotation started again:\n{out}"
+    );
+    assert_eq!(w.cp.confirms(&w.secret), vec!["rot_stale".to_owned()]);
+    w.finish(agent, &[&w.old_pw, "stale-new-pw"]);
+}
