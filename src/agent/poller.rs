@@ -111,6 +111,11 @@ impl Poller {
                         };
                         let ctx = &self.settings.ctx;
                         log::log!(level, "secret {}: {e}; the agent exits", ctx.secret_id);
+                        if class == ErrorClass::Terminal {
+                            // Waits for the worker: an applied, unconfirmed rotation is
+                            // undone first (the server will never promote it).
+                            let _ = self.settings.jobs.send(Job::SecretGone);
+                        }
                         ctx.shutdown.request(reason);
                         break;
                     }

@@ -418,6 +418,49 @@ impl RotationEngine {
         Ok(result?)
     }
 
+    /// The secret is deleted or this machine's access revoked (404/403) while the journal
+    /// holds an applied rotation the server never confirmed: the live value stays what it
+    /// was, so put the database back from the journal's snapshot. The live value itself can
+    /// no longer be read, so a snapshot of the kind "use the live value" cannot be undone;
+    /// that is logged, with the journal kept for a human.
+    pub fn undo_unconfirmed(&mut self) {
+        let secret_id = self.settings.ctx.secret_id.clone();
+        let Ok(Loaded::Entry(entry)) = self.settings.journal.load_for(&secret_id) else {
+            return;
+        };
+        let short = short_id(&entry.rotation_id).to_owned();
+        let user = entry.username.clone();
+        let result = (|| -> Result<(), StepError> {
+            let mut db = self.open_journaled(&entry)?;
+            match &entry.snapshot {
+                Snapshot::Stored { value } => {
+                    db.restore_stored(&user, value.expose())?;
+                    match db.read_stored(&user)? {
+                        StoredCredential::Stored(now) if now == value.expose() => Ok(()),
+                        _ => Err(StepError::Mismatch(format!(
+                            "after restoring \"{user}\" the stored credential differs from the snapshot"
+                        ))),
+                    }
+                }
+                Snapshot::Absent => Ok(db.drop_user(&user)?),
+                Snapshot::LiveValue => Err(StepError::Mismatch(format!(
+                    "the previous password of \"{user}\" was to come from the live value, which can no longer be read"
+                ))),
+            }
+        })();
+        match result {
+            Ok(()) => {
+                let _ = self.settings.journal.clear();
+                log::warn!(
+                    "secret {secret_id}: the secret is gone or access was revoked while rotation {short} was applied but not confirmed; \"{user}\" is back on its previous password"
+                );
+            }
+            Err(e) => log::error!(
+                "secret {secret_id}: the secret is gone or access was revoked while rotation {short} was applied but not confirmed, and it could not be undone: {e}; \"{user}\" may hold a password the server never promoted; the journal stays for reference"
+            ),
+        }
+    }
+
     /// A journal that cannot be used says nothing about what the database holds: make the
     /// live value work (as a drift repair would), and only then move the file aside, so a
     /// failure here leaves it in place to be retried on the next poll.

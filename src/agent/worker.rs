@@ -19,6 +19,9 @@ use super::watch::{ThreadWatch, fail_point};
 pub enum Job {
     /// Test the database connection and the admin's privileges; answer on the channel.
     Check(SyncSender<Result<(), ProviderError>>),
+    /// The secret is gone or this machine lost access (404/403): undo an applied rotation
+    /// the server never promoted, before the agent exits.
+    SecretGone,
     /// Act on a freshly fetched sync config.
     Sync {
         config: Box<SyncConfig>,
@@ -41,6 +44,7 @@ pub fn spawn(
                 Job::Check(reply) => {
                     let _ = reply.send(engine.check());
                 }
+                Job::SecretGone => engine.undo_unconfirmed(),
                 Job::Sync { config, fetched_at } => {
                     fail_point(test_panic_at.as_deref(), "worker-sync");
                     engine.handle_sync(&config, fetched_at);

@@ -139,3 +139,31 @@ fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
     assert_password(&pg, &w.user, &w.old_pw, &new_pw);
     w.finish(agent, &[&w.old_pw, &new_pw]);
 }
+
+/// 403 while the journal holds an applied, unconfirmed rotation: the server never promoted
+/// it, so the database goes back to the old password before the agent exits (issue 11,
+/// item 5).
+#[test]
+fn access_revoked_mid_rotation_puts_the_old_password_back_before_exiting() {
+    let Some(pg) = Pg::from_env() else { return };
+    let w = World::plain(&pg);
+    let mut agent = w.start();
+    w.cp.inject(Endpoint::Confirm, Fault::Status(503), 1000);
+    let new_pw = format!("new-{}", random_text(16));
+    w.cp.set_pending(&w.secret, "rot_revoked", &secret_value(&w.user, &new_pw));
+    agent.wait_until(SOON, "the journal in phase confirming", || {
+        std::fs::read_to_string(w.machine.journal(&w.secret))
+            .is_ok_and(|t| t.contains("\"confirming\""))
+    });
+    assert_password(&pg, &w.user, &new_pw, &w.old_pw);
+    w.cp.revoke(&w.secret, &w.machine.id);
+    let status = agent.wait_exit(SOON);
+    assert_eq!(status.code(), Some(0), "{}", agent.output());
+    assert!(
+        agent.output().contains("is back on its previous password"),
+        "{}",
+        agent.output()
+    );
+    assert!(!w.journal_exists());
+    assert_password(&pg, &w.user, &w.old_pw, &new_pw);
+}
