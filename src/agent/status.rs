@@ -186,6 +186,15 @@ impl StatusBoard {
         if let Some(dead) = &inner.worker_dead {
             return HeartbeatStatus::Error(dead.clone());
         }
+        if let Some(started) = inner.job_started {
+            let running = started.elapsed();
+            if running > self.job_deadline {
+                return HeartbeatStatus::Error(format!(
+                    "a rotation job has been running for {} s; the database may be hung",
+                    running.as_secs()
+                ));
+            }
+        }
         if let Some(waiting) = crate::providers::inflight::waiting_for()
             && waiting > self.slow_call
         {
@@ -198,15 +207,6 @@ impl StatusBoard {
                 "database{at} not answering for {} s; the call is abandoned after the statement timeout and retried on the next poll",
                 waiting.as_secs()
             ));
-        }
-        if let Some(started) = inner.job_started {
-            let running = started.elapsed();
-            if running > self.job_deadline {
-                return HeartbeatStatus::Error(format!(
-                    "a rotation job has been running for {} s; the database may be hung",
-                    running.as_secs()
-                ));
-            }
         }
         match inner.worker_error.as_ref().or(inner.poll_error.as_ref()) {
             Some(e) => HeartbeatStatus::Error(e.clone()),

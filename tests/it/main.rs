@@ -4,6 +4,12 @@
 mod support;
 
 mod commands;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "mongodb"
+))]
 mod drift;
 mod healing;
 mod layering;
