@@ -20,6 +20,8 @@ pub struct Settings {
     pub api_url: Option<String>,
     /// `SIKKERKEY_LOG`: our log level (`error` ... `trace`); the raw text, `main` parses it.
     pub log: Option<String>,
+    /// `SIKKERKEY_LOG_FORMAT`: `text`, `json` or `journal`; the raw text, `logging` parses it.
+    pub log_format: Option<String>,
     /// `SIKKERKEY_ADMIN_PASS`: the admin password for `configure`.
     pub admin_pass: Option<Secret>,
     /// `SIKKERKEY_SERVICE_PLATFORM`: `systemd`, `launchd` or `windows` instead of this OS's.
@@ -90,6 +92,7 @@ impl Settings {
                 "SIKKERKEY_VAULT" => s.vault = text(),
                 "SIKKERKEY_API_URL" => s.api_url = text(),
                 "SIKKERKEY_LOG" => s.log = text(),
+                "SIKKERKEY_LOG_FORMAT" => s.log_format = text(),
                 "SIKKERKEY_ADMIN_PASS" => s.admin_pass = text().map(Secret::new),
                 "SIKKERKEY_SERVICE_PLATFORM" => s.service_platform = text(),
                 "SIKKERKEY_SERVICE_DIR" => s.service_dir = Some(PathBuf::from(&value)),

@@ -8,9 +8,12 @@
 pub mod heartbeat;
 pub mod journal;
 pub mod poller;
+pub mod reload;
 pub mod rotation;
+pub mod sd_notify;
 pub mod shutdown;
 pub mod status;
+pub mod summary;
 pub mod watch;
 pub mod worker;
 
@@ -30,7 +33,8 @@ use heartbeat::{Heartbeat, HeartbeatSettings};
 use journal::Journal;
 use poller::{Poller, PollerSettings};
 use rotation::{EngineSettings, RotationEngine};
-use shutdown::{Shutdown, StopReason};
+use sd_notify::Notifier;
+use shutdown::{Event, Shutdown, StopReason};
 use status::{StateFile, StatusBoard, unix_now};
 use worker::Job;
 
@@ -61,13 +65,14 @@ impl Default for Timing {
 }
 
 /// What the three threads share: the control plane, the secret they work for, the status
-/// board the heartbeat reports, and the stop signal.
+/// board the heartbeat reports, the stop signal, and systemd's notification socket.
 #[derive(Clone)]
 pub struct Context {
     pub api: Arc<ApiClient>,
     pub secret_id: String,
     pub board: Arc<StatusBoard>,
     pub shutdown: Arc<Shutdown>,
+    pub notifier: Arc<Notifier>,
 }
 
 /// What `run` needs besides the API and the files.
@@ -130,10 +135,15 @@ impl std::error::Error for AgentError {
 }
 
 /// Fetches the sync config, waiting out transient control-plane failures.
+///
+/// Under systemd the first retry already reports READY=1 (with the error as its status):
+/// waiting for the control plane is part of the agent's normal work, and must not run
+/// into the unit's `TimeoutStartSec`.
 fn fetch_sync_config(
     api: &ApiClient,
     secret_id: &str,
     shutdown: &Shutdown,
+    notifier: &Notifier,
 ) -> Result<Option<SyncConfig>, AgentError> {
     let mut failures = 0;
     loop {
@@ -161,6 +171,11 @@ fn fetch_sync_config(
                         "secret {secret_id}: {e}; retrying in {} s",
                         delay.as_secs().max(1)
                     );
+                    notifier.watchdog();
+                    notifier.ready(&format!(
+                        "waiting for the control plane ({e}); retrying in {} s",
+                        delay.as_secs().max(1)
+                    ));
                     if shutdown.wait_timeout(delay) {
                         return Ok(None);
                     }
@@ -193,6 +208,24 @@ fn wait_finished(thread: &std::thread::JoinHandle<()>, limit: Duration) -> bool 
     true
 }
 
+/// Waits up to `deadline` for the worker's answer, keeping systemd's watchdog fed.
+fn wait_answer<T>(
+    answer: &mpsc::Receiver<T>,
+    deadline: Duration,
+    notifier: &Notifier,
+) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        notifier.watchdog();
+        let left = end.saturating_duration_since(Instant::now());
+        match answer.recv_timeout(left.min(Duration::from_secs(10))) {
+            Ok(v) => return Some(v),
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Runs the agent for one secret until a stop is requested. Returns why it stopped.
 pub fn run(
     api: ApiClient,
@@ -206,6 +239,7 @@ pub fn run(
     } = options;
     let test_panic_at_threads = test_panic_at.clone();
     let secret_id = files.secret_id().to_owned();
+    let notifier = Arc::new(Notifier::from_env());
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
         what: format!("create {}", files.dir().display()),
         source,
@@ -224,13 +258,12 @@ pub fn run(
         "secret {secret_id}: fetching the sync config from {}",
         api.base_url()
     );
-    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else {
+    notifier.status("fetching the sync config");
+    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown, &notifier)? else {
+        notifier.stopping("stopped before start-up finished");
         return Ok(StopReason::Signal);
     };
-    let source = TargetSource {
-        local,
-        db: timing.db,
-    };
+    let source = TargetSource::new(local, timing.db);
     let (target, fields) = source.resolve(&sync).map_err(AgentError::Target)?;
     let (asked, warning) = sync.poll_interval_checked();
     if let Some(w) = warning {
@@ -248,6 +281,7 @@ pub fn run(
                 started_at: unix_now(),
                 provider_type: target.kind.as_str().to_owned(),
                 endpoint: target.endpoint(),
+                heartbeat_interval_ms: timing.heartbeat.as_millis() as u64,
                 ..StateFile::load_or_default(&files.state())
             },
         )
@@ -258,13 +292,14 @@ pub fn run(
         secret_id: secret_id.clone(),
         board: board.clone(),
         shutdown: shutdown.clone(),
+        notifier: notifier.clone(),
     };
     let engine = RotationEngine::new(EngineSettings {
         ctx: ctx.clone(),
         target: target.clone(),
         fields,
         journal: Journal::new(files.journal()),
-        source: Some(source),
+        source: Some(source.clone()),
         drift: timing.drift,
     });
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
@@ -280,6 +315,11 @@ pub fn run(
         source,
     })?;
 
+    notifier.status(&format!(
+        "checking the {} connection to {}",
+        target.kind.display_name(),
+        target.endpoint()
+    ));
     log::info!(
         "secret {secret_id}: testing the {} connection to {}",
         target.kind.display_name(),
@@ -289,7 +329,7 @@ pub fn run(
     let checked = jobs
         .send(Job::Check(reply))
         .ok()
-        .and_then(|()| answer.recv_timeout(timing.job_deadline).ok())
+        .and_then(|()| wait_answer(&answer, timing.job_deadline, &notifier))
         .unwrap_or_else(|| {
             Err(ProviderError::new(
                 &target,
@@ -300,6 +340,7 @@ pub fn run(
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
+        notifier.stopping(&format!("database check failed: {e}"));
         Heartbeat::beat(&ctx);
         if e.kind != crate::providers::FailureKind::Timeout {
             // A worker stuck in a driver cannot be joined; it ends with the process.
@@ -351,7 +392,31 @@ pub fn run(
         timing.heartbeat.as_millis()
     );
 
-    let reason = shutdown.wait();
+    notifier.ready(&summary::status_line(
+        &board.health(),
+        board.state().last_rotation.as_ref(),
+        unix_now(),
+    ));
+
+    let mut reloads_seen = 0;
+    let reason = loop {
+        match shutdown.wait_event(&mut reloads_seen) {
+            Event::Stop(reason) => break reason,
+            Event::Reload => {
+                notifier.reloading();
+                let _ = reload::reload(&secret_id, &files.config(), &source);
+                notifier.reloaded(&summary::status_line(
+                    &board.health(),
+                    board.state().last_rotation.as_ref(),
+                    unix_now(),
+                ));
+            }
+        }
+    };
+    notifier.stopping(&match board.job_running_for() {
+        Some(_) => "stopping; finishing the job in flight".to_owned(),
+        None => "stopping".to_owned(),
+    });
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
     if heartbeat.join().is_err() {

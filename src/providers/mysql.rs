@@ -9,9 +9,11 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use ::mysql::prelude::Queryable;
-use ::mysql::{Conn, OptsBuilder};
+use ::mysql::{ClientIdentity, Conn, OptsBuilder, SslOpts};
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
+};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -60,13 +62,8 @@ impl Mysql {
     /// and reads the version and sql_mode that decide how statements are written.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let mut conn = Conn::new(opts_for(
-            target,
-            &target.admin_user,
-            &target.admin_pass,
-            false,
-        ))
-        .map_err(|e| error(target, &action, &e, &[&target.admin_pass]))?;
+        let mut conn = new_conn(target, &target.admin_user, &target.admin_pass, false)
+            .map_err(|e| error(target, &action, &e, &[&target.admin_pass]))?;
         let setup = |conn: &mut Conn| -> Result<Dialect, ::mysql::Error> {
             conn.query_drop("SET NAMES utf8mb4")?;
             let (version, sql_mode): (String, String) = conn
@@ -380,6 +377,29 @@ impl Provider for Mysql {
         )
     }
 
+    fn tls_status(&mut self) -> TlsStatus {
+        let rows: Result<Vec<(String, String)>, _> = self
+            .conn
+            .borrow_mut()
+            .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')");
+        let Ok(rows) = rows else {
+            return TlsStatus::Unknown;
+        };
+        let get = |name: &str| {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        match get("Ssl_version") {
+            Some(protocol) => TlsStatus::Encrypted {
+                protocol,
+                cipher: get("Ssl_cipher"),
+            },
+            None => TlsStatus::Plaintext,
+        }
+    }
+
     /// Logs in over a path that reaches each rotated account: TCP, as configured, for
     /// accounts on other hosts; the server's own Unix socket for `'user'@'localhost'`
     /// (which TCP logins from 127.0.0.1 do not match when the server skips name
@@ -452,7 +472,7 @@ impl Mysql {
         hosts: &[String],
     ) -> Result<(), ProviderError> {
         let action = format!("logging in as \"{username}\"");
-        match Conn::new(opts_for(&self.target, username, password, true)) {
+        match new_conn(&self.target, username, password, true) {
             Ok(conn) => {
                 drop(conn);
                 Ok(())
@@ -491,7 +511,11 @@ impl Mysql {
             "logging in as \"{username}\"@\"localhost\" over the server's socket {}",
             socket.path
         );
-        let opts = opts_for(&self.target, username, password, true).socket(Some(&socket.path));
+        // The socket never leaves this machine, so it needs no TLS (the server counts it as
+        // a secure transport).
+        let opts = opts_for(&self.target, username, password, true)
+            .socket(Some(&socket.path))
+            .ssl_opts(None::<SslOpts>);
         let conn = match Conn::new(opts) {
             Ok(conn) => Some(conn),
             Err(e) if matches!(server_code(&e), Some(code::BAD_DB | code::DBACCESS_DENIED)) => None,
@@ -514,6 +538,50 @@ impl Mysql {
     }
 }
 
+/// A session as `user`. With `prefer`, a server that does not offer TLS gets a second,
+/// plaintext attempt; a failed handshake never does.
+fn new_conn(
+    target: &Target,
+    user: &str,
+    password: &Secret,
+    with_database: bool,
+) -> Result<Conn, ::mysql::Error> {
+    use ::mysql::{DriverError, Error};
+    let opts = opts_for(target, user, password, with_database);
+    match Conn::new(opts.clone()) {
+        Err(Error::DriverError(DriverError::TlsNotSupported))
+            if target.tls.mode == TlsMode::Prefer =>
+        {
+            Conn::new(opts.ssl_opts(None::<SslOpts>))
+        }
+        other => other,
+    }
+}
+
+/// The driver's TLS options for the target's mode. With no CA file the driver trusts
+/// Mozilla's bundled roots.
+fn ssl_opts(target: &Target) -> Option<SslOpts> {
+    let s = &target.tls;
+    let opts = match s.mode {
+        TlsMode::Disable => return None,
+        TlsMode::Prefer | TlsMode::Require => {
+            SslOpts::default().with_danger_accept_invalid_certs(true)
+        }
+        TlsMode::VerifyCa => SslOpts::default().with_danger_skip_domain_validation(true),
+        TlsMode::VerifyFull => SslOpts::default(),
+    };
+    let opts = match &s.ca_file {
+        Some(ca) if s.mode.verifies() => opts.with_root_cert_path(Some(ca.clone())),
+        _ => opts,
+    };
+    Some(match (&s.cert_file, &s.key_file) {
+        (Some(cert), Some(key)) => {
+            opts.with_client_identity(Some(ClientIdentity::new(cert.clone(), key.clone())))
+        }
+        _ => opts,
+    })
+}
+
 /// Connection options with every wait bounded. `prefer_socket` is off so a login goes
 /// exactly where it is configured (a socket login would match different accounts).
 fn opts_for(target: &Target, user: &str, password: &Secret, with_database: bool) -> OptsBuilder {
@@ -531,6 +599,7 @@ fn opts_for(target: &Target, user: &str, password: &Secret, with_database: bool)
         .tcp_keepalive_time_ms(Some(10_000))
         .tcp_user_timeout_ms(Some(millis(target.timeouts.statement)))
         .stmt_cache_size(0)
+        .ssl_opts(ssl_opts(target))
 }
 
 fn millis(d: Duration) -> u32 {
@@ -601,6 +670,13 @@ fn timed_out(e: &::mysql::Error) -> bool {
 /// password: parse errors quote the statement, so their text is dropped.
 fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret]) -> ProviderError {
     use ::mysql::{DriverError, Error};
+    // A failed handshake, or no TLS where it was demanded: the server never saw a login.
+    if target.tls.mode != TlsMode::Disable
+        && !matches!(e, Error::MySqlError(_))
+        && let Some(explained) = tls::explain_failure(e, &target.host, target.tls.mode)
+    {
+        return ProviderError::new(target, FailureKind::Tls, action, explained);
+    }
     let (kind, detail) = match e {
         Error::MySqlError(m) => {
             let kind = match m.code {
@@ -668,6 +744,7 @@ mod tests {
             admin_pass: Secret::new("adminpw"),
             project_reference: String::new(),
             timeouts: DbTimeouts::default(),
+            tls: Default::default(),
         }
     }
 

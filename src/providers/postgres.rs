@@ -11,16 +11,25 @@
 //! timeout, every statement by the statement timeout plus a short grace (the server's own
 //! `statement_timeout` fires first when the server is merely slow). This is the
 //! provider's private plumbing; the agent itself stays plain threads.
+//!
+//! TLS: tokio-postgres takes the same `MakeTlsConnect` hook as the sync crate; the
+//! connector is rustls with the verifier of the target's mode (`providers::tls`), shared by
+//! the admin connection and every verify login.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::inflight::CallMark;
-use super::{FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, TlsMode,
+    TlsStatus, tls,
+};
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
@@ -32,6 +41,43 @@ const CLIENT_GRACE: Duration = Duration::from_secs(2);
 
 /// How long dropping a provider may wait for the runtime's blocking threads (a name lookup).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The first PostgreSQL version (`server_version_num`) in which CREATEROLE alone no longer
+/// lets a role change another role's password: it also needs ADMIN OPTION on that role.
+const ADMIN_OPTION_SINCE: i32 = 160_000;
+
+/// What decides whether the admin may change an existing role's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolePrivileges {
+    pub server_version_num: i32,
+    pub admin_is_superuser: bool,
+    pub managed_is_superuser: bool,
+    /// The admin holds ADMIN OPTION on the managed role (directly or through a role).
+    pub admin_option: bool,
+}
+
+impl RolePrivileges {
+    /// Why the admin (already known to have CREATEROLE) cannot change the role's
+    /// password, with the statement that fixes it; `None` when it can.
+    pub fn missing(&self, admin: &str, managed: &str) -> Option<String> {
+        if self.admin_is_superuser {
+            return None;
+        }
+        if self.managed_is_superuser {
+            return Some(format!(
+                "role \"{managed}\" is a SUPERUSER, whose password only a superuser may change; use a superuser admin or manage a role without SUPERUSER"
+            ));
+        }
+        if self.server_version_num >= ADMIN_OPTION_SINCE && !self.admin_option {
+            return Some(format!(
+                "PostgreSQL 16 and later need ADMIN OPTION on the managed role as well as CREATEROLE, and role \"{admin}\" lacks it on \"{managed}\"; grant it as a superuser with: GRANT {} TO {} WITH ADMIN OPTION",
+                quote_ident(managed),
+                quote_ident(admin)
+            ));
+        }
+        None
+    }
+}
 
 /// An admin connection to one PostgreSQL database, with the runtime that drives it.
 pub struct Postgres {
@@ -47,13 +93,15 @@ enum CallError {
     Db(tokio_postgres::Error),
     /// No answer within this long.
     TimedOut(Duration),
+    /// Failed before reaching the database (the TLS settings could not be loaded).
+    Setup(ProviderError),
 }
 
 impl CallError {
     fn code(&self) -> Option<&SqlState> {
         match self {
             CallError::Db(e) => e.code(),
-            CallError::TimedOut(_) => None,
+            CallError::TimedOut(_) | CallError::Setup(_) => None,
         }
     }
 
@@ -66,6 +114,7 @@ impl CallError {
                 action,
                 format!("database not answering for {} s", waited.as_secs()),
             ),
+            CallError::Setup(e) => e,
         }
     }
 }
@@ -106,7 +155,9 @@ fn connect_on(
     password: &Secret,
 ) -> Result<Client, CallError> {
     let config = config_for(target, login, password);
-    let (client, connection) = bounded(runtime, target.timeouts.connect, config.connect(NoTls))?;
+    let tls =
+        tls_connector(target, &format!("connecting as \"{login}\"")).map_err(CallError::Setup)?;
+    let (client, connection) = bounded(runtime, target.timeouts.connect, config.connect(tls))?;
     runtime.spawn(async move {
         let _ = connection.await;
     });
@@ -208,6 +259,36 @@ impl Provider for Postgres {
         ))
     }
 
+    fn check_can_manage(&mut self, username: &str) -> Result<(), ProviderError> {
+        let action = format!("checking the admin's privileges on role \"{username}\"");
+        let row = self
+            .call(self.client().query_opt(
+                "SELECT current_setting('server_version_num')::int, \
+                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                        r.rolsuper, \
+                        pg_has_role(current_user, r.oid, 'MEMBER WITH ADMIN OPTION') \
+                 FROM pg_roles r WHERE r.rolname = $1",
+                &[&username],
+            ))
+            .map_err(|e| e.into_provider(&self.target, &action))?;
+        let Some(row) = row else { return Ok(()) };
+        let privileges = RolePrivileges {
+            server_version_num: row.get(0),
+            admin_is_superuser: row.get::<_, Option<bool>>(1).unwrap_or(false),
+            managed_is_superuser: row.get(2),
+            admin_option: row.get(3),
+        };
+        match privileges.missing(&self.target.admin_user, username) {
+            None => Ok(()),
+            Some(why) => Err(ProviderError::new(
+                &self.target,
+                FailureKind::Privilege,
+                &action,
+                why,
+            )),
+        }
+    }
+
     fn input_problem(&self, username: &str, _password: &Secret) -> Option<String> {
         (username.len() > MAX_IDENTIFIER_BYTES).then(|| {
             format!(
@@ -297,6 +378,31 @@ impl Provider for Postgres {
             password,
         )
     }
+
+    fn tls_status(&mut self) -> TlsStatus {
+        match self.call(self.client().query_opt(
+            "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )) {
+            Ok(Some(row)) if row.get::<_, bool>(0) => TlsStatus::Encrypted {
+                protocol: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                cipher: row.get(2),
+            },
+            Ok(Some(_)) => TlsStatus::Plaintext,
+            _ => TlsStatus::Unknown,
+        }
+    }
+}
+
+/// The TLS hook for the driver. The driver asks the server for TLS first in every mode
+/// but `disable`; with `prefer` it goes on in plaintext only when the server says it has
+/// no TLS, never after a failed handshake.
+fn tls_connector(target: &Target, action: &str) -> Result<MakeRustlsConnect, ProviderError> {
+    let config = target
+        .tls
+        .client_config()
+        .map_err(|e| ProviderError::new(target, FailureKind::Tls, action, e.to_string()))?;
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// Logs in as `username` on a fresh connection to the target's database, within the
@@ -360,6 +466,11 @@ fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
         .password(password.expose())
         .dbname(database)
         .application_name("sikkerkey-agent")
+        .ssl_mode(match target.tls.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+        })
         .connect_timeout(target.timeouts.connect)
         .tcp_user_timeout(target.timeouts.statement)
         .keepalives(true)
@@ -375,6 +486,14 @@ pub fn quote_ident(name: &str) -> String {
 /// `'text'` with every `'` doubled (standard_conforming_strings is on for our sessions).
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// What went wrong with TLS, when the failure is about TLS at all.
+fn tls_failure(target: &Target, e: &tokio_postgres::Error) -> Option<String> {
+    if target.tls.mode == TlsMode::Disable {
+        return None;
+    }
+    tls::explain_failure(e, &target.host, target.tls.mode)
 }
 
 fn error(target: &Target, action: &str, e: &tokio_postgres::Error) -> ProviderError {
@@ -393,16 +512,19 @@ fn error(target: &Target, action: &str, e: &tokio_postgres::Error) -> ProviderEr
                 format!("{} (SQLSTATE {})", db.message(), db.code().code()),
             )
         }
-        None => {
-            let mut detail = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                source = s.source();
+        None => match tls_failure(target, e) {
+            Some(explained) => (FailureKind::Tls, explained),
+            None => {
+                let mut detail = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    detail.push_str(": ");
+                    detail.push_str(&s.to_string());
+                    source = s.source();
+                }
+                (FailureKind::Unreachable, detail)
             }
-            (FailureKind::Unreachable, detail)
-        }
+        },
     };
     ProviderError::new(target, kind, action, detail)
 }
@@ -431,6 +553,7 @@ mod tests {
             admin_pass: Secret::new("x"),
             project_reference: "abcd1234".into(),
             timeouts: Default::default(),
+            tls: Default::default(),
         };
         assert_eq!(login_name(&t, "app"), "app.abcd1234");
         assert_eq!(quote_ident("app"), "\"app\"");
@@ -443,5 +566,42 @@ mod tests {
         let v = postgres_protocol::password::scram_sha_256("p'\"\\$ø".as_bytes());
         assert!(v.starts_with("SCRAM-SHA-256$4096:"));
         assert!(!v.contains('\'') && !v.contains('\\'));
+    }
+}
+
+#[cfg(test)]
+mod admin_option_tests {
+    use super::*;
+
+    #[test]
+    fn admin_option_is_needed_from_postgresql_16_on() {
+        let p = |v, admin_option| RolePrivileges {
+            server_version_num: v,
+            admin_is_superuser: false,
+            managed_is_superuser: false,
+            admin_option,
+        };
+        assert_eq!(p(150_008, false).missing("sk", "app"), None);
+        let hint = p(160_004, false).missing("sk", "app").unwrap();
+        assert!(
+            hint.contains("GRANT \"app\" TO \"sk\" WITH ADMIN OPTION"),
+            "{hint}"
+        );
+        assert_eq!(p(170_000, true).missing("sk", "app"), None);
+        let superuser = RolePrivileges {
+            managed_is_superuser: true,
+            ..p(150_000, true)
+        };
+        assert!(
+            superuser
+                .missing("sk", "app")
+                .unwrap()
+                .contains("SUPERUSER")
+        );
+        let as_super = RolePrivileges {
+            admin_is_superuser: true,
+            ..superuser
+        };
+        assert_eq!(as_super.missing("sk", "app"), None);
     }
 }

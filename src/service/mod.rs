@@ -9,6 +9,7 @@
 pub mod install;
 pub mod render;
 pub mod template;
+pub mod timeouts;
 
 use std::fmt;
 use std::path::PathBuf;

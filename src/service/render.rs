@@ -95,6 +95,7 @@ pub fn windows_quote(arg: &str) -> String {
 
 /// The systemd unit `sikkerkey-agent-{id}.service`.
 pub fn systemd_unit(spec: &ServiceSpec) -> String {
+    let timeouts = super::timeouts::UnitTimeouts::for_defaults();
     let vars = Vars::new()
         .one("secret", &spec.secret_id)
         .one("user", &spec.user)
@@ -107,7 +108,10 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
                 .map(|(k, v)| systemd_quote(&format!("{k}={v}"), false))
                 .collect(),
         )
-        .list("no_restart_codes", no_restart_codes());
+        .list("no_restart_codes", no_restart_codes())
+        .one("timeout_start", format!("{}s", timeouts.start))
+        .one("timeout_stop", format!("{}s", timeouts.stop))
+        .one("watchdog", format!("{}s", timeouts.watchdog));
     template::fill_text(SYSTEMD_TEMPLATE, &vars)
 }
 

@@ -7,9 +7,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use crate::postgres::Pg;
-use crate::scenarios::{SOON, World, assert_password, secret_value};
+use crate::support::SOON;
+use crate::support::db::postgres::Pg;
 use crate::support::proxy::TcpProxy;
+use crate::support::world::{World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, Fault, random_text, unique_name};
 
 /// Starts a rotation whose confirmation never gets through, and kills the agent once the
@@ -42,7 +43,7 @@ fn damaged_copies(w: &World) -> Vec<PathBuf> {
 
 #[test]
 fn a_truncated_journal_is_set_aside_and_the_secret_recovers_from_the_server() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let new_pw = format!("new-{}", random_text(16));
     kill_between_apply_and_confirm(&w, "rot_trunc", &new_pw);
@@ -77,7 +78,7 @@ fn a_truncated_journal_is_set_aside_and_the_secret_recovers_from_the_server() {
 
 #[test]
 fn a_journal_of_another_secret_is_set_aside_not_obeyed() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let new_pw = format!("new-{}", random_text(16));
     kill_between_apply_and_confirm(&w, "rot_foreign", &new_pw);
@@ -101,13 +102,13 @@ fn a_journal_of_another_secret_is_set_aside_not_obeyed() {
 }
 
 fn pg_logs_in(pg: &Pg, user: &str, password: &str) -> bool {
-    use crate::scenarios::Database;
+    use crate::support::world::Database;
     pg.can_login(user, password)
 }
 
 #[test]
 fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let user = unique_name("ska_moved");
     let old_pw = format!("old-{}", random_text(12));
     let w = World::new(&pg, user, old_pw, true);
@@ -117,7 +118,7 @@ fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
     // The dashboard now points at another endpoint (here: another way into the same
     // cluster), the server gave the rotation up, and the endpoint the rotation ran against
     // is down. Settling through the new endpoint would be settling the wrong database.
-    let (host, port) = crate::scenarios::Database::endpoint(&pg);
+    let (host, port) = crate::support::world::Database::endpoint(&pg);
     let elsewhere = TcpProxy::start(&format!("{host}:{port}"));
     w.cp.with_secret(&w.secret, |s| {
         s.connection["port"] = elsewhere.port().into()
@@ -145,7 +146,7 @@ fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
 /// item 5).
 #[test]
 fn access_revoked_mid_rotation_puts_the_old_password_back_before_exiting() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let mut agent = w.start();
     w.cp.inject(Endpoint::Confirm, Fault::Status(503), 1000);

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::scenarios::{Database, SOON, World};
 use crate::support::AgentProcess;
+use crate::support::SOON;
+use crate::support::world::{Database, World};
 
 /// Drift interval of the agents in this file.
 const DRIFT_MS: u64 = 500;
@@ -84,11 +85,11 @@ fn report(provider: &str, how: &str, (reported, repaired): (Duration, Duration))
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-    use crate::postgres::Pg;
+    use crate::support::db::postgres::Pg;
 
     #[test]
     fn a_dropped_role_is_recreated() {
-        let Some(pg) = Pg::from_env() else { return };
+        let Some(pg) = Pg::open() else { return };
         report(
             "PostgreSQL",
             "role dropped",
@@ -98,7 +99,7 @@ mod postgres {
 
     #[test]
     fn a_password_changed_by_hand_is_set_back() {
-        let Some(pg) = Pg::from_env() else { return };
+        let Some(pg) = Pg::open() else { return };
         let changed = |w: &World| {
             let verifier = postgres_protocol::password::scram_sha_256(b"set-by-a-dba");
             pg.admin()
@@ -117,7 +118,7 @@ mod postgres {
 
     #[test]
     fn detect_only_reports_until_a_human_fixes_it() {
-        let Some(pg) = Pg::from_env() else { return };
+        let Some(pg) = Pg::open() else { return };
         let w = World::plain(&pg);
         let agent = start_agent(&w, false);
         w.db.drop_user(&w.user);
@@ -156,7 +157,7 @@ mod postgres {
 #[cfg(feature = "mysql")]
 #[test]
 fn mysql_a_dropped_user_is_recreated() {
-    let Some(my) = crate::mysql::My::from_env() else {
+    let Some(my) = crate::support::db::mysql::My::open() else {
         return;
     };
     report(
@@ -169,10 +170,9 @@ fn mysql_a_dropped_user_is_recreated() {
 #[cfg(feature = "redis")]
 #[test]
 fn redis_a_dropped_user_is_recreated() {
-    let Some(server) = crate::redis::RedisServer::start(crate::redis::Mode::AclFile) else {
+    let Some(db) = crate::support::db::redis::RedisServer::open() else {
         return;
     };
-    let db = crate::redis::ScenarioRedis(server);
     report(
         "Redis",
         "user dropped",
@@ -183,7 +183,7 @@ fn redis_a_dropped_user_is_recreated() {
 #[cfg(feature = "mongodb")]
 #[test]
 fn mongodb_a_dropped_user_is_recreated() {
-    let Some(mongo) = crate::mongodb::Mongo::from_env() else {
+    let Some(mongo) = crate::support::db::mongodb::Mongo::open() else {
         return;
     };
     report(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::scenarios::SOON;
+use crate::support::SOON;
 use crate::support::{AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, wait_until};
 
 fn pid_file(machine: &Machine, secret: &str) -> std::path::PathBuf {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use postgres::Client;
 
-use crate::postgres::Pg;
-use crate::scenarios::{SOON, World, assert_password, secret_value};
+use crate::support::SOON;
+use crate::support::db::postgres::Pg;
+use crate::support::world::{World, assert_password, secret_value};
 use crate::support::{AgentProcess, random_text};
 
 /// Statement and connect timeout of the agents in this file.
@@ -62,7 +63,7 @@ fn freeze_mid_statement(pg: &Pg, w: &World, agent: &AgentProcess, rotation: &str
 
 #[test]
 fn a_database_frozen_mid_statement_is_reported_and_settles_without_a_restart() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let old_pw = format!("old-{}", random_text(12));
     let w = World::new(&pg, crate::support::unique_name("ska_hang"), old_pw, true);
     let agent = start_agent(&w);
@@ -142,7 +143,7 @@ fn a_database_frozen_mid_statement_is_reported_and_settles_without_a_restart() {
 
 #[test]
 fn sigterm_during_a_hung_statement_exits_within_the_bound() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let old_pw = format!("old-{}", random_text(12));
     let w = World::new(&pg, crate::support::unique_name("ska_hterm"), old_pw, true);
     let mut agent = start_agent(&w);

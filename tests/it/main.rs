@@ -1,9 +1,14 @@
 //! The integration test binary: the real agent binary against a fake control plane and real
-//! databases started by `make test` (tests/services/run.sh).
+//! databases started by `make test` (tests/services/run.sh). `support/` is what tests
+//! share (and all the bench and the demo include); each other module is a part of the
+//! specification: the management commands, the agent's lifecycle, the scenarios every
+//! provider must survive, what is particular to each database, and the layering rules
+//! of src/.
 
 mod support;
 
 mod commands;
+mod completions;
 #[cfg(any(
     feature = "postgres",
     feature = "mysql",
@@ -13,7 +18,11 @@ mod commands;
 mod drift;
 mod healing;
 mod layering;
+#[cfg(feature = "postgres")]
+mod lifecycle;
+mod ops;
 mod scenarios;
+mod tls;
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -47,3 +56,9 @@ mod nologin;
 
 #[cfg(feature = "mongodb")]
 mod mongodb;
+
+#[cfg(feature = "postgres")]
+mod pg_privileges;
+
+#[cfg(feature = "postgres")]
+mod systemd;

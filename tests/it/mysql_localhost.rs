@@ -12,8 +12,8 @@ use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, OptsBuilder};
 use serde_json::Value;
 
-use crate::mysql::My;
-use crate::scenarios::{Database, World, assert_password, secret_value};
+use crate::support::db::mysql::My;
+use crate::support::world::{Database, WeakAdmin, World, assert_password, secret_value};
 use crate::support::{random_text, unique_name};
 
 const ACCESS_DENIED: u16 = 1045;
@@ -145,11 +145,18 @@ impl Database for HostBound<'_> {
     fn hostile_name(&self) -> String {
         unique_name("ska_hb")
     }
+    /// The admin is the server's, not host-bound: the same weak admin as for `My`.
+    fn weak_admin(&self) -> WeakAdmin {
+        self.my.weak_admin()
+    }
+    fn drop_admin(&self, name: &str) {
+        self.my.drop_admin(name);
+    }
 }
 
 #[test]
 fn a_localhost_only_account_is_verified_over_the_servers_socket() {
-    let Some(my) = My::from_env() else { return };
+    let Some(my) = My::open() else { return };
     let db = HostBound {
         my: &my,
         host: "localhost",
@@ -178,7 +185,7 @@ fn a_localhost_only_account_is_verified_over_the_servers_socket() {
 
 #[test]
 fn an_account_no_login_path_reaches_is_rejected_naming_the_accounts() {
-    let Some(my) = My::from_env() else { return };
+    let Some(my) = My::open() else { return };
     // A host the agent's TCP logins (from 127.0.0.1) never match, and not 'localhost'.
     let db = HostBound {
         my: &my,
@@ -203,7 +210,7 @@ fn an_account_no_login_path_reaches_is_rejected_naming_the_accounts() {
 /// `localhost` account over the socket, and names the accounts no path reaches.
 #[test]
 fn the_test_command_verifies_over_the_same_paths() {
-    let Some(my) = My::from_env() else { return };
+    let Some(my) = My::open() else { return };
     for (host, code, expect) in [
         ("localhost", 0, "logs in with the live value"),
         ("192.0.2.7", 7, "\"192.0.2.7\""),

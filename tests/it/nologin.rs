@@ -6,8 +6,8 @@
 
 use serde_json::json;
 
-use crate::postgres::Pg;
-use crate::scenarios::{Database, World, assert_password, secret_value};
+use crate::support::db::postgres::Pg;
+use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{random_text, unique_name};
 
 fn ident(name: &str) -> String {
@@ -16,7 +16,7 @@ fn ident(name: &str) -> String {
 
 #[test]
 fn a_nologin_role_rotated_three_times_then_fixed_and_retried() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let admin = unique_name("ska_nl_adm");
     let admin_pw = format!("adm-{}", random_text(12));
     pg.create_user(&admin, &admin_pw);

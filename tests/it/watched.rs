@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::postgres::Pg;
-use crate::scenarios::{SOON, World, secret_value};
+use crate::support::SOON;
+use crate::support::db::postgres::Pg;
+use crate::support::world::{World, secret_value};
 use crate::support::{AgentProcess, Endpoint, Fault, wait_until};
 
 #[test]
 fn a_crashed_poll_or_heartbeat_thread_is_never_a_silent_agent() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     for point in ["poll", "heartbeat"] {
         let w = World::plain(&pg);
         let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
@@ -32,7 +33,7 @@ fn a_crashed_poll_or_heartbeat_thread_is_never_a_silent_agent() {
 
 #[test]
 fn poll_intervals_out_of_range_are_clamped_and_polling_goes_on() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     w.cp.with_secret(&w.secret, |s| s.poll_interval_seconds = u64::MAX);
     let agent = w.start();
@@ -62,7 +63,7 @@ fn poll_intervals_out_of_range_are_clamped_and_polling_goes_on() {
 
 #[test]
 fn after_an_outage_the_next_poll_is_at_most_one_interval_late() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
     cmd.env("SIKKERKEY_AGENT_POLL_MS", "1000");
@@ -95,7 +96,7 @@ fn after_an_outage_the_next_poll_is_at_most_one_interval_late() {
 /// finished it must not start that rotation again (issue 11, item 5).
 #[test]
 fn a_stale_poll_answer_does_not_start_a_finished_rotation_again() {
-    let Some(pg) = Pg::from_env() else { return };
+    let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     // Long enough an HTTP timeout for the late answer to arrive at all.
     let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
