@@ -21,3 +21,4 @@ pub mod secret;
 pub mod service;
 pub mod settings;
 pub mod suggest;
+pub mod trust;

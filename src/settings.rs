@@ -28,6 +28,8 @@ pub struct Settings {
     pub service_platform: Option<String>,
     /// `SIKKERKEY_SERVICE_DIR`: where `install` writes the unit or plist.
     pub service_dir: Option<PathBuf>,
+    /// `SIKKERKEY_CA_FILE`: a PEM file of CAs the control-plane client trusts as well.
+    pub ca_file: Option<PathBuf>,
     /// `SIKKERKEY_STOP_TIMEOUT_MS`: how long `stop` and `remove --force` wait (default 60 s).
     pub stop_timeout: Duration,
     /// `SIKKERKEY_DRIFT_CHECK_SECONDS`: how often an idle agent checks that the live value
@@ -96,6 +98,7 @@ impl Settings {
                 "SIKKERKEY_ADMIN_PASS" => s.admin_pass = text().map(Secret::new),
                 "SIKKERKEY_SERVICE_PLATFORM" => s.service_platform = text(),
                 "SIKKERKEY_SERVICE_DIR" => s.service_dir = Some(PathBuf::from(&value)),
+                "SIKKERKEY_CA_FILE" => s.ca_file = Some(PathBuf::from(&value)),
                 "SIKKERKEY_STOP_TIMEOUT_MS" => {
                     s.stop_timeout = ms().unwrap_or(DEFAULT_STOP_TIMEOUT)
                 }

@@ -62,7 +62,8 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         timing.drift.interval = settings.test.drift;
     }
     timing.drift.repair = settings.drift_repair;
-    let api = ApiClient::new(identity, http);
+    let api = ApiClient::new(identity, http, settings.ca_file.as_deref())
+        .map_err(|e| CommandError::new(Exit::Config, e))?;
     let shutdown = Arc::new(Shutdown::new());
     super::signals::spawn(shutdown.clone()).map_err(|e| {
         CommandError::new(

@@ -50,9 +50,9 @@ impl Checks {
 }
 
 fn api_client(home: &Path, settings: &Settings, http: HttpTimeouts) -> Result<ApiClient, String> {
-    Identity::load(home, settings.vault.as_deref(), settings.api_url.as_deref())
-        .map(|id| ApiClient::new(id, http))
-        .map_err(|e| e.to_string())
+    let identity = Identity::load(home, settings.vault.as_deref(), settings.api_url.as_deref())
+        .map_err(|e| e.to_string())?;
+    ApiClient::new(identity, http, settings.ca_file.as_deref()).map_err(|e| e.to_string())
 }
 
 /// Where the connection details come from, checked.

@@ -3,6 +3,7 @@
 //! and stored hash back (never a plaintext). Statements are built in [`sql`] for the
 //! session's dialect and escaping mode; every call is bounded by socket timeouts.
 
+mod hash;
 mod sql;
 
 use std::cell::RefCell;
@@ -96,6 +97,58 @@ impl Mysql {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// A random salt for a caching_sha2_password hash.
+    fn salt(&self) -> Result<[u8; hash::SHA2_SALT_LEN], ProviderError> {
+        hash::sha2_salt().map_err(|e| {
+            ProviderError::new(
+                &self.target,
+                FailureKind::Database,
+                "making a salt for the password hash",
+                format!("the system's random source failed: {e}"),
+            )
+        })
+    }
+
+    /// Each host with the plugin of its account when it has exactly one authentication
+    /// method, so a new password keeps the account's kind of hash. Where the plugins cannot
+    /// be read, every plugin is `None`.
+    fn account_plugins(
+        &mut self,
+        username: &str,
+        hosts: Vec<String>,
+    ) -> Vec<(String, Option<String>)> {
+        let accounts = match self.dialect.flavor {
+            Flavor::Mariadb => match self.mariadb_accounts(username) {
+                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
+                    self.legacy_mariadb_accounts(username)
+                }
+                other => other,
+            },
+            Flavor::Mysql => self.mysql_accounts(username),
+        };
+        let accounts = accounts.unwrap_or_else(|e| {
+            log::info!(
+                "{} at {}: cannot read the plugins of user \"{username}\" ({}); every account gets the default hash",
+                self.dialect.flavor.name(),
+                self.target.endpoint(),
+                server_message(&e)
+            );
+            Vec::new()
+        });
+        hosts
+            .into_iter()
+            .map(|host| {
+                let plugin = accounts.iter().find(|a| a.host == host).and_then(|a| {
+                    match a.methods.as_slice() {
+                        [only] => Some(only.plugin.clone()),
+                        _ => None,
+                    }
+                });
+                (host, plugin)
+            })
+            .collect()
     }
 
     /// Hosts of every account named `username`, sorted.
@@ -340,7 +393,8 @@ impl Provider for Mysql {
     }
 
     fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        let statement = self.dialect.create_user(username, password);
+        let salt = self.salt()?;
+        let statement = self.dialect.create_user(username, password, &salt);
         self.execute(
             &format!("creating user \"{username}\"@\"%\""),
             &statement,
@@ -350,7 +404,19 @@ impl Provider for Mysql {
 
     fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let hosts = self.hosts(username)?;
-        let statement = self.dialect.alter_password(username, &hosts, password);
+        let salt = self.salt()?;
+        let accounts = self.account_plugins(username, hosts);
+        let (statement, notes) = self
+            .dialect
+            .alter_password(username, &accounts, password, &salt);
+        for note in notes {
+            log::warn!(
+                "{} at {}, user \"{username}\": {note}; the server's general and audit logs may record it",
+                self.dialect.flavor.name(),
+                self.target.endpoint()
+            );
+        }
+        let hosts: Vec<String> = accounts.into_iter().map(|(h, _)| h).collect();
         let action = format!(
             "setting the password of user \"{username}\" on hosts {}",
             host_list(&hosts)

@@ -220,6 +220,15 @@ mod tests {
             Some("prod-vault"),
         )
         .unwrap()
+        .with_network(vec![
+            ("HTTPS_PROXY", "http://proxy.corp:3128".into()),
+            ("NO_PROXY", "localhost,.internal,10.0.0.0/8".into()),
+            (
+                "SIKKERKEY_CA_FILE",
+                "/etc/Sikker Key/corp \"root\" 100%$ca.pem".into(),
+            ),
+        ])
+        .unwrap()
     }
 
     fn plain_spec() -> ServiceSpec {
@@ -329,11 +338,15 @@ mod tests {
             .find(|a| a.get(3).map(String::as_str) == Some("AppEnvironmentExtra"))
             .unwrap();
         assert_eq!(
-            env[4..],
+            env[4..6],
             [
                 format!("SIKKERKEY_HOME={}", spec.home),
                 "SIKKERKEY_VAULT=prod-vault".to_owned()
             ]
+        );
+        assert_eq!(
+            env.last().unwrap(),
+            &format!("SIKKERKEY_CA_FILE={}", spec.network[2].1)
         );
         let exits: Vec<&str> = runs
             .iter()

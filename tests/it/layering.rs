@@ -23,7 +23,8 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
     ("identity", &["fsutil"]),
-    ("api", &["identity", "secret"]),
+    ("trust", &[]),
+    ("api", &["identity", "secret", "trust"]),
     ("providers", &["secret", "suggest"]),
     ("localconfig", &["api", "fsutil", "providers", "secret"]),
     (

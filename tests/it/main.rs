@@ -54,6 +54,9 @@ mod damaged_journal;
 #[cfg(feature = "postgres")]
 mod nologin;
 
+#[cfg(feature = "postgres")]
+mod control_plane_tls;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;
 
@@ -62,3 +65,6 @@ mod pg_privileges;
 
 #[cfg(feature = "postgres")]
 mod systemd;
+
+#[cfg(all(feature = "mysql", feature = "postgres"))]
+mod statement_logs;
