@@ -12,6 +12,8 @@ use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, OptsBuilder};
 use serde_json::Value;
 
+use crate::support::assertions::Exit;
+use crate::support::cli::run;
 use crate::support::db::mysql::My;
 use crate::support::world::{Database, WeakAdmin, World, assert_password, secret_value};
 use crate::support::{random_text, unique_name};
@@ -212,19 +214,18 @@ fn an_account_no_login_path_reaches_is_rejected_naming_the_accounts() {
 fn the_test_command_verifies_over_the_same_paths() {
     let Some(my) = My::open() else { return };
     for (host, code, expect) in [
-        ("localhost", 0, "logs in with the live value"),
-        ("192.0.2.7", 7, "\"192.0.2.7\""),
+        ("localhost", Exit::Ok, "logs in with the live value"),
+        ("192.0.2.7", Exit::CheckFailed, "\"192.0.2.7\""),
     ] {
         let db = HostBound { my: &my, host };
         let w = World::plain(&db);
-        let out = w
-            .machine
-            .command(&["test", "--secret", &w.secret])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(code), "{host}: {stdout}");
+        // No local config: the user and connection come from the server's sync config.
+        let stdout =
+            run(w
+                .machine
+                .command(&["test", "--secret", &w.secret, "--use-server-config"]))
+            .expect(code)
+            .stdout;
         let user_line = stdout
             .lines()
             .find(|l| l.contains(" user "))
