@@ -39,9 +39,16 @@ pub enum ErrorClass {
     Locked,
     /// Transport failure, timeout, 5xx or 429: try again later.
     Retryable,
+    /// 401 because this machine's clock is too far from the server's: retrying soon only
+    /// earns more 401s (and an IP lock-out), so wait long and say to fix the clock.
+    ClockSkew,
     /// Anything else (400, 401, unexpected answers).
     Other,
 }
+
+/// How far the machine's clock may be from the server's `Date` before a 401 is blamed on
+/// it. The server's window is wider; this only has to exceed network delay and rounding.
+const SKEW_TOLERANCE_SECS: i64 = 30;
 
 /// A failed control-plane call.
 #[derive(Debug)]
@@ -60,6 +67,15 @@ pub enum ApiError {
         url: String,
         /// Boxed: the transport error is large and errors travel by value.
         source: Box<ureq::Error>,
+    },
+    /// 401 with a server clock (its `Date` header) far from ours, or a message about the
+    /// timestamp: the signed timestamp is outside the server's window.
+    ClockSkew {
+        call: &'static str,
+        secret_id: String,
+        /// Server time minus local time, when the server sent a `Date`.
+        skew_secs: Option<i64>,
+        message: String,
     },
     /// A 2xx answer whose body is not what the protocol says.
     BadResponse {
@@ -81,6 +97,7 @@ impl ApiError {
                 ..
             } => ErrorClass::Retryable,
             ApiError::Transport { .. } => ErrorClass::Retryable,
+            ApiError::ClockSkew { .. } => ErrorClass::ClockSkew,
             ApiError::Status { .. } | ApiError::BadResponse { .. } => ErrorClass::Other,
         }
     }
@@ -88,6 +105,7 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
+            ApiError::ClockSkew { .. } => Some(401),
             _ => None,
         }
     }
@@ -137,6 +155,32 @@ impl fmt::Display for ApiError {
                     ),
                     None => write!(f, "{source}"),
                 }
+            }
+            ApiError::ClockSkew {
+                call,
+                secret_id,
+                skew_secs,
+                message,
+            } => {
+                write!(
+                    f,
+                    "{call} for secret {secret_id} failed: HTTP 401: {message}: "
+                )?;
+                match skew_secs {
+                    Some(s) if *s > 0 => {
+                        write!(f, "this machine's clock is {s} s behind the server's")?
+                    }
+                    Some(s) => write!(
+                        f,
+                        "this machine's clock is {} s ahead of the server's",
+                        s.unsigned_abs()
+                    )?,
+                    None => write!(f, "the server refused the request's timestamp")?,
+                }
+                write!(
+                    f,
+                    ", so every signed request is refused; synchronise the clock with NTP (e.g. `timedatectl set-ntp true`, or chrony)"
+                )
             }
             ApiError::BadResponse {
                 call,
@@ -198,11 +242,30 @@ pub struct SyncConfig {
     pub provider_type: String,
     pub connection: Connection,
     pub managed_username: String,
+    /// Any JSON number is taken (negative as 0, too large as `u64::MAX`), so an odd value
+    /// from the server cannot make every poll fail; [`SyncConfig::poll_interval`] clamps.
+    #[serde(deserialize_with = "lenient_seconds")]
     pub poll_interval_seconds: u64,
     pub pending_rotation_id: Option<String>,
     #[serde(with = "crate::secret::serde_opt_secret")]
     pub pending_value: Option<Secret>,
     pub rotation_status: String,
+}
+
+/// The shortest and longest poll interval the agent accepts from the server.
+pub const MIN_POLL_SECS: u64 = 5;
+pub const MAX_POLL_SECS: u64 = 3600;
+
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_i64().map(|_| 0))
+            .or_else(|| n.as_f64().map(|f| if f <= 0.0 { 0 } else { f as u64 }))
+            .unwrap_or(0),
+        _ => 0,
+    })
 }
 
 /// A pending rotation: its id and the new value (a JSON object as a string).
@@ -226,12 +289,25 @@ impl SyncConfig {
         })
     }
 
-    /// The poll interval the server asks for: 0 means 10 s, below 5 s is raised to 5 s.
+    /// The poll interval the server asks for: 0 means 10 s, and the rest is clamped to
+    /// 5 s..1 h ([`MIN_POLL_SECS`], [`MAX_POLL_SECS`]).
     pub fn poll_interval(&self) -> Duration {
-        match self.poll_interval_seconds {
-            0 => Duration::from_secs(10),
-            s => Duration::from_secs(s.max(5)),
-        }
+        self.poll_interval_checked().0
+    }
+
+    /// The poll interval, and a warning when the server's value was out of range.
+    pub fn poll_interval_checked(&self) -> (Duration, Option<String>) {
+        let asked = self.poll_interval_seconds;
+        let used = match asked {
+            0 => 10,
+            s => s.clamp(MIN_POLL_SECS, MAX_POLL_SECS),
+        };
+        let warning = (asked != 0 && asked != used).then(|| {
+            format!(
+                "the server asks for a poll interval of {asked} s; using {used} s (the agent polls every {MIN_POLL_SECS} s to {MAX_POLL_SECS} s)"
+            )
+        });
+        (Duration::from_secs(used), warning)
     }
 }
 
@@ -267,6 +343,9 @@ const HTTP_BUFFER: usize = 16 * 1024;
 /// A signed client for one secret's agent endpoints.
 pub struct ApiClient {
     base_url: String,
+    /// The path part of the API URL (`/prefix`, or empty): requests go to and are signed
+    /// for `{prefix}/v1/...`, the path the server actually receives.
+    path_prefix: String,
     signer: RequestSigner,
     agent: ureq::Agent,
 }
@@ -323,6 +402,10 @@ impl ApiClient {
             )
             .build();
         let base_url = base_url.trim_end_matches('/').to_owned();
+        let path_prefix = base_url
+            .parse::<ureq::http::Uri>()
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
         log::info!(
             "control plane {base_url}: trusting {}; {}",
             roots.description,
@@ -330,6 +413,7 @@ impl ApiClient {
         );
         ApiClient {
             base_url,
+            path_prefix,
             signer,
             agent: config.into(),
         }
@@ -432,9 +516,11 @@ impl ApiClient {
         body: Option<&str>,
     ) -> Result<String, ApiError> {
         let url = format!("{}{}", self.base_url, path);
-        let h = self
-            .signer
-            .sign(method, path, body.unwrap_or("").as_bytes());
+        let h = self.signer.sign(
+            method,
+            &format!("{}{path}", self.path_prefix),
+            body.unwrap_or("").as_bytes(),
+        );
         let transport = |source| ApiError::Transport {
             call,
             secret_id: secret_id.into(),
@@ -449,6 +535,11 @@ impl ApiClient {
         };
         let mut response = result.map_err(transport)?;
         let status = response.status().as_u16();
+        let server_time = response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
         let text = response
             .body_mut()
             .with_config()
@@ -463,6 +554,19 @@ impl ApiClient {
             .and_then(|a| a.error)
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| reason_phrase(status).to_owned());
+        if status == 401 {
+            let skew = server_time.map(|t| t - unix_now());
+            if skew.is_some_and(|s| s.abs() > SKEW_TOLERANCE_SECS)
+                || message.to_ascii_lowercase().contains("timestamp")
+            {
+                return Err(ApiError::ClockSkew {
+                    call,
+                    secret_id: secret_id.into(),
+                    skew_secs: skew,
+                    message,
+                });
+            }
+        }
         Err(ApiError::Status {
             call,
             secret_id: secret_id.into(),
@@ -470,6 +574,41 @@ impl ApiClient {
             message,
         })
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since 1970 of an HTTP `Date` in IMF-fixdate form
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send.
+fn parse_http_date(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    // Days from civil (proleptic Gregorian), as in Howard Hinnant's date algorithms.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// The proxy in use, for the start-up log line: host and port only, never credentials.
@@ -528,6 +667,100 @@ mod tests {
         assert_eq!(s(401).class(), ErrorClass::Other);
     }
 
+    /// The API URL check splits URLs the way the HTTP client does: same host, same
+    /// verdict on user info, for the URLs that fool a naive split.
+    #[test]
+    fn the_url_check_sees_the_host_the_client_connects_to() {
+        for url in [
+            "http://127.0.0.1:80@evil.example",
+            "http://127.0.0.1:80@evil.example:8080/x",
+            "https://user:pw@api.sikkerkey.com",
+            "https://a@b@api.sikkerkey.com/p",
+            "http://[::1]:8080/prefix",
+            "http://localhost",
+            "https://api.sikkerkey.com:443/sikkerkey",
+            "http://127.0.0.1.evil.com",
+        ] {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            let authority = uri.authority().unwrap();
+            let ours = crate::identity::UrlParts::split(url).unwrap();
+            assert_eq!(ours.host, authority.host(), "{url}");
+            assert_eq!(ours.user_info, authority.as_str().contains('@'), "{url}");
+            assert_eq!(ours.scheme, uri.scheme_str().unwrap(), "{url}");
+        }
+    }
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Tue, 01 Dec 2026 09:00:00 GMT"),
+            Some(1_796_115_600)
+        );
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("garbage"), None);
+    }
+
+    /// The signature covers the path the server receives, prefix included.
+    #[test]
+    fn a_path_prefix_is_requested_and_signed() {
+        use ed25519_dalek::{Signature, SigningKey, Verifier};
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let key = SigningKey::from_bytes(&[9u8; 32]);
+        let client = ApiClient::with_signer(
+            format!("http://127.0.0.1:{port}/sikkerkey/"),
+            RequestSigner::from_key(key.clone(), "m1"),
+            HttpTimeouts::default(),
+            crate::trust::load(None).unwrap(),
+        );
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut headers = std::collections::HashMap::new();
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                let Some((k, v)) = h.trim_end().split_once(':') else {
+                    break;
+                };
+                headers.insert(k.to_ascii_lowercase(), v.trim().to_owned());
+            }
+            let body = r#"{"value":"v"}"#;
+            write!(
+                &stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            (line, headers)
+        });
+        client.live_value("sk_1").unwrap();
+        let (line, headers) = server.join().unwrap();
+        assert_eq!(line.trim_end(), "GET /sikkerkey/v1/secret/sk_1 HTTP/1.1");
+        let message = crate::identity::signing_message(
+            "GET",
+            "/sikkerkey/v1/secret/sk_1",
+            &headers["x-timestamp"],
+            &headers["x-nonce"],
+            b"",
+        );
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(&headers["x-signature"])
+            .unwrap();
+        use base64::Engine as _;
+        key.verifying_key()
+            .verify(message.as_bytes(), &Signature::from_slice(&sig).unwrap())
+            .unwrap();
+    }
+
     #[test]
     fn sync_config_parses_and_hides_secrets_in_debug() {
         let json = r#"{"providerType":"postgresql","connection":{"host":"h","port":5432,"database":"d",
@@ -542,6 +775,27 @@ mod tests {
             !shown.contains("topsecret") && !shown.contains("newsecret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn poll_intervals_from_the_server_are_clamped_and_never_fail_to_parse() {
+        for (json, secs, warns) in [
+            ("18446744073709551615", 3600, true),
+            ("1e300", 3600, true),
+            ("-5", 10, false),
+            ("7200", 3600, true),
+            ("2", 5, true),
+            ("30", 30, false),
+            ("null", 10, false),
+            ("\"x\"", 10, false),
+        ] {
+            let c: SyncConfig =
+                serde_json::from_str(&format!(r#"{{"pollIntervalSeconds":{json}}}"#)).unwrap();
+            let (d, warning) = c.poll_interval_checked();
+            assert_eq!((d.as_secs(), warning.is_some()), (secs, warns), "{json}");
+            // Arithmetic on the result (the poller multiplies it by up to 3) cannot overflow.
+            assert!(d.checked_mul(3).is_some());
+        }
     }
 
     #[test]

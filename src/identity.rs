@@ -43,8 +43,10 @@ pub enum IdentityError {
     KeyPermissions { path: PathBuf, mode: u32 },
     /// The private key is not a PKCS#8 PEM Ed25519 key.
     BadKey { path: PathBuf, reason: String },
-    /// The API URL is not https (and not loopback http), or does not parse.
+    /// The API URL is not https (and not loopback http).
     InsecureApiUrl { url: String },
+    /// The API URL does not parse, or has parts the agent refuses (user info, a query).
+    BadApiUrl { url: String, reason: String },
 }
 
 impl fmt::Display for IdentityError {
@@ -90,6 +92,9 @@ impl fmt::Display for IdentityError {
                 f,
                 "refusing API URL \"{url}\": use https:// (plain http:// is allowed only for a loopback host)"
             ),
+            IdentityError::BadApiUrl { url, reason } => {
+                write!(f, "refusing API URL \"{url}\": {reason}")
+            }
         }
     }
 }
@@ -272,36 +277,108 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
 }
 
 /// Accepts https URLs, and http only for loopback hosts. Returns the URL without a trailing `/`.
+///
+/// The URL is split the way RFC 3986 and the HTTP client (`http::Uri`, under ureq) split
+/// it, so the host checked is the host connected to: in `http://127.0.0.1:80@evil.example`
+/// that is `evil.example` (`api.rs` has a test holding the two parsers to the same answer).
+/// User info is refused outright (the agent authenticates by signature; credentials in a
+/// URL only end up in logs). A path prefix (`https://host/sikkerkey`) is kept: requests go
+/// to `{prefix}/v1/...` and the signature covers that whole path.
 pub fn check_api_url(url: &str) -> Result<String, IdentityError> {
-    let bad = || IdentityError::InsecureApiUrl {
-        url: url.to_owned(),
+    let trimmed = url.trim().trim_end_matches('/');
+    let bad = |reason: &str| IdentityError::BadApiUrl {
+        url: redact_user_info(trimmed),
+        reason: reason.to_owned(),
     };
-    let trimmed = url.trim_end_matches('/');
-    if let Some(rest) = trimmed.strip_prefix("https://") {
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        return Ok(trimmed.to_owned());
+    let parts = UrlParts::split(trimmed).ok_or_else(|| {
+        bad("it does not parse as a URL; write it as https://host[:port][/prefix]")
+    })?;
+    if parts.user_info {
+        return Err(bad(
+            "it carries user info (`user@` before the host); remove it, the agent signs its requests instead",
+        ));
     }
-    let rest = trimmed.strip_prefix("http://").ok_or_else(bad)?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(authority)
+    if parts.query_or_fragment {
+        return Err(bad(
+            "it has a query or fragment; give only scheme, host, port and path",
+        ));
+    }
+    if parts.host.is_empty() {
+        return Err(bad("it has no host"));
+    }
+    let insecure = || IdentityError::InsecureApiUrl {
+        url: trimmed.to_owned(),
     };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
-    if loopback {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(bad())
+    match parts.scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(trimmed.to_owned()),
+        "http" => {
+            let bare = parts.host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare.eq_ignore_ascii_case("localhost")
+                || bare
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false);
+            if loopback {
+                Ok(trimmed.to_owned())
+            } else {
+                Err(insecure())
+            }
+        }
+        _ => Err(insecure()),
+    }
+}
+
+/// The parts of an absolute URL the API URL check looks at (RFC 3986, section 3).
+#[derive(Debug, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub scheme: &'a str,
+    /// The authority's host, IPv6 literals with their brackets.
+    pub host: &'a str,
+    pub user_info: bool,
+    pub query_or_fragment: bool,
+}
+
+impl<'a> UrlParts<'a> {
+    /// `scheme://authority[path][?query][#fragment]`; `None` when there is no `//`.
+    pub fn split(url: &'a str) -> Option<UrlParts<'a>> {
+        let (scheme, rest) = url.split_once("://")?;
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            return None;
+        }
+        // The authority ends at the first '/', '?' or '#'; user info ends at its last '@'.
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let (user_info, host_port) = match authority.rfind('@') {
+            Some(at) => (true, &authority[at + 1..]),
+            None => (false, authority),
+        };
+        let host = if host_port.starts_with('[') {
+            &host_port[..host_port.find(']')? + 1]
+        } else {
+            host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+        };
+        Some(UrlParts {
+            scheme,
+            host,
+            user_info,
+            query_or_fragment: tail.contains(['?', '#']),
+        })
+    }
+}
+
+/// `url` with anything between `//` and the last `@` of the authority replaced, for messages.
+fn redact_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -434,6 +511,18 @@ mod tests {
         assert!(check_api_url("http://db.internal:80").is_err());
         assert!(check_api_url("http://127.0.0.1.evil.com").is_err());
         assert!(check_api_url("ftp://x").is_err());
+        // The host is the one after user info, as the HTTP client reads it.
+        assert!(check_api_url("http://127.0.0.1:80@evil.example").is_err());
+        assert!(check_api_url("https://user:pw@api.sikkerkey.com").is_err());
+        let e = check_api_url("https://user:hunter2@api.sikkerkey.com/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user info") && !e.contains("hunter2"), "{e}");
+        assert!(check_api_url("https://api.example.com/?x=1").is_err());
+        assert_eq!(
+            check_api_url("https://api.example.com/sikkerkey/").unwrap(),
+            "https://api.example.com/sikkerkey"
+        );
     }
 
     #[test]

@@ -1,25 +1,37 @@
 //! The PID file `agents/{id}.pid`: tells `list` and `stop` which process runs the agent, and
-//! keeps two local agents from running for the same secret. Removed on a clean exit; a stale
-//! one (its process is gone, or its PID now belongs to another program) is replaced.
+//! keeps two local agents from running for the same secret.
+//!
+//! The kernel decides who runs: the agent holds an exclusive `flock` on the file for its
+//! whole life, so two agents started at the same moment cannot both get it, and a crashed
+//! agent's lock is gone with its process (no stale-PID guessing, no `/proc` reading). `list`
+//! and `stop` ask the same question the same way: is the file locked? The PID written inside
+//! only says *which* process holds it. Removed on a clean exit.
 //! A leaf: imports only `fsutil`.
 
 use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::fsutil;
 
-/// Holds the PID file for the life of the agent and removes it on drop.
+/// Holds the locked PID file for the life of the agent; removes it on drop.
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
+    /// Open for as long as the agent runs: closing it releases the lock.
+    file: File,
 }
 
 /// Why the PID file could not be taken.
 #[derive(Debug)]
 pub enum PidFileError {
-    /// Another local process runs the agent for this secret.
+    /// Another local process holds the lock: it runs the agent for this secret. `pid` is 0
+    /// when it has not written its PID yet.
     AlreadyRunning { secret_id: String, pid: u32 },
-    /// The file could not be written.
+    /// The file could not be opened, locked or written.
     Write {
         path: PathBuf,
         source: std::io::Error,
@@ -34,7 +46,7 @@ impl fmt::Display for PidFileError {
                 "an agent for secret {secret_id} already runs on this machine (PID {pid}); stop it with `sikkerkey-agent stop --secret {secret_id}`"
             ),
             PidFileError::Write { path, .. } => {
-                write!(f, "cannot write the PID file {}", path.display())
+                write!(f, "cannot lock or write the PID file {}", path.display())
             }
         }
     }
@@ -47,6 +59,19 @@ impl std::error::Error for PidFileError {
             PidFileError::Write { source, .. } => Some(source),
         }
     }
+}
+
+/// Whether an agent holds the lock on a PID file, as `list`, `stop` and `start` all see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// No PID file.
+    Absent,
+    /// A PID file nobody holds: the agent that wrote it is gone.
+    Unlocked(Option<u32>),
+    /// A process holds the lock; the PID it wrote, when it had written one already.
+    Locked(Option<u32>),
+    /// The file cannot be opened (another user's agent); only its PID can be guessed at.
+    Unknown,
 }
 
 /// The PID recorded in `path`, if the file exists and holds a number.
@@ -72,60 +97,135 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether process `pid` is alive and is the agent for `secret_id`: its command line
-/// carries the id (`--secret ID` or `--secret=ID`), so a PID the kernel reused for an
-/// unrelated program is never mistaken for the agent.
-///
-/// A live process whose command line cannot be read (another user's, under a hardened
-/// `/proc`) counts as the agent: wrongly thinking a live agent is gone would let a second
-/// agent start or `remove` delete a journal in use, which is worse than an error that
-/// says to stop it first.
-pub fn is_agent_for(pid: u32, secret_id: &str) -> bool {
-    if !process_alive(pid) {
-        return false;
-    }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return true;
+/// Asks the kernel whether an agent holds `path`: a shared lock is refused exactly while an
+/// agent holds its exclusive one. The probe's own lock lasts a few microseconds; a `start` at
+/// that very moment retries (see [`PidFile::acquire`]).
+pub fn lock_state(path: &Path) -> LockState {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return LockState::Absent,
+        Err(_) => return LockState::Unknown,
     };
-    let suffix = format!("={secret_id}");
-    cmdline
-        .split(|b| *b == 0)
-        .any(|arg| arg == secret_id.as_bytes() || arg.ends_with(suffix.as_bytes()))
+    match file.try_lock_shared() {
+        Ok(()) => LockState::Unlocked(read_pid(path)),
+        Err(TryLockError::WouldBlock) => {
+            // The holder writes its PID right after locking; give it a moment.
+            for _ in 0..20 {
+                if let Some(pid) = read_pid(path) {
+                    return LockState::Locked(Some(pid));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            LockState::Locked(None)
+        }
+        Err(TryLockError::Error(_)) => LockState::Unknown,
+    }
 }
 
-/// The PID of the agent running for `secret_id` according to the PID file at `path`.
-pub fn running_agent(path: &Path, secret_id: &str) -> Option<u32> {
-    read_pid(path).filter(|pid| is_agent_for(*pid, secret_id))
+/// Removes a PID file nobody holds, taking the lock first so that an agent starting at this
+/// moment never loses its file. Returns `Ok(false)` when an agent holds it after all.
+pub fn remove_stale(path: &Path) -> io::Result<bool> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(false),
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    let ours = file.metadata()?;
+    if let Ok(named) = std::fs::symlink_metadata(path)
+        && named.ino() == ours.ino()
+        && named.dev() == ours.dev()
+    {
+        fsutil::remove_if_exists(path)?;
+    }
+    Ok(true)
 }
+
+/// How many times `acquire` looks again when the lock is busy, and how long between: long
+/// enough to outlast a `list` probe, far too short to outlast a running agent.
+const BUSY_RETRIES: u32 = 10;
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
 
 impl PidFile {
+    /// Locks the PID file and writes this process's PID into it, or names the agent that
+    /// holds it.
     pub fn acquire(path: &Path, secret_id: &str) -> Result<PidFile, PidFileError> {
-        let me = std::process::id();
-        if let Some(pid) = running_agent(path, secret_id)
-            && pid != me
-        {
-            return Err(PidFileError::AlreadyRunning {
-                secret_id: secret_id.to_owned(),
-                pid,
+        let io_err = |source: io::Error| PidFileError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            fsutil::ensure_private_dir(dir).map_err(io_err)?;
+        }
+        let mut busy = 0;
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+                .map_err(io_err)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    busy += 1;
+                    if busy < BUSY_RETRIES {
+                        std::thread::sleep(BUSY_PAUSE);
+                        continue;
+                    }
+                    let mut text = String::new();
+                    let _ = (&file).read_to_string(&mut text);
+                    return Err(PidFileError::AlreadyRunning {
+                        secret_id: secret_id.to_owned(),
+                        pid: text.trim().parse().unwrap_or(0),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err(e)),
+            }
+            // A previous holder may have removed the file between our open and our lock:
+            // then we hold a lock on a name nobody else will open. Start over on the new file.
+            let same = match (file.metadata(), std::fs::symlink_metadata(path)) {
+                (Ok(ours), Ok(named)) => ours.ino() == named.ino() && ours.dev() == named.dev(),
+                _ => false,
+            };
+            if !same {
+                continue;
+            }
+            let mut file = file;
+            file.set_len(0).map_err(io_err)?;
+            file.rewind().map_err(io_err)?;
+            file.write_all(format!("{}\n", std::process::id()).as_bytes())
+                .map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+            return Ok(PidFile {
+                path: path.to_owned(),
+                file,
             });
         }
-        fsutil::write_atomic(path, format!("{me}\n").as_bytes(), fsutil::PRIVATE).map_err(
-            |source| PidFileError::Write {
-                path: path.to_owned(),
-                source,
-            },
-        )?;
-        Ok(PidFile {
-            path: path.to_owned(),
-        })
     }
 }
 
 impl Drop for PidFile {
+    /// Removes the file while still holding the lock, so no other agent can be holding a
+    /// lock on the name being removed (see the inode check in `acquire`).
     fn drop(&mut self) {
-        if read_pid(&self.path) == Some(std::process::id()) {
-            let _ = fsutil::remove_if_exists(&self.path);
-        }
+        let _ = fsutil::remove_if_exists(&self.path);
+        let _ = self.file.unlock();
     }
 }
 
@@ -134,16 +234,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reused_pid_is_not_the_agent() {
+    fn the_lock_decides_who_runs_not_the_pid_inside() {
         let dir = std::env::temp_dir().join(format!("ska-pid-{}", std::process::id()));
         let path = dir.join("sk_x.pid");
-        // This test process is alive but is not an agent for sk_x.
+        assert_eq!(lock_state(&path), LockState::Absent);
+        // A PID file left by a dead agent, naming a live process: nobody holds it.
         let me = format!("{}\n", std::process::id());
         fsutil::write_atomic(&path, me.as_bytes(), fsutil::PRIVATE).unwrap();
-        assert_eq!(read_pid(&path), Some(std::process::id()));
-        assert_eq!(running_agent(&path, "sk_x"), None);
-        fsutil::write_atomic(&path, b"999999999\n", fsutil::PRIVATE).unwrap();
-        assert_eq!(running_agent(&path, "sk_x"), None);
+        assert_eq!(
+            lock_state(&path),
+            LockState::Unlocked(Some(std::process::id()))
+        );
+        let held = PidFile::acquire(&path, "sk_x").unwrap();
+        assert_eq!(
+            lock_state(&path),
+            LockState::Locked(Some(std::process::id()))
+        );
+        // flock locks belong to open files, so a second acquire in this process is refused.
+        match PidFile::acquire(&path, "sk_x") {
+            Err(PidFileError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+            other => panic!("second acquire: {other:?}"),
+        }
+        drop(held);
+        assert_eq!(lock_state(&path), LockState::Absent);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -32,6 +32,12 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     /// `SIKKERKEY_STOP_TIMEOUT_MS`: how long `stop` and `remove --force` wait (default 60 s).
     pub stop_timeout: Duration,
+    /// `SIKKERKEY_DRIFT_CHECK_SECONDS`: how often an idle agent checks that the live value
+    /// still logs in (default 60; 0 turns the check off).
+    pub drift_check_seconds: Option<u64>,
+    /// `SIKKERKEY_DRIFT_REPAIR`: `off` (or `detect-only`, `false`, `no`, `0`) only reports
+    /// a drift; anything else, or unset, repairs it.
+    pub drift_repair: bool,
     /// Knobs that exist only so tests run in seconds; see [`TestKnobs`].
     pub test: TestKnobs,
 }
@@ -50,8 +56,10 @@ pub struct TestKnobs {
     pub db_timeout: Option<Duration>,
     /// `SIKKERKEY_AGENT_JOB_DEADLINE_MS`: when a running job turns the heartbeat to error.
     pub job_deadline: Option<Duration>,
-    /// `SIKKERKEY_AGENT_TEST_PANIC`: the worker panics at this named point (debug builds).
+    /// `SIKKERKEY_AGENT_TEST_PANIC`: a thread panics at this named point (debug builds).
     pub panic_at: Option<String>,
+    /// `SIKKERKEY_AGENT_DRIFT_MS`: the drift check interval.
+    pub drift: Option<Duration>,
 }
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,6 +75,7 @@ impl Settings {
     pub fn from_vars(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Settings {
         let mut s = Settings {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            drift_repair: true,
             ..Settings::default()
         };
         for (name, value) in vars {
@@ -99,6 +108,18 @@ impl Settings {
                 "SIKKERKEY_AGENT_DB_TIMEOUT_MS" => s.test.db_timeout = ms(),
                 "SIKKERKEY_AGENT_JOB_DEADLINE_MS" => s.test.job_deadline = ms(),
                 "SIKKERKEY_AGENT_TEST_PANIC" => s.test.panic_at = text(),
+                "SIKKERKEY_AGENT_DRIFT_MS" => s.test.drift = ms(),
+                "SIKKERKEY_DRIFT_CHECK_SECONDS" => {
+                    s.drift_check_seconds = text().and_then(|t| t.trim().parse().ok())
+                }
+                "SIKKERKEY_DRIFT_REPAIR" => {
+                    s.drift_repair = !text().is_some_and(|t| {
+                        matches!(
+                            t.trim().to_ascii_lowercase().as_str(),
+                            "off" | "0" | "false" | "no" | "detect-only"
+                        )
+                    })
+                }
                 _ => {}
             }
         }
@@ -132,5 +153,11 @@ mod tests {
         assert_eq!(s.test.poll, Some(Duration::from_millis(40)));
         assert_eq!(s.test.heartbeat, None);
         assert_eq!(vars(&[]).stop_timeout, DEFAULT_STOP_TIMEOUT);
+        assert!(vars(&[]).drift_repair);
+        assert!(!vars(&[("SIKKERKEY_DRIFT_REPAIR", "detect-only")]).drift_repair);
+        assert_eq!(
+            vars(&[("SIKKERKEY_DRIFT_CHECK_SECONDS", "0")]).drift_check_seconds,
+            Some(0)
+        );
     }
 }

@@ -14,11 +14,14 @@ use super::sd_notify::Notifier;
 use super::shutdown::StopReason;
 use super::status::{StatusBoard, unix_now};
 use super::summary::status_line;
+use super::watch::{ThreadWatch, fail_point};
 
 /// What a [`Heartbeat`] is built from.
 pub struct HeartbeatSettings {
     pub ctx: Context,
     pub interval: Duration,
+    /// Test-only: the thread panics at the fail point `heartbeat` when this names it.
+    pub test_panic_at: Option<String>,
 }
 
 /// The heartbeat thread's state; see the module doc.
@@ -70,6 +73,11 @@ impl Heartbeat {
 
     fn run(self) {
         let ctx = &self.settings.ctx;
+        let _watch = ThreadWatch::new(
+            "the heartbeat thread",
+            ctx.board.clone(),
+            ctx.shutdown.clone(),
+        );
         let interval = self.settings.interval;
         // systemd wants WATCHDOG=1 at least every WatchdogSec; ping at twice that rate,
         // and never less often than we heartbeat.
@@ -90,6 +98,7 @@ impl Heartbeat {
                 continue;
             }
             last_beat = Instant::now();
+            fail_point(self.settings.test_panic_at.as_deref(), "heartbeat");
             Self::beat(ctx);
             Self::notify_status(&ctx.notifier, &ctx.board);
             self.stop_if_worker_stuck();

@@ -75,6 +75,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The journal format this agent writes; it reads this one and the ones listed in
+/// [`READABLE_VERSIONS`]. Version 1 had no [`JournaledTarget`].
+pub const JOURNAL_VERSION: u32 = 2;
+const READABLE_VERSIONS: [u32; 2] = [1, 2];
+
+/// Where a rotation ran, so that a rollback goes to that database even when the sync
+/// config now points elsewhere. No credential: the admin login comes from the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournaledTarget {
+    /// `providerType`, e.g. `postgresql`.
+    pub provider: String,
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub database: String,
+}
+
 /// One rotation in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -83,6 +101,9 @@ pub struct JournalEntry {
     pub secret_id: String,
     pub rotation_id: String,
     pub phase: Phase,
+    /// The database the rotation changed (absent in version-1 journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<JournaledTarget>,
     pub username: String,
     pub snapshot: Snapshot,
     pub applied: PasswordDigest,
@@ -104,10 +125,11 @@ impl JournalEntry {
         new_password: &Secret,
     ) -> Self {
         JournalEntry {
-            version: 1,
+            version: JOURNAL_VERSION,
             secret_id: secret_id.to_owned(),
             rotation_id: rotation_id.to_owned(),
             phase: Phase::Applying,
+            target: None,
             username: username.to_owned(),
             snapshot,
             applied: PasswordDigest::of(new_password),
@@ -160,6 +182,19 @@ impl std::error::Error for JournalError {
     }
 }
 
+/// What [`Journal::load_for`] found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No rotation in flight.
+    Empty,
+    Entry(Box<JournalEntry>),
+    /// The file is unusable: the database must be brought back to the live value, then
+    /// the file moved aside ([`Journal::set_aside`]).
+    Damaged {
+        why: String,
+    },
+}
+
 /// The journal file of one secret.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -173,6 +208,52 @@ impl Journal {
 
     pub fn load(&self) -> Result<Option<JournalEntry>, JournalError> {
         fsutil::load_json(&self.path).map_err(JournalError::Load)
+    }
+
+    /// Loads the journal of `secret_id`. A file that is not a journal entry (truncated, not
+    /// JSON), is for another secret, or is of a version this agent cannot read is
+    /// [`Loaded::Damaged`], never an error that would wedge the secret.
+    pub fn load_for(&self, secret_id: &str) -> Result<Loaded, JournalError> {
+        let why = match self.load() {
+            Ok(None) => return Ok(Loaded::Empty),
+            Ok(Some(e)) if e.secret_id != secret_id => {
+                format!("it records a rotation of another secret ({})", e.secret_id)
+            }
+            Ok(Some(e)) if !READABLE_VERSIONS.contains(&e.version) => format!(
+                "it is of journal version {}, which this agent cannot read (it reads {:?})",
+                e.version, READABLE_VERSIONS
+            ),
+            Ok(Some(e)) => return Ok(Loaded::Entry(Box::new(e))),
+            Err(JournalError::Load(JsonFileError::Parse { source, .. })) => {
+                format!("it is not a journal entry ({source})")
+            }
+            Err(JournalError::Load(JsonFileError::Read { source, .. }))
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                format!("it is not text ({source})")
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Loaded::Damaged { why })
+    }
+
+    /// Moves the file to `{journal}.damaged-<unix time>`, mode 0600, for a human to read.
+    pub fn set_aside(&self) -> Result<PathBuf, JournalError> {
+        use std::os::unix::fs::PermissionsExt;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".damaged-{now}"));
+        let moved_to = PathBuf::from(name);
+        let io = |source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        std::fs::rename(&self.path, &moved_to).map_err(io)?;
+        Ok(moved_to)
     }
 
     /// Writes `entry` durably (temp file, fsync, rename) before returning.
@@ -203,6 +284,44 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damaged_foreign_and_future_journals_are_set_aside() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ska-journal-aside-{}", std::process::id()));
+        let path = dir.join("sk_1.journal");
+        let journal = Journal::new(path.clone());
+        let mut entry =
+            JournalEntry::new("sk_1", "rot_1", "app", Snapshot::Absent, &Secret::new("p"));
+        journal.save(&mut entry).unwrap();
+        let good = std::fs::read_to_string(&path).unwrap();
+        assert!(matches!(
+            journal.load_for("sk_1").unwrap(),
+            Loaded::Entry(_)
+        ));
+        let future = good.replace("\"version\": 2", "\"version\": 99");
+        for (text, secret, why) in [
+            (&good[..good.len() / 2], "sk_1", "not a journal entry"),
+            ("\u{0}garbage", "sk_1", "not a journal entry"),
+            (&good[..], "sk_2", "another secret (sk_1)"),
+            (&future[..], "sk_1", "version 99"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            match journal.load_for(secret).unwrap() {
+                Loaded::Damaged { why: w } => {
+                    assert!(w.contains(why), "{w}");
+                    let moved_to = journal.set_aside().unwrap();
+                    assert!(!path.exists());
+                    let mode = std::fs::metadata(&moved_to).unwrap().permissions().mode();
+                    assert_eq!(mode & 0o777, 0o600);
+                    assert_eq!(std::fs::read_to_string(&moved_to).unwrap(), text);
+                    std::fs::remove_file(moved_to).unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn round_trip_without_plaintext() {

@@ -14,6 +14,7 @@ pub mod sd_notify;
 pub mod shutdown;
 pub mod status;
 pub mod summary;
+pub mod watch;
 pub mod worker;
 
 use std::fmt;
@@ -46,6 +47,9 @@ pub struct Timing {
     pub db: DbTimeouts,
     /// A job running longer than this turns the heartbeat to "error".
     pub job_deadline: Duration,
+    /// How often an idle agent checks that the live value still logs in, and whether it
+    /// repairs what it finds.
+    pub drift: rotation::DriftPolicy,
 }
 
 impl Default for Timing {
@@ -55,6 +59,7 @@ impl Default for Timing {
             heartbeat: Duration::from_secs(30),
             db: DbTimeouts::default(),
             job_deadline: Duration::from_secs(120),
+            drift: rotation::DriftPolicy::default(),
         }
     }
 }
@@ -74,7 +79,7 @@ pub struct Context {
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub timing: Timing,
-    /// Test-only: the worker panics at this named point (debug builds only).
+    /// Test-only: a thread panics at this named point (debug builds only).
     pub test_panic_at: Option<String>,
 }
 
@@ -148,6 +153,16 @@ fn fetch_sync_config(
                 ErrorClass::Locked => return Err(AgentError::Locked(e)),
                 ErrorClass::Terminal => return Err(AgentError::SecretGone(e)),
                 ErrorClass::Other => return Err(AgentError::Api(e)),
+                ErrorClass::ClockSkew => {
+                    // Exiting would have the service manager retry every few seconds.
+                    log::error!(
+                        "secret {secret_id}: {e}; retrying in {} s",
+                        poller::CLOCK_SKEW_RETRY.as_secs()
+                    );
+                    if shutdown.wait_timeout(poller::CLOCK_SKEW_RETRY) {
+                        return Ok(None);
+                    }
+                }
                 ErrorClass::Retryable => {
                     failures += 1;
                     let delay = poller::backoff(Duration::from_secs(2), failures)
@@ -168,6 +183,29 @@ fn fetch_sync_config(
             },
         }
     }
+}
+
+/// The heartbeat reports a database call that has waited a third of the statement timeout.
+fn slow_call(db: DbTimeouts) -> Duration {
+    db.statement / 3
+}
+
+/// How long a stop waits for a job in flight: one connect plus one statement, the longest
+/// a single database call can take. README's "Stopping" documents this bound.
+pub fn stop_grace(db: DbTimeouts) -> Duration {
+    db.connect + db.statement + Duration::from_secs(2)
+}
+
+/// Waits until `thread` has finished, for at most `limit`.
+fn wait_finished(thread: &std::thread::JoinHandle<()>, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while !thread.is_finished() {
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// Waits up to `deadline` for the worker's answer, keeping systemd's watchdog fed.
@@ -199,6 +237,7 @@ pub fn run(
         timing,
         test_panic_at,
     } = options;
+    let test_panic_at_threads = test_panic_at.clone();
     let secret_id = files.secret_id().to_owned();
     let notifier = Arc::new(Notifier::from_env());
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
@@ -226,20 +265,28 @@ pub fn run(
     };
     let source = TargetSource::new(local, timing.db);
     let (target, fields) = source.resolve(&sync).map_err(AgentError::Target)?;
-    let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
+    let (asked, warning) = sync.poll_interval_checked();
+    if let Some(w) = warning {
+        log::warn!("secret {secret_id}: {w}");
+    }
+    let asked_seconds = sync.poll_interval_seconds;
+    let interval = timing.poll_override.unwrap_or(asked);
 
-    let board = Arc::new(StatusBoard::new(
-        Some(files.state()),
-        timing.job_deadline,
-        StateFile {
-            pid: std::process::id(),
-            started_at: unix_now(),
-            provider_type: target.kind.as_str().to_owned(),
-            endpoint: target.endpoint(),
-            heartbeat_interval_ms: timing.heartbeat.as_millis() as u64,
-            ..StateFile::load_or_default(&files.state())
-        },
-    ));
+    let board = Arc::new(
+        StatusBoard::new(
+            Some(files.state()),
+            timing.job_deadline,
+            StateFile {
+                pid: std::process::id(),
+                started_at: unix_now(),
+                provider_type: target.kind.as_str().to_owned(),
+                endpoint: target.endpoint(),
+                heartbeat_interval_ms: timing.heartbeat.as_millis() as u64,
+                ..StateFile::load_or_default(&files.state())
+            },
+        )
+        .with_slow_call(slow_call(timing.db)),
+    );
     let ctx = Context {
         api: api.clone(),
         secret_id: secret_id.clone(),
@@ -253,6 +300,7 @@ pub fn run(
         fields,
         journal: Journal::new(files.journal()),
         source: Some(source.clone()),
+        drift: timing.drift,
     });
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
     let worker = worker::spawn(
@@ -310,6 +358,7 @@ pub fn run(
     let heartbeat = Heartbeat::new(HeartbeatSettings {
         ctx: ctx.clone(),
         interval: timing.heartbeat,
+        test_panic_at: test_panic_at_threads.clone(),
     })
     .spawn()
     .map_err(|source| AgentError::Io {
@@ -324,9 +373,11 @@ pub fn run(
     });
 
     let poller = Poller::new(PollerSettings {
-        ctx,
+        ctx: ctx.clone(),
         interval,
         interval_override: timing.poll_override,
+        asked_seconds,
+        test_panic_at: test_panic_at_threads,
         jobs,
     })
     .spawn()
@@ -368,23 +419,24 @@ pub fn run(
     });
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
-    let _ = heartbeat.join();
+    if heartbeat.join().is_err() {
+        // The heartbeat thread died without its last word; say it for it.
+        Heartbeat::beat(&ctx);
+    }
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
         return Ok(reason);
     }
-    // The job in flight finishes, bounded: one still running at twice its deadline is
-    // stuck in a driver (the unit's TimeoutStopSec is sized for this wait).
-    let stop_deadline = Instant::now() + timing.job_deadline * 2;
-    while !worker.is_finished() {
-        if Instant::now() >= stop_deadline {
-            log::error!(
-                "secret {secret_id}: the job in flight did not finish within {} s of the stop request; exiting without it",
-                (timing.job_deadline * 2).as_secs()
-            );
-            return Ok(StopReason::WorkerHung);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    // Every database call ends within its timeout, but a job against a hung database makes
+    // several in a row; the stop waits for one call's worth, then leaves the rotation to
+    // the journal (the next start finishes it).
+    let grace = stop_grace(timing.db);
+    if !wait_finished(&worker, grace) {
+        log::warn!(
+            "secret {secret_id}: the database job did not end within {} s of the stop; exiting now, any rotation in flight stays journaled and the next start finishes it",
+            grace.as_secs()
+        );
+        return Ok(reason);
     }
     let worker_panicked = worker.join().is_err();
     if worker_panicked {

@@ -13,7 +13,9 @@ use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredent
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
 use super::Context;
-use super::journal::{Journal, JournalEntry, JournalError, Phase, Snapshot};
+use super::journal::{
+    Journal, JournalEntry, JournalError, JournaledTarget, Loaded, Phase, Snapshot,
+};
 use super::status::{RotationRecord, unix_now};
 
 /// Why a step of a rotation failed. The message is what the server and the log are told.
@@ -92,7 +94,33 @@ pub struct EngineSettings {
     pub journal: Journal,
     /// Where fresh connection details come from; `None` keeps the start-up target.
     pub source: Option<TargetSource>,
+    /// How drift is watched for.
+    pub drift: DriftPolicy,
 }
+
+/// How the engine watches for drift: the database no longer accepting the live value
+/// (a failover to a lagging replica, a restarted memory-only Redis, a manual ALTER, a
+/// dropped user) while no rotation is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftPolicy {
+    /// How often an idle agent logs in with the live value; `None` turns the check off.
+    pub interval: Option<Duration>,
+    /// Whether a drift found is repaired (set the live value again) or only reported.
+    pub repair: bool,
+}
+
+impl Default for DriftPolicy {
+    fn default() -> Self {
+        DriftPolicy {
+            interval: Some(Duration::from_secs(60)),
+            repair: true,
+        }
+    }
+}
+
+/// The rotation id a drift repair journals under: no rotation on the server has it, so a
+/// restart that finds it settles the database on the live value.
+pub const DRIFT_REPAIR_ID: &str = "drift-repair";
 
 /// Everything a rotation needs, owned by the worker thread. `settings.target` and
 /// `settings.fields` follow connection-detail changes in later sync configs.
@@ -106,6 +134,11 @@ pub struct RotationEngine {
     unhealthy: bool,
     /// When the current job reached the worker, for the timing in the log.
     job_started: Instant,
+    /// When the live value was last tried against the database.
+    drift_checked: Instant,
+    /// A drift found and not repaired (detect-only, or the repair failed): reported on
+    /// every heartbeat, and checked again on every poll until it is gone.
+    drift_seen: Option<String>,
 }
 
 /// Whether a rotation's apply step starts fresh or resumes one a previous process left in
@@ -135,6 +168,8 @@ impl RotationEngine {
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
+            drift_checked: Instant::now(),
+            drift_seen: None,
         }
     }
 
@@ -188,6 +223,13 @@ impl RotationEngine {
         self.job_started = Instant::now();
         match self.handle_sync_inner(sync, fetched_at) {
             Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
+            Ok(outcome) if self.drift_seen.is_some() => {
+                self.settings
+                    .ctx
+                    .board
+                    .set_worker_error(self.drift_seen.clone());
+                outcome
+            }
             Ok(outcome) => {
                 if !self.unhealthy {
                     self.settings.ctx.board.set_worker_error(None);
@@ -229,7 +271,19 @@ impl RotationEngine {
     ) -> Result<Option<Outcome>, StepError> {
         self.update_target(sync);
         let mut outcome = None;
-        if let Some(entry) = self.settings.journal.load()? {
+        let journaled = match self
+            .settings
+            .journal
+            .load_for(&self.settings.ctx.secret_id)?
+        {
+            Loaded::Entry(entry) => Some(*entry),
+            Loaded::Damaged { why } => {
+                self.recover_from_damaged_journal(sync, &why)?;
+                None
+            }
+            Loaded::Empty => None,
+        };
+        if let Some(entry) = journaled {
             let settled = self.reconcile(entry, sync)?;
             outcome = Some(settled);
             // A rejection ends the job, as does an acknowledgement still outstanding:
@@ -242,6 +296,9 @@ impl RotationEngine {
             }
         }
         let Some(pending) = sync.pending() else {
+            if outcome.is_none() {
+                self.check_drift_if_due(sync)?;
+            }
             return Ok(outcome);
         };
         if let Some((id, at)) = &self.finished
@@ -251,6 +308,215 @@ impl RotationEngine {
             return Ok(outcome);
         }
         self.rotate(&pending, &sync.managed_username).map(Some)
+    }
+
+    /// Idle, nothing journaled: every drift interval (every poll while a drift is known),
+    /// one login with the live value. Refused → report it in a heartbeat at once, then (unless
+    /// detect-only) set the live value again through the journaled apply → verify path.
+    fn check_drift_if_due(&mut self, sync: &SyncConfig) -> Result<(), StepError> {
+        let Some(every) = self.settings.drift.interval else {
+            return Ok(());
+        };
+        if self.drift_seen.is_none() && self.drift_checked.elapsed() < every {
+            return Ok(());
+        }
+        self.drift_checked = Instant::now();
+        let secret_id = self.settings.ctx.secret_id.clone();
+        let live = match self.settings.ctx.api.live_value(&secret_id) {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!("secret {secret_id}: drift check skipped: {e}");
+                return Ok(());
+            }
+        };
+        let cred =
+            credential_from_value(live.expose(), &self.settings.fields, &sync.managed_username)?;
+        let target = &self.settings.target;
+        let refused = match providers::verify_only(target, &cred.username, &cred.password) {
+            Ok(()) => {
+                if self.drift_seen.take().is_some() {
+                    log::info!(
+                        "secret {secret_id}: the live value of \"{}\" logs in again",
+                        cred.username
+                    );
+                    self.settings.ctx.board.set_worker_error(None);
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind == FailureKind::AuthRejected => e,
+            // Unreachable, timed out: not drift; the usual error path reports it.
+            Err(e) => return Err(e.into()),
+        };
+        let cause = format!(
+            "drift: the database refuses the secret's live value for \"{}\" ({refused})",
+            cred.username
+        );
+        log::error!("secret {secret_id}: {cause}");
+        if !self.settings.drift.repair {
+            let msg = format!("{cause}; detect-only mode, not repairing");
+            self.drift_seen = Some(msg.clone());
+            self.settings.ctx.board.set_worker_error(Some(msg));
+            return Ok(());
+        }
+        // Say so before repairing, so the dashboard sees the drift even when the repair
+        // succeeds at once.
+        self.settings
+            .ctx
+            .board
+            .set_worker_error(Some(format!("{cause}; repairing")));
+        super::heartbeat::Heartbeat::beat(&self.settings.ctx);
+        match self.repair_drift(&cred) {
+            Ok(()) => {
+                log::warn!(
+                    "secret {secret_id}: drift repaired: {} at {} refused the live value of \"{}\"; it was set again and logs in",
+                    self.settings.target.kind.display_name(),
+                    self.settings.target.endpoint(),
+                    cred.username
+                );
+                self.drift_seen = None;
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("{cause}; the repair failed: {e}");
+                self.drift_seen = Some(msg.clone());
+                Err(StepError::Mismatch(msg))
+            }
+        }
+    }
+
+    /// Sets the live value the way a rotation applies a new one: snapshot, journal, set
+    /// (creating the user if it is gone), verify. The journal makes a crash mid-repair
+    /// safe: the restart finds a rotation the server never heard of and settles on the
+    /// live value. A failed verification keeps the live value in place (it is what the
+    /// server holds) and reports.
+    fn repair_drift(&mut self, cred: &Credential) -> Result<(), StepError> {
+        let mut db = self.open()?;
+        db.validate(&cred.username, &cred.password)?;
+        let (snapshot, exists) = match db.read_stored(&cred.username)? {
+            StoredCredential::Absent => (Snapshot::Absent, false),
+            StoredCredential::Stored(value) => (
+                Snapshot::Stored {
+                    value: Secret::new(value),
+                },
+                true,
+            ),
+            StoredCredential::Unreadable { .. } => (Snapshot::LiveValue, true),
+        };
+        let mut entry = JournalEntry::new(
+            &self.settings.ctx.secret_id,
+            DRIFT_REPAIR_ID,
+            &cred.username,
+            snapshot,
+            &cred.password,
+        );
+        entry.target = Some(journaled_target(&self.settings.target));
+        self.settings.journal.save(&mut entry)?;
+        let result = db
+            .put_password(&cred.username, &cred.password, exists)
+            .and_then(|()| db.verify_login(&cred.username, &cred.password));
+        self.settings.journal.clear()?;
+        Ok(result?)
+    }
+
+    /// The secret is deleted or this machine's access revoked (404/403) while the journal
+    /// holds an applied rotation the server never confirmed: the live value stays what it
+    /// was, so put the database back from the journal's snapshot. The live value itself can
+    /// no longer be read, so a snapshot of the kind "use the live value" cannot be undone;
+    /// that is logged, with the journal kept for a human.
+    pub fn undo_unconfirmed(&mut self) {
+        let secret_id = self.settings.ctx.secret_id.clone();
+        let Ok(Loaded::Entry(entry)) = self.settings.journal.load_for(&secret_id) else {
+            return;
+        };
+        let short = short_id(&entry.rotation_id).to_owned();
+        let user = entry.username.clone();
+        let result = (|| -> Result<(), StepError> {
+            let mut db = self.open_journaled(&entry)?;
+            match &entry.snapshot {
+                Snapshot::Stored { value } => {
+                    db.restore_stored(&user, value.expose())?;
+                    match db.read_stored(&user)? {
+                        StoredCredential::Stored(now) if now == value.expose() => Ok(()),
+                        _ => Err(StepError::Mismatch(format!(
+                            "after restoring \"{user}\" the stored credential differs from the snapshot"
+                        ))),
+                    }
+                }
+                Snapshot::Absent => Ok(db.drop_user(&user)?),
+                Snapshot::LiveValue => Err(StepError::Mismatch(format!(
+                    "the previous password of \"{user}\" was to come from the live value, which can no longer be read"
+                ))),
+            }
+        })();
+        match result {
+            Ok(()) => {
+                let _ = self.settings.journal.clear();
+                log::warn!(
+                    "secret {secret_id}: the secret is gone or access was revoked while rotation {short} was applied but not confirmed; \"{user}\" is back on its previous password"
+                );
+            }
+            Err(e) => log::error!(
+                "secret {secret_id}: the secret is gone or access was revoked while rotation {short} was applied but not confirmed, and it could not be undone: {e}; \"{user}\" may hold a password the server never promoted; the journal stays for reference"
+            ),
+        }
+    }
+
+    /// A journal that cannot be used says nothing about what the database holds: make the
+    /// live value work (as a drift repair would), and only then move the file aside, so a
+    /// failure here leaves it in place to be retried on the next poll.
+    fn recover_from_damaged_journal(
+        &mut self,
+        sync: &SyncConfig,
+        why: &str,
+    ) -> Result<(), StepError> {
+        let secret_id = self.settings.ctx.secret_id.clone();
+        log::error!(
+            "secret {secret_id}: the rotation journal is unusable: {why}; bringing the database back to the secret's live value before anything else"
+        );
+        let live = self.settings.ctx.api.live_value(&secret_id)?;
+        let cred =
+            credential_from_value(live.expose(), &self.settings.fields, &sync.managed_username)?;
+        let mut db = self.open()?;
+        self.make_live_value_work(db.as_mut(), &cred)?;
+        let moved_to = self.settings.journal.set_aside()?;
+        log::warn!(
+            "secret {secret_id}: recovered from the unusable journal: the live value logs in as \"{}\"; the file was moved to {}",
+            cred.username,
+            moved_to.display()
+        );
+        Ok(())
+    }
+
+    /// The database a journaled rotation ran against: the journal's target when the sync
+    /// config now points elsewhere (the admin login still comes from the config).
+    fn open_journaled(&self, entry: &JournalEntry) -> Result<Box<dyn Provider>, StepError> {
+        let Some(at) = &entry.target else {
+            return Ok(self.open()?);
+        };
+        let kind = at.provider.parse().map_err(|e| {
+            StepError::Mismatch(format!(
+                "the journal of rotation {} names a provider this agent cannot use: {e}",
+                short_id(&entry.rotation_id)
+            ))
+        })?;
+        let current = &self.settings.target;
+        let mut target = current.clone();
+        target.kind = kind;
+        target.host = at.host.clone();
+        target.port = at.port;
+        target.database = at.database.clone();
+        if target != *current {
+            log::warn!(
+                "secret {}: rotation {} ran against {} at {}, and the sync config now points at {} at {}; finishing it where it ran",
+                self.settings.ctx.secret_id,
+                short_id(&entry.rotation_id),
+                target.kind.display_name(),
+                target.endpoint(),
+                current.kind.display_name(),
+                current.endpoint()
+            );
+        }
+        Ok(providers::open(&target)?)
     }
 
     /// A new pending rotation: snapshot, journal, apply, verify, confirm (or roll back and reject).
@@ -318,6 +584,7 @@ impl RotationEngine {
             snapshot,
             &cred.password,
         );
+        entry.target = Some(journaled_target(&self.settings.target));
         if let Err(e) = self.settings.journal.save(&mut entry) {
             return self.reject_untouched(
                 &pending.id,
@@ -572,6 +839,23 @@ impl RotationEngine {
                 }
             }
             Snapshot::Absent => {
+                // Created by the rotation, so dropped by its rollback: unless the live value
+                // logs in as it (someone made it the live user meanwhile).
+                let live = self
+                    .settings
+                    .ctx
+                    .api
+                    .live_value(&self.settings.ctx.secret_id)?;
+                if let Ok(cred) = credential_from_value(live.expose(), &self.settings.fields, user)
+                    && cred.username == *user
+                    && db.verify_login(user, &cred.password).is_ok()
+                {
+                    log::warn!(
+                        "secret {}: not dropping \"{user}\", which the rotation created: the secret's live value logs in as it",
+                        self.settings.ctx.secret_id
+                    );
+                    return Ok(());
+                }
                 db.drop_user(user)?;
                 if db.user_exists(user)? {
                     return Err(StepError::Mismatch(format!(
@@ -587,10 +871,48 @@ impl RotationEngine {
                     .api
                     .live_value(&self.settings.ctx.secret_id)?;
                 let cred = credential_from_value(live.expose(), &self.settings.fields, user)?;
-                db.set_password(&cred.username, &cred.password)?;
-                db.verify_login(&cred.username, &cred.password)?;
+                self.refuse_other_user(entry, &cred.username)?;
+                db.set_password(user, &cred.password)?;
+                let login = db.verify_login(user, &cred.password);
+                self.accept_if_login_impossible(user, login)
+            }
+        }
+    }
+
+    /// A rollback or settlement puts a credential back on the user the journal says was
+    /// rotated, never on another one: a live value naming a different user is refused.
+    fn refuse_other_user(&self, entry: &JournalEntry, live_user: &str) -> Result<(), StepError> {
+        if live_user == entry.username {
+            return Ok(());
+        }
+        Err(StepError::Mismatch(format!(
+            "rotation {} changed user \"{}\" but the secret's live value now names user \"{live_user}\"; the agent will not put \"{live_user}\"'s password on \"{}\". Set the live value back to user \"{}\" (or fix the database by hand and delete the journal)",
+            short_id(&entry.rotation_id),
+            entry.username,
+            entry.username,
+            entry.username
+        )))
+    }
+
+    /// After the live value was set: a login refused even now means the user cannot log in
+    /// from this host at all (NOLOGIN, pg_hba or host rules for the app servers only). The
+    /// value is in place and its stored form cannot be read back, so the check is
+    /// impossible: accept the restore and say so, rather than retrying it forever.
+    fn accept_if_login_impossible(
+        &self,
+        user: &str,
+        login: Result<(), ProviderError>,
+    ) -> Result<(), StepError> {
+        match login {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind == FailureKind::AuthRejected => {
+                log::warn!(
+                    "secret {}: the live value was put back on \"{user}\", but \"{user}\" cannot log in from this host at all ({e}); the login check is impossible, so the restore is accepted unchecked. Allow the login (e.g. ALTER ROLE ... LOGIN, or a host rule for this machine) so rotations can be verified",
+                    self.settings.ctx.secret_id
+                );
                 Ok(())
             }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -608,7 +930,7 @@ impl RotationEngine {
             entry.phase
         );
         let still_pending = sync.pending().filter(|p| p.id == entry.rotation_id);
-        let mut db = self.open()?;
+        let mut db = self.open_journaled(&entry)?;
         match still_pending {
             Some(pending) if !entry.rejected => match entry.phase {
                 Phase::Rejecting => self.restore_and_reject(db.as_mut(), entry),
@@ -643,10 +965,16 @@ impl RotationEngine {
                 let cred =
                     credential_from_value(live.expose(), &self.settings.fields, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
-                if !promoted
-                    && entry.snapshot == Snapshot::Absent
-                    && cred.username == entry.username
-                {
+                if cred.username != entry.username {
+                    // The rotation changed another user than the live value names: put
+                    // that user back from its snapshot (never with this user's password),
+                    // then make the live value work for its own user.
+                    if entry.snapshot == Snapshot::LiveValue {
+                        self.refuse_other_user(&entry, &cred.username)?;
+                    }
+                    self.restore(db.as_mut(), &entry)?;
+                    self.make_live_value_work(db.as_mut(), &cred)?;
+                } else if !promoted && entry.snapshot == Snapshot::Absent {
                     self.restore(db.as_mut(), &entry)?;
                 } else {
                     self.make_live_value_work(db.as_mut(), &cred)?;
@@ -657,7 +985,7 @@ impl RotationEngine {
                 } else {
                     Outcome::Reconciled
                 };
-                if !entry.rejected {
+                if !entry.rejected && entry.rotation_id != DRIFT_REPAIR_ID {
                     let word = if promoted { "confirmed" } else { "reconciled" };
                     self.finish(&entry.rotation_id, word, "");
                 }
@@ -690,8 +1018,8 @@ impl RotationEngine {
                     cred.username
                 );
                 db.set_password(&cred.username, &cred.password)?;
-                db.verify_login(&cred.username, &cred.password)?;
-                Ok(())
+                let login = db.verify_login(&cred.username, &cred.password);
+                self.accept_if_login_impossible(&cred.username, login)
             }
             Err(e) => Err(e.into()),
         }
@@ -732,6 +1060,16 @@ impl RotationEngine {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// Where a rotation runs, for its journal entry.
+fn journaled_target(target: &Target) -> JournaledTarget {
+    JournaledTarget {
+        provider: target.kind.as_str().to_owned(),
+        host: target.host.clone(),
+        port: target.port,
+        database: target.database.clone(),
     }
 }
 

@@ -93,7 +93,12 @@ pub struct StatusBoard {
     state_path: Option<PathBuf>,
     /// A job running longer than this makes the heartbeat report an error.
     job_deadline: Duration,
+    /// A database call waiting longer than this makes the heartbeat report an error.
+    slow_call: Duration,
 }
+
+/// A database call unanswered for this long is reported, unless set otherwise.
+const SLOW_CALL: Duration = Duration::from_secs(5);
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -111,9 +116,16 @@ impl StatusBoard {
             }),
             state_path,
             job_deadline,
+            slow_call: SLOW_CALL,
         };
         board.persist(&board.lock());
         board
+    }
+
+    /// Reports a database call that has waited longer than `d` (default 5 s).
+    pub fn with_slow_call(mut self, d: Duration) -> Self {
+        self.slow_call = d;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -203,6 +215,19 @@ impl StatusBoard {
                     running.as_secs()
                 ));
             }
+        }
+        if let Some(waiting) = crate::providers::inflight::waiting_for()
+            && waiting > self.slow_call
+        {
+            let at = if inner.file.endpoint.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", inner.file.endpoint)
+            };
+            return HeartbeatStatus::Error(format!(
+                "database{at} not answering for {} s; the call is abandoned after the statement timeout and retried on the next poll",
+                waiting.as_secs()
+            ));
         }
         match inner.worker_error.as_ref().or(inner.poll_error.as_ref()) {
             Some(e) => HeartbeatStatus::Error(e.clone()),

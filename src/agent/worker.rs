@@ -11,33 +11,22 @@ use crate::api::SyncConfig;
 use crate::providers::ProviderError;
 
 use super::rotation::RotationEngine;
-use super::shutdown::{Shutdown, StopReason};
+use super::shutdown::Shutdown;
 use super::status::StatusBoard;
+use super::watch::{ThreadWatch, fail_point};
 
 /// Work for the worker.
 pub enum Job {
     /// Test the database connection and the admin's privileges; answer on the channel.
     Check(SyncSender<Result<(), ProviderError>>),
+    /// The secret is gone or this machine lost access (404/403): undo an applied rotation
+    /// the server never promoted, before the agent exits.
+    SecretGone,
     /// Act on a freshly fetched sync config.
     Sync {
         config: Box<SyncConfig>,
         fetched_at: Instant,
     },
-}
-
-/// Marks the agent as broken if the worker unwinds.
-struct PanicReporter {
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
-}
-
-impl Drop for PanicReporter {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            self.board.set_worker_dead("the rotation worker crashed; restarting the agent will finish any rotation in flight".into());
-            self.shutdown.request(StopReason::WorkerCrashed);
-        }
-    }
 }
 
 pub fn spawn(
@@ -48,16 +37,14 @@ pub fn spawn(
     test_panic_at: Option<String>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
-        let _reporter = PanicReporter {
-            board: board.clone(),
-            shutdown,
-        };
+        let _watch = ThreadWatch::new("the rotation worker", board.clone(), shutdown);
         for job in jobs {
             board.job_started();
             match job {
                 Job::Check(reply) => {
                     let _ = reply.send(engine.check());
                 }
+                Job::SecretGone => engine.undo_unconfirmed(),
                 Job::Sync { config, fetched_at } => {
                     fail_point(test_panic_at.as_deref(), "worker-sync");
                     engine.handle_sync(&config, fetched_at);
@@ -66,12 +53,4 @@ pub fn spawn(
             board.job_finished();
         }
     })
-}
-
-/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` (passed in as `armed`) panics at the
-/// named point, so tests can check what a crashed worker does. Debug builds only.
-fn fail_point(armed: Option<&str>, name: &str) {
-    if cfg!(debug_assertions) && armed == Some(name) {
-        panic!("test fail point {name}");
-    }
 }

@@ -8,7 +8,7 @@ use super::CommandError;
 use crate::exit::Exit;
 use crate::files::AgentFiles;
 use crate::identity;
-use crate::pidfile::{is_agent_for, process_alive, read_pid};
+use crate::pidfile::{LockState, lock_state, process_alive, read_pid};
 use crate::settings::Settings;
 
 /// `$SIKKERKEY_HOME`.
@@ -41,16 +41,33 @@ impl AgentProcess {
     }
 }
 
+/// What the PID file's lock says, the same test `start` applies: an agent runs exactly
+/// while it holds the lock. A file this user cannot open (another user's agent) falls back
+/// to whether the PID inside names a live process.
 pub fn agent_process(files: &AgentFiles) -> AgentProcess {
-    match read_pid(&files.pid()) {
-        None => AgentProcess::NotRunning,
-        Some(pid) if is_agent_for(pid, files.secret_id()) => AgentProcess::Running(pid),
-        Some(pid) => AgentProcess::Stale(pid),
+    match lock_state(&files.pid()) {
+        LockState::Absent | LockState::Unlocked(None) => AgentProcess::NotRunning,
+        LockState::Unlocked(Some(pid)) => AgentProcess::Stale(pid),
+        LockState::Locked(pid) => AgentProcess::Running(pid.unwrap_or(0)),
+        LockState::Unknown => match read_pid(&files.pid()) {
+            Some(pid) if process_alive(pid) => AgentProcess::Running(pid),
+            Some(pid) => AgentProcess::Stale(pid),
+            None => AgentProcess::NotRunning,
+        },
     }
 }
 
 /// Sends SIGTERM to the agent with `pid` and waits until it is gone or `timeout` passes.
 pub fn terminate(secret_id: &str, pid: u32, timeout: Duration) -> Result<(), CommandError> {
+    if pid == 0 {
+        // kill(0) would signal our own process group.
+        return Err(CommandError::new(
+            Exit::Failure,
+            format!(
+                "the agent for secret {secret_id} holds its PID file but has not written its PID yet; try again in a moment"
+            ),
+        ));
+    }
     let target = libc::pid_t::try_from(pid).map_err(|_| {
         CommandError::new(
             Exit::Failure,

@@ -1,6 +1,7 @@
 //! `start`: loads the identity, installs the signal handlers and runs the agent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::CommandError;
 use crate::agent::shutdown::{Shutdown, StopReason};
@@ -26,6 +27,9 @@ pub fn timing(knobs: &TestKnobs) -> (Timing, HttpTimeouts) {
     if let Some(d) = knobs.job_deadline {
         timing.job_deadline = d;
     }
+    if let Some(d) = knobs.drift {
+        timing.drift.interval = Some(d);
+    }
     if let Some(d) = knobs.http_timeout {
         http.connect = d;
         http.total = d;
@@ -50,7 +54,14 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         identity.vault_id,
         identity.api_url
     );
-    let (timing, http) = timing(&settings.test);
+    let (mut timing, http) = timing(&settings.test);
+    if let Some(secs) = settings.drift_check_seconds {
+        timing.drift.interval = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if settings.test.drift.is_some() {
+        timing.drift.interval = settings.test.drift;
+    }
+    timing.drift.repair = settings.drift_repair;
     let api = ApiClient::new(identity, http, settings.ca_file.as_deref())
         .map_err(|e| CommandError::new(Exit::Config, e))?;
     let shutdown = Arc::new(Shutdown::new());

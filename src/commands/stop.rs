@@ -5,7 +5,6 @@
 use super::CommandError;
 use super::local::{self, AgentProcess};
 use crate::exit::Exit;
-use crate::fsutil;
 use crate::settings::Settings;
 
 pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
@@ -20,7 +19,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             Ok(Exit::Ok)
         }
         AgentProcess::Stale(pid) => {
-            fsutil::remove_if_exists(&files.pid()).map_err(|e| {
+            crate::pidfile::remove_stale(&files.pid()).map_err(|e| {
                 CommandError::new(
                     Exit::Failure,
                     format!(
@@ -30,7 +29,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
                 )
             })?;
             println!(
-                "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
+                "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone, or is not an agent)",
                 files.pid().display()
             );
             Ok(Exit::Ok)
@@ -38,9 +37,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         AgentProcess::Running(pid) => {
             local::terminate(secret, pid, settings.stop_timeout)?;
             // A clean exit removes the PID file; one killed earlier may have left it.
-            if crate::pidfile::read_pid(&files.pid()) == Some(pid) {
-                let _ = fsutil::remove_if_exists(&files.pid());
-            }
+            let _ = crate::pidfile::remove_stale(&files.pid());
             println!("stopped the agent for secret {secret} (PID {pid})");
             Ok(Exit::Ok)
         }

@@ -18,7 +18,7 @@ use crate::identity::Identity;
 use crate::localconfig::LocalConfig;
 use crate::localconfig::build_target;
 use crate::providers::{self, Provider, Target};
-use crate::secret::{FieldNames, parse_fields};
+use crate::secret::{FieldNames, Secret, parse_fields};
 use crate::settings::Settings;
 
 /// Prints check results as they happen and remembers whether any failed.
@@ -95,23 +95,26 @@ fn load_target(
 }
 
 /// The managed username: the live value's username field, else the sync config's
-/// `managedUsername` (fetched only when needed).
+/// `managedUsername` (fetched only when needed); and the live password, when the value
+/// has one.
 fn managed_username(
     secret: &str,
     api: &Result<ApiClient, String>,
     fields: &FieldNames,
     sync: &mut Option<SyncConfig>,
     use_server_config: bool,
-) -> Result<String, String> {
+) -> Result<(String, Option<Secret>), String> {
     let api = api
         .as_ref()
         .map_err(|e| format!("cannot ask SikkerKey which user is managed: {e}"))?;
     let value = api.live_value(secret).map_err(|e| e.to_string())?;
-    if let Some(name) = parse_fields(value.expose())
-        .get(&fields.username)
-        .filter(|u| !u.is_empty())
-    {
-        return Ok(name.expose().to_owned());
+    let parsed = parse_fields(value.expose());
+    let password = parsed
+        .get(&fields.password)
+        .filter(|p| !p.is_empty())
+        .cloned();
+    if let Some(name) = parsed.get(&fields.username).filter(|u| !u.is_empty()) {
+        return Ok((name.expose().to_owned(), password));
     }
     if sync.is_none() {
         if !use_server_config {
@@ -132,7 +135,7 @@ fn managed_username(
             fields.username
         ));
     }
-    Ok(name)
+    Ok((name, password))
 }
 
 pub fn run(
@@ -210,7 +213,7 @@ pub fn run(
     // (PostgreSQL 16+ wants ADMIN OPTION on the role, not only CREATEROLE).
     let user = managed_username(secret, &api, &fields, &mut sync, use_server_config);
     let privileges = db.check_admin().and_then(|()| match &user {
-        Ok(u) => db.check_can_manage(u),
+        Ok(u) => db.check_can_manage(&u.0),
         Err(_) => Ok(()),
     });
     match privileges {
@@ -226,8 +229,20 @@ pub fn run(
 
     match user {
         Err(e) => checks.fail("user", e),
-        Ok(user) => match db.user_exists(&user) {
-            Ok(true) => checks.ok("user", format!("managed user \"{user}\" exists")),
+        Ok((user, password)) => match db.user_exists(&user) {
+            // Logging in with the live value goes the way a rotation's verification does
+            // (for MySQL, over the server's socket for 'user'@'localhost' accounts).
+            Ok(true) => match password.map(|p| db.verify_login(&user, &p)) {
+                None => checks.ok("user", format!("managed user \"{user}\" exists")),
+                Some(Ok(())) => checks.ok(
+                    "user",
+                    format!("managed user \"{user}\" exists and logs in with the live value"),
+                ),
+                Some(Err(e)) => checks.fail(
+                    "user",
+                    format!("managed user \"{user}\" exists but the live value does not log in: {e}"),
+                ),
+            },
             Ok(false) => checks.fail(
                 "user",
                 format!("managed user \"{user}\" does not exist in the database (the first rotation would create it; create it now if applications already use it)"),

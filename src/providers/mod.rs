@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::secret::{Secret, scrub};
 
+pub mod inflight;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
 #[cfg(feature = "mysql")]
@@ -133,7 +134,7 @@ impl Default for DbTimeouts {
     fn default() -> Self {
         DbTimeouts {
             connect: Duration::from_secs(10),
-            statement: Duration::from_secs(20),
+            statement: Duration::from_secs(15),
         }
     }
 }
@@ -402,6 +403,23 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
                 feature_name(other)
             ),
         )),
+    }
+}
+
+/// Logs in as `username` with `password`, as cheaply as the database allows: PostgreSQL
+/// with that one login; the others through an admin session, which they need to know
+/// which path reaches the user (MySQL's accounts) or to reuse one client (Redis, MongoDB).
+pub fn verify_only(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    match target.kind {
+        #[cfg(feature = "postgres")]
+        ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
+            postgres::verify_login(target, username, password)
+        }
+        _ => open(target)?.verify_login(username, password),
     }
 }
 

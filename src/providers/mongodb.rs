@@ -109,6 +109,7 @@ impl Mongo {
         call: impl IntoFuture<Output = Result<T, MongoError>>,
     ) -> Result<T, CallError> {
         let budget = self.target.timeouts.connect + self.target.timeouts.statement;
+        let _mark = super::inflight::CallMark::start();
         // The timer is made inside the runtime: tokio's timers need its context.
         match self
             .runtime()

@@ -6,6 +6,7 @@
 mod hash;
 mod sql;
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use ::mysql::prelude::Queryable;
@@ -23,6 +24,8 @@ pub use sql::{Dialect, Flavor};
 mod code {
     pub const DBACCESS_DENIED: u16 = 1044;
     pub const ACCESS_DENIED: u16 = 1045;
+    /// MariaDB's refusal when no account matches the client's host at all.
+    pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
     pub const BAD_DB: u16 = 1049;
     pub const PARSE_ERROR: u16 = 1064;
     pub const TABLEACCESS_DENIED: u16 = 1142;
@@ -45,7 +48,10 @@ mod code {
 /// An admin session on one MySQL or MariaDB server.
 pub struct Mysql {
     target: Target,
-    conn: Conn,
+    /// In a `RefCell` because `verify_login` (`&self`) looks the user's accounts up.
+    conn: RefCell<Conn>,
+    /// The server's own Unix socket, when this agent runs on the database host.
+    socket: Option<LocalSocket>,
     dialect: Dialect,
     /// Hosts of anonymous accounts (`''@host`): they take precedence over `'name'@'%'` for
     /// logins from those hosts, which explains a refused verification.
@@ -79,9 +85,11 @@ impl Mysql {
         let anonymous_hosts = conn
             .exec("SELECT Host FROM mysql.user WHERE User = ''", ())
             .unwrap_or_default();
+        let socket = LocalSocket::find(&mut conn);
         Ok(Mysql {
             target: target.clone(),
-            conn,
+            conn: RefCell::new(conn),
+            socket,
             dialect,
             anonymous_hosts,
         })
@@ -144,9 +152,10 @@ impl Mysql {
     }
 
     /// Hosts of every account named `username`, sorted.
-    fn hosts(&mut self, username: &str) -> Result<Vec<String>, ProviderError> {
+    fn hosts(&self, username: &str) -> Result<Vec<String>, ProviderError> {
         let mut hosts: Vec<String> = self
             .conn
+            .borrow_mut()
             .exec("SELECT Host FROM mysql.user WHERE User = ?", (username,))
             .map_err(|e| {
                 error(
@@ -167,6 +176,7 @@ impl Mysql {
         secrets: &[&Secret],
     ) -> Result<(), ProviderError> {
         self.conn
+            .borrow_mut()
             .query_drop(statement.expose())
             .map_err(|e| error(&self.target, action, &e, secrets))
     }
@@ -230,7 +240,7 @@ impl Mysql {
 
     /// MariaDB 10.4+: the whole `IDENTIFIED VIA a OR b` chain lives in mysql.global_priv.
     fn mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
-        let rows: Vec<(String, String)> = self.conn.exec(
+        let rows: Vec<(String, String)> = self.conn.borrow_mut().exec(
             "SELECT Host, Priv FROM mysql.global_priv WHERE User = ?",
             (username,),
         )?;
@@ -247,7 +257,7 @@ impl Mysql {
         &mut self,
         username: &str,
     ) -> Result<Vec<AccountAuth>, ::mysql::Error> {
-        let rows: Vec<(String, String, Vec<u8>, Vec<u8>)> = self.conn.exec(
+        let rows: Vec<(String, String, Vec<u8>, Vec<u8>)> = self.conn.borrow_mut().exec(
             "SELECT Host, plugin, authentication_string, Password FROM mysql.user WHERE User = ?",
             (username,),
         )?;
@@ -268,7 +278,7 @@ impl Mysql {
     }
 
     fn mysql_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
-        let rows: Vec<(String, String, Option<Vec<u8>>)> = self.conn.exec(
+        let rows: Vec<(String, String, Option<Vec<u8>>)> = self.conn.borrow_mut().exec(
             "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = ?",
             (username,),
         )?;
@@ -285,6 +295,7 @@ impl Mysql {
     fn global_privileges(&mut self) -> Result<Vec<String>, ProviderError> {
         let lines: Vec<String> = self
             .conn
+            .borrow_mut()
             .query("SHOW GRANTS")
             .map_err(|e| error(&self.target, "checking the admin's privileges", &e, &[]))?;
         Ok(lines
@@ -294,7 +305,7 @@ impl Mysql {
     }
 
     fn can_read(&mut self, statement: &str) -> Result<bool, ProviderError> {
-        match self.conn.query_drop(statement) {
+        match self.conn.borrow_mut().query_drop(statement) {
             Ok(()) => Ok(true),
             Err(e) if is_access_denied(&e) => Ok(false),
             Err(e) => Err(error(
@@ -316,6 +327,7 @@ impl Provider for Mysql {
         let action = "checking the admin's privileges";
         let me: String = self
             .conn
+            .borrow_mut()
             .query_first("SELECT CURRENT_USER()")
             .map_err(|e| error(&self.target, action, &e, &[]))?
             .unwrap_or_default();
@@ -434,6 +446,7 @@ impl Provider for Mysql {
     fn tls_status(&mut self) -> TlsStatus {
         let rows: Result<Vec<(String, String)>, _> = self
             .conn
+            .borrow_mut()
             .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')");
         let Ok(rows) = rows else {
             return TlsStatus::Unknown;
@@ -453,7 +466,77 @@ impl Provider for Mysql {
         }
     }
 
+    /// Logs in over a path that reaches each rotated account: TCP, as configured, for
+    /// accounts on other hosts; the server's own Unix socket for `'user'@'localhost'`
+    /// (which TCP logins from 127.0.0.1 do not match when the server skips name
+    /// resolution). An account no path reaches is named in the error, with the fix.
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
+        let hosts = self.hosts(username)?;
+        let local = hosts.iter().any(|h| h == LOCALHOST);
+        let remote = hosts.iter().any(|h| h != LOCALHOST);
+        if remote || hosts.is_empty() {
+            self.login_tcp(username, password, &hosts)?;
+        }
+        if !local {
+            return Ok(());
+        }
+        match &self.socket {
+            Some(socket) => self.login_socket(socket, username, password),
+            // The 'localhost' account was changed in the same statement as a verified one.
+            None if remote => Ok(()),
+            None => self.login_tcp(username, password, &hosts).map_err(|mut e| {
+                if e.kind == FailureKind::AuthRejected {
+                    e.detail = format!(
+                        "user \"{username}\" has only the account \"{username}\"@\"localhost\", which logins over TCP from this agent do not reach, and the server's Unix socket is not on this machine ({}); run the agent on the database host, or give the user an account for the agent's address (CREATE USER '{username}'@'<agent address>' ...)",
+                        e.detail
+                    );
+                }
+                e
+            }),
+        }
+    }
+}
+
+/// The host part of the accounts that logins over the server's Unix socket match.
+const LOCALHOST: &str = "localhost";
+
+/// The database server's Unix socket, usable from this machine.
+#[derive(Debug, Clone)]
+struct LocalSocket {
+    path: String,
+    /// `@@port` and `@@datadir` of the server the admin is connected to: a login over the
+    /// socket must land on the same server, not another one on this host.
+    port: u16,
+    datadir: String,
+}
+
+impl LocalSocket {
+    /// `@@socket` of the admin's server, when that path is a socket on this machine.
+    fn find(conn: &mut Conn) -> Option<LocalSocket> {
+        use std::os::unix::fs::FileTypeExt;
+        let (path, port, datadir): (Option<String>, u16, String) = conn
+            .query_first("SELECT @@socket, @@port, @@datadir")
+            .ok()
+            .flatten()?;
+        let path = path.filter(|p| !p.is_empty())?;
+        std::fs::metadata(&path)
+            .ok()
+            .filter(|m| m.file_type().is_socket())?;
+        Some(LocalSocket {
+            path,
+            port,
+            datadir,
+        })
+    }
+}
+
+impl Mysql {
+    fn login_tcp(
+        &self,
+        username: &str,
+        password: &Secret,
+        hosts: &[String],
+    ) -> Result<(), ProviderError> {
         let action = format!("logging in as \"{username}\"");
         match new_conn(&self.target, username, password, true) {
             Ok(conn) => {
@@ -472,9 +555,52 @@ impl Provider for Mysql {
                         host_list(&self.anonymous_hosts)
                     ));
                 }
+                if err.kind == FailureKind::AuthRejected && !hosts.is_empty() {
+                    err.detail.push_str(&format!(
+                        "; the user's accounts are on hosts {}",
+                        host_list(hosts)
+                    ));
+                }
                 Err(err)
             }
         }
+    }
+
+    /// Logs in over the server's socket and checks that it is the same server.
+    fn login_socket(
+        &self,
+        socket: &LocalSocket,
+        username: &str,
+        password: &Secret,
+    ) -> Result<(), ProviderError> {
+        let action = format!(
+            "logging in as \"{username}\"@\"localhost\" over the server's socket {}",
+            socket.path
+        );
+        // The socket never leaves this machine, so it needs no TLS (the server counts it as
+        // a secure transport).
+        let opts = opts_for(&self.target, username, password, true)
+            .socket(Some(&socket.path))
+            .ssl_opts(None::<SslOpts>);
+        let conn = match Conn::new(opts) {
+            Ok(conn) => Some(conn),
+            Err(e) if matches!(server_code(&e), Some(code::BAD_DB | code::DBACCESS_DENIED)) => None,
+            Err(e) => return Err(error(&self.target, &action, &e, &[password])),
+        };
+        if let Some(mut conn) = conn {
+            let same: Option<(u16, String)> = conn
+                .query_first("SELECT @@port, @@datadir")
+                .map_err(|e| error(&self.target, &action, &e, &[password]))?;
+            if same != Some((socket.port, socket.datadir.clone())) {
+                return Err(ProviderError::new(
+                    &self.target,
+                    FailureKind::Database,
+                    action,
+                    "the socket belongs to another server on this machine",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -621,6 +747,7 @@ fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret])
         Error::MySqlError(m) => {
             let kind = match m.code {
                 code::ACCESS_DENIED
+                | code::ACCESS_DENIED_NO_PASSWORD
                 | code::ACCOUNT_LOCKED_MYSQL
                 | code::ACCOUNT_LOCKED_MARIADB
                 | code::MUST_CHANGE_PASSWORD

@@ -1,12 +1,31 @@
 //! PostgreSQL (and Supabase's PostgreSQL): roles are created and altered with a
 //! SCRAM-SHA-256 verifier the agent computes, so the plaintext never reaches the server's
 //! statement log; rollback puts the stored verifier from `pg_authid` back.
+//!
+//! Runtime: the sync `postgres` crate bounds only the TCP connect; a server that accepts
+//! the connection and then stops answering (a frozen VM, a dead link, a stuck failover)
+//! would block the worker for as long as the kernel keeps the socket. So the provider
+//! drives `tokio-postgres` on a current-thread runtime of its own that lives for one job
+//! (as the MongoDB provider does), and every round trip goes through `Postgres::call`, a
+//! `block_on` under `tokio::time::timeout`: the handshake is bounded by the connect
+//! timeout, every statement by the statement timeout plus a short grace (the server's own
+//! `statement_timeout` fires first when the server is merely slow). This is the
+//! provider's private plumbing; the agent itself stays plain threads.
+//!
+//! TLS: tokio-postgres takes the same `MakeTlsConnect` hook as the sync crate; the
+//! connector is rustls with the verifier of the target's mode (`providers::tls`), shared by
+//! the admin connection and every verify login.
 
-use postgres::config::SslMode;
-use postgres::error::SqlState;
-use postgres::{Client, Config};
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::inflight::CallMark;
 use super::{
     FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, TlsMode,
     TlsStatus, tls,
@@ -15,6 +34,13 @@ use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
 const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Added to the statement timeout on the client side, so that a merely slow statement
+/// ends with the server's own cancel ("canceling statement due to statement timeout").
+const CLIENT_GRACE: Duration = Duration::from_secs(2);
+
+/// How long dropping a provider may wait for the runtime's blocking threads (a name lookup).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// The first PostgreSQL version (`server_version_num`) in which CREATEROLE alone no longer
 /// lets a role change another role's password: it also needs ADMIN OPTION on that role.
@@ -53,33 +79,132 @@ impl RolePrivileges {
     }
 }
 
-/// An admin connection to one PostgreSQL database.
+/// An admin connection to one PostgreSQL database, with the runtime that drives it.
 pub struct Postgres {
     target: Target,
-    client: Client,
+    /// `None` only while dropping.
+    client: Option<Client>,
+    /// `None` only while dropping.
+    runtime: Option<Runtime>,
+}
+
+/// A call that failed or ran out of time, before it becomes a [`ProviderError`].
+enum CallError {
+    Db(tokio_postgres::Error),
+    /// No answer within this long.
+    TimedOut(Duration),
+    /// Failed before reaching the database (the TLS settings could not be loaded).
+    Setup(ProviderError),
+}
+
+impl CallError {
+    fn code(&self) -> Option<&SqlState> {
+        match self {
+            CallError::Db(e) => e.code(),
+            CallError::TimedOut(_) | CallError::Setup(_) => None,
+        }
+    }
+
+    fn into_provider(self, target: &Target, action: &str) -> ProviderError {
+        match self {
+            CallError::Db(e) => error(target, action, &e),
+            CallError::TimedOut(waited) => ProviderError::new(
+                target,
+                FailureKind::Timeout,
+                action,
+                format!("database not answering for {} s", waited.as_secs()),
+            ),
+            CallError::Setup(e) => e,
+        }
+    }
+}
+
+fn new_runtime(target: &Target, action: &str) -> Result<Runtime, ProviderError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            ProviderError::new(
+                target,
+                FailureKind::Database,
+                action,
+                format!("cannot start the driver's runtime: {e}"),
+            )
+        })
+}
+
+/// Runs `future` on `runtime` for at most `budget`, marking the call in flight.
+fn bounded<T>(
+    runtime: &Runtime,
+    budget: Duration,
+    future: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, CallError> {
+    let _mark = CallMark::start();
+    match runtime.block_on(async { tokio::time::timeout(budget, future).await }) {
+        Ok(result) => result.map_err(CallError::Db),
+        Err(_) => Err(CallError::TimedOut(budget)),
+    }
+}
+
+/// Connects and authenticates within the connect timeout; the connection's I/O task runs
+/// on `runtime` whenever a later call drives it.
+fn connect_on(
+    runtime: &Runtime,
+    target: &Target,
+    login: &str,
+    password: &Secret,
+) -> Result<Client, CallError> {
+    let config = config_for(target, login, password);
+    let tls =
+        tls_connector(target, &format!("connecting as \"{login}\"")).map_err(CallError::Setup)?;
+    let (client, connection) = bounded(runtime, target.timeouts.connect, config.connect(tls))?;
+    runtime.spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 impl Postgres {
     /// Connects as the admin and bounds every later statement by the target's timeout.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let mut client = config_for(
+        let runtime = new_runtime(target, &action)?;
+        let client = connect_on(
+            &runtime,
             target,
             &login_name(target, &target.admin_user),
             &target.admin_pass,
         )
-        .connect(tls_connector(target, &action)?)
-        .map_err(|e| error(target, &action, &e))?;
-        let ms = target.timeouts.statement.as_millis();
-        client
-            .batch_execute(&format!(
-                "SET statement_timeout = {ms}; SET lock_timeout = {ms}; SET standard_conforming_strings = on"
-            ))
-            .map_err(|e| error(target, "setting session timeouts", &e))?;
-        Ok(Postgres {
+        .map_err(|e| e.into_provider(target, &action))?;
+        let pg = Postgres {
             target: target.clone(),
-            client,
-        })
+            client: Some(client),
+            runtime: Some(runtime),
+        };
+        let ms = target.timeouts.statement.as_millis();
+        pg.execute(
+            "setting session timeouts",
+            &format!(
+                "SET statement_timeout = {ms}; SET lock_timeout = {ms}; SET standard_conforming_strings = on"
+            ),
+        )?;
+        Ok(pg)
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("client present until drop")
+    }
+
+    /// One round trip, bounded by the statement timeout plus grace.
+    fn call<T>(
+        &self,
+        future: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, CallError> {
+        bounded(
+            self.runtime.as_ref().expect("runtime present until drop"),
+            self.target.timeouts.statement + CLIENT_GRACE,
+            future,
+        )
     }
 
     /// Runs `{statement} PASSWORD '<SCRAM verifier of password>'`.
@@ -93,10 +218,19 @@ impl Postgres {
         self.execute(action, &format!("{statement} PASSWORD {verifier}"))
     }
 
-    fn execute(&mut self, action: &str, sql: &str) -> Result<(), ProviderError> {
-        self.client
-            .batch_execute(sql)
-            .map_err(|e| error(&self.target, action, &e))
+    fn execute(&self, action: &str, sql: &str) -> Result<(), ProviderError> {
+        self.call(self.client().batch_execute(sql))
+            .map_err(|e| e.into_provider(&self.target, action))
+    }
+}
+
+impl Drop for Postgres {
+    /// Closes the connection, then stops the runtime: after a job no driver task is left.
+    fn drop(&mut self) {
+        drop(self.client.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        }
     }
 }
 
@@ -107,9 +241,8 @@ impl Provider for Postgres {
 
     fn check_admin(&mut self) -> Result<(), ProviderError> {
         let row = self
-            .client
-            .query_one("SELECT current_user::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user", &[])
-            .map_err(|e| error(&self.target, "checking the admin's privileges", &e))?;
+            .call(self.client().query_one("SELECT current_user::text, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user", &[]))
+            .map_err(|e| e.into_provider(&self.target, "checking the admin's privileges"))?;
         let (name, superuser, createrole): (String, bool, bool) =
             (row.get(0), row.get(1), row.get(2));
         if superuser || createrole {
@@ -129,16 +262,15 @@ impl Provider for Postgres {
     fn check_can_manage(&mut self, username: &str) -> Result<(), ProviderError> {
         let action = format!("checking the admin's privileges on role \"{username}\"");
         let row = self
-            .client
-            .query_opt(
+            .call(self.client().query_opt(
                 "SELECT current_setting('server_version_num')::int, \
                         (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
                         r.rolsuper, \
                         pg_has_role(current_user, r.oid, 'MEMBER WITH ADMIN OPTION') \
                  FROM pg_roles r WHERE r.rolname = $1",
                 &[&username],
-            )
-            .map_err(|e| error(&self.target, &action, &e))?;
+            ))
+            .map_err(|e| e.into_provider(&self.target, &action))?;
         let Some(row) = row else { return Ok(()) };
         let privileges = RolePrivileges {
             server_version_num: row.get(0),
@@ -168,12 +300,13 @@ impl Provider for Postgres {
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError> {
         let row = self
-            .client
-            .query_one(
+            .call(self.client().query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
                 &[&username],
-            )
-            .map_err(|e| error(&self.target, &format!("looking up role \"{username}\""), &e))?;
+            ))
+            .map_err(|e| {
+                e.into_provider(&self.target, &format!("looking up role \"{username}\""))
+            })?;
         Ok(row.get(0))
     }
 
@@ -181,10 +314,10 @@ impl Provider for Postgres {
         if !self.user_exists(username)? {
             return Ok(StoredCredential::Absent);
         }
-        match self.client.query_one(
+        match self.call(self.client().query_one(
             "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
             &[&username],
-        ) {
+        )) {
             Ok(row) => Ok(StoredCredential::Stored(
                 row.get::<_, Option<String>>(0).unwrap_or_default(),
             )),
@@ -196,10 +329,9 @@ impl Provider for Postgres {
                     ),
                 })
             }
-            Err(e) => Err(error(
+            Err(e) => Err(e.into_provider(
                 &self.target,
                 &format!("reading the stored verifier of role \"{username}\""),
-                &e,
             )),
         }
     }
@@ -239,14 +371,19 @@ impl Provider for Postgres {
     }
 
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        verify_login(&self.target, username, password)
+        login_on(
+            self.runtime.as_ref().expect("runtime present until drop"),
+            &self.target,
+            username,
+            password,
+        )
     }
 
     fn tls_status(&mut self) -> TlsStatus {
-        match self.client.query_opt(
+        match self.call(self.client().query_opt(
             "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],
-        ) {
+        )) {
             Ok(Some(row)) if row.get::<_, bool>(0) => TlsStatus::Encrypted {
                 protocol: row.get::<_, Option<String>>(1).unwrap_or_default(),
                 cipher: row.get(2),
@@ -268,23 +405,35 @@ fn tls_connector(target: &Target, action: &str) -> Result<MakeRustlsConnect, Pro
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// Logs in as `username` on a fresh connection to the target's database. A missing
-/// database counts as success: PostgreSQL authenticates before it looks the database up.
+/// Logs in as `username` on a fresh connection to the target's database, within the
+/// connect timeout, on a runtime of its own. A missing database counts as success:
+/// PostgreSQL authenticates before it looks the database up.
 pub fn verify_login(
     target: &Target,
     username: &str,
     password: &Secret,
 ) -> Result<(), ProviderError> {
     let action = format!("logging in as \"{username}\"");
-    match config_for(target, &login_name(target, username), password)
-        .connect(tls_connector(target, &action)?)
-    {
+    let runtime = new_runtime(target, &action)?;
+    let result = login_on(&runtime, target, username, password);
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
+}
+
+fn login_on(
+    runtime: &Runtime,
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    let action = format!("logging in as \"{username}\"");
+    match connect_on(runtime, target, &login_name(target, username), password) {
         Ok(client) => {
             drop(client);
             Ok(())
         }
         Err(e) if e.code() == Some(&SqlState::INVALID_CATALOG_NAME) => Ok(()),
-        Err(e) => Err(error(target, &action, &e)),
+        Err(e) => Err(e.into_provider(target, &action)),
     }
 }
 
@@ -340,14 +489,14 @@ pub fn quote_literal(text: &str) -> String {
 }
 
 /// What went wrong with TLS, when the failure is about TLS at all.
-fn tls_failure(target: &Target, e: &postgres::Error) -> Option<String> {
+fn tls_failure(target: &Target, e: &tokio_postgres::Error) -> Option<String> {
     if target.tls.mode == TlsMode::Disable {
         return None;
     }
     tls::explain_failure(e, &target.host, target.tls.mode)
 }
 
-fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
+fn error(target: &Target, action: &str, e: &tokio_postgres::Error) -> ProviderError {
     let (kind, detail) = match e.as_db_error() {
         Some(db) => {
             let kind = match *db.code() {

@@ -74,6 +74,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
 const DRIVER_CRATES: &[&str] = &[
     "postgres",
     "postgres_protocol",
+    "tokio_postgres",
     "mysql",
     "redis",
     "mongodb",

@@ -9,6 +9,14 @@ mod support;
 
 mod commands;
 mod completions;
+#[cfg(any(
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis",
+    feature = "mongodb"
+))]
+mod drift;
+mod healing;
 mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
@@ -18,6 +26,9 @@ mod tls;
 
 #[cfg(feature = "mysql")]
 mod mysql;
+
+#[cfg(feature = "mysql")]
+mod mysql_localhost;
 
 #[cfg(feature = "redis")]
 mod redis;
@@ -30,6 +41,18 @@ mod postgres_provider;
 
 #[cfg(feature = "postgres")]
 mod official;
+
+#[cfg(feature = "postgres")]
+mod hung_database;
+
+#[cfg(feature = "postgres")]
+mod watched;
+
+#[cfg(feature = "postgres")]
+mod damaged_journal;
+
+#[cfg(feature = "postgres")]
+mod nologin;
 
 #[cfg(feature = "postgres")]
 mod control_plane_tls;

@@ -4,12 +4,11 @@
 
 use serde_json::json;
 
-use crate::scenarios;
 use crate::support::assertions::assert_contains;
 use crate::support::db::db_test;
 use crate::support::db::postgres::{Pg, ident};
 use crate::support::world::{Database, World, assert_password, secret_value};
-use crate::support::{AgentProcess, Endpoint, Fault, unique_name};
+use crate::support::{AgentProcess, Endpoint, Fault, SOON, random_text, unique_name};
 
 crate::scenarios::shared_scenarios!(Pg::open(), verify_fails_rolls_back);
 
@@ -77,7 +76,27 @@ db_test!(
     |pg| {
         // An admin without SUPERUSER cannot read pg_authid: the snapshot is "the live value".
         let (w, agent, admin, admin_pw) = started_with_a_createrole_admin(pg);
-        let new_pw = scenarios::rollback_to_the_live_value_waits_for_a_login(&w, &agent, || {});
+        pg.block_login(&w.user);
+        let new_pw = format!("new-{}", random_text(16));
+        w.cp.set_pending(&w.secret, "rot_cr", &secret_value(&w.user, &new_pw));
+        let error = w.wait_rejected("rot_cr", &agent);
+        assert_contains(&error, "verification failed");
+        // The rollback re-sets the live value and cannot prove it by logging in: the blocked
+        // role may not log in at all. The restore is accepted and said so (issue 11, item 8),
+        // never retried forever with every later rotation stuck behind it.
+        agent.wait_until(
+            SOON,
+            "the agent to report the unverifiable rollback",
+            || agent.output().contains("the login check is impossible"),
+        );
+        w.wait_journal_cleared(&agent);
+        pg.unblock_login(&w.user);
+        assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
+        assert_password(pg, &w.user, &w.old_pw, &new_pw);
+        assert!(
+            w.cp.calls(Endpoint::Secret) >= 1,
+            "the live value was never read for the rollback"
+        );
         w.finish(agent, &[&w.old_pw, &new_pw, &admin_pw]);
         pg.drop_user(&admin);
     }

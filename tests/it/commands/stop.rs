@@ -1,5 +1,6 @@
 //! `stop`: ends a running agent by its PID file, never signals a stranger, gives up in time.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::support::assertions::{Exit, assert_contains};
@@ -9,14 +10,17 @@ use crate::support::{AgentProcess, SOON, TempDir};
 use super::{IdleAgent, dead_pid, write_pid};
 
 /// A process that is no agent but ignores SIGTERM, with `secret` on its command line.
-fn stubborn_process(secret: &str) -> AgentProcess {
+fn stubborn_process(home: &Path, secret: &str) -> AgentProcess {
+    // Holds the PID file's lock the way an agent does (flock on an open descriptor) and
+    // writes its own PID into it.
+    write_pid(home, secret, 0);
     let mut c = Command::new("sh");
     c.args([
         "-c",
-        "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; trap '' TERM; echo ready; while :; do sleep 0.1; done",
         "sh",
-        secret,
     ]);
+    c.arg(agent_file(home, secret, "pid"));
     let mut p = AgentProcess::spawn(c);
     // SIGTERM before the trap is set would kill it.
     p.wait_for_output("ready", SOON);
@@ -75,8 +79,7 @@ fn stop_never_signals_a_process_that_reused_the_pid() {
 #[test]
 fn stop_gives_up_after_its_deadline() {
     let home = TempDir::new("stop");
-    let mut stubborn = stubborn_process("sk_stuck");
-    write_pid(home.path(), "sk_stuck", stubborn.pid());
+    let mut stubborn = stubborn_process(home.path(), "sk_stuck");
     let mut c = bare(home.path(), &["stop", "--secret", "sk_stuck"]);
     c.env("SIKKERKEY_STOP_TIMEOUT_MS", "300");
     let out = run(c).expect(Exit::Failure);

@@ -64,6 +64,9 @@ pub enum Fault {
     Close,
     /// Process normally, then close the connection without sending the answer.
     ProcessThenClose,
+    /// Process now, answer after this wait: an answer true when computed and stale when
+    /// it arrives.
+    ProcessThenDelay(Duration),
 }
 
 /// A heartbeat the server received.
@@ -426,7 +429,7 @@ fn serve_connection(stream: impl Read + Write, state: Arc<Mutex<State>>) {
             }
             Some(Fault::Close) => return,
             Some(Fault::Delay(d)) => thread::sleep(d),
-            Some(Fault::ProcessThenClose) | None => {}
+            Some(Fault::ProcessThenClose | Fault::ProcessThenDelay(_)) | None => {}
         }
         let (status, body) = {
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -434,6 +437,9 @@ fn serve_connection(stream: impl Read + Write, state: Arc<Mutex<State>>) {
         };
         if fault == Some(Fault::ProcessThenClose) {
             return;
+        }
+        if let Some(Fault::ProcessThenDelay(d)) = fault {
+            thread::sleep(d);
         }
         respond(writer, status, &body);
     }

@@ -17,6 +17,8 @@ use crate::support::world::{Database, WeakAdmin, provider_target};
 use crate::support::{random_text, require_env, unique_name};
 
 const ACCESS_DENIED: u16 = 1045;
+/// MariaDB's refusal when no account matches at all (e.g. the user was dropped).
+const ACCESS_DENIED_NO_ACCOUNT: u16 = 1698;
 const ACCOUNT_LOCKED: u16 = 4151;
 
 pub struct My {
@@ -122,7 +124,9 @@ impl My {
         match self.connect_as(user, password) {
             Ok(_) => Ok(true),
             Err(::mysql::Error::MySqlError(e))
-                if e.code == ACCESS_DENIED || e.code == ACCOUNT_LOCKED =>
+                if e.code == ACCESS_DENIED
+                    || e.code == ACCESS_DENIED_NO_ACCOUNT
+                    || e.code == ACCOUNT_LOCKED =>
             {
                 Ok(false)
             }
