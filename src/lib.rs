@@ -13,6 +13,8 @@ pub mod files;
 pub mod fsutil;
 pub mod identity;
 pub mod localconfig;
+pub mod logging;
+pub mod memory;
 pub mod pidfile;
 pub mod providers;
 pub mod secret;

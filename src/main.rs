@@ -1,28 +1,19 @@
 //! The `sikkerkey-agent` binary: logger, parse, dispatch, print the error chain once, exit.
 
-use std::io::Write;
-
 use sikkerkey_agent::cli::{self, Command};
 use sikkerkey_agent::commands::{self, CommandError};
 use sikkerkey_agent::exit::Exit;
+use sikkerkey_agent::logging;
 use sikkerkey_agent::settings::Settings;
 
-/// Our own log lines at the level `SIKKERKEY_LOG` names (default info); every dependency
-/// capped at warn, whatever the setting, because driver debug output can carry SQL text.
+/// Our own log lines at the level `SIKKERKEY_LOG` names (default info).
 fn init_logger(settings: &Settings) {
     let level = settings
         .log
         .as_deref()
         .and_then(|v| v.parse::<log::LevelFilter>().ok())
         .unwrap_or(log::LevelFilter::Info);
-    env_logger::Builder::new()
-        .filter_level(log::LevelFilter::Warn.min(level))
-        .filter_module("sikkerkey_agent", level)
-        .format(|buf, record| {
-            let ts = buf.timestamp_seconds();
-            writeln!(buf, "{ts} {:<5} {}", record.level(), record.args())
-        })
-        .init();
+    logging::init(level);
 }
 
 fn print_error(e: &dyn std::error::Error) {

@@ -23,7 +23,7 @@ use crate::files::AgentFiles;
 use crate::localconfig::{LocalConfig, LocalConfigError, TargetError, TargetSource};
 use crate::pidfile::PidFileError;
 use crate::providers::{DbTimeouts, ProviderError};
-use crate::{fsutil, pidfile};
+use crate::{fsutil, memory, pidfile};
 
 use heartbeat::{Heartbeat, HeartbeatSettings};
 use journal::Journal;
@@ -166,6 +166,7 @@ pub fn run(
         timing,
         test_panic_at,
     } = options;
+    memory::limit_arenas();
     let secret_id = files.secret_id().to_owned();
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
         what: format!("create {}", files.dir().display()),
