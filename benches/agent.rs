@@ -9,37 +9,15 @@
 //! implementation already knows how to create a user and what the connection JSON is.
 
 #[path = "../tests/it/support/mod.rs"]
+#[allow(unused_imports)]
 mod support;
-
-#[path = "../tests/it/scenarios.rs"]
-mod scenarios;
-
-#[cfg(feature = "postgres")]
-#[path = "../tests/it/postgres.rs"]
-#[allow(dead_code, unused_imports)]
-mod postgres;
-
-#[cfg(feature = "mysql")]
-#[path = "../tests/it/mysql.rs"]
-#[allow(dead_code, unused_imports)]
-mod mysql;
-
-#[cfg(feature = "redis")]
-#[path = "../tests/it/redis.rs"]
-#[allow(dead_code, unused_imports)]
-mod redis;
-
-#[cfg(feature = "mongodb")]
-#[path = "../tests/it/mongodb.rs"]
-#[allow(dead_code, unused_imports)]
-mod mongodb;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scenarios::{Database, World, assert_password, secret_value};
+use support::world::{Database, World, assert_password, secret_value};
 use support::{AgentProcess, Endpoint, random_text};
 
 /// The databases to measure: display name and how to reach the test server (`None` when
@@ -50,20 +28,19 @@ fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
     let table: Vec<Entry> = vec![
         #[cfg(feature = "postgres")]
         ("PostgreSQL", || {
-            postgres::Pg::from_env().map(|d| Box::new(d) as _)
+            support::db::postgres::Pg::open().map(|d| Box::new(d) as _)
         }),
         #[cfg(feature = "mysql")]
         ("MariaDB", || {
-            mysql::My::from_env().map(|d| Box::new(d) as _)
+            support::db::mysql::My::open().map(|d| Box::new(d) as _)
         }),
         #[cfg(feature = "redis")]
         ("Redis", || {
-            redis::RedisServer::start(redis::Mode::AclFile)
-                .map(|r| Box::new(redis::ScenarioRedis(r)) as _)
+            support::db::redis::RedisServer::open().map(|d| Box::new(d) as _)
         }),
         #[cfg(feature = "mongodb")]
         ("MongoDB", || {
-            mongodb::Mongo::from_env().map(|d| Box::new(d) as _)
+            support::db::mongodb::Mongo::open().map(|d| Box::new(d) as _)
         }),
     ];
     table

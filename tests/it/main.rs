@@ -1,10 +1,16 @@
 //! The integration test binary: the real agent binary against a fake control plane and real
-//! databases started by `make test` (tests/services/run.sh).
+//! databases started by `make test` (tests/services/run.sh). `support/` is what tests
+//! share (and all the bench and the demo include); each other module is a part of the
+//! specification: the management commands, the agent's lifecycle, the scenarios every
+//! provider must survive, what is particular to each database, and the layering rules
+//! of src/.
 
 mod support;
 
 mod commands;
 mod layering;
+#[cfg(feature = "postgres")]
+mod lifecycle;
 mod scenarios;
 
 #[cfg(feature = "mysql")]

@@ -4,40 +4,43 @@
 
 use std::process::Stdio;
 
-use crate::postgres::Pg;
-use crate::scenarios::{SOON, World, assert_password, secret_value};
-use crate::support::{AgentProcess, Endpoint, require_env, wait_until};
+use crate::support::db::db_test;
+use crate::support::db::postgres::Pg;
+use crate::support::world::{World, assert_password, secret_value};
+use crate::support::{AgentProcess, Endpoint, SOON, require_env, wait_until};
 
-#[test]
-fn official_agent_rotates_through_the_fake_control_plane() {
-    let Some(pg) = Pg::from_env() else { return };
-    let Some(official) = require_env("SKA_OFFICIAL_AGENT", "the official SikkerKey CLI") else {
-        return;
-    };
-    let w = World::plain(&pg);
-    w.cp.with_secret(&w.secret, |s| s.poll_interval_seconds = 5);
-    // The official agent puts passwords into a libpq DSN unquoted: keep this one plain.
-    let new_pw = "officialNewPw123";
-    w.cp.set_pending(&w.secret, "rot_official", &secret_value(&w.user, new_pw));
-    let mut cmd = std::process::Command::new(official);
-    cmd.args(["agent", "start", "--secret", &w.secret])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", w.machine.home.path())
-        .env("SIKKERKEY_HOME", w.machine.home.path())
-        .env("SIKKERKEY_API_URL", &w.machine.api_url)
-        .stdin(Stdio::null());
-    let agent = AgentProcess::spawn(cmd);
-    w.wait_confirmed("rot_official", &agent);
-    wait_until(SOON, "a heartbeat from the official agent", || {
-        !w.cp.heartbeats(&w.secret).is_empty()
-    });
-    assert!(w.cp.calls(Endpoint::SyncConfig) >= 1);
-    assert!(
-        w.cp.unauthorized().is_empty(),
-        "the official agent earned 401s: {:?}",
-        w.cp.unauthorized()
-    );
-    assert_password(&pg, &w.user, new_pw, &w.old_pw);
-    drop(agent);
-}
+db_test!(
+    official_agent_rotates_through_the_fake_control_plane,
+    Pg::open(),
+    |pg| {
+        let Some(official) = require_env("SKA_OFFICIAL_AGENT", "the official SikkerKey CLI") else {
+            return;
+        };
+        let w = World::plain(pg);
+        w.cp.with_secret(&w.secret, |s| s.poll_interval_seconds = 5);
+        // The official agent puts passwords into a libpq DSN unquoted: keep this one plain.
+        let new_pw = "officialNewPw123";
+        w.cp.set_pending(&w.secret, "rot_official", &secret_value(&w.user, new_pw));
+        let mut cmd = std::process::Command::new(official);
+        cmd.args(["agent", "start", "--secret", &w.secret])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", w.machine.home.path())
+            .env("SIKKERKEY_HOME", w.machine.home.path())
+            .env("SIKKERKEY_API_URL", &w.machine.api_url)
+            .stdin(Stdio::null());
+        let agent = AgentProcess::spawn(cmd);
+        w.wait_confirmed("rot_official", &agent);
+        wait_until(SOON, "a heartbeat from the official agent", || {
+            !w.cp.heartbeats(&w.secret).is_empty()
+        });
+        assert!(w.cp.calls(Endpoint::SyncConfig) >= 1);
+        assert!(
+            w.cp.unauthorized().is_empty(),
+            "the official agent earned 401s: {:?}",
+            w.cp.unauthorized()
+        );
+        assert_password(pg, &w.user, new_pw, &w.old_pw);
+        drop(agent);
+    }
+);

@@ -1,211 +1,22 @@
-//! The failure scenarios every provider must survive, written once against the
-//! [`Database`] trait. Each runs the real agent binary against the fake control plane and
-//! a real database, and checks the outcome by logging in as the managed user.
+//! The scenarios every provider must survive, written once against the [`Database`]
+//! trait. Most run the real agent binary against the fake control plane and a real
+//! database and check the outcome by logging in as the managed user; the timeout ones
+//! drive the provider directly. [`shared_scenarios!`] declares them as tests for a
+//! provider.
 
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use sikkerkey_agent::providers::{self, FailureKind};
+use sikkerkey_agent::secret::Secret;
 
-use crate::support::proxy::TcpProxy;
-use crate::support::{
-    AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, SecretState, random_text, unique_name,
+use crate::support::assertions::{Exit, assert_contains, assert_lacks, assert_took_less_than};
+use crate::support::proxy::{BlackHole, TcpProxy};
+use crate::support::world::{
+    Database, World, assert_no_leak, assert_password, provider_target, secret_value,
 };
-
-/// Generous bound for anything the agent should do within a few poll intervals.
-pub const SOON: Duration = Duration::from_secs(30);
-
-/// A database under test, seen from outside the agent.
-pub trait Database {
-    fn provider_type(&self) -> &'static str;
-    /// Where the database listens.
-    fn endpoint(&self) -> (String, u16);
-    /// The sync config's `connection` object for an agent reaching the database at host:port.
-    fn connection(&self, host: &str, port: u16) -> Value;
-    /// The admin password, to check it never shows in output.
-    fn admin_password(&self) -> String;
-    fn create_user(&self, name: &str, password: &str);
-    fn drop_user(&self, name: &str);
-    /// Whether `name` can log in with `password` (a refused login is `false`; an
-    /// unreachable server panics).
-    fn can_login(&self, name: &str, password: &str) -> bool;
-    /// Makes logins of `name` fail while password changes still succeed.
-    fn block_login(&self, name: &str);
-    fn unblock_login(&self, name: &str);
-    /// A unique user name full of characters that break naive quoting.
-    fn hostile_name(&self) -> String;
-    /// A unique ordinary user name.
-    fn plain_name(&self) -> String {
-        unique_name("ska")
-    }
-}
-
-pub fn secret_value(user: &str, password: &str) -> String {
-    json!({"username": user, "password": password}).to_string()
-}
-
-/// The database has `expected` for `user`: it logs in, while `other` and a random
-/// password are refused.
-pub fn assert_password(db: &dyn Database, user: &str, expected: &str, other: &str) {
-    assert!(
-        db.can_login(user, expected),
-        "{user:?} cannot log in with the password it should have"
-    );
-    assert!(
-        !db.can_login(user, other),
-        "{user:?} still logs in with the password it should no longer have"
-    );
-    assert!(
-        !db.can_login(user, &random_text(20)),
-        "{user:?} logs in with a random password: the server does not check passwords"
-    );
-}
-
-/// One scenario's world: control plane, machine, secret, user.
-pub struct World<'a> {
-    pub db: &'a dyn Database,
-    pub cp: FakeControlPlane,
-    pub machine: Machine,
-    pub secret: String,
-    pub user: String,
-    pub old_pw: String,
-    pub proxy: Option<TcpProxy>,
-}
-
-impl<'a> World<'a> {
-    /// A user with a known password and a secret whose live value is that password.
-    pub fn new(db: &'a dyn Database, user: String, old_pw: String, through_proxy: bool) -> Self {
-        db.create_user(&user, &old_pw);
-        let cp = FakeControlPlane::start();
-        let machine = Machine::new(&cp);
-        let secret = unique_name("sk");
-        let (host, port) = db.endpoint();
-        let proxy = through_proxy.then(|| TcpProxy::start(&format!("{host}:{port}")));
-        let connection = match &proxy {
-            Some(p) => db.connection("127.0.0.1", p.port()),
-            None => db.connection(&host, port),
-        };
-        cp.add_secret(
-            &secret,
-            SecretState::new(
-                db.provider_type(),
-                connection,
-                &user,
-                &secret_value(&user, &old_pw),
-            ),
-        );
-        World {
-            db,
-            cp,
-            machine,
-            secret,
-            user,
-            old_pw,
-            proxy,
-        }
-    }
-
-    pub fn plain(db: &'a dyn Database) -> Self {
-        Self::new(
-            db,
-            db.plain_name(),
-            format!("old-{}", random_text(16)),
-            false,
-        )
-    }
-
-    pub fn start(&self) -> AgentProcess {
-        let mut agent = self.machine.spawn_agent(&self.secret);
-        self.wait_healthy(&mut agent);
-        agent
-    }
-
-    pub fn wait_healthy(&self, agent: &mut AgentProcess) {
-        let cp = &self.cp;
-        let secret = &self.secret;
-        let start = cp.heartbeats(secret).len();
-        let end = std::time::Instant::now() + SOON;
-        while !cp.heartbeats(secret)[start.min(cp.heartbeats(secret).len())..]
-            .iter()
-            .any(|h| h.status == "healthy")
-        {
-            if agent.try_status().is_some() || std::time::Instant::now() > end {
-                panic!("agent never reported healthy; output:\n{}", agent.report());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    pub fn wait_confirmed(&self, rotation: &str, agent: &AgentProcess) {
-        agent.wait_until(SOON, &format!("rotation {rotation} confirmed"), || {
-            self.cp.confirms(&self.secret).iter().any(|r| r == rotation)
-        });
-    }
-
-    pub fn wait_rejected(&self, rotation: &str, agent: &AgentProcess) -> String {
-        agent.wait_until(SOON, &format!("rotation {rotation} rejected"), || {
-            self.cp
-                .rejects(&self.secret)
-                .iter()
-                .any(|(r, _)| r == rotation)
-        });
-        self.cp
-            .rejects(&self.secret)
-            .into_iter()
-            .find(|(r, _)| r == rotation)
-            .unwrap()
-            .1
-    }
-
-    pub fn journal_exists(&self) -> bool {
-        self.machine.journal(&self.secret).exists()
-    }
-
-    pub fn wait_journal_cleared(&self, agent: &AgentProcess) {
-        agent.wait_until(SOON, "journal removed", || !self.journal_exists());
-    }
-
-    /// Stops the agent with SIGTERM, expects exit 0, and checks no secret leaked into its output.
-    pub fn finish(&self, mut agent: AgentProcess, secrets: &[&str]) {
-        let status = agent.terminate();
-        assert!(
-            status.success(),
-            "agent exit {status:?}; output:\n{}",
-            agent.output()
-        );
-        assert_no_leak(&agent.output(), secrets, &self.db.admin_password());
-        assert!(
-            self.cp.unauthorized().is_empty(),
-            "401s: {:?}",
-            self.cp.unauthorized()
-        );
-    }
-}
-
-impl Drop for World<'_> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            self.db.drop_user(&self.user);
-        }
-    }
-}
-
-pub fn assert_no_leak(output: &str, secrets: &[&str], admin_pass: &str) {
-    for s in secrets.iter().copied().chain([admin_pass]) {
-        assert!(
-            !s.is_empty() && !output.contains(s),
-            "a secret appears in the agent's output:\n{output}"
-        );
-    }
-}
-
-fn journal_phase(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: Value = serde_json::from_str(&text).ok()?;
-    v["phase"].as_str().map(str::to_owned)
-}
+use crate::support::{AgentProcess, Endpoint, Fault, SOON, random_text};
 
 // ---- the scenarios ----
 
@@ -235,21 +46,13 @@ pub fn rotation_pending_before_start(db: &dyn Database) {
 
 /// The database goes away after start-up: the rotation is rejected and nothing changes.
 pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
-    let w = World::new(
-        db,
-        db.plain_name(),
-        format!("old-{}", random_text(16)),
-        true,
-    );
+    let w = World::behind_proxy(db);
     let agent = w.start();
-    w.proxy.as_ref().unwrap().cut();
+    w.proxy().cut();
     let new_pw = format!("new-{}", random_text(16));
     w.cp.set_pending(&w.secret, "rot_unreach", &secret_value(&w.user, &new_pw));
     let error = w.wait_rejected("rot_unreach", &agent);
-    assert!(
-        error.contains("apply failed"),
-        "rejection should say apply failed: {error}"
-    );
+    assert_contains(&error, "apply failed");
     assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
     assert_password(db, &w.user, &w.old_pw, &new_pw);
     // While the database stays away, every heartbeat says so, not just the next one.
@@ -265,7 +68,7 @@ pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
         after.iter().all(|s| s == "error"),
         "heartbeats while the database is unreachable: {after:?}"
     );
-    w.proxy.as_ref().unwrap().restore();
+    w.proxy().restore();
     let n = w.cp.heartbeats(&w.secret).len();
     agent.wait_until(SOON, "healthy again once the database is back", || {
         w.cp.heartbeats(&w.secret)
@@ -280,19 +83,48 @@ pub fn apply_fails_when_database_unreachable(db: &dyn Database) {
 pub fn verify_fails_rolls_back(db: &dyn Database) {
     let w = World::plain(db);
     let agent = w.start();
-    db.block_login(&w.user);
     let new_pw = format!("new-{}", random_text(16));
-    w.cp.set_pending(&w.secret, "rot_verify", &secret_value(&w.user, &new_pw));
-    let error = w.wait_rejected("rot_verify", &agent);
-    assert!(
-        error.contains("verification failed"),
-        "rejection should say verification failed: {error}"
-    );
-    w.wait_journal_cleared(&agent);
-    db.unblock_login(&w.user);
+    let error = w.rotate_with_logins_blocked(&agent, "rot_verify", &new_pw);
+    assert_contains(&error, "verification failed");
     assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
     assert_password(db, &w.user, &w.old_pw, &new_pw);
     w.finish(agent, &[&w.old_pw, &new_pw]);
+}
+
+/// For a provider (or an admin) that cannot restore a stored credential: the rollback
+/// sets the live value again and proves it by logging in, so while the user's logins are
+/// blocked the rotation is rejected but the journal stays; `while_blocked` checks more
+/// at that point. Once logins work again the journal goes, and the old password is back.
+/// Leaves the agent running; returns the rejected password.
+pub fn rollback_to_the_live_value_waits_for_a_login(
+    w: &World,
+    agent: &AgentProcess,
+    while_blocked: impl FnOnce(),
+) -> String {
+    w.db.block_login(&w.user);
+    let new_pw = format!("new-{}", random_text(16));
+    w.cp.set_pending(&w.secret, "rot_live", &secret_value(&w.user, &new_pw));
+    let error = w.wait_rejected("rot_live", agent);
+    assert_contains(&error, "verification failed");
+    agent.wait_until(
+        SOON,
+        "the agent to report the unverifiable rollback",
+        || agent.output().contains("rollback failed"),
+    );
+    assert!(
+        w.journal_exists(),
+        "journal cleared before the rollback could be verified"
+    );
+    while_blocked();
+    w.db.unblock_login(&w.user);
+    w.wait_journal_cleared(agent);
+    assert_eq!(w.cp.live_value(&w.secret), secret_value(&w.user, &w.old_pw));
+    assert_password(w.db, &w.user, &w.old_pw, &new_pw);
+    assert!(
+        w.cp.calls(Endpoint::Secret) >= 1,
+        "the live value was never read for the rollback"
+    );
+    new_pw
 }
 
 /// Confirm answers 503 `failures` times; the rotation still ends confirmed and consistent.
@@ -335,9 +167,8 @@ pub fn killed_between_apply_and_confirm(db: &dyn Database, server_resets: bool) 
     w.cp.inject(Endpoint::Confirm, Fault::Status(503), 100_000);
     let new_pw = format!("new-{}", random_text(16));
     w.cp.set_pending(&w.secret, "rot_kill", &secret_value(&w.user, &new_pw));
-    let journal = w.machine.journal(&w.secret);
     agent.wait_until(SOON, "journal in phase confirming", || {
-        journal_phase(&journal).as_deref() == Some("confirming")
+        w.journal_phase().as_deref() == Some("confirming")
     });
     agent.kill9();
     assert_password(db, &w.user, &new_pw, &w.old_pw);
@@ -386,53 +217,154 @@ pub fn unusable_pending_value_is_rejected(db: &dyn Database) {
     let agent = w.start();
     w.cp.set_pending(&w.secret, "rot_bad", "{\"username\": \"x\", \"pass\": ");
     let error = w.wait_rejected("rot_bad", &agent);
-    assert!(
-        error.contains("password"),
-        "error should name the missing password field: {error}"
-    );
+    assert_contains(&error, "password");
     assert_password(db, &w.user, &w.old_pw, "{\"username\": \"x\", \"pass\": ");
     assert!(!w.journal_exists());
     w.finish(agent, &[&w.old_pw]);
 }
 
-/// Declares every shared scenario as a test through a provider's own test macro
-/// (`$test!(name, |db| body)`), so adding a scenario here runs it for every provider.
-/// `verify_fails_rolls_back` is left to each provider: how a rollback is proven differs.
+/// The admin can log in but may not manage users: the agent exits at start-up with
+/// [`Exit::Database`], naming what is missing in its output and in an error heartbeat.
+pub fn admin_lacks_privileges(db: &dyn Database) {
+    let admin = db.weak_admin();
+    let w = World::plain(db);
+    w.use_admin(&admin.user, &admin.password);
+    let mut agent = w.machine.spawn_agent(&w.secret);
+    agent.expect_exit(Exit::Database);
+    assert_contains(&agent.output(), admin.output_names);
+    assert!(
+        w.error_heartbeat_says(admin.heartbeat_names),
+        "no error heartbeat names {:?}: {:?}",
+        admin.heartbeat_names,
+        w.cp.heartbeats(&w.secret)
+    );
+    assert_no_leak(
+        &agent.output(),
+        &[&admin.password, &w.old_pw],
+        &db.admin_password(),
+    );
+    db.drop_admin(&admin.user);
+}
+
+/// The provider driven directly against a server that accepts connections and never
+/// answers: connecting fails within the timeouts, and the error holds no password.
+pub fn silent_server_is_an_error_within_the_timeout(db: &dyn Database) {
+    let hole = BlackHole::start();
+    let timeout = Duration::from_secs(1);
+    let target = provider_target(db, "127.0.0.1", hole.port(), timeout);
+    let started = Instant::now();
+    let err = providers::open(&target)
+        .err()
+        .expect("connecting to a silent server must fail");
+    assert_took_less_than(started, 2 * timeout + Duration::from_secs(3));
+    assert!(
+        matches!(err.kind, FailureKind::Timeout | FailureKind::Unreachable),
+        "{err}"
+    );
+    assert_lacks(&err.to_string(), &db.admin_password());
+}
+
+/// The provider driven directly; the server stops answering after the connection is up:
+/// changing a password is a timeout and a login check an error, each within the
+/// timeouts, and the password stays the old one.
+pub fn server_that_hangs_mid_session_is_an_error_within_the_timeout(db: &dyn Database) {
+    let user = db.plain_name();
+    db.create_user(&user, "hang-old");
+    let (host, port) = db.endpoint();
+    let relay = TcpProxy::start(&format!("{host}:{port}"));
+    let timeout = Duration::from_secs(2);
+    let target = provider_target(db, "127.0.0.1", relay.port(), timeout);
+    let mut p = providers::open(&target).unwrap_or_else(|e| panic!("connecting: {e}"));
+    relay.freeze();
+    let limit = 2 * timeout + Duration::from_secs(11);
+    let started = Instant::now();
+    let err = p.set_password(&user, &Secret::new("hang-new")).unwrap_err();
+    assert_took_less_than(started, limit);
+    assert_eq!(err.kind, FailureKind::Timeout, "{err}");
+    let started = Instant::now();
+    let err = p.verify_login(&user, &Secret::new("hang-old")).unwrap_err();
+    assert_took_less_than(started, limit);
+    assert!(
+        matches!(err.kind, FailureKind::Timeout | FailureKind::Unreachable),
+        "{err}"
+    );
+    drop(relay);
+    assert_password(db, &user, "hang-old", "hang-new");
+    db.drop_user(&user);
+}
+
+/// Declares every shared agent scenario as a test for the database `$open` gives
+/// (`Pg::open()`, ...), so adding a scenario here runs it for every provider.
+/// `shared_scenarios!(open, verify_fails_rolls_back)` adds the plain rollback scenario, for
+/// the providers that restore a stored credential (MongoDB proves its rollback otherwise);
+/// the timeout scenarios have [`timeout_scenarios!`] of their own.
 /// Unused in a build without any provider feature.
 #[allow(unused_macros)]
 macro_rules! shared_scenarios {
-    ($test:ident) => {
-        $test!(rotation_confirmed, |db| {
+    ($open:expr, verify_fails_rolls_back) => {
+        $crate::scenarios::shared_scenarios!($open);
+        $crate::support::db::db_test!(verify_fails_rolls_back, $open, |db| {
+            $crate::scenarios::verify_fails_rolls_back(db)
+        });
+    };
+    ($open:expr) => {
+        $crate::support::db::db_test!(rotation_confirmed, $open, |db| {
             $crate::scenarios::rotation_confirmed(db)
         });
-        $test!(rotation_pending_before_start, |db| {
+        $crate::support::db::db_test!(rotation_pending_before_start, $open, |db| {
             $crate::scenarios::rotation_pending_before_start(db)
         });
-        $test!(apply_fails_when_database_unreachable, |db| {
+        $crate::support::db::db_test!(apply_fails_when_database_unreachable, $open, |db| {
             $crate::scenarios::apply_fails_when_database_unreachable(db)
         });
-        $test!(confirm_503_twice, |db| {
+        $crate::support::db::db_test!(confirm_503_twice, $open, |db| {
             $crate::scenarios::confirm_fails_transiently(db, 2)
         });
-        $test!(confirm_503_beyond_in_job_retries, |db| {
+        $crate::support::db::db_test!(confirm_503_beyond_in_job_retries, $open, |db| {
             $crate::scenarios::confirm_fails_transiently(db, 5)
         });
-        $test!(confirm_answer_lost, |db| {
+        $crate::support::db::db_test!(confirm_answer_lost, $open, |db| {
             $crate::scenarios::confirm_answer_lost(db)
         });
-        $test!(killed_between_apply_and_confirm, |db| {
+        $crate::support::db::db_test!(killed_between_apply_and_confirm, $open, |db| {
             $crate::scenarios::killed_between_apply_and_confirm(db, false)
         });
-        $test!(killed_then_server_resets_rotation, |db| {
+        $crate::support::db::db_test!(killed_then_server_resets_rotation, $open, |db| {
             $crate::scenarios::killed_between_apply_and_confirm(db, true)
         });
-        $test!(hostile_name_and_password, |db| {
+        $crate::support::db::db_test!(hostile_name_and_password, $open, |db| {
             $crate::scenarios::hostile_name_and_password(db)
         });
-        $test!(unusable_pending_value_is_rejected, |db| {
+        $crate::support::db::db_test!(unusable_pending_value_is_rejected, $open, |db| {
             $crate::scenarios::unusable_pending_value_is_rejected(db)
+        });
+        $crate::support::db::db_test!(admin_lacks_privileges, $open, |db| {
+            $crate::scenarios::admin_lacks_privileges(db)
         });
     };
 }
 #[allow(unused_imports)]
 pub(crate) use shared_scenarios;
+
+/// Declares the timeout scenarios (a silent server; one that hangs mid-session) for the
+/// providers whose driver bounds them by itself; for PostgreSQL the agent's job deadline
+/// does (see lifecycle.rs).
+#[allow(unused_macros)]
+macro_rules! timeout_scenarios {
+    ($open:expr) => {
+        $crate::support::db::db_test!(
+            a_silent_server_is_an_error_within_the_timeout,
+            $open,
+            |db| { $crate::scenarios::silent_server_is_an_error_within_the_timeout(db) }
+        );
+        $crate::support::db::db_test!(
+            a_server_that_hangs_mid_session_is_an_error_within_the_timeout,
+            $open,
+            |db| $crate::scenarios::server_that_hangs_mid_session_is_an_error_within_the_timeout(
+                db
+            )
+        );
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use timeout_scenarios;

@@ -1,11 +1,17 @@
 //! What every integration test shares: temp dirs, a machine identity, the agent process,
-//! waiting for a condition with a deadline, service discovery that fails loudly in CI, and
-//! a TCP proxy that can cut a database off.
+//! waiting for a condition with a deadline, and service discovery that fails loudly in CI.
+//! Beside it: the fake control plane, a TCP proxy that can cut a database off, the test
+//! databases (`db/`), one scenario's world, one-shot commands and named assertions.
+//! The bench and the demo include this directory and nothing else from tests/.
 
 #![allow(dead_code)]
 
+pub mod assertions;
+pub mod cli;
+pub mod db;
 pub mod fake_cp;
 pub mod proxy;
+pub mod world;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use fake_cp::{Endpoint, FakeControlPlane, Fault, SecretState};
+
+/// Generous bound for anything the agent should do within a few poll intervals.
+pub const SOON: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -272,6 +281,13 @@ impl AgentProcess {
             }
             thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Waits (up to [`SOON`]) for the process to exit and checks its exit code.
+    #[track_caller]
+    pub fn expect_exit(&mut self, expected: assertions::Exit) {
+        let status = self.wait_exit(SOON);
+        assertions::assert_exit(status.code(), expected, &self.report());
     }
 
     pub fn signal(&self, signal: &str) {
