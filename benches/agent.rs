@@ -717,7 +717,12 @@ fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[
             r.provider,
             share(r),
             other(&|o| format!("{:.3} %", share(o))),
-            verdict(share(r), limit, "% of a core")
+            // As printed: equal figures at the table's precision are not "over".
+            verdict(
+                (share(r) * 1000.0).round() / 1000.0,
+                (limit * 1000.0).round() / 1000.0,
+                "% of a core"
+            )
         )
         .unwrap();
     }
