@@ -22,13 +22,15 @@ STATIC_BUILD = RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" \
 STATIC_CHECK = tests/static-check.sh $(STATIC_BIN) $(if $(FEATURES),,$(STATIC_MAX_BYTES))
 
 TARBALL := $(TARGET_DIR)/sikkerkey-agent-$(VERSION)-vendored.tar.gz
+## Shell completions and the man page, rendered from the help text (src/help.rs).
+DIST := dist
 
 SIZE_OUT := bench/size.txt
 ## cargo-bloat over the `size` profile (the release build with symbols), same target and flags.
 SIZE_BLOAT = RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" \
 	$(CARGO) bloat --profile size --target $(STATIC_TARGET) --bin sikkerkey-agent $(FEATURE_FLAGS) --locked
 
-.PHONY: all build static size test unit features demo bench vendor vendor-tarball offline-build fmt lint clean
+.PHONY: all build static size test unit features demo bench vendor vendor-tarball offline-build completions fmt lint clean
 
 all: build
 
@@ -82,12 +84,27 @@ vendor:
 	$(CARGO) vendor --locked --versioned-dirs vendor > .cargo/config.toml.tmp
 	mv .cargo/config.toml.tmp .cargo/config.toml
 
-## The committed sources (HEAD) + vendor/ + .cargo/config.toml: everything an air-gapped
-## machine with a Rust toolchain needs for `make offline-build`.
-vendor-tarball: vendor
+## bash, zsh and fish completions and the man page, from the same tables as `--help`:
+## dist/completions/{sikkerkey-agent.bash,_sikkerkey-agent,sikkerkey-agent.fish},
+## dist/man/sikkerkey-agent.1. Install e.g. to /usr/share/bash-completion/completions/
+## sikkerkey-agent, /usr/share/zsh/vendor-completions/, /usr/share/fish/vendor_completions.d/
+## and /usr/share/man/man1/.
+completions:
+	$(CARGO) build --bin sikkerkey-agent $(FEATURE_FLAGS)
+	mkdir -p $(DIST)/completions $(DIST)/man
+	$(TARGET_DIR)/debug/sikkerkey-agent completions bash > $(DIST)/completions/sikkerkey-agent.bash
+	$(TARGET_DIR)/debug/sikkerkey-agent completions zsh > $(DIST)/completions/_sikkerkey-agent
+	$(TARGET_DIR)/debug/sikkerkey-agent completions fish > $(DIST)/completions/sikkerkey-agent.fish
+	$(TARGET_DIR)/debug/sikkerkey-agent man > $(DIST)/man/sikkerkey-agent.1
+	@echo "wrote $(DIST)/completions and $(DIST)/man"
+
+## The committed sources (HEAD) + vendor/ + .cargo/config.toml + the generated completions
+## and man page: everything an air-gapped machine with a Rust toolchain needs for
+## `make offline-build`.
+vendor-tarball: completions vendor
 	mkdir -p $(TARGET_DIR)
 	git archive --format=tar --prefix=sikkerkey-agent-$(VERSION)/ -o $(TARBALL:.gz=) HEAD
-	tar -rf $(TARBALL:.gz=) --transform 's,^,sikkerkey-agent-$(VERSION)/,' vendor .cargo/config.toml
+	tar -rf $(TARBALL:.gz=) --transform 's,^,sikkerkey-agent-$(VERSION)/,' vendor .cargo/config.toml $(DIST)
 	gzip -f $(TARBALL:.gz=)
 	@echo "wrote $(TARBALL) ($$(du -h $(TARBALL) | cut -f1))"
 

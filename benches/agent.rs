@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::private_ca::{Issued, PrivateCa};
 use support::world::{Database, World, assert_password, secret_value};
-use support::{AgentProcess, Endpoint, random_text};
+use support::{AgentProcess, Endpoint, FakeControlPlane, random_text};
 
 /// The databases to measure: display name and how to reach the test server (`None` when
 /// tests/services/run.sh did not start it).
@@ -51,6 +52,9 @@ fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
 
 /// Knobs, from the environment so `make bench` can pass them through.
 struct Settings {
+    /// The control plane serves HTTPS, as in production, with a certificate from this
+    /// run's CA; both agents trust it through SSL_CERT_FILE.
+    tls: ControlPlaneTls,
     agent: PathBuf,
     official: Option<PathBuf>,
     rotations: usize,
@@ -65,6 +69,7 @@ impl Settings {
     fn from_env() -> Self {
         if !std::env::args().any(|a| a == "--bench") {
             return Settings {
+                tls: ControlPlaneTls::new(),
                 agent: PathBuf::from(env!("CARGO_BIN_EXE_sikkerkey-agent")),
                 official: None,
                 rotations: 2,
@@ -91,6 +96,7 @@ impl Settings {
             agent.display()
         );
         Settings {
+            tls: ControlPlaneTls::new(),
             agent,
             official: std::env::var_os("SKA_OFFICIAL_AGENT")
                 .filter(|v| !v.is_empty())
@@ -100,6 +106,34 @@ impl Settings {
             idle: Duration::from_secs(num("SKA_BENCH_IDLE_SECS", 30) as u64),
             out: std::env::var_os("SKA_BENCH_OUT").map(PathBuf::from),
         }
+    }
+}
+
+/// A CA for this run and the fake control plane's certificate (127.0.0.1) signed by it.
+struct ControlPlaneTls {
+    ca: PrivateCa,
+    server: Issued,
+}
+
+impl ControlPlaneTls {
+    fn new() -> Self {
+        let ca = PrivateCa::new("ska-bench-ca");
+        let server = ca.issue("control-plane", "IP:127.0.0.1,DNS:localhost");
+        ControlPlaneTls { ca, server }
+    }
+}
+
+impl Settings {
+    /// A world whose fake control plane speaks HTTPS.
+    fn world<'a>(&self, db: &'a dyn Database) -> World<'a> {
+        let cp = FakeControlPlane::start_tls(&self.tls.server.cert, &self.tls.server.key);
+        World::with_control_plane(
+            db,
+            cp,
+            db.plain_name(),
+            format!("old-{}", random_text(16)),
+            false,
+        )
     }
 }
 
@@ -131,6 +165,7 @@ impl Agent {
             .env("HOME", home)
             .env("SIKKERKEY_HOME", home)
             .env("SIKKERKEY_API_URL", &w.machine.api_url)
+            .env("SSL_CERT_FILE", &s.tls.ca.cert)
             .stdin(Stdio::null());
         if fast && self == Agent::Ours {
             cmd.env("SIKKERKEY_AGENT_POLL_MS", "100");
@@ -284,7 +319,7 @@ fn measure_idle<'a>(
                     if rotated { " after a rotation" } else { "" }
                 );
                 let started = attempt(agent, &what, failures, || {
-                    let w: World<'a> = World::plain(db.as_ref());
+                    let w: World<'a> = s.world(db.as_ref());
                     let mut process = agent.spawn(s, &w, false);
                     w.wait_healthy(&mut process);
                     if rotated {
@@ -460,7 +495,7 @@ fn measure_rotations(
     agent: Agent,
     n: usize,
 ) -> RotationResult {
-    let w = World::plain(db);
+    let w = s.world(db);
     w.cp.with_secret(&w.secret, |st| st.poll_interval_seconds = 5);
     let mut process = agent.spawn(s, &w, true);
     w.wait_healthy(&mut process);
@@ -758,6 +793,11 @@ fn main() {
     let mut report = String::new();
     writeln!(report, "# sikkerkey-agent benchmark\n").unwrap();
     report.push_str(&machine_info());
+    writeln!(
+        report,
+        "\nControl plane: the fake one over HTTPS (TLS 1.3, a certificate from a CA made for this run), trusted by both agents through SSL_CERT_FILE, as production is HTTPS."
+    )
+    .unwrap();
 
     writeln!(report, "\n## Binary\n").unwrap();
     writeln!(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, RequestSigner, SignedHeaders};
 use crate::secret::Secret;
+use crate::trust::{self, TrustError, TrustRoots};
 
 /// Timeouts for control-plane calls.
 #[derive(Debug, Clone, Copy)]
@@ -123,9 +124,19 @@ impl fmt::Display for ApiError {
                 call,
                 secret_id,
                 url,
-                ..
+                source,
             } => {
-                write!(f, "{call} for secret {secret_id} could not reach {url}")
+                // The reason is part of the message (retry warnings print only this
+                // line); ureq's errors carry no secrets.
+                write!(f, "{call} for secret {secret_id} could not reach {url}: ")?;
+                match tls_failure(source) {
+                    Some(reason) => write!(
+                        f,
+                        "TLS failed: {reason} (if a private CA or a TLS-inspecting proxy signs its certificate, set {} or SSL_CERT_FILE to that CA's PEM file)",
+                        trust::CA_FILE_VAR
+                    ),
+                    None => write!(f, "{source}"),
+                }
             }
             ApiError::BadResponse {
                 call,
@@ -141,14 +152,30 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ApiError::Transport { source, .. } => Some(source.as_ref()),
-            _ => None,
+/// Why a TLS handshake failed, in words, or `None` for failures that are not TLS.
+fn tls_failure(e: &ureq::Error) -> Option<String> {
+    use rustls::{CertificateError, Error as Tls};
+    let tls = match e {
+        ureq::Error::Rustls(t) => Some(t),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<Tls>()),
+        ureq::Error::Tls(text) => return Some((*text).to_owned()),
+        _ => None,
+    }?;
+    Some(match tls {
+        Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "its certificate is not signed by a CA this agent trusts (UnknownIssuer)".into()
         }
-    }
+        Tls::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => "its certificate is not valid for this host name (NotValidForName)".into(),
+        Tls::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "its certificate has expired (Expired)".into(),
+        other => other.to_string(),
+    })
 }
+
+impl std::error::Error for ApiError {}
 
 /// Connection details as the sync config carries them (and the local config, which adds
 /// field-name overrides). `Debug` is safe: the admin password is a [`Secret`].
@@ -245,12 +272,39 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(identity: Identity, timeouts: HttpTimeouts) -> Self {
+    /// A client for `identity`'s control plane, trusting what [`trust::load`] finds (with
+    /// the CAs of `ca_file` added) and going through the proxy the environment names
+    /// (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, in that order, and `NO_PROXY`).
+    pub fn new(
+        identity: Identity,
+        timeouts: HttpTimeouts,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, TrustError> {
         let base_url = identity.api_url.clone();
-        Self::with_signer(base_url, identity.into_signer(), timeouts)
+        let roots = trust::load(ca_file)?;
+        Ok(Self::with_signer(
+            base_url,
+            identity.into_signer(),
+            timeouts,
+            roots,
+        ))
     }
 
-    pub fn with_signer(base_url: String, signer: RequestSigner, timeouts: HttpTimeouts) -> Self {
+    pub fn with_signer(
+        base_url: String,
+        signer: RequestSigner,
+        timeouts: HttpTimeouts,
+        roots: TrustRoots,
+    ) -> Self {
+        let root_certs = if roots.bundled() {
+            ureq::tls::RootCerts::WebPki
+        } else {
+            roots
+                .certificates
+                .iter()
+                .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+                .into()
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(timeouts.connect))
@@ -262,9 +316,20 @@ impl ApiClient {
             .output_buffer_size(HTTP_BUFFER)
             .max_response_header_size(HTTP_BUFFER)
             .user_agent(concat!("sikkerkey-agent/", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(root_certs)
+                    .build(),
+            )
             .build();
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        log::info!(
+            "control plane {base_url}: trusting {}; {}",
+            roots.description,
+            describe_proxy(config.proxy(), &base_url)
+        );
         ApiClient {
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url,
             signer,
             agent: config.into(),
         }
@@ -404,6 +469,25 @@ impl ApiClient {
             status,
             message,
         })
+    }
+}
+
+/// The proxy in use, for the start-up log line: host and port only, never credentials.
+fn describe_proxy(proxy: Option<&ureq::Proxy>, base_url: &str) -> String {
+    let Some(proxy) = proxy else {
+        return "no proxy".into();
+    };
+    let bypassed = base_url
+        .parse::<ureq::http::Uri>()
+        .is_ok_and(|uri| proxy.is_no_proxy(&uri));
+    if bypassed {
+        format!(
+            "not through proxy {}:{} (NO_PROXY matches)",
+            proxy.host(),
+            proxy.port()
+        )
+    } else {
+        format!("through proxy {}:{}", proxy.host(), proxy.port())
     }
 }
 

@@ -7,13 +7,25 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+use crate::help;
 use crate::secret::Secret;
+use crate::suggest;
 
 /// Output format of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     Table,
     Json,
+    /// OpenMetrics text, for node_exporter's textfile collector.
+    Prometheus,
+}
+
+/// A shell `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Where `configure` takes the admin password from.
@@ -40,6 +52,18 @@ pub struct ConfigureArgs {
     pub username_field: Option<String>,
     pub password_field: Option<String>,
     pub poll_interval: Option<u64>,
+    pub tls: TlsFlags,
+}
+
+/// `configure`'s database TLS flags, as given (`configure` checks them). All `None`: no
+/// `tls` object is written and the defaults (or PGSSL* variables) apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--tls MODE`.
+    pub mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +74,11 @@ pub enum Command {
     /// Boxed: it is much larger than every other command.
     Configure(Box<ConfigureArgs>),
     Test {
+        secret: String,
+        /// Fetch the server's sync config when there is no local one (takes the agent lock).
+        use_server_config: bool,
+    },
+    Status {
         secret: String,
     },
     List {
@@ -70,94 +99,13 @@ pub enum Command {
         secret: String,
     },
     /// Help text to print (top-level or one command's).
-    Help(&'static str),
+    Help(String),
     Version,
+    /// A completion script for this shell.
+    Completions(Shell),
+    /// The man page.
+    Man,
 }
-
-pub const USAGE: &str = "\
-sikkerkey-agent: applies SikkerKey password rotations to a local database
-
-Usage: sikkerkey-agent [agent] <COMMAND> [OPTIONS]
-
-Commands:
-  start      Run the agent for a secret in the foreground
-  configure  Write local connection details for a secret's agent
-  test       Check the database connection and the admin's privileges
-  list       Show the agents configured or running on this machine
-  stop       Stop the running agent for a secret
-  remove     Delete a secret's local agent files
-  install    Generate (and with --now, install and start) a system service
-  uninstall  Stop, disable and delete the system service
-
-Options:
-  -h, --help     Print help (also after a command)
-  -V, --version  Print the version
-
-Run `sikkerkey-agent <COMMAND> --help` for a command's options.
-Exit codes are listed in README.md.";
-
-const START_HELP: &str = "\
-Usage: sikkerkey-agent start --secret <ID>
-
-Runs the agent in the foreground until SIGINT/SIGTERM (a second signal exits at once).
-Polls the secret's sync config, applies pending rotations to the database, verifies them
-and confirms or rejects them.
-
-Options:
-  --secret <ID>  The managed secret (e.g. sk_a1b2c3)";
-
-const CONFIGURE_HELP: &str = "\
-Usage: sikkerkey-agent configure --secret <ID> --provider <TYPE> --host <HOST> --admin-user <USER> [OPTIONS]
-
-Writes $SIKKERKEY_HOME/agents/<ID>.json (mode 0600). It overrides the server's connection details.
-
-Options:
-  --secret <ID>            The managed secret
-  --provider <TYPE>        postgresql, postgresql_supabase, mysql, redis or mongodb
-  --host <HOST>            Database host
-  --port <PORT>            Database port (default: the provider's)
-  --database <NAME>        Database name
-  --admin-user <USER>      Admin user that can change passwords
-  --admin-pass-file <FILE> Read the admin password from a file
-  --admin-pass <PASS>      Admin password in argv (leaks to ps and shell history; prefer the file,
-                           SIKKERKEY_ADMIN_PASS, or the prompt)
-  --project-reference <R>  Supabase project reference
-  --username-field <F>     Field of the secret value holding the username (default: username)
-  --password-field <F>     Field of the secret value holding the password (default: password)
-  --poll-interval <S>      Poll interval in seconds (at least 5)";
-
-const TEST_HELP: &str = "\
-Usage: sikkerkey-agent test --secret <ID>
-
-Connects with the local config (or the server's sync config), checks the admin's login
-and privileges and that the managed user exists. One line per check; non-zero exit if any fails.";
-
-const LIST_HELP: &str = "\
-Usage: sikkerkey-agent list [-o json]
-
-Lists the agents configured or running on this machine.";
-
-const STOP_HELP: &str = "\
-Usage: sikkerkey-agent stop --secret <ID>
-
-Sends SIGTERM to the running agent and waits for it to exit.";
-
-const REMOVE_HELP: &str = "\
-Usage: sikkerkey-agent remove --secret <ID> [--force]
-
-Deletes the local config, PID and state files of a secret's agent. Refuses while the
-agent runs unless --force.";
-
-const INSTALL_HELP: &str = "\
-Usage: sikkerkey-agent install --secret <ID> [--now]
-
-Prints a system service definition for the agent and where to put it; with --now,
-writes it and starts the service.";
-
-const UNINSTALL_HELP: &str = "\
-Usage: sikkerkey-agent uninstall --secret <ID>
-
-Stops and disables the system service and deletes its definition.";
 
 /// Parses the arguments after the program name.
 pub fn parse<I>(args: I) -> Result<Command, lexopt::Error>
@@ -169,7 +117,7 @@ where
     let mut saw_agent_word = false;
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help(USAGE)),
+            Short('h') | Long("help") => return Ok(Command::Help(help::top_help())),
             Short('V') | Long("version") => return Ok(Command::Version),
             Value(word) => {
                 let word = word.string()?;
@@ -179,48 +127,109 @@ where
                 }
                 return parse_command(&word, &mut parser);
             }
-            _ => return Err(arg.unexpected()),
+            _ => return Err(unexpected(arg, None)),
         }
     }
-    Ok(Command::Help(USAGE))
+    Ok(Command::Help(help::top_help()))
 }
 
 fn parse_command(word: &str, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
     match word {
-        "start" => parse_secret_command(parser, "", START_HELP, |secret, _| Command::Start {
-            secret,
+        "start" => parse_secret_command(parser, "start", "", |secret, _| Command::Start { secret }),
+        "test" => parse_secret_command(parser, "test", "use-server-config", |secret, u| {
+            Command::Test {
+                secret,
+                use_server_config: u,
+            }
         }),
-        "test" => parse_secret_command(parser, "", TEST_HELP, |secret, _| Command::Test { secret }),
-        "stop" => parse_secret_command(parser, "", STOP_HELP, |secret, _| Command::Stop { secret }),
-        "uninstall" => parse_secret_command(parser, "", UNINSTALL_HELP, |secret, _| {
+        "status" => {
+            parse_secret_command(parser, "status", "", |secret, _| Command::Status { secret })
+        }
+        "stop" => parse_secret_command(parser, "stop", "", |secret, _| Command::Stop { secret }),
+        "uninstall" => parse_secret_command(parser, "uninstall", "", |secret, _| {
             Command::Uninstall { secret }
         }),
-        "remove" => parse_secret_command(parser, "force", REMOVE_HELP, |secret, force| {
+        "remove" => parse_secret_command(parser, "remove", "force", |secret, force| {
             Command::Remove { secret, force }
         }),
-        "install" => parse_secret_command(parser, "now", INSTALL_HELP, |secret, now| {
+        "install" => parse_secret_command(parser, "install", "now", |secret, now| {
             Command::Install { secret, now }
         }),
         "configure" => parse_configure(parser),
         "list" => parse_list(parser),
-        "help" => Ok(Command::Help(USAGE)),
+        "completions" => parse_completions(parser),
+        "man" => match parser.next()? {
+            None => Ok(Command::Man),
+            Some(Short('h') | Long("help")) => Ok(command_help("man")),
+            Some(arg) => Err(unexpected(arg, Some("man"))),
+        },
+        "help" => Ok(match parser.next()? {
+            Some(Value(cmd)) => match help::find(&cmd.string()?) {
+                Some(c) => Command::Help(help::command_help(c)),
+                None => Command::Help(help::top_help()),
+            },
+            _ => Command::Help(help::top_help()),
+        }),
         other => Err(lexopt::Error::Custom(
-            format!("unknown command \"{other}\"; run with --help to see the commands").into(),
+            format!(
+                "unknown command \"{other}\"{}; run `sikkerkey-agent --help` to see the commands",
+                suggest::did_you_mean(other, help::COMMANDS.iter().map(|c| c.name))
+            )
+            .into(),
         )),
     }
 }
 
-fn missing(flag: &str) -> lexopt::Error {
-    lexopt::Error::MissingValue {
-        option: Some(format!("--{flag}")),
-    }
+fn command_help(name: &str) -> Command {
+    Command::Help(help::command_help(
+        help::find(name).expect("every parsed command is documented"),
+    ))
+}
+
+/// An argument the command does not take, with the nearest option it does take.
+fn unexpected(arg: lexopt::Arg, command: Option<&str>) -> lexopt::Error {
+    let options: Vec<&str> = command
+        .and_then(help::find)
+        .map(|c| c.options)
+        .unwrap_or(&[])
+        .iter()
+        .chain(help::GLOBAL_OPTIONS)
+        .map(|o| o.long)
+        .collect();
+    let (what, hint) = match &arg {
+        Long(name) => {
+            let typed = format!("--{name}");
+            let hint = suggest::did_you_mean(&typed, options.iter().copied());
+            (format!("unknown option {typed}"), hint)
+        }
+        Short(c) => (format!("unknown option -{c}"), String::new()),
+        Value(v) => (
+            format!("unexpected argument \"{}\"", v.to_string_lossy()),
+            String::new(),
+        ),
+    };
+    let see = match command {
+        Some(c) => format!("run `sikkerkey-agent {c} --help` for its options"),
+        None => "run `sikkerkey-agent --help` for usage".to_owned(),
+    };
+    lexopt::Error::Custom(format!("{what}{hint}; {see}").into())
+}
+
+/// A required option that was not given.
+fn missing(command: &str, flag: &str) -> lexopt::Error {
+    lexopt::Error::Custom(
+        format!(
+            "missing required option --{flag}; run `sikkerkey-agent {command} --help` for its options"
+        )
+        .into(),
+    )
 }
 
 /// A command taking `--secret ID` and, when `flag` is not empty, a boolean `--{flag}`.
 fn parse_secret_command(
     parser: &mut lexopt::Parser,
+    command: &str,
     flag: &str,
-    help: &'static str,
     make: impl FnOnce(String, bool) -> Command,
 ) -> Result<Command, lexopt::Error> {
     let mut secret = None;
@@ -229,11 +238,44 @@ fn parse_secret_command(
         match arg {
             Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
             Long(f) if !flag.is_empty() && f == flag => set = true,
-            Short('h') | Long("help") => return Ok(Command::Help(help)),
-            _ => return Err(arg.unexpected()),
+            Short('h') | Long("help") => return Ok(command_help(command)),
+            _ => return Err(unexpected(arg, Some(command))),
         }
     }
-    Ok(make(secret.ok_or_else(|| missing("secret"))?, set))
+    Ok(make(secret.ok_or_else(|| missing(command, "secret"))?, set))
+}
+
+fn parse_completions(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
+    let mut shell = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(command_help("completions")),
+            Value(v) => {
+                let v = v.string()?;
+                shell = Some(match v.as_str() {
+                    "bash" => Shell::Bash,
+                    "zsh" => Shell::Zsh,
+                    "fish" => Shell::Fish,
+                    other => {
+                        return Err(lexopt::Error::Custom(
+                            format!(
+                                "unknown shell \"{other}\"{}; use bash, zsh or fish",
+                                suggest::did_you_mean(other, ["bash", "zsh", "fish"])
+                            )
+                            .into(),
+                        ));
+                    }
+                });
+            }
+            _ => return Err(unexpected(arg, Some("completions"))),
+        }
+    }
+    shell.map(Command::Completions).ok_or_else(|| {
+        lexopt::Error::Custom(
+            "missing the shell (bash, zsh or fish); run `sikkerkey-agent completions --help`"
+                .into(),
+        )
+    })
 }
 
 fn parse_list(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
@@ -244,16 +286,21 @@ fn parse_list(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
                 format = match parser.value()?.string()?.as_str() {
                     "json" => OutputFormat::Json,
                     "table" | "text" => OutputFormat::Table,
+                    "prometheus" | "openmetrics" => OutputFormat::Prometheus,
                     other => {
                         return Err(lexopt::Error::Custom(
-                            format!("unknown output format \"{other}\"; use json or table").into(),
+                            format!(
+                                "unknown output format \"{other}\"{}; use table, json or prometheus",
+                                suggest::did_you_mean(other, ["table", "json", "prometheus"])
+                            )
+                            .into(),
                         ));
                     }
                 }
             }
             Long("json") => format = OutputFormat::Json,
-            Short('h') | Long("help") => return Ok(Command::Help(LIST_HELP)),
-            _ => return Err(arg.unexpected()),
+            Short('h') | Long("help") => return Ok(command_help("list")),
+            _ => return Err(unexpected(arg, Some("list"))),
         }
     }
     Ok(Command::List { format })
@@ -271,6 +318,7 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
     let mut username_field = None;
     let mut password_field = None;
     let mut poll_interval = None;
+    let mut tls = TlsFlags::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
@@ -305,22 +353,27 @@ fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error
                 }
                 poll_interval = Some(v);
             }
-            Short('h') | Long("help") => return Ok(Command::Help(CONFIGURE_HELP)),
-            _ => return Err(arg.unexpected()),
+            Long("tls") => tls.mode = Some(parser.value()?.string()?),
+            Long("tls-ca-file") => tls.ca_file = Some(parser.value()?.into()),
+            Long("tls-cert-file") => tls.cert_file = Some(parser.value()?.into()),
+            Long("tls-key-file") => tls.key_file = Some(parser.value()?.into()),
+            Short('h') | Long("help") => return Ok(command_help("configure")),
+            _ => return Err(unexpected(arg, Some("configure"))),
         }
     }
     Ok(Command::Configure(Box::new(ConfigureArgs {
-        secret: secret.ok_or_else(|| missing("secret"))?,
-        provider: provider.ok_or_else(|| missing("provider"))?,
-        host: host.ok_or_else(|| missing("host"))?,
+        secret: secret.ok_or_else(|| missing("configure", "secret"))?,
+        provider: provider.ok_or_else(|| missing("configure", "provider"))?,
+        host: host.ok_or_else(|| missing("configure", "host"))?,
         port,
         database,
-        admin_user: admin_user.ok_or_else(|| missing("admin-user"))?,
+        admin_user: admin_user.ok_or_else(|| missing("configure", "admin-user"))?,
         admin_pass,
         project_reference,
         username_field,
         password_field,
         poll_interval,
+        tls,
     })))
 }
 
@@ -358,16 +411,45 @@ mod tests {
 
     #[test]
     fn help_and_version_everywhere() {
+        let help = |c: &str| Command::Help(help::command_help(help::find(c).unwrap()));
         assert_eq!(p(&["--version"]).unwrap(), Command::Version);
-        assert_eq!(p(&[]).unwrap(), Command::Help(USAGE));
-        assert_eq!(p(&["start", "--help"]).unwrap(), Command::Help(START_HELP));
+        assert_eq!(p(&[]).unwrap(), Command::Help(help::top_help()));
+        assert_eq!(p(&["start", "--help"]).unwrap(), help("start"));
+        assert_eq!(p(&["agent", "configure", "-h"]).unwrap(), help("configure"));
+        assert_eq!(p(&["install", "--help"]).unwrap(), help("install"));
+        assert_eq!(p(&["help", "status"]).unwrap(), help("status"));
         assert_eq!(
-            p(&["agent", "configure", "-h"]).unwrap(),
-            Command::Help(CONFIGURE_HELP)
+            p(&["completions", "fish"]).unwrap(),
+            Command::Completions(Shell::Fish)
         );
+        assert_eq!(p(&["man"]).unwrap(), Command::Man);
+    }
+
+    #[test]
+    fn mistakes_point_at_the_fix() {
+        let e = |args: &[&str]| p(args).unwrap_err().to_string();
         assert_eq!(
-            p(&["install", "--help"]).unwrap(),
-            Command::Help(INSTALL_HELP)
+            e(&["stop"]),
+            "missing required option --secret; run `sikkerkey-agent stop --help` for its options"
+        );
+        assert!(
+            e(&["strat"]).contains("did you mean \"start\"?"),
+            "{}",
+            e(&["strat"])
+        );
+        let typo = e(&["start", "--secert", "x"]);
+        assert!(
+            typo.contains("unknown option --secert; did you mean \"--secret\"?")
+                && typo.contains("`sikkerkey-agent start --help`"),
+            "{typo}"
+        );
+        assert!(e(&["list", "-o", "prometeus"]).contains("did you mean \"prometheus\"?"));
+        assert_eq!(
+            p(&["test", "--secret", "s", "--use-server-config"]).unwrap(),
+            Command::Test {
+                secret: "s".into(),
+                use_server_config: true
+            }
         );
     }
 

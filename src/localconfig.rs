@@ -4,12 +4,13 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Connection, SyncConfig};
 use crate::fsutil::{self, JsonFileError};
-use crate::providers::{DbTimeouts, ProviderKind, Target, UnknownProvider};
+use crate::providers::{DbTimeouts, ProviderKind, Target, TlsSettings, UnknownProvider};
 use crate::secret::FieldNames;
 
 /// Connection block of the local config. `Debug` is safe: the password is a [`Secret`].
@@ -34,6 +35,9 @@ pub struct LocalConfig {
     pub connection: LocalConnection,
     #[serde(skip_serializing_if = "is_zero")]
     pub poll_interval_seconds: u64,
+    /// Database TLS; absent in files the official CLI writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::providers::tls::LocalTls>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -81,6 +85,8 @@ pub enum TargetError {
     NotCompiledIn(ProviderKind),
     /// Neither config names a database host.
     NoHost,
+    /// The TLS settings (local config or PGSSL* variables) contradict themselves.
+    Tls(String),
 }
 
 impl fmt::Display for TargetError {
@@ -99,6 +105,7 @@ impl fmt::Display for TargetError {
             TargetError::NoHost => f.write_str(
                 "no database host in the sync config or the local config; set one with `configure --host`",
             ),
+            TargetError::Tls(reason) => f.write_str(reason),
         }
     }
 }
@@ -153,6 +160,11 @@ pub fn build_target(
             &s.project_reference,
         ),
         timeouts: db,
+        // The local config's tls object, else libpq's PGSSL* (PostgreSQL), else the default.
+        tls: TlsSettings::resolve(kind, local.and_then(|l| l.tls.as_ref()), &|name| {
+            std::env::var(name).ok()
+        })
+        .map_err(TargetError::Tls)?,
     };
     if target.host.is_empty() {
         return Err(TargetError::NoHost);
@@ -167,16 +179,25 @@ pub fn build_target(
 
 /// Turns each sync config into the database target, so that connection details changed
 /// in the dashboard (a new admin password, say) take effect without a restart. The local
-/// config, read once at start-up, keeps precedence.
+/// config, read at start-up and again on SIGHUP (`agent::reload`), keeps precedence;
+/// clones share it.
 #[derive(Debug, Clone)]
 pub struct TargetSource {
-    pub local: Option<LocalConfig>,
+    pub local: Arc<RwLock<Option<LocalConfig>>>,
     pub db: DbTimeouts,
 }
 
 impl TargetSource {
+    pub fn new(local: Option<LocalConfig>, db: DbTimeouts) -> Self {
+        TargetSource {
+            local: Arc::new(RwLock::new(local)),
+            db,
+        }
+    }
+
     pub fn resolve(&self, sync: &SyncConfig) -> Result<(Target, FieldNames), TargetError> {
-        build_target(sync, self.local.as_ref(), self.db)
+        let local = self.local.read().unwrap_or_else(|e| e.into_inner());
+        build_target(sync, local.as_ref(), self.db)
     }
 }
 

@@ -20,12 +20,16 @@ pub struct Settings {
     pub api_url: Option<String>,
     /// `SIKKERKEY_LOG`: our log level (`error` ... `trace`); the raw text, `main` parses it.
     pub log: Option<String>,
+    /// `SIKKERKEY_LOG_FORMAT`: `text`, `json` or `journal`; the raw text, `logging` parses it.
+    pub log_format: Option<String>,
     /// `SIKKERKEY_ADMIN_PASS`: the admin password for `configure`.
     pub admin_pass: Option<Secret>,
     /// `SIKKERKEY_SERVICE_PLATFORM`: `systemd`, `launchd` or `windows` instead of this OS's.
     pub service_platform: Option<String>,
     /// `SIKKERKEY_SERVICE_DIR`: where `install` writes the unit or plist.
     pub service_dir: Option<PathBuf>,
+    /// `SIKKERKEY_CA_FILE`: a PEM file of CAs the control-plane client trusts as well.
+    pub ca_file: Option<PathBuf>,
     /// `SIKKERKEY_STOP_TIMEOUT_MS`: how long `stop` and `remove --force` wait (default 60 s).
     pub stop_timeout: Duration,
     /// Knobs that exist only so tests run in seconds; see [`TestKnobs`].
@@ -81,9 +85,11 @@ impl Settings {
                 "SIKKERKEY_VAULT" => s.vault = text(),
                 "SIKKERKEY_API_URL" => s.api_url = text(),
                 "SIKKERKEY_LOG" => s.log = text(),
+                "SIKKERKEY_LOG_FORMAT" => s.log_format = text(),
                 "SIKKERKEY_ADMIN_PASS" => s.admin_pass = text().map(Secret::new),
                 "SIKKERKEY_SERVICE_PLATFORM" => s.service_platform = text(),
                 "SIKKERKEY_SERVICE_DIR" => s.service_dir = Some(PathBuf::from(&value)),
+                "SIKKERKEY_CA_FILE" => s.ca_file = Some(PathBuf::from(&value)),
                 "SIKKERKEY_STOP_TIMEOUT_MS" => {
                     s.stop_timeout = ms().unwrap_or(DEFAULT_STOP_TIMEOUT)
                 }

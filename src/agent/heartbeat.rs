@@ -5,12 +5,15 @@
 //! the dashboard shows the error rather than a stale "healthy".
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::api::HeartbeatStatus;
 
 use super::Context;
+use super::sd_notify::Notifier;
 use super::shutdown::StopReason;
+use super::status::{StatusBoard, unix_now};
+use super::summary::status_line;
 
 /// What a [`Heartbeat`] is built from.
 pub struct HeartbeatSettings {
@@ -53,14 +56,42 @@ impl Heartbeat {
             .spawn(move || self.run())
     }
 
+    /// Tells systemd how the agent is doing, in the words of `systemctl status`.
+    pub fn notify_status(notifier: &Notifier, board: &StatusBoard) {
+        if notifier.enabled() {
+            let state = board.state();
+            notifier.status(&status_line(
+                &board.health(),
+                state.last_rotation.as_ref(),
+                unix_now(),
+            ));
+        }
+    }
+
     fn run(self) {
-        while !self
-            .settings
-            .ctx
-            .shutdown
-            .wait_timeout(self.settings.interval)
-        {
-            Self::beat(&self.settings.ctx);
+        let ctx = &self.settings.ctx;
+        let interval = self.settings.interval;
+        // systemd wants WATCHDOG=1 at least every WatchdogSec; ping at twice that rate,
+        // and never less often than we heartbeat.
+        let tick = match ctx.notifier.watchdog_interval() {
+            Some(w) => interval.min(w / 2),
+            None => interval,
+        };
+        let mut last_beat = Instant::now();
+        while !ctx.shutdown.wait_timeout(tick) {
+            if ctx
+                .board
+                .job_running_for()
+                .is_none_or(|d| d <= ctx.board.job_deadline() * 2)
+            {
+                ctx.notifier.watchdog();
+            }
+            if last_beat.elapsed() + Duration::from_millis(1) < interval {
+                continue;
+            }
+            last_beat = Instant::now();
+            Self::beat(ctx);
+            Self::notify_status(&ctx.notifier, &ctx.board);
             self.stop_if_worker_stuck();
         }
         if matches!(self.settings.ctx.board.health(), HeartbeatStatus::Error(_)) {

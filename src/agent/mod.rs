@@ -8,9 +8,12 @@
 pub mod heartbeat;
 pub mod journal;
 pub mod poller;
+pub mod reload;
 pub mod rotation;
+pub mod sd_notify;
 pub mod shutdown;
 pub mod status;
+pub mod summary;
 pub mod worker;
 
 use std::fmt;
@@ -29,7 +32,8 @@ use heartbeat::{Heartbeat, HeartbeatSettings};
 use journal::Journal;
 use poller::{Poller, PollerSettings};
 use rotation::{EngineSettings, RotationEngine};
-use shutdown::{Shutdown, StopReason};
+use sd_notify::Notifier;
+use shutdown::{Event, Shutdown, StopReason};
 use status::{StateFile, StatusBoard, unix_now};
 use worker::Job;
 
@@ -56,13 +60,14 @@ impl Default for Timing {
 }
 
 /// What the three threads share: the control plane, the secret they work for, the status
-/// board the heartbeat reports, and the stop signal.
+/// board the heartbeat reports, the stop signal, and systemd's notification socket.
 #[derive(Clone)]
 pub struct Context {
     pub api: Arc<ApiClient>,
     pub secret_id: String,
     pub board: Arc<StatusBoard>,
     pub shutdown: Arc<Shutdown>,
+    pub notifier: Arc<Notifier>,
 }
 
 /// What `run` needs besides the API and the files.
@@ -125,10 +130,15 @@ impl std::error::Error for AgentError {
 }
 
 /// Fetches the sync config, waiting out transient control-plane failures.
+///
+/// Under systemd the first retry already reports READY=1 (with the error as its status):
+/// waiting for the control plane is part of the agent's normal work, and must not run
+/// into the unit's `TimeoutStartSec`.
 fn fetch_sync_config(
     api: &ApiClient,
     secret_id: &str,
     shutdown: &Shutdown,
+    notifier: &Notifier,
 ) -> Result<Option<SyncConfig>, AgentError> {
     let mut failures = 0;
     loop {
@@ -146,11 +156,34 @@ fn fetch_sync_config(
                         "secret {secret_id}: {e}; retrying in {} s",
                         delay.as_secs().max(1)
                     );
+                    notifier.watchdog();
+                    notifier.ready(&format!(
+                        "waiting for the control plane ({e}); retrying in {} s",
+                        delay.as_secs().max(1)
+                    ));
                     if shutdown.wait_timeout(delay) {
                         return Ok(None);
                     }
                 }
             },
+        }
+    }
+}
+
+/// Waits up to `deadline` for the worker's answer, keeping systemd's watchdog fed.
+fn wait_answer<T>(
+    answer: &mpsc::Receiver<T>,
+    deadline: Duration,
+    notifier: &Notifier,
+) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        notifier.watchdog();
+        let left = end.saturating_duration_since(Instant::now());
+        match answer.recv_timeout(left.min(Duration::from_secs(10))) {
+            Ok(v) => return Some(v),
+            Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+            Err(_) => return None,
         }
     }
 }
@@ -168,6 +201,7 @@ pub fn run(
     } = options;
     memory::limit_arenas();
     let secret_id = files.secret_id().to_owned();
+    let notifier = Arc::new(Notifier::from_env());
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
         what: format!("create {}", files.dir().display()),
         source,
@@ -186,13 +220,12 @@ pub fn run(
         "secret {secret_id}: fetching the sync config from {}",
         api.base_url()
     );
-    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown)? else {
+    notifier.status("fetching the sync config");
+    let Some(sync) = fetch_sync_config(&api, &secret_id, &shutdown, &notifier)? else {
+        notifier.stopping("stopped before start-up finished");
         return Ok(StopReason::Signal);
     };
-    let source = TargetSource {
-        local,
-        db: timing.db,
-    };
+    let source = TargetSource::new(local, timing.db);
     let (target, fields) = source.resolve(&sync).map_err(AgentError::Target)?;
     let interval = timing.poll_override.unwrap_or_else(|| sync.poll_interval());
 
@@ -204,6 +237,7 @@ pub fn run(
             started_at: unix_now(),
             provider_type: target.kind.as_str().to_owned(),
             endpoint: target.endpoint(),
+            heartbeat_interval_ms: timing.heartbeat.as_millis() as u64,
             ..StateFile::load_or_default(&files.state())
         },
     ));
@@ -212,13 +246,14 @@ pub fn run(
         secret_id: secret_id.clone(),
         board: board.clone(),
         shutdown: shutdown.clone(),
+        notifier: notifier.clone(),
     };
     let engine = RotationEngine::new(EngineSettings {
         ctx: ctx.clone(),
         target: target.clone(),
         fields,
         journal: Journal::new(files.journal()),
-        source: Some(source),
+        source: Some(source.clone()),
     });
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
     let worker = worker::spawn(
@@ -233,6 +268,11 @@ pub fn run(
         source,
     })?;
 
+    notifier.status(&format!(
+        "checking the {} connection to {}",
+        target.kind.display_name(),
+        target.endpoint()
+    ));
     log::info!(
         "secret {secret_id}: testing the {} connection to {}",
         target.kind.display_name(),
@@ -242,7 +282,7 @@ pub fn run(
     let checked = jobs
         .send(Job::Check(reply))
         .ok()
-        .and_then(|()| answer.recv_timeout(timing.job_deadline).ok())
+        .and_then(|()| wait_answer(&answer, timing.job_deadline, &notifier))
         .unwrap_or_else(|| {
             Err(ProviderError::new(
                 &target,
@@ -253,6 +293,7 @@ pub fn run(
         });
     if let Err(e) = checked {
         board.set_worker_error(Some(format!("database check failed: {e}")));
+        notifier.stopping(&format!("database check failed: {e}"));
         Heartbeat::beat(&ctx);
         if e.kind != crate::providers::FailureKind::Timeout {
             // A worker stuck in a driver cannot be joined; it ends with the process.
@@ -301,13 +342,50 @@ pub fn run(
         timing.heartbeat.as_millis()
     );
 
-    let reason = shutdown.wait();
+    notifier.ready(&summary::status_line(
+        &board.health(),
+        board.state().last_rotation.as_ref(),
+        unix_now(),
+    ));
+
+    let mut reloads_seen = 0;
+    let reason = loop {
+        match shutdown.wait_event(&mut reloads_seen) {
+            Event::Stop(reason) => break reason,
+            Event::Reload => {
+                notifier.reloading();
+                let _ = reload::reload(&secret_id, &files.config(), &source);
+                notifier.reloaded(&summary::status_line(
+                    &board.health(),
+                    board.state().last_rotation.as_ref(),
+                    unix_now(),
+                ));
+            }
+        }
+    };
+    notifier.stopping(&match board.job_running_for() {
+        Some(_) => "stopping; finishing the job in flight".to_owned(),
+        None => "stopping".to_owned(),
+    });
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
     let _ = poller.join();
     let _ = heartbeat.join();
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
         return Ok(reason);
+    }
+    // The job in flight finishes, bounded: one still running at twice its deadline is
+    // stuck in a driver (the unit's TimeoutStopSec is sized for this wait).
+    let stop_deadline = Instant::now() + timing.job_deadline * 2;
+    while !worker.is_finished() {
+        if Instant::now() >= stop_deadline {
+            log::error!(
+                "secret {secret_id}: the job in flight did not finish within {} s of the stop request; exiting without it",
+                (timing.job_deadline * 2).as_secs()
+            );
+            return Ok(StopReason::WorkerHung);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     let worker_panicked = worker.join().is_err();
     if worker_panicked {

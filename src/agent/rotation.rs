@@ -259,6 +259,7 @@ impl RotationEngine {
         pending: &PendingRotation,
         managed_username: &str,
     ) -> Result<Outcome, StepError> {
+        let _log_scope = crate::logging::rotation_scope(&pending.id);
         let short = short_id(&pending.id);
         log::info!(
             "secret {}: pending rotation {short} found; applying to {} at {}",
@@ -290,7 +291,10 @@ impl RotationEngine {
                 );
             }
         };
-        if let Err(e) = db.validate(&cred.username, &cred.password) {
+        if let Err(e) = db
+            .validate(&cred.username, &cred.password)
+            .and_then(|()| db.check_can_manage(&cred.username))
+        {
             return self.reject_untouched(
                 &pending.id,
                 &format!("apply failed: {e}"),
@@ -596,6 +600,7 @@ impl RotationEngine {
         mut entry: JournalEntry,
         sync: &SyncConfig,
     ) -> Result<Outcome, StepError> {
+        let _log_scope = crate::logging::rotation_scope(&entry.rotation_id);
         let short = short_id(&entry.rotation_id).to_owned();
         log::info!(
             "secret {}: finishing rotation {short} left in phase {:?}",

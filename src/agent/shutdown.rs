@@ -1,6 +1,7 @@
 //! A stop request every thread can wait on: a `Mutex` + `Condvar` so that the poll and
 //! heartbeat sleeps end the moment a signal arrives, instead of after their interval.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,15 @@ pub enum StopReason {
 pub struct Shutdown {
     reason: Mutex<Option<StopReason>>,
     changed: Condvar,
+    /// SIGHUPs received: the main thread re-reads the local config for each new one.
+    reloads: AtomicU64,
+}
+
+/// What the main thread wakes up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Stop(StopReason),
+    Reload,
 }
 
 impl Shutdown {
@@ -66,6 +76,29 @@ impl Shutdown {
         true
     }
 
+    /// Asks the main thread to re-read the local config (SIGHUP).
+    pub fn request_reload(&self) {
+        let _r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        self.reloads.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// Blocks until a stop or a reload newer than `*seen` is requested. A stop wins.
+    pub fn wait_event(&self, seen: &mut u64) -> Event {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(reason) = *r {
+                return Event::Stop(reason);
+            }
+            let now = self.reloads.load(Ordering::SeqCst);
+            if now != *seen {
+                *seen = now;
+                return Event::Reload;
+            }
+            r = self.changed.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Blocks until a stop is requested and returns its reason.
     pub fn wait(&self) -> StopReason {
         let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
@@ -93,5 +126,16 @@ mod tests {
         s.request(StopReason::Locked);
         assert_eq!(s.reason(), Some(StopReason::Signal));
         assert!(!Shutdown::new().wait_timeout(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_reload_wakes_the_main_thread_and_a_stop_wins() {
+        let s = Shutdown::new();
+        let mut seen = 0;
+        s.request_reload();
+        assert_eq!(s.wait_event(&mut seen), Event::Reload);
+        s.request_reload();
+        s.request(StopReason::Signal);
+        assert_eq!(s.wait_event(&mut seen), Event::Stop(StopReason::Signal));
     }
 }

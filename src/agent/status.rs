@@ -2,6 +2,7 @@
 //! the last worker error, whether a job is running (and since when), and the outcome of the
 //! last rotation. The heartbeat reports from it; `list` reads the copy kept in the state file.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -44,8 +45,18 @@ pub struct StateFile {
     pub started_at: u64,
     pub provider_type: String,
     pub endpoint: String,
+    /// The running agent's heartbeat interval, so `status` can tell a stale heartbeat.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub heartbeat_interval_ms: u64,
     pub last_heartbeat: Option<HeartbeatRecord>,
     pub last_rotation: Option<RotationRecord>,
+    /// Rotations finished per outcome, over every run (for `list -o prometheus`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rotations: BTreeMap<String, u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl StateFile {
@@ -149,8 +160,18 @@ impl StatusBoard {
 
     pub fn record_rotation(&self, record: RotationRecord) {
         let mut inner = self.lock();
+        *inner
+            .file
+            .rotations
+            .entry(record.outcome.clone())
+            .or_default() += 1;
         inner.file.last_rotation = Some(record);
         self.persist(&inner);
+    }
+
+    /// A copy of what the state file holds.
+    pub fn state(&self) -> StateFile {
+        self.lock().file.clone()
     }
 
     pub fn record_heartbeat(&self, status: &HeartbeatStatus, delivered: bool) {

@@ -10,11 +10,12 @@ use std::path::Path;
 use super::CommandError;
 use super::local::{self, AgentProcess};
 use crate::api::Connection;
-use crate::cli::{AdminPassSource, ConfigureArgs};
+use crate::cli::{AdminPassSource, ConfigureArgs, TlsFlags};
 use crate::exit::Exit;
 use crate::fsutil;
 use crate::localconfig::{LocalConfig, LocalConnection};
 use crate::providers::ProviderKind;
+use crate::providers::tls::{LocalTls, TlsSettings};
 use crate::secret::Secret;
 use crate::settings::Settings;
 
@@ -61,6 +62,8 @@ impl EchoOff {
             return Err(std::io::Error::last_os_error());
         }
         let saved = term;
+        // Ctrl+C while echo is off restores the terminal before the process dies.
+        super::prompt_signals::arm(fd, saved);
         term.c_lflag &= !libc::ECHO;
         term.c_lflag |= libc::ECHONL;
         // SAFETY: fd is open for the life of this guard; term came from tcgetattr.
@@ -75,6 +78,7 @@ impl Drop for EchoOff {
     fn drop(&mut self) {
         // SAFETY: restores the settings read in `new` on the same fd.
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+        super::prompt_signals::disarm();
     }
 }
 
@@ -131,6 +135,36 @@ fn admin_password(args: &ConfigureArgs, settings: &Settings) -> Result<Secret, C
     Ok(pass)
 }
 
+/// The `tls` object to store: `None` when no TLS flag was given. Paths are made absolute
+/// (a service runs elsewhere) and every file is read and parsed now, not at the first
+/// rotation.
+fn tls_settings(kind: ProviderKind, flags: &TlsFlags) -> Result<Option<LocalTls>, CommandError> {
+    if *flags == TlsFlags::default() {
+        return Ok(None);
+    }
+    let absolute = |p: &Option<std::path::PathBuf>| -> Result<_, CommandError> {
+        p.as_ref()
+            .map(|p| {
+                std::path::absolute(p)
+                    .map_err(|e| usage(format!("cannot resolve {}: {e}", p.display())))
+            })
+            .transpose()
+    };
+    let tls = LocalTls {
+        mode: flags
+            .mode
+            .as_deref()
+            .map(|m| m.parse().map_err(|e: String| usage(format!("--tls: {e}"))))
+            .transpose()?,
+        ca_file: absolute(&flags.ca_file)?,
+        cert_file: absolute(&flags.cert_file)?,
+        key_file: absolute(&flags.key_file)?,
+    };
+    let settings = TlsSettings::resolve(kind, Some(&tls), &|_| None).map_err(usage)?;
+    settings.check_files().map_err(|e| usage(e.to_string()))?;
+    Ok(Some(tls))
+}
+
 pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandError> {
     let files = local::files(&args.secret, settings)?;
     let kind: ProviderKind = args
@@ -156,6 +190,7 @@ pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandErr
             return Err(usage(format!("{flag} is empty")));
         }
     }
+    let tls = tls_settings(kind, &args.tls)?;
     let admin_pass = admin_password(args, settings)?;
     let port = args.port.unwrap_or_else(|| kind.default_port());
     let config = LocalConfig {
@@ -174,6 +209,7 @@ pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandErr
             password_field: args.password_field.clone().unwrap_or_default(),
         },
         poll_interval_seconds: args.poll_interval.unwrap_or(0),
+        tls,
     };
     let text = serde_json::to_vec_pretty(&config).expect("the local config always serializes");
     let path = files.config();

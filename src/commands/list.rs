@@ -2,7 +2,7 @@
 //! `agents/`: the local config, the PID file, the state file the agent keeps (last
 //! heartbeat, last rotation) and any rotation journal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Serialize;
@@ -35,6 +35,13 @@ pub struct AgentEntry {
     pub unfinished_rotation: bool,
     pub last_heartbeat: Option<HeartbeatRecord>,
     pub last_rotation: Option<RotationRecord>,
+    /// Rotations finished per outcome, from the state file.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rotations: BTreeMap<String, u64>,
+    /// The `SIKKERKEY_HOME` the agent's files are in, when it is another user's (found
+    /// through their service); empty for agents under our own.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub home: String,
 }
 
 /// Secret ids that have any agent file.
@@ -68,7 +75,7 @@ fn endpoint(host: &str, port: u16, provider: &str) -> String {
     }
 }
 
-fn entry(files: &AgentFiles) -> AgentEntry {
+pub fn entry(files: &AgentFiles) -> AgentEntry {
     let config = match LocalConfig::load(&files.config()) {
         Ok(c) => c,
         Err(e) => {
@@ -105,6 +112,12 @@ fn entry(files: &AgentFiles) -> AgentEntry {
         unfinished_rotation: files.journal().exists(),
         last_heartbeat: state.last_heartbeat,
         last_rotation: state.last_rotation,
+        rotations: state.rotations,
+        home: files
+            .dir()
+            .parent()
+            .map(|h| h.display().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -224,14 +237,37 @@ pub fn table(entries: &[AgentEntry]) -> String {
     out
 }
 
+fn entries_in(home: &Path) -> Vec<AgentEntry> {
+    secret_ids(&agents_dir(home))
+        .iter()
+        .filter_map(|id| AgentFiles::new(home, id).ok())
+        .map(|files| entry(&files))
+        .collect()
+}
+
 pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandError> {
     let home = local::home(settings)?;
     let dir = agents_dir(&home);
-    let entries: Vec<AgentEntry> = secret_ids(&dir)
-        .iter()
-        .filter_map(|id| AgentFiles::new(&home, id).ok())
-        .map(|files| entry(&files))
-        .collect();
+    let mut entries = entries_in(&home);
+    for e in &mut entries {
+        e.home.clear();
+    }
+    // Agents other users run as services (their units name their SIKKERKEY_HOME).
+    let (others, unreadable) =
+        super::service_homes::other_homes(&home, settings.service_dir.as_deref());
+    for other in &others {
+        entries.extend(entries_in(other));
+    }
+    if !unreadable.is_empty() && format != OutputFormat::Prometheus {
+        eprintln!(
+            "note: services of other users keep agents in {} (not readable; run with sudo to include them)",
+            unreadable
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     match format {
         OutputFormat::Json => {
             println!(
@@ -240,13 +276,26 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
                     .map_err(|e| CommandError::new(Exit::Failure, e))?
             );
         }
+        OutputFormat::Prometheus => print!("{}", super::metrics::openmetrics(&entries)),
         OutputFormat::Table if entries.is_empty() => {
             println!(
                 "no agents are configured or running on this machine (nothing in {})",
                 dir.display()
             );
         }
-        OutputFormat::Table => print!("{}", table(&entries)),
+        OutputFormat::Table => {
+            print!("{}", table(&entries));
+            if !others.is_empty() {
+                println!(
+                    "(includes agents of other users' services, in {})",
+                    others
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
     }
     Ok(Exit::Ok)
 }

@@ -55,13 +55,12 @@ pub fn run(secret: &str, force: bool, settings: &Settings) -> Result<Exit, Comma
         }
     }
     if removed.is_empty() && !stopped {
-        return Err(CommandError::new(
-            Exit::Failure,
-            format!(
-                "nothing to remove: no local agent files for secret {secret} in {}",
-                files.dir().display()
-            ),
-        ));
+        // Already gone is what the caller wanted: exit 0, so scripts stay idempotent.
+        println!(
+            "nothing to remove: no local agent files for secret {secret} in {}",
+            files.dir().display()
+        );
+        return Ok(Exit::Ok);
     }
     for path in &removed {
         if *path == journal {

@@ -1,7 +1,6 @@
 //! `start`: loads the identity, installs the signal handlers and runs the agent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::CommandError;
 use crate::agent::shutdown::{Shutdown, StopReason};
@@ -34,29 +33,11 @@ pub fn timing(knobs: &TestKnobs) -> (Timing, HttpTimeouts) {
     (timing, http)
 }
 
-/// First SIGINT/SIGTERM asks for a clean stop; a second one exits at once.
-fn install_signal_handlers(shutdown: Arc<Shutdown>) -> Result<(), CommandError> {
-    let count = AtomicU32::new(0);
-    ctrlc::set_handler(move || {
-        if count.fetch_add(1, Ordering::SeqCst) == 0 {
-            shutdown.request(StopReason::Signal);
-        } else {
-            eprintln!("second signal: exiting now");
-            std::process::exit(Exit::Interrupted.code());
-        }
-    })
-    .map_err(|e| {
-        CommandError::new(
-            Exit::Failure,
-            format!("cannot install signal handlers: {e}"),
-        )
-    })
-}
-
 pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
     let home = identity::sikkerkey_home(settings.home.as_deref())
         .map_err(|e| CommandError::new(Exit::Config, e))?;
     let files = AgentFiles::new(&home, secret).map_err(|e| CommandError::new(Exit::Usage, e))?;
+    crate::logging::set_secret(secret);
     let identity = Identity::load(
         &home,
         settings.vault.as_deref(),
@@ -70,9 +51,15 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         identity.api_url
     );
     let (timing, http) = timing(&settings.test);
-    let api = ApiClient::new(identity, http);
+    let api = ApiClient::new(identity, http, settings.ca_file.as_deref())
+        .map_err(|e| CommandError::new(Exit::Config, e))?;
     let shutdown = Arc::new(Shutdown::new());
-    install_signal_handlers(shutdown.clone())?;
+    super::signals::spawn(shutdown.clone()).map_err(|e| {
+        CommandError::new(
+            Exit::Failure,
+            format!("cannot start the signal thread: {e}"),
+        )
+    })?;
     match agent::run(
         api,
         &files,

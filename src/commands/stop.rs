@@ -1,5 +1,6 @@
 //! `stop`: ends the running agent for a secret the way a service manager would (SIGTERM,
 //! so a rotation in flight finishes first) and waits, bounded, until it is gone.
+//! Nothing running is success (exit 0 with a message): `stop` is safe to repeat.
 
 use super::CommandError;
 use super::local::{self, AgentProcess};
@@ -10,13 +11,14 @@ use crate::settings::Settings;
 pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
     let files = local::files(secret, settings)?;
     match local::agent_process(&files) {
-        AgentProcess::NotRunning => Err(CommandError::new(
-            Exit::Failure,
-            format!(
-                "no agent for secret {secret} runs on this machine (no PID file at {})",
+        // Nothing to stop is what the caller wanted: exit 0, so scripts stay idempotent.
+        AgentProcess::NotRunning => {
+            println!(
+                "no agent for secret {secret} runs on this machine (no PID file at {}); nothing to stop",
                 files.pid().display()
-            ),
-        )),
+            );
+            Ok(Exit::Ok)
+        }
         AgentProcess::Stale(pid) => {
             fsutil::remove_if_exists(&files.pid()).map_err(|e| {
                 CommandError::new(
@@ -27,13 +29,11 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
                     ),
                 )
             })?;
-            Err(CommandError::new(
-                Exit::Failure,
-                format!(
-                    "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
-                    files.pid().display()
-                ),
-            ))
+            println!(
+                "no agent for secret {secret} runs on this machine; removed the stale PID file {} (PID {pid} is gone)",
+                files.pid().display()
+            );
+            Ok(Exit::Ok)
         }
         AgentProcess::Running(pid) => {
             local::terminate(secret, pid, settings.stop_timeout)?;

@@ -2,9 +2,11 @@
 //! its configuration, the admin's login, the admin's privileges and the managed user.
 //! Prints one line per check and exits with `Exit::CheckFailed` if any fails.
 //!
-//! Connection details come from the local config or, when there is none, from the
-//! server's sync config (fetching it registers this machine as the secret's agent, as
-//! `start` would). Nothing in the database is changed.
+//! Connection details come from the local config. `test` never takes the secret's agent
+//! lock on its own: fetching the server's sync config registers this machine as the
+//! secret's agent (the first machine to fetch it holds the lock), so without a local
+//! config it does so only when asked with `--use-server-config`. Nothing in the database
+//! is changed.
 
 use std::path::Path;
 
@@ -48,9 +50,9 @@ impl Checks {
 }
 
 fn api_client(home: &Path, settings: &Settings, http: HttpTimeouts) -> Result<ApiClient, String> {
-    Identity::load(home, settings.vault.as_deref(), settings.api_url.as_deref())
-        .map(|id| ApiClient::new(id, http))
-        .map_err(|e| e.to_string())
+    let identity = Identity::load(home, settings.vault.as_deref(), settings.api_url.as_deref())
+        .map_err(|e| e.to_string())?;
+    ApiClient::new(identity, http, settings.ca_file.as_deref()).map_err(|e| e.to_string())
 }
 
 /// Where the connection details come from, checked.
@@ -61,12 +63,19 @@ fn load_target(
     api: &Result<ApiClient, String>,
     sync: &mut Option<SyncConfig>,
     db: crate::providers::DbTimeouts,
+    use_server_config: bool,
 ) -> Result<(Target, FieldNames, String), String> {
     let (source, server) = match local {
         Some(_) => (
             format!("local config {}", config_path.display()),
             SyncConfig::default(),
         ),
+        None if !use_server_config => {
+            return Err(format!(
+                "no local config at {}, so there is nothing to check without the server. Write one with                  `sikkerkey-agent configure --secret {secret} ...`, or pass --use-server-config to use the server's                  sync config (this registers this machine as the secret's agent and takes its lock)",
+                config_path.display()
+            ));
+        }
         None => {
             let api = api.as_ref().map_err(|e| {
                 format!(
@@ -92,6 +101,7 @@ fn managed_username(
     api: &Result<ApiClient, String>,
     fields: &FieldNames,
     sync: &mut Option<SyncConfig>,
+    use_server_config: bool,
 ) -> Result<String, String> {
     let api = api
         .as_ref()
@@ -104,6 +114,12 @@ fn managed_username(
         return Ok(name.expose().to_owned());
     }
     if sync.is_none() {
+        if !use_server_config {
+            return Err(format!(
+                "the secret's value has no \"{}\" field; only the server's sync config names the managed user,                  and fetching it takes the agent lock: pass --use-server-config to allow that",
+                fields.username
+            ));
+        }
         *sync = Some(api.sync_config(secret).map_err(|e| e.to_string())?);
     }
     let name = sync
@@ -119,8 +135,18 @@ fn managed_username(
     Ok(name)
 }
 
-pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
+pub fn run(
+    secret: &str,
+    use_server_config: bool,
+    settings: &Settings,
+) -> Result<Exit, CommandError> {
     let files = local::files(secret, settings)?;
+    if use_server_config && !files.config().exists() {
+        eprintln!(
+            "warning: --use-server-config fetches the sync config of {secret}, which registers this machine as its agent \
+             (the agent lock): another machine's agent for it will get 409 from now on"
+        );
+    }
     let home = local::home(settings)?;
     let (timing, http) = super::start::timing(&settings.test);
     let mut checks = Checks {
@@ -146,6 +172,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         &api,
         &mut sync,
         timing.db,
+        use_server_config,
     ) {
         Ok(t) => t,
         Err(e) => {
@@ -172,12 +199,21 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             return Ok(summary(&checks));
         }
     };
+    // The connection's TLS goes on the login line: protocol, and what was verified.
+    let tls = db.tls_status().describe(&target.tls);
     checks.ok(
         "login",
-        format!("admin \"{}\" logged in", target.admin_user),
+        format!("admin \"{}\" logged in; {tls}", target.admin_user),
     );
 
-    match db.check_admin() {
+    // The managed user first: the privilege check covers what the admin may do to it
+    // (PostgreSQL 16+ wants ADMIN OPTION on the role, not only CREATEROLE).
+    let user = managed_username(secret, &api, &fields, &mut sync, use_server_config);
+    let privileges = db.check_admin().and_then(|()| match &user {
+        Ok(u) => db.check_can_manage(u),
+        Err(_) => Ok(()),
+    });
+    match privileges {
         Ok(()) => checks.ok(
             "privileges",
             format!(
@@ -188,7 +224,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
         Err(e) => checks.fail("privileges", e.to_string()),
     }
 
-    match managed_username(secret, &api, &fields, &mut sync) {
+    match user {
         Err(e) => checks.fail("user", e),
         Ok(user) => match db.user_exists(&user) {
             Ok(true) => checks.ok("user", format!("managed user \"{user}\" exists")),

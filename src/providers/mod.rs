@@ -20,6 +20,9 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod tls;
+
+pub use tls::{TlsMode, TlsSettings, TlsStatus};
 
 /// A database family, as named by the sync config's `providerType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,8 +101,9 @@ impl fmt::Display for UnknownProvider {
         let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
         write!(
             f,
-            "unknown provider type \"{}\"; known types: {}",
+            "unknown provider type \"{}\"{}; known types: {}",
             self.0,
+            crate::suggest::did_you_mean(&self.0, known.iter().copied()),
             known.join(", ")
         )
     }
@@ -145,6 +149,8 @@ pub struct Target {
     pub admin_pass: Secret,
     pub project_reference: String,
     pub timeouts: DbTimeouts,
+    /// Used by the admin connection and the verify login alike.
+    pub tls: TlsSettings,
 }
 
 impl Target {
@@ -183,6 +189,9 @@ pub enum FailureKind {
     InvalidInput,
     /// A statement ran longer than its timeout.
     Timeout,
+    /// TLS was demanded and failed: no TLS on the server, or its certificate did not
+    /// verify. Nothing was sent but the handshake.
+    Tls,
     /// Any other database error.
     Database,
 }
@@ -228,6 +237,7 @@ impl ProviderError {
                 "; the database did not answer in time (a lock held by another session, or an overloaded server)"
             }
             FailureKind::Database => "",
+            FailureKind::Tls => "; no password was sent",
         }
     }
 }
@@ -285,6 +295,13 @@ pub trait Provider {
     }
 
     fn user_exists(&mut self, username: &str) -> Result<bool, ProviderError>;
+
+    /// Checks that the admin may change this existing user's password, beyond what
+    /// `check_admin` covers (PostgreSQL 16+ also wants ADMIN OPTION on the role). A user
+    /// that does not exist yet passes: creating it needs only what `check_admin` checked.
+    fn check_can_manage(&mut self, _username: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
 
     /// The user's stored credential, for rollback without plaintext.
     fn read_stored(&mut self, username: &str) -> Result<StoredCredential, ProviderError>;
@@ -352,6 +369,11 @@ pub trait Provider {
     fn verify_login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         self.login(username, password)
             .map_err(|e| e.redacted(&[password]))
+    }
+
+    /// What the admin connection negotiated, for `test`.
+    fn tls_status(&mut self) -> TlsStatus {
+        TlsStatus::Unknown
     }
 }
 

@@ -17,10 +17,12 @@ use std::time::Duration;
 use mongodb::Client;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{Error as MongoError, ErrorKind};
-use mongodb::options::{ClientOptions, Credential, ServerAddress};
+use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 use tokio::runtime::Runtime;
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
+};
 use crate::secret::{Secret, scrub};
 
 /// Server error codes the provider acts on.
@@ -315,6 +317,16 @@ impl Provider for Mongo {
 
     /// Authenticates as the user against its database on a new client (new connections,
     /// nothing shared with the admin), then runs `ping`.
+    /// The driver does not show its TLS session, so a handshake of our own with the same
+    /// settings says what the server negotiates.
+    fn tls_status(&mut self) -> TlsStatus {
+        let t = &self.target;
+        if !t.tls.demands_tls() {
+            return TlsStatus::Plaintext;
+        }
+        tls::probe(&t.host, t.port, &t.tls, t.timeouts.connect).unwrap_or(TlsStatus::Unknown)
+    }
+
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!(
             "logging in as \"{username}\" to database \"{}\"",
@@ -365,7 +377,24 @@ fn client_options(
         .connect_timeout(target.timeouts.connect)
         .server_selection_timeout(target.timeouts.connect)
         .max_pool_size(2)
+        .tls(tls_options(target))
         .build()
+}
+
+/// The driver's TLS options. Its rustls backend checks the host name whenever it checks
+/// the chain, so `verify-ca` (refused by the settings for MongoDB) would get the stricter
+/// `verify-full` here; `require` accepts any certificate. The client certificate and key
+/// come from one PEM file, as mongod's tlsCertificateKeyFile.
+fn tls_options(target: &Target) -> Tls {
+    let s = &target.tls;
+    if !s.demands_tls() {
+        return Tls::Disabled;
+    }
+    let mut options = TlsOptions::default();
+    options.allow_invalid_certificates = Some(s.mode == TlsMode::Require);
+    options.ca_file_path = s.ca_file.clone().filter(|_| s.mode.verifies());
+    options.cert_key_file_path = s.cert_file.clone();
+    Tls::Enabled(options)
 }
 
 /// A user name nobody has: `sikkerkey-agent-probe-` and 16 random hex digits.
@@ -396,9 +425,10 @@ impl CallError {
 
     fn into_provider(self, target: &Target, action: &str) -> ProviderError {
         match self {
-            CallError::Driver(e) => {
-                ProviderError::new(target, failure_kind(&e), action, describe(&e))
-            }
+            CallError::Driver(e) => match tls_failure(target, &e) {
+                Some(explained) => ProviderError::new(target, FailureKind::Tls, action, explained),
+                None => ProviderError::new(target, failure_kind(&e), action, describe(&e)),
+            },
             CallError::TimedOut(budget) => ProviderError::new(
                 target,
                 FailureKind::Timeout,
@@ -416,6 +446,28 @@ impl std::fmt::Display for CallError {
             CallError::TimedOut(budget) => write!(f, "no answer within {} ms", budget.as_millis()),
         }
     }
+}
+
+/// A failed handshake, or a server that does not answer in TLS, when TLS was demanded.
+fn tls_failure(target: &Target, e: &MongoError) -> Option<String> {
+    if !target.tls.demands_tls() || matches!(e.kind.as_ref(), ErrorKind::Command(_)) {
+        return None;
+    }
+    if let Some(explained) = tls::explain_failure(e, &target.host, target.tls.mode) {
+        return Some(explained);
+    }
+    // Server selection gave up without saying why: a plaintext server reads a ClientHello
+    // as the start of a message and waits. A handshake of our own tells it apart from a
+    // server that is not there at all.
+    if matches!(e.kind.as_ref(), ErrorKind::ServerSelection { .. }) {
+        let t = target;
+        if let Err(tls::ProbeFailure::Handshake(explained)) =
+            tls::probe(&t.host, t.port, &t.tls, t.timeouts.connect)
+        {
+            return Some(explained);
+        }
+    }
+    None
 }
 
 fn failure_kind(e: &MongoError) -> FailureKind {
@@ -486,6 +538,7 @@ mod tests {
             admin_pass: Secret::new("p@ss:/%?ø"),
             project_reference: String::new(),
             timeouts: DbTimeouts::default(),
+            tls: Default::default(),
         }
     }
 

@@ -3,14 +3,17 @@
 //! and stored hash back (never a plaintext). Statements are built in [`sql`] for the
 //! session's dialect and escaping mode; every call is bounded by socket timeouts.
 
+mod hash;
 mod sql;
 
 use std::time::Duration;
 
 use ::mysql::prelude::Queryable;
-use ::mysql::{Conn, OptsBuilder};
+use ::mysql::{ClientIdentity, Conn, OptsBuilder, SslOpts};
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
+};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -54,13 +57,8 @@ impl Mysql {
     /// and reads the version and sql_mode that decide how statements are written.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let mut conn = Conn::new(opts_for(
-            target,
-            &target.admin_user,
-            &target.admin_pass,
-            false,
-        ))
-        .map_err(|e| error(target, &action, &e, &[&target.admin_pass]))?;
+        let mut conn = new_conn(target, &target.admin_user, &target.admin_pass, false)
+            .map_err(|e| error(target, &action, &e, &[&target.admin_pass]))?;
         let setup = |conn: &mut Conn| -> Result<Dialect, ::mysql::Error> {
             conn.query_drop("SET NAMES utf8mb4")?;
             let (version, sql_mode): (String, String) = conn
@@ -91,6 +89,58 @@ impl Mysql {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// A random salt for a caching_sha2_password hash.
+    fn salt(&self) -> Result<[u8; hash::SHA2_SALT_LEN], ProviderError> {
+        hash::sha2_salt().map_err(|e| {
+            ProviderError::new(
+                &self.target,
+                FailureKind::Database,
+                "making a salt for the password hash",
+                format!("the system's random source failed: {e}"),
+            )
+        })
+    }
+
+    /// Each host with the plugin of its account when it has exactly one authentication
+    /// method, so a new password keeps the account's kind of hash. Where the plugins cannot
+    /// be read, every plugin is `None`.
+    fn account_plugins(
+        &mut self,
+        username: &str,
+        hosts: Vec<String>,
+    ) -> Vec<(String, Option<String>)> {
+        let accounts = match self.dialect.flavor {
+            Flavor::Mariadb => match self.mariadb_accounts(username) {
+                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
+                    self.legacy_mariadb_accounts(username)
+                }
+                other => other,
+            },
+            Flavor::Mysql => self.mysql_accounts(username),
+        };
+        let accounts = accounts.unwrap_or_else(|e| {
+            log::info!(
+                "{} at {}: cannot read the plugins of user \"{username}\" ({}); every account gets the default hash",
+                self.dialect.flavor.name(),
+                self.target.endpoint(),
+                server_message(&e)
+            );
+            Vec::new()
+        });
+        hosts
+            .into_iter()
+            .map(|host| {
+                let plugin = accounts.iter().find(|a| a.host == host).and_then(|a| {
+                    match a.methods.as_slice() {
+                        [only] => Some(only.plugin.clone()),
+                        _ => None,
+                    }
+                });
+                (host, plugin)
+            })
+            .collect()
     }
 
     /// Hosts of every account named `username`, sorted.
@@ -331,7 +381,8 @@ impl Provider for Mysql {
     }
 
     fn create_user(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        let statement = self.dialect.create_user(username, password);
+        let salt = self.salt()?;
+        let statement = self.dialect.create_user(username, password, &salt);
         self.execute(
             &format!("creating user \"{username}\"@\"%\""),
             &statement,
@@ -341,7 +392,19 @@ impl Provider for Mysql {
 
     fn change_password(&mut self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let hosts = self.hosts(username)?;
-        let statement = self.dialect.alter_password(username, &hosts, password);
+        let salt = self.salt()?;
+        let accounts = self.account_plugins(username, hosts);
+        let (statement, notes) = self
+            .dialect
+            .alter_password(username, &accounts, password, &salt);
+        for note in notes {
+            log::warn!(
+                "{} at {}, user \"{username}\": {note}; the server's general and audit logs may record it",
+                self.dialect.flavor.name(),
+                self.target.endpoint()
+            );
+        }
+        let hosts: Vec<String> = accounts.into_iter().map(|(h, _)| h).collect();
         let action = format!(
             "setting the password of user \"{username}\" on hosts {}",
             host_list(&hosts)
@@ -368,9 +431,31 @@ impl Provider for Mysql {
         )
     }
 
+    fn tls_status(&mut self) -> TlsStatus {
+        let rows: Result<Vec<(String, String)>, _> = self
+            .conn
+            .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')");
+        let Ok(rows) = rows else {
+            return TlsStatus::Unknown;
+        };
+        let get = |name: &str| {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        match get("Ssl_version") {
+            Some(protocol) => TlsStatus::Encrypted {
+                protocol,
+                cipher: get("Ssl_cipher"),
+            },
+            None => TlsStatus::Plaintext,
+        }
+    }
+
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let action = format!("logging in as \"{username}\"");
-        match Conn::new(opts_for(&self.target, username, password, true)) {
+        match new_conn(&self.target, username, password, true) {
             Ok(conn) => {
                 drop(conn);
                 Ok(())
@@ -393,6 +478,50 @@ impl Provider for Mysql {
     }
 }
 
+/// A session as `user`. With `prefer`, a server that does not offer TLS gets a second,
+/// plaintext attempt; a failed handshake never does.
+fn new_conn(
+    target: &Target,
+    user: &str,
+    password: &Secret,
+    with_database: bool,
+) -> Result<Conn, ::mysql::Error> {
+    use ::mysql::{DriverError, Error};
+    let opts = opts_for(target, user, password, with_database);
+    match Conn::new(opts.clone()) {
+        Err(Error::DriverError(DriverError::TlsNotSupported))
+            if target.tls.mode == TlsMode::Prefer =>
+        {
+            Conn::new(opts.ssl_opts(None::<SslOpts>))
+        }
+        other => other,
+    }
+}
+
+/// The driver's TLS options for the target's mode. With no CA file the driver trusts
+/// Mozilla's bundled roots.
+fn ssl_opts(target: &Target) -> Option<SslOpts> {
+    let s = &target.tls;
+    let opts = match s.mode {
+        TlsMode::Disable => return None,
+        TlsMode::Prefer | TlsMode::Require => {
+            SslOpts::default().with_danger_accept_invalid_certs(true)
+        }
+        TlsMode::VerifyCa => SslOpts::default().with_danger_skip_domain_validation(true),
+        TlsMode::VerifyFull => SslOpts::default(),
+    };
+    let opts = match &s.ca_file {
+        Some(ca) if s.mode.verifies() => opts.with_root_cert_path(Some(ca.clone())),
+        _ => opts,
+    };
+    Some(match (&s.cert_file, &s.key_file) {
+        (Some(cert), Some(key)) => {
+            opts.with_client_identity(Some(ClientIdentity::new(cert.clone(), key.clone())))
+        }
+        _ => opts,
+    })
+}
+
 /// Connection options with every wait bounded. `prefer_socket` is off so a login goes
 /// exactly where it is configured (a socket login would match different accounts).
 fn opts_for(target: &Target, user: &str, password: &Secret, with_database: bool) -> OptsBuilder {
@@ -410,6 +539,7 @@ fn opts_for(target: &Target, user: &str, password: &Secret, with_database: bool)
         .tcp_keepalive_time_ms(Some(10_000))
         .tcp_user_timeout_ms(Some(millis(target.timeouts.statement)))
         .stmt_cache_size(0)
+        .ssl_opts(ssl_opts(target))
 }
 
 fn millis(d: Duration) -> u32 {
@@ -480,6 +610,13 @@ fn timed_out(e: &::mysql::Error) -> bool {
 /// password: parse errors quote the statement, so their text is dropped.
 fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret]) -> ProviderError {
     use ::mysql::{DriverError, Error};
+    // A failed handshake, or no TLS where it was demanded: the server never saw a login.
+    if target.tls.mode != TlsMode::Disable
+        && !matches!(e, Error::MySqlError(_))
+        && let Some(explained) = tls::explain_failure(e, &target.host, target.tls.mode)
+    {
+        return ProviderError::new(target, FailureKind::Tls, action, explained);
+    }
     let (kind, detail) = match e {
         Error::MySqlError(m) => {
             let kind = match m.code {
@@ -546,6 +683,7 @@ mod tests {
             admin_pass: Secret::new("adminpw"),
             project_reference: String::new(),
             timeouts: DbTimeouts::default(),
+            tls: Default::default(),
         }
     }
 

@@ -2,14 +2,56 @@
 //! SCRAM-SHA-256 verifier the agent computes, so the plaintext never reaches the server's
 //! statement log; rollback puts the stored verifier from `pg_authid` back.
 
+use postgres::config::SslMode;
 use postgres::error::SqlState;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, TlsMode,
+    TlsStatus, tls,
+};
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
 const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The first PostgreSQL version (`server_version_num`) in which CREATEROLE alone no longer
+/// lets a role change another role's password: it also needs ADMIN OPTION on that role.
+const ADMIN_OPTION_SINCE: i32 = 160_000;
+
+/// What decides whether the admin may change an existing role's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolePrivileges {
+    pub server_version_num: i32,
+    pub admin_is_superuser: bool,
+    pub managed_is_superuser: bool,
+    /// The admin holds ADMIN OPTION on the managed role (directly or through a role).
+    pub admin_option: bool,
+}
+
+impl RolePrivileges {
+    /// Why the admin (already known to have CREATEROLE) cannot change the role's
+    /// password, with the statement that fixes it; `None` when it can.
+    pub fn missing(&self, admin: &str, managed: &str) -> Option<String> {
+        if self.admin_is_superuser {
+            return None;
+        }
+        if self.managed_is_superuser {
+            return Some(format!(
+                "role \"{managed}\" is a SUPERUSER, whose password only a superuser may change; use a superuser admin or manage a role without SUPERUSER"
+            ));
+        }
+        if self.server_version_num >= ADMIN_OPTION_SINCE && !self.admin_option {
+            return Some(format!(
+                "PostgreSQL 16 and later need ADMIN OPTION on the managed role as well as CREATEROLE, and role \"{admin}\" lacks it on \"{managed}\"; grant it as a superuser with: GRANT {} TO {} WITH ADMIN OPTION",
+                quote_ident(managed),
+                quote_ident(admin)
+            ));
+        }
+        None
+    }
+}
 
 /// An admin connection to one PostgreSQL database.
 pub struct Postgres {
@@ -26,7 +68,7 @@ impl Postgres {
             &login_name(target, &target.admin_user),
             &target.admin_pass,
         )
-        .connect(NoTls)
+        .connect(tls_connector(target, &action)?)
         .map_err(|e| error(target, &action, &e))?;
         let ms = target.timeouts.statement.as_millis();
         client
@@ -82,6 +124,37 @@ impl Provider for Postgres {
                 quote_ident(&name)
             ),
         ))
+    }
+
+    fn check_can_manage(&mut self, username: &str) -> Result<(), ProviderError> {
+        let action = format!("checking the admin's privileges on role \"{username}\"");
+        let row = self
+            .client
+            .query_opt(
+                "SELECT current_setting('server_version_num')::int, \
+                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                        r.rolsuper, \
+                        pg_has_role(current_user, r.oid, 'MEMBER WITH ADMIN OPTION') \
+                 FROM pg_roles r WHERE r.rolname = $1",
+                &[&username],
+            )
+            .map_err(|e| error(&self.target, &action, &e))?;
+        let Some(row) = row else { return Ok(()) };
+        let privileges = RolePrivileges {
+            server_version_num: row.get(0),
+            admin_is_superuser: row.get::<_, Option<bool>>(1).unwrap_or(false),
+            managed_is_superuser: row.get(2),
+            admin_option: row.get(3),
+        };
+        match privileges.missing(&self.target.admin_user, username) {
+            None => Ok(()),
+            Some(why) => Err(ProviderError::new(
+                &self.target,
+                FailureKind::Privilege,
+                &action,
+                why,
+            )),
+        }
     }
 
     fn input_problem(&self, username: &str, _password: &Secret) -> Option<String> {
@@ -168,6 +241,31 @@ impl Provider for Postgres {
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         verify_login(&self.target, username, password)
     }
+
+    fn tls_status(&mut self) -> TlsStatus {
+        match self.client.query_opt(
+            "SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        ) {
+            Ok(Some(row)) if row.get::<_, bool>(0) => TlsStatus::Encrypted {
+                protocol: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                cipher: row.get(2),
+            },
+            Ok(Some(_)) => TlsStatus::Plaintext,
+            _ => TlsStatus::Unknown,
+        }
+    }
+}
+
+/// The TLS hook for the driver. The driver asks the server for TLS first in every mode
+/// but `disable`; with `prefer` it goes on in plaintext only when the server says it has
+/// no TLS, never after a failed handshake.
+fn tls_connector(target: &Target, action: &str) -> Result<MakeRustlsConnect, ProviderError> {
+    let config = target
+        .tls
+        .client_config()
+        .map_err(|e| ProviderError::new(target, FailureKind::Tls, action, e.to_string()))?;
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// Logs in as `username` on a fresh connection to the target's database. A missing
@@ -178,7 +276,9 @@ pub fn verify_login(
     password: &Secret,
 ) -> Result<(), ProviderError> {
     let action = format!("logging in as \"{username}\"");
-    match config_for(target, &login_name(target, username), password).connect(NoTls) {
+    match config_for(target, &login_name(target, username), password)
+        .connect(tls_connector(target, &action)?)
+    {
         Ok(client) => {
             drop(client);
             Ok(())
@@ -217,6 +317,11 @@ fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
         .password(password.expose())
         .dbname(database)
         .application_name("sikkerkey-agent")
+        .ssl_mode(match target.tls.mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+        })
         .connect_timeout(target.timeouts.connect)
         .tcp_user_timeout(target.timeouts.statement)
         .keepalives(true)
@@ -232,6 +337,14 @@ pub fn quote_ident(name: &str) -> String {
 /// `'text'` with every `'` doubled (standard_conforming_strings is on for our sessions).
 pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// What went wrong with TLS, when the failure is about TLS at all.
+fn tls_failure(target: &Target, e: &postgres::Error) -> Option<String> {
+    if target.tls.mode == TlsMode::Disable {
+        return None;
+    }
+    tls::explain_failure(e, &target.host, target.tls.mode)
 }
 
 fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
@@ -250,16 +363,19 @@ fn error(target: &Target, action: &str, e: &postgres::Error) -> ProviderError {
                 format!("{} (SQLSTATE {})", db.message(), db.code().code()),
             )
         }
-        None => {
-            let mut detail = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                source = s.source();
+        None => match tls_failure(target, e) {
+            Some(explained) => (FailureKind::Tls, explained),
+            None => {
+                let mut detail = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    detail.push_str(": ");
+                    detail.push_str(&s.to_string());
+                    source = s.source();
+                }
+                (FailureKind::Unreachable, detail)
             }
-            (FailureKind::Unreachable, detail)
-        }
+        },
     };
     ProviderError::new(target, kind, action, detail)
 }
@@ -288,6 +404,7 @@ mod tests {
             admin_pass: Secret::new("x"),
             project_reference: "abcd1234".into(),
             timeouts: Default::default(),
+            tls: Default::default(),
         };
         assert_eq!(login_name(&t, "app"), "app.abcd1234");
         assert_eq!(quote_ident("app"), "\"app\"");
@@ -300,5 +417,42 @@ mod tests {
         let v = postgres_protocol::password::scram_sha_256("p'\"\\$ø".as_bytes());
         assert!(v.starts_with("SCRAM-SHA-256$4096:"));
         assert!(!v.contains('\'') && !v.contains('\\'));
+    }
+}
+
+#[cfg(test)]
+mod admin_option_tests {
+    use super::*;
+
+    #[test]
+    fn admin_option_is_needed_from_postgresql_16_on() {
+        let p = |v, admin_option| RolePrivileges {
+            server_version_num: v,
+            admin_is_superuser: false,
+            managed_is_superuser: false,
+            admin_option,
+        };
+        assert_eq!(p(150_008, false).missing("sk", "app"), None);
+        let hint = p(160_004, false).missing("sk", "app").unwrap();
+        assert!(
+            hint.contains("GRANT \"app\" TO \"sk\" WITH ADMIN OPTION"),
+            "{hint}"
+        );
+        assert_eq!(p(170_000, true).missing("sk", "app"), None);
+        let superuser = RolePrivileges {
+            managed_is_superuser: true,
+            ..p(150_000, true)
+        };
+        assert!(
+            superuser
+                .missing("sk", "app")
+                .unwrap()
+                .contains("SUPERUSER")
+        );
+        let as_super = RolePrivileges {
+            admin_is_superuser: true,
+            ..superuser
+        };
+        assert_eq!(as_super.missing("sk", "app"), None);
     }
 }

@@ -8,11 +8,13 @@
 mod acl;
 
 use ::redis::{
-    Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo,
-    RedisError, Value,
+    Client, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, TlsCertificates, Value,
 };
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target};
+use super::{
+    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
+};
 use crate::secret::{Secret, scrub};
 
 use acl::AclUser;
@@ -333,6 +335,16 @@ impl Provider for Redis {
         self.persist()
     }
 
+    /// The driver does not show its TLS session, so a handshake of our own with the same
+    /// settings says what the server negotiates.
+    fn tls_status(&mut self) -> TlsStatus {
+        let t = &self.target;
+        if !t.tls.demands_tls() {
+            return TlsStatus::Plaintext;
+        }
+        tls::probe(&t.host, t.port, &t.tls, t.timeouts.connect).unwrap_or(TlsStatus::Unknown)
+    }
+
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         let user = user_name(username);
         let action = format!("logging in as \"{user}\"");
@@ -348,13 +360,87 @@ impl Provider for Redis {
 /// A fresh connection with every wait bounded. Authentication is sent separately so its
 /// refusal is told apart from a network failure.
 fn open(target: &Target) -> Result<::redis::Connection, RedisError> {
-    let info: ConnectionInfo = ConnectionAddr::Tcp(target.host.clone(), target.port)
-        .into_connection_info()?
-        .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
-    let conn = Client::open(info)?.get_connection_with_timeout(target.timeouts.connect)?;
+    let mut conn = client(target)?.get_connection_with_timeout(target.timeouts.connect)?;
     conn.set_read_timeout(Some(target.timeouts.statement))?;
     conn.set_write_timeout(Some(target.timeouts.statement))?;
+    if target.tls.demands_tls() {
+        // The driver completes the handshake on the first command. A PING (answered
+        // with NOAUTH before AUTH) finishes it before the password is handed over, so
+        // a failed or unanswered handshake is reported as what it is.
+        match ::redis::cmd("PING").query::<Value>(&mut conn) {
+            Ok(_) => {}
+            Err(e) if e.code().is_some() => {}
+            // A plaintext Redis reads a ClientHello as the start of a command and waits.
+            Err(e) if e.is_timeout() => {
+                return Err(RedisError::from((
+                    ::redis::ErrorKind::Io,
+                    "TLS handshake timed out",
+                    e.to_string(),
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(conn)
+}
+
+/// The driver's client for the target: plain TCP, or TLS from the first byte (Redis's
+/// `tls-port`; there is no in-band upgrade, so `prefer` cannot occur here). `require`
+/// accepts any certificate; the verify modes check it against the CA file, else the
+/// system's trust store; `verify-ca` lets the name differ.
+fn client(target: &Target) -> Result<Client, RedisError> {
+    let s = &target.tls;
+    let settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+    if matches!(s.mode, TlsMode::Disable | TlsMode::Prefer) {
+        let info = ConnectionAddr::Tcp(target.host.clone(), target.port)
+            .into_connection_info()?
+            .set_redis_settings(settings);
+        return Client::open(info);
+    }
+    let info: ConnectionInfo = ConnectionAddr::TcpTls {
+        host: target.host.clone(),
+        port: target.port,
+        insecure: s.mode == TlsMode::Require,
+        tls_params: None,
+    }
+    .into_connection_info()?
+    .set_redis_settings(settings);
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            RedisError::from(std::io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        })
+    };
+    let root_cert = match &s.ca_file {
+        Some(ca) if s.mode.verifies() => Some(read(ca)?),
+        _ => None,
+    };
+    let client_tls = match (&s.cert_file, &s.key_file) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    let client = if root_cert.is_some() || client_tls.is_some() {
+        Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls,
+                root_cert,
+            },
+        )?
+    } else {
+        Client::open(info)?
+    };
+    if s.mode != TlsMode::VerifyCa {
+        return Ok(client);
+    }
+    let mut addr = client.get_connection_info().addr().clone();
+    addr.set_danger_accept_invalid_hostnames(true);
+    Client::open(client.get_connection_info().clone().set_addr(addr))
 }
 
 /// `AUTH password` for the default user, `AUTH user password` otherwise.
@@ -423,6 +509,13 @@ fn detail_of(e: &RedisError) -> String {
 /// Maps a client error to the provider error; the server's text is scrubbed of the
 /// password because `ACL SETUSER` echoes a bad modifier, `>password` included.
 fn error(target: &Target, action: &str, e: &RedisError, secrets: &[&Secret]) -> ProviderError {
+    // A failed handshake: nothing but the handshake was sent.
+    if target.tls.demands_tls()
+        && e.code().is_none()
+        && let Some(explained) = tls::explain_failure(e, &target.host, target.tls.mode)
+    {
+        return ProviderError::new(target, FailureKind::Tls, action, explained);
+    }
     let detail = scrub(&detail_of(e), secrets);
     let lower = detail.to_ascii_lowercase();
     let kind = match e.code() {

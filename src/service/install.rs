@@ -133,6 +133,17 @@ impl Plan {
             &user,
             settings.vault.as_deref(),
         )?;
+        // SIKKERKEY_CA_FILE comes from the settings; the proxy and SSL_* variables belong
+        // to the HTTP and TLS conventions every program shares.
+        let (network, mut warnings) = super::carried_env::select(|name| match name {
+            super::carried_env::CA_FILE_VAR => settings
+                .ca_file
+                .as_ref()
+                .and_then(|p| p.to_str())
+                .map(str::to_owned),
+            other => env_nonempty(other),
+        });
+        let spec = spec.with_network(network)?;
         let dir = match (&settings.service_dir, platform) {
             (Some(d), _) => d.clone(),
             (None, Platform::Systemd) => PathBuf::from("/etc/systemd/system"),
@@ -146,7 +157,6 @@ impl Plan {
             },
             (None, Platform::Windows) => PathBuf::new(),
         };
-        let mut warnings = Vec::new();
         if crate::identity::list_vaults(Path::new(&spec.home)).is_empty() {
             warnings.push(format!(
                 "no SikkerKey identity under {}; the service will stop with exit code {} until this machine is bootstrapped (`sikkerkey connect` and `sikkerkey unlock`)",

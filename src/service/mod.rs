@@ -6,9 +6,11 @@
 //! `com.sikkerkey.agent.{id}.plist`, `SikkerKeyAgent_{id}`), so either tool can remove a
 //! service the other installed.
 
+pub mod carried_env;
 pub mod install;
 pub mod render;
 pub mod template;
+pub mod timeouts;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -59,6 +61,8 @@ pub struct ServiceSpec {
     pub user: String,
     /// `SIKKERKEY_VAULT` at install time, so a machine with several vaults keeps its choice.
     pub vault: Option<String>,
+    /// Proxy and CA variables set at install time ([`carried_env`]).
+    pub network: Vec<(&'static str, String)>,
 }
 
 impl ServiceSpec {
@@ -117,7 +121,26 @@ impl ServiceSpec {
             home: home.to_owned(),
             user: user.to_owned(),
             vault: vault.filter(|v| !v.is_empty()).map(str::to_owned),
+            network: Vec::new(),
         })
+    }
+
+    /// Adds the proxy and CA variables the service should run with, checked like every
+    /// other value.
+    pub fn with_network(
+        mut self,
+        network: Vec<(&'static str, String)>,
+    ) -> Result<ServiceSpec, ServiceError> {
+        for (what, value) in &network {
+            if value.chars().any(char::is_control) {
+                return Err(ServiceError::BadValue {
+                    what,
+                    reason: format!("{value:?} contains a control character"),
+                });
+            }
+        }
+        self.network = network;
+        Ok(self)
     }
 
     /// The environment the service runs with.
@@ -126,6 +149,7 @@ impl ServiceSpec {
         if let Some(v) = &self.vault {
             env.push(("SIKKERKEY_VAULT", v.clone()));
         }
+        env.extend(self.network.iter().cloned());
         env
     }
 

@@ -95,6 +95,7 @@ pub fn windows_quote(arg: &str) -> String {
 
 /// The systemd unit `sikkerkey-agent-{id}.service`.
 pub fn systemd_unit(spec: &ServiceSpec) -> String {
+    let timeouts = super::timeouts::UnitTimeouts::for_defaults();
     let vars = Vars::new()
         .one("secret", &spec.secret_id)
         .one("user", &spec.user)
@@ -107,7 +108,10 @@ pub fn systemd_unit(spec: &ServiceSpec) -> String {
                 .map(|(k, v)| systemd_quote(&format!("{k}={v}"), false))
                 .collect(),
         )
-        .list("no_restart_codes", no_restart_codes());
+        .list("no_restart_codes", no_restart_codes())
+        .one("timeout_start", format!("{}s", timeouts.start))
+        .one("timeout_stop", format!("{}s", timeouts.stop))
+        .one("watchdog", format!("{}s", timeouts.watchdog));
     template::fill_text(SYSTEMD_TEMPLATE, &vars)
 }
 
@@ -215,6 +219,15 @@ mod tests {
             "ann",
             Some("prod-vault"),
         )
+        .unwrap()
+        .with_network(vec![
+            ("HTTPS_PROXY", "http://proxy.corp:3128".into()),
+            ("NO_PROXY", "localhost,.internal,10.0.0.0/8".into()),
+            (
+                "SIKKERKEY_CA_FILE",
+                "/etc/Sikker Key/corp \"root\" 100%$ca.pem".into(),
+            ),
+        ])
         .unwrap()
     }
 
@@ -325,11 +338,15 @@ mod tests {
             .find(|a| a.get(3).map(String::as_str) == Some("AppEnvironmentExtra"))
             .unwrap();
         assert_eq!(
-            env[4..],
+            env[4..6],
             [
                 format!("SIKKERKEY_HOME={}", spec.home),
                 "SIKKERKEY_VAULT=prod-vault".to_owned()
             ]
+        );
+        assert_eq!(
+            env.last().unwrap(),
+            &format!("SIKKERKEY_CA_FILE={}", spec.network[2].1)
         );
         let exits: Vec<&str> = runs
             .iter()

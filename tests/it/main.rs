@@ -8,10 +8,13 @@
 mod support;
 
 mod commands;
+mod completions;
 mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
+mod ops;
 mod scenarios;
+mod tls;
 
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -28,5 +31,17 @@ mod postgres_provider;
 #[cfg(feature = "postgres")]
 mod official;
 
+#[cfg(feature = "postgres")]
+mod control_plane_tls;
+
 #[cfg(feature = "mongodb")]
 mod mongodb;
+
+#[cfg(feature = "postgres")]
+mod pg_privileges;
+
+#[cfg(feature = "postgres")]
+mod systemd;
+
+#[cfg(all(feature = "mysql", feature = "postgres"))]
+mod statement_logs;

@@ -42,9 +42,11 @@ SQL
   MYSQL_PWD="$pass" mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u ska_admin -e 'SELECT 1' >/dev/null \
     || { log "the MariaDB test admin cannot log in"; return 1; }
   log "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
+  start_mariadb_tls
 }
 
 stop_mariadb() {
+  stop_mariadb_tls
   local pid
   pid="$(cat "$MARIADB_DIR/mysqld.pid" 2>/dev/null || true)"
   [[ -n "$pid" ]] || return 0

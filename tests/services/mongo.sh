@@ -125,8 +125,10 @@ else:
 EOF
   export SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" SKA_MONGO_SERVER="$MONGO_NAME"
   log "$MONGO_NAME on 127.0.0.1:$MONGO_PORT (auth on)"
+  start_mongo_tls
 }
 
 stop_mongo() {
+  stop_mongo_tls
   mongo_halt
 }

@@ -34,9 +34,11 @@ start_postgres() {
   fi
   PGPASSWORD="$pass" "$bindir/psql" -h 127.0.0.1 -p "$port" -U ska_admin -d postgres -qtAc 'select 1' >/dev/null
   log "PostgreSQL on 127.0.0.1:$port (scram-sha-256)"
+  start_postgres_tls
 }
 
 stop_postgres() {
+  stop_postgres_tls
   local as=()
   [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
   "${as[@]}" "$PG_BINDIR/pg_ctl" -D "$SKA_SERVICES_DIR/postgres/data" -m immediate stop >/dev/null 2>&1 || true

@@ -12,6 +12,8 @@ start_redis() {
     log "redis-server $version has no ACL support; the tests need Redis 6 or later"; return 1
   fi
   export SKA_REDIS_SERVER="$server"
+  # The TLS tests start redis-server on a tls-port with the run's certificates.
+  ensure_test_ca
   log "Redis $version at $server (each test starts its own server)"
 }
 

@@ -71,6 +71,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Helpers the services share (the test CA, TLS-enabled variants of the servers).
+for file in "$here"/tls/*.sh; do
+  # shellcheck source=/dev/null
+  source "$file"
+done
+
 for file in "$here"/*.sh; do
   name="$(basename "$file" .sh)"
   [[ "$name" == "run" ]] && continue

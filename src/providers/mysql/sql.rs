@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hash;
 use crate::secret::Secret;
 
 /// Which server family speaks on the other end.
@@ -14,6 +15,15 @@ use crate::secret::Secret;
 pub enum Flavor {
     Mysql,
     Mariadb,
+}
+
+impl Flavor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Mysql => "MySQL",
+            Flavor::Mariadb => "MariaDB",
+        }
+    }
 }
 
 /// What the admin session's SQL looks like: server family, version, and whether a
@@ -83,23 +93,101 @@ impl Dialect {
     }
 
     /// One `ALTER USER` that gives every listed account of `user` the new password, so no
-    /// host keeps the old one. MySQL keeps each account's plugin; MariaDB switches it to
-    /// mysql_native_password.
-    pub fn alter_password(&self, user: &str, hosts: &[String], password: &Secret) -> Secret {
-        let pw = self.string(password.expose());
-        let clauses: Vec<String> = hosts
+    /// host keeps the old one. Each account is given a hash the server stores as is (see
+    /// [`Dialect::password_clause`]); `plugins` holds each host's current plugin, `None`
+    /// where it could not be read. Also returns why any account got the plaintext.
+    pub fn alter_password(
+        &self,
+        user: &str,
+        accounts: &[(String, Option<String>)],
+        password: &Secret,
+        salt: &[u8; hash::SHA2_SALT_LEN],
+    ) -> (Secret, Vec<String>) {
+        let mut notes = Vec::new();
+        let clauses: Vec<String> = accounts
             .iter()
-            .map(|h| format!("{} IDENTIFIED BY {pw}", self.account(user, h)))
+            .map(|(host, plugin)| {
+                let (clause, note) = self.password_clause(plugin.as_deref(), password, salt);
+                if let Some(note) = note {
+                    notes.push(format!("account @\"{host}\": {note}"));
+                }
+                format!("{} {clause}", self.account(user, host))
+            })
             .collect();
-        Secret::new(format!("ALTER USER {}", clauses.join(", ")))
+        (
+            Secret::new(format!("ALTER USER {}", clauses.join(", "))),
+            notes,
+        )
     }
 
-    /// `CREATE USER 'user'@'%'` with the password.
-    pub fn create_user(&self, user: &str, password: &Secret) -> Secret {
+    /// How one account gets the new password, so the plaintext never reaches the server's
+    /// statement logs: MariaDB keeps ed25519 accounts on ed25519 and gives every other
+    /// account mysql_native_password (what `IDENTIFIED BY` does there); MySQL keeps the
+    /// account's plugin. Only a MySQL plugin whose stored form the agent cannot compute (or
+    /// an unknown one) gets `IDENTIFIED BY` with the plaintext, and the note says why.
+    pub fn password_clause(
+        &self,
+        plugin: Option<&str>,
+        password: &Secret,
+        salt: &[u8; hash::SHA2_SALT_LEN],
+    ) -> (String, Option<String>) {
+        let with_as = |plugin: &str, hash: String| {
+            format!(
+                "IDENTIFIED WITH {} AS {}",
+                self.string(plugin),
+                self.string(&hash)
+            )
+        };
+        match (self.flavor, plugin) {
+            (Flavor::Mariadb, Some("ed25519")) => (
+                format!(
+                    "IDENTIFIED VIA {} USING {}",
+                    self.string("ed25519"),
+                    self.string(&hash::ed25519(password))
+                ),
+                None,
+            ),
+            (Flavor::Mariadb, _) => (
+                format!(
+                    "IDENTIFIED BY PASSWORD {}",
+                    self.string(&hash::native(password))
+                ),
+                None,
+            ),
+            (Flavor::Mysql, Some(p @ "mysql_native_password")) => {
+                (with_as(p, hash::native(password)), None)
+            }
+            (Flavor::Mysql, Some(p @ "caching_sha2_password")) => {
+                (with_as(p, hash::caching_sha2(password, salt)), None)
+            }
+            (Flavor::Mysql, other) => (
+                format!("IDENTIFIED BY {}", self.string(password.expose())),
+                Some(match other {
+                    Some(p) => format!(
+                        "plugin {p} has no stored form the agent can compute, so the password was sent as text"
+                    ),
+                    None => "its plugin could not be read, so the password was sent as text".into(),
+                }),
+            ),
+        }
+    }
+
+    /// `CREATE USER 'user'@'%'` with the password as a hash: mysql_native_password on
+    /// MariaDB and MySQL before 8.0, caching_sha2_password (MySQL's default) from 8.0.
+    pub fn create_user(
+        &self,
+        user: &str,
+        password: &Secret,
+        salt: &[u8; hash::SHA2_SALT_LEN],
+    ) -> Secret {
+        let plugin = match self.flavor {
+            Flavor::Mysql if self.version >= (8, 0, 0) => "caching_sha2_password",
+            _ => "mysql_native_password",
+        };
+        let (clause, _) = self.password_clause(Some(plugin), password, salt);
         Secret::new(format!(
-            "CREATE USER {} IDENTIFIED BY {}",
+            "CREATE USER {} {clause}",
             self.account(user, NEW_ACCOUNT_HOST),
-            self.string(password.expose())
         ))
     }
 
@@ -433,39 +521,107 @@ mod tests {
         assert_eq!(unquote(&q, false), ("x\\".to_owned(), ""));
     }
 
+    const SALT: &[u8; hash::SHA2_SALT_LEN] = b"abcdefghij0123456789";
+
     #[test]
-    fn alter_rotates_every_host_in_one_statement() {
-        let d = mariadb(true);
-        let sql = d.alter_password(
-            "app",
-            &["%".into(), "localhost".into(), "10.0.0.%".into()],
-            &Secret::new("pw"),
-        );
+    fn alter_rotates_every_host_in_one_statement_with_hashes_only() {
+        let pw = Secret::new("pw");
+        let native = hash::native(&pw);
+        let ed = hash::ed25519(&pw);
+        let accounts = [
+            ("%".to_owned(), Some("mysql_native_password".to_owned())),
+            ("localhost".to_owned(), Some("ed25519".to_owned())),
+            ("10.0.0.%".to_owned(), None),
+        ];
+        let (sql, notes) = mariadb(true).alter_password("app", &accounts, &pw, SALT);
         assert_eq!(
             sql.expose(),
-            "ALTER USER 'app'@'%' IDENTIFIED BY 'pw', 'app'@'localhost' IDENTIFIED BY 'pw', 'app'@'10.0.0.%' IDENTIFIED BY 'pw'"
+            format!(
+                "ALTER USER 'app'@'%' IDENTIFIED BY PASSWORD '{native}', \
+                 'app'@'localhost' IDENTIFIED VIA 'ed25519' USING '{ed}', \
+                 'app'@'10.0.0.%' IDENTIFIED BY PASSWORD '{native}'"
+            )
         );
+        assert!(notes.is_empty());
+        assert!(!sql.expose().contains("'pw'"));
         assert!(
-            !format!("{sql:?}").contains("pw'"),
-            "statements with passwords are redacted in Debug"
+            !format!("{sql:?}").contains(&native),
+            "statements with password hashes are redacted in Debug"
         );
     }
 
     #[test]
-    fn hostile_names_and_passwords_stay_inside_their_literals() {
+    fn mysql_keeps_each_plugin_and_sends_text_only_where_it_must() {
+        let pw = Secret::new("s3cret");
+        let accounts = [
+            ("%".to_owned(), Some("caching_sha2_password".to_owned())),
+            ("a".to_owned(), Some("mysql_native_password".to_owned())),
+            ("b".to_owned(), Some("sha256_password".to_owned())),
+            ("c".to_owned(), None),
+        ];
+        let (sql, notes) = mysql8(false).alter_password("app", &accounts, &pw, SALT);
+        assert_eq!(
+            sql.expose(),
+            format!(
+                "ALTER USER 'app'@'%' IDENTIFIED WITH 'caching_sha2_password' AS '{}', \
+                 'app'@'a' IDENTIFIED WITH 'mysql_native_password' AS '{}', \
+                 'app'@'b' IDENTIFIED BY 's3cret', 'app'@'c' IDENTIFIED BY 's3cret'",
+                hash::caching_sha2(&pw, SALT),
+                hash::native(&pw)
+            )
+        );
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].contains("sha256_password") && notes[1].contains("could not be read"));
+        assert!(notes.iter().all(|n| !n.contains("s3cret")));
+    }
+
+    #[test]
+    fn create_user_uses_the_servers_default_kind_of_hash() {
+        let pw = Secret::new("pw");
+        assert_eq!(
+            mariadb(true).create_user("a", &pw, SALT).expose(),
+            format!(
+                "CREATE USER 'a'@'%' IDENTIFIED BY PASSWORD '{}'",
+                hash::native(&pw)
+            )
+        );
+        assert_eq!(
+            mysql8(true).create_user("a", &pw, SALT).expose(),
+            format!(
+                "CREATE USER 'a'@'%' IDENTIFIED WITH 'caching_sha2_password' AS '{}'",
+                hash::caching_sha2(&pw, SALT)
+            )
+        );
+        let old = Dialect {
+            version: (5, 7, 44),
+            ..mysql8(true)
+        };
+        assert!(
+            old.create_user("a", &pw, SALT)
+                .expose()
+                .contains("'mysql_native_password' AS '*")
+        );
+    }
+
+    #[test]
+    fn hostile_names_stay_inside_their_literals() {
         for backslash_escapes in [true, false] {
             let d = mysql8(backslash_escapes);
-            let sql = d.create_user(HOSTILE_NAME, &Secret::new(HOSTILE_PW));
+            let sql = d.create_user(HOSTILE_NAME, &Secret::new(HOSTILE_PW), SALT);
             let rest = sql.expose().strip_prefix("CREATE USER ").unwrap();
             let (name, rest) = unquote(rest, backslash_escapes);
             assert_eq!(name, HOSTILE_NAME);
             let rest = rest.strip_prefix("@").unwrap();
             let (host, rest) = unquote(rest, backslash_escapes);
             assert_eq!(host, "%");
-            let rest = rest.strip_prefix(" IDENTIFIED BY ").unwrap();
-            let (pw, rest) = unquote(rest, backslash_escapes);
-            assert_eq!(pw, HOSTILE_PW);
-            assert_eq!(rest, "");
+            assert!(!rest.contains(HOSTILE_PW));
+            // A plaintext fallback quotes hostile passwords exactly.
+            let (clause, _) = d.password_clause(None, &Secret::new(HOSTILE_PW), SALT);
+            let (pw, rest) = unquote(
+                clause.strip_prefix("IDENTIFIED BY ").unwrap(),
+                backslash_escapes,
+            );
+            assert_eq!((pw.as_str(), rest), (HOSTILE_PW, ""));
         }
     }
 

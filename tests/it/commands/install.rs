@@ -433,11 +433,11 @@ fn install_now_and_uninstall_drive_systemd() {
             call(&["systemctl", "daemon-reload"]),
         ]
     );
-    let out = run(cmd(&["uninstall", "--secret", "sk_sd"])).expect(Exit::Failure);
+    let out = run(cmd(&["uninstall", "--secret", "sk_sd"])).expect(Exit::Ok);
     assert_contains(
-        &out.stderr,
+        &out.stdout,
         &format!(
-            "no service is installed for secret sk_sd (looked for {})",
+            "no service is installed for secret sk_sd (looked for {}); nothing to uninstall",
             unit_path.display()
         ),
     );
@@ -690,4 +690,44 @@ fn the_official_install_command_line_works_through_a_symlink() {
         );
     }
     assert!(!units.join("sikkerkey-agent-sk_abc123.service").exists());
+}
+
+/// Proxy and CA variables set at install time reach the service; a proxy URL with
+/// credentials does not (unit files are world-readable), and a warning says so.
+#[test]
+fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
+    let tmp = TempDir::new("svc");
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["install", "--secret", "sk_env"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIKKERKEY_HOME", &home)
+        .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+        .env("USER", "root")
+        .env("HTTPS_PROXY", "http://proxy.corp:3128")
+        .env("NO_PROXY", "localhost,.internal")
+        .env("SIKKERKEY_CA_FILE", "/etc/ska/corp ca%.pem")
+        .env("http_proxy", "http://ann:s3cretpw@proxy.corp:3128");
+    let out = run(c).expect(Exit::Ok);
+    let env: Vec<String> = unit_values(&out.stdout, "Environment")
+        .iter()
+        .flat_map(|v| systemd_words(v, false))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            format!("SIKKERKEY_HOME={}", home.display()),
+            "HTTPS_PROXY=http://proxy.corp:3128".to_owned(),
+            "NO_PROXY=localhost,.internal".to_owned(),
+            "SIKKERKEY_CA_FILE=/etc/ska/corp ca%.pem".to_owned(),
+        ]
+    );
+    assert_lacks(&out.stdout, "s3cretpw");
+    assert_lacks(&out.stderr, "s3cretpw");
+    assert_contains(
+        &out.stderr,
+        "warning: http_proxy holds a user name or password",
+    );
 }

@@ -83,7 +83,8 @@ fn test_falls_back_to_the_servers_sync_config() {
             r#"{"username":"app","password":"x"}"#,
         ),
     );
-    let out = run(machine.command(&["test", "--secret", "sk_srv"])).expect(Exit::CheckFailed);
+    let out = run(machine.command(&["test", "--secret", "sk_srv", "--use-server-config"]))
+        .expect(Exit::CheckFailed);
     assert!(
         out.stdout
             .starts_with("ok    config     sync config from http://127.0.0.1:")
@@ -217,7 +218,11 @@ mod with_postgres {
         Pg::open(),
         |pg| {
             let w = World::plain(pg);
-            let out = run(w.machine.command(&["test", "--secret", &w.secret])).expect(Exit::Ok);
+            let out =
+                run(w
+                    .machine
+                    .command(&["test", "--secret", &w.secret, "--use-server-config"]))
+                .expect(Exit::Ok);
             assert!(
                 out.stdout.starts_with("ok    config     sync config from "),
                 "{}",

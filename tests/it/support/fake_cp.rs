@@ -2,6 +2,9 @@
 //! every request's signature, timestamp and nonce exactly as protocol.md says, implements
 //! the agent lock, pending/confirm/reject, 404/403, records heartbeats, and injects faults.
 //!
+//! It speaks plain HTTP, or HTTPS with a certificate from a test's private CA
+//! ([`FakeControlPlane::start_tls`]), as production does.
+//!
 //! Test code only: it is never compiled into the release binary.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -130,6 +133,7 @@ struct State {
 /// The fake server. Stops when dropped.
 pub struct FakeControlPlane {
     addr: std::net::SocketAddr,
+    tls: bool,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     acceptor: Option<thread::JoinHandle<()>>,
@@ -137,11 +141,35 @@ pub struct FakeControlPlane {
 
 impl FakeControlPlane {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Serves HTTPS on 127.0.0.1 with this certificate chain and PKCS#8 key (PEM files).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("read the fake control plane's certificate")
+            .collect::<Result<_, _>>()
+            .expect("parse the fake control plane's certificate");
+        let key = PrivateKeyDer::from_pem_file(key).expect("read the fake control plane's key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("a usable certificate and key");
+        Self::start_with(Some(Arc::new(config)))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake control plane");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
+        let secure = tls.is_some();
         let acceptor = thread::Builder::new()
             .name("fake-cp-accept".into())
             .spawn(move || {
@@ -151,14 +179,28 @@ impl FakeControlPlane {
                     }
                     let Ok(conn) = conn else { continue };
                     let st = st.clone();
+                    let tls = tls.clone();
                     let _ = thread::Builder::new()
                         .name("fake-cp-conn".into())
-                        .spawn(move || serve_connection(conn, st));
+                        .spawn(move || {
+                            let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+                            let _ = conn.set_nodelay(true);
+                            match tls {
+                                None => serve_connection(conn, st),
+                                Some(config) => {
+                                    let Ok(session) = rustls::ServerConnection::new(config) else {
+                                        return;
+                                    };
+                                    serve_connection(rustls::StreamOwned::new(session, conn), st)
+                                }
+                            }
+                        });
                 }
             })
             .unwrap();
         FakeControlPlane {
             addr,
+            tls: secure,
             state,
             stop,
             acceptor: Some(acceptor),
@@ -166,7 +208,8 @@ impl FakeControlPlane {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -303,7 +346,7 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+fn read_request(reader: &mut BufReader<impl Read>) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -337,7 +380,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     })
 }
 
-fn respond(stream: &mut TcpStream, status: u16, body: &Value) {
+fn respond(stream: &mut impl Write, status: u16, body: &Value) {
     let text = body.to_string();
     let reason = match status {
         200 => "OK",
@@ -357,17 +400,12 @@ fn respond(stream: &mut TcpStream, status: u16, body: &Value) {
     let _ = stream.flush();
 }
 
-fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-    let _ = stream.set_nodelay(true);
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
+fn serve_connection(stream: impl Read + Write, state: Arc<Mutex<State>>) {
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {
+        let writer = reader.get_mut();
         let Some((secret_id, endpoint)) = route(&req.method, &req.path) else {
-            respond(&mut writer, 404, &json!({"error": "no such endpoint"}));
+            respond(writer, 404, &json!({"error": "no such endpoint"}));
             continue;
         };
         let fault = {
@@ -380,7 +418,7 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
         match fault {
             Some(Fault::Status(code)) => {
                 respond(
-                    &mut writer,
+                    writer,
                     code,
                     &json!({"error": format!("injected fault {code}")}),
                 );
@@ -397,7 +435,7 @@ fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
         if fault == Some(Fault::ProcessThenClose) {
             return;
         }
-        respond(&mut writer, status, &body);
+        respond(writer, status, &body);
     }
 }
 

@@ -8,8 +8,10 @@
 
 pub mod assertions;
 pub mod cli;
+pub mod connect_proxy;
 pub mod db;
 pub mod fake_cp;
+pub mod private_ca;
 pub mod proxy;
 pub mod world;
 

@@ -72,6 +72,7 @@ pub fn provider_target(db: &dyn Database, host: &str, port: u16, timeout: Durati
             connect: timeout,
             statement: timeout,
         },
+        tls: Default::default(),
     }
 }
 
@@ -111,8 +112,18 @@ pub struct World<'a> {
 impl<'a> World<'a> {
     /// A user with a known password and a secret whose live value is that password.
     pub fn new(db: &'a dyn Database, user: String, old_pw: String, through_proxy: bool) -> Self {
+        Self::with_control_plane(db, FakeControlPlane::start(), user, old_pw, through_proxy)
+    }
+
+    /// [`World::new`] with a given control plane (e.g. one serving HTTPS).
+    pub fn with_control_plane(
+        db: &'a dyn Database,
+        cp: FakeControlPlane,
+        user: String,
+        old_pw: String,
+        through_proxy: bool,
+    ) -> Self {
         db.create_user(&user, &old_pw);
-        let cp = FakeControlPlane::start();
         let machine = Machine::new(&cp);
         let secret = unique_name("sk");
         let (host, port) = db.endpoint();

@@ -1,0 +1,574 @@
+//! Database TLS against real TLS servers, written once for every provider: each provider
+//! file implements [`TlsServer`] for the TLS-enabled server `make test` starts (with a CA
+//! made for the run, see tests/services/tls/) and runs the checks below through
+//! `tls_tests!`. What they show, per provider:
+//! - `verify-full` connects, reports the protocol, and a rotation by the agent confirms
+//!   (with the verify login as the managed user, a user that may only log in over TLS);
+//! - a wrong CA and a wrong host name are refused with the reason named, before any
+//!   password is sent (the right password gets a TLS error, not a login, and never
+//!   appears in the bytes the agent sent);
+//! - `require` against the plaintext-only server of the same kind fails and never falls
+//!   back; `disable` against the TLS server is refused by the server.
+
+#![allow(dead_code)]
+
+#[cfg(feature = "mongodb")]
+mod mongodb;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::json;
+use sikkerkey_agent::providers::{
+    self, DbTimeouts, FailureKind, ProviderError, ProviderKind, Target, TlsMode, TlsSettings,
+    TlsStatus,
+};
+use sikkerkey_agent::secret::Secret;
+
+use crate::support::SOON;
+use crate::support::world::secret_value;
+use crate::support::{
+    FakeControlPlane, Machine, SecretState, random_text, require_env, unique_name,
+};
+
+/// The run's TLS material (tests/services/tls/ca.sh).
+pub struct Pki {
+    pub ca: PathBuf,
+    pub wrong_ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A host name the server certificate lists (its IP SAN).
+    pub good_host: String,
+    /// A name that reaches the same servers but is not in the certificate.
+    pub wrong_host: String,
+}
+
+impl Pki {
+    pub fn from_env(service: &str) -> Option<Pki> {
+        Some(Pki {
+            ca: require_env("SKA_TLS_CA", service)?.into(),
+            wrong_ca: require_env("SKA_TLS_WRONG_CA", service)?.into(),
+            client_cert: require_env("SKA_TLS_CLIENT_CERT", service)?.into(),
+            client_key: require_env("SKA_TLS_CLIENT_KEY", service)?.into(),
+            good_host: require_env("SKA_TLS_GOOD_HOST", service)?,
+            wrong_host: require_env("SKA_TLS_WRONG_HOST", service)?,
+        })
+    }
+
+    pub fn settings(&self, mode: TlsMode) -> TlsSettings {
+        TlsSettings {
+            mode,
+            ca_file: mode.verifies().then(|| self.ca.clone()),
+            ..Default::default()
+        }
+    }
+
+    pub fn with_client_cert(&self, mut s: TlsSettings) -> TlsSettings {
+        s.cert_file = Some(self.client_cert.clone());
+        s.key_file = Some(self.client_key.clone());
+        s
+    }
+}
+
+/// Where a server listens and its admin.
+#[derive(Clone)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub admin_user: String,
+    pub admin_pass: String,
+    pub database: String,
+}
+
+/// A TLS-enabled test server of one provider, and a plaintext-only one of the same kind.
+pub trait TlsServer {
+    fn kind(&self) -> ProviderKind;
+    fn pki(&self) -> &Pki;
+    fn tls_server(&self) -> Server;
+    fn plain_server(&self) -> Server;
+    /// Makes `name` (created by the provider) a user that may log in only over TLS, or
+    /// only with a client certificate; `false` when the server cannot tell users apart so.
+    fn restrict(&self, name: &str, client_cert: bool) -> bool;
+    /// Whether the driver can check the chain without the name.
+    fn has_verify_ca(&self) -> bool {
+        true
+    }
+}
+
+pub fn target(kind: ProviderKind, server: &Server, tls: TlsSettings) -> Target {
+    Target {
+        kind,
+        host: server.host.clone(),
+        port: server.port,
+        database: server.database.clone(),
+        admin_user: server.admin_user.clone(),
+        admin_pass: Secret::new(&server.admin_pass),
+        project_reference: String::new(),
+        timeouts: DbTimeouts {
+            connect: Duration::from_secs(5),
+            statement: Duration::from_secs(10),
+        },
+        tls,
+    }
+}
+
+fn open(t: &Target) -> Result<Box<dyn providers::Provider>, ProviderError> {
+    providers::open(t)
+}
+
+fn expect_tls_error(r: Result<impl Sized, ProviderError>, words: &[&str]) -> ProviderError {
+    let e = r.err().expect("the connection should have been refused");
+    let text = e.to_string();
+    assert_eq!(e.kind, FailureKind::Tls, "{text}");
+    for w in words {
+        assert!(text.contains(w), "{w:?} not in: {text}");
+    }
+    assert!(text.contains("no password was sent"), "{text}");
+    eprintln!("refused as expected: {text}");
+    e
+}
+
+/// A user created through the provider over verify-full, then restricted to TLS.
+pub fn tls_user(db: &dyn TlsServer, client_cert: bool) -> Option<(String, String)> {
+    let name = unique_name("ska_tls");
+    let pw = format!("pw-{}", random_text(16));
+    let admin = target(
+        db.kind(),
+        &db.tls_server(),
+        db.pki().settings(TlsMode::VerifyFull),
+    );
+    open(&admin)
+        .unwrap()
+        .set_password(&name, &Secret::new(&pw))
+        .unwrap();
+    if !db.restrict(&name, client_cert) {
+        drop_user(db, &name);
+        return None;
+    }
+    Some((name, pw))
+}
+
+pub fn drop_user(db: &dyn TlsServer, name: &str) {
+    let admin = target(
+        db.kind(),
+        &db.tls_server(),
+        db.pki().settings(TlsMode::VerifyFull),
+    );
+    let _ = open(&admin).and_then(|mut p| p.drop_user(name));
+}
+
+// ---- the checks ----
+
+/// verify-full, verify-ca and require connect, report TLS and what was verified; the
+/// managed user's login goes over the same TLS, and a wrong password is still refused.
+pub fn modes_that_should_connect_do(db: &dyn TlsServer) {
+    let (user, pw) = tls_user(db, false).expect("a TLS-only user");
+    let modes: &[TlsMode] = if db.has_verify_ca() {
+        &[TlsMode::VerifyFull, TlsMode::VerifyCa, TlsMode::Require]
+    } else {
+        &[TlsMode::VerifyFull, TlsMode::Require]
+    };
+    for &mode in modes {
+        let t = target(db.kind(), &db.tls_server(), db.pki().settings(mode));
+        let mut p = open(&t).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        match p.tls_status() {
+            TlsStatus::Encrypted { protocol, .. } => {
+                assert!(protocol.starts_with("TLSv1."), "{mode}: {protocol}")
+            }
+            other => panic!("{mode}: the admin connection is not encrypted: {other:?}"),
+        }
+        let line = p.tls_status().describe(&t.tls);
+        eprintln!("{mode}: {line}");
+        let expect = match mode {
+            TlsMode::VerifyFull => "chain",
+            TlsMode::VerifyCa => "host name not checked",
+            _ => "not verified",
+        };
+        assert!(line.contains(expect), "{mode}: {line}");
+        p.verify_login(&user, &Secret::new(&pw))
+            .unwrap_or_else(|e| panic!("{mode}: login as the TLS-only user: {e}"));
+        let e = p
+            .verify_login(&user, &Secret::new("wrong-password"))
+            .unwrap_err();
+        assert_eq!(e.kind, FailureKind::AuthRejected, "{mode}: {e}");
+    }
+    if !db.has_verify_ca() {
+        drop_user(db, &user);
+        return;
+    }
+    // verify-ca checks the chain, not the name: the wrong name is fine, the wrong CA not.
+    let mut t = target(
+        db.kind(),
+        &db.tls_server(),
+        db.pki().settings(TlsMode::VerifyCa),
+    );
+    t.host = db.pki().wrong_host.clone();
+    open(&t).unwrap_or_else(|e| panic!("verify-ca by another name: {e}"));
+    t.tls.ca_file = Some(db.pki().wrong_ca.clone());
+    expect_tls_error(open(&t), &["unknown CA", "verify-ca"]);
+    drop_user(db, &user);
+}
+
+/// A server certificate from an unknown CA, or for another name, ends the connection in
+/// the handshake: the right password gets a TLS error and never crosses the wire.
+pub fn wrong_ca_and_wrong_name_are_refused_before_the_password(db: &dyn TlsServer) {
+    let (user, pw) = tls_user(db, false).expect("a TLS-only user");
+    let server = db.tls_server();
+    let recorder = Recorder::start(&server.host, server.port);
+    let via = Server {
+        port: recorder.port,
+        ..server.clone()
+    };
+
+    let mut wrong_ca = db.pki().settings(TlsMode::VerifyFull);
+    wrong_ca.ca_file = Some(db.pki().wrong_ca.clone());
+    let t = target(db.kind(), &via, wrong_ca);
+    let e = expect_tls_error(open(&t), &["unknown CA", "verify-full", &t.host]);
+    assert!(!e.to_string().contains(&server.admin_pass));
+    let verify = providers_verify(&t, &user, &pw);
+    expect_tls_error(verify, &["unknown CA"]);
+
+    let mut t = target(db.kind(), &via, db.pki().settings(TlsMode::VerifyFull));
+    t.host = db.pki().wrong_host.clone();
+    let e = expect_tls_error(open(&t), &["name mismatch", "verify-full", "localhost"]);
+    assert!(!e.to_string().contains(&server.admin_pass));
+    expect_tls_error(providers_verify(&t, &user, &pw), &["name mismatch"]);
+
+    let sent = recorder.sent();
+    assert!(!sent.is_empty(), "nothing went through the recorder");
+    for secret in [&server.admin_pass, &pw] {
+        assert!(
+            !contains(&sent, secret.as_bytes()),
+            "a password crossed the wire although the handshake failed"
+        );
+    }
+    drop_user(db, &user);
+}
+
+/// A login as `user` with `t`'s server and TLS settings, through the same connection
+/// code the provider's verify login uses.
+fn providers_verify(t: &Target, user: &str, pw: &str) -> Result<(), ProviderError> {
+    let mut as_user = t.clone();
+    as_user.admin_user = user.to_owned();
+    as_user.admin_pass = Secret::new(pw);
+    open(&as_user).map(|_| ())
+}
+
+/// `require` (and verify-full) against the plaintext-only server: refused, no fallback.
+pub fn require_against_plaintext_fails(db: &dyn TlsServer) {
+    let plain = db.plain_server();
+    for mode in [TlsMode::Require, TlsMode::VerifyFull] {
+        let t = target(db.kind(), &plain, db.pki().settings(mode));
+        let e = expect_tls_error(open(&t), &[mode.as_str(), &plain.host]);
+        let text = e.to_string();
+        assert!(
+            text.contains("does not offer TLS") || text.contains("did not answer in TLS"),
+            "{text}"
+        );
+        assert!(!text.contains(&plain.admin_pass));
+    }
+}
+
+/// The TLS server refuses a plaintext session: proof the tests above really used TLS.
+pub fn disable_against_the_tls_server_is_refused(db: &dyn TlsServer) {
+    let t = target(
+        db.kind(),
+        &db.tls_server(),
+        db.pki().settings(TlsMode::Disable),
+    );
+    let e = open(&t)
+        .err()
+        .expect("a plaintext session to the TLS-only server");
+    eprintln!("disable refused by the server: {e}");
+    assert_ne!(e.kind, FailureKind::Tls, "{e}");
+}
+
+/// Mutual TLS: a user that must present a client certificate logs in only with one.
+pub fn client_certificate_is_presented(db: &dyn TlsServer) {
+    let Some((user, pw)) = tls_user(db, true) else {
+        eprintln!(
+            "{:?}: the test server cannot demand a client certificate per user",
+            db.kind()
+        );
+        return;
+    };
+    let base = db.pki().settings(TlsMode::VerifyFull);
+    let with_cert = target(
+        db.kind(),
+        &db.tls_server(),
+        db.pki().with_client_cert(base.clone()),
+    );
+    let without = target(db.kind(), &db.tls_server(), base);
+    let p = open(&with_cert).expect("admin with a client certificate");
+    p.verify_login(&user, &Secret::new(&pw))
+        .expect("login with the client certificate");
+    let p = open(&without).unwrap();
+    assert!(
+        p.verify_login(&user, &Secret::new(&pw)).is_err(),
+        "the user logs in without a client certificate"
+    );
+    drop_user(db, &user);
+}
+
+/// The agent itself: `configure --tls verify-full --tls-ca-file`, `test` shows the
+/// protocol and the verification, and a rotation confirms with the managed user (TLS
+/// only) logging in over the same settings.
+pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
+    let (user, old_pw) = tls_user(db, false).expect("a TLS-only user");
+    let server = db.tls_server();
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let secret = unique_name("sk");
+    // The server's copy of the connection has no TLS: the local config must supply it.
+    let connection = json!({"host": server.host, "port": server.port, "database": server.database,
+        "adminUser": server.admin_user, "adminPass": server.admin_pass, "projectReference": ""});
+    cp.add_secret(
+        &secret,
+        SecretState::new(
+            db.kind().as_str(),
+            connection,
+            &user,
+            &secret_value(&user, &old_pw),
+        ),
+    );
+    let ca = db.pki().ca.display().to_string();
+    let port = server.port.to_string();
+    let mut args = vec![
+        "configure",
+        "--secret",
+        &secret,
+        "--provider",
+        db.kind().as_str(),
+        "--host",
+        &server.host,
+        "--port",
+        &port,
+        "--admin-user",
+        &server.admin_user,
+        "--tls",
+        "verify-full",
+        "--tls-ca-file",
+        &ca,
+    ];
+    if !server.database.is_empty() {
+        args.extend(["--database", &server.database]);
+    }
+    let out = output(
+        machine
+            .command(&args)
+            .env("SIKKERKEY_ADMIN_PASS", &server.admin_pass),
+    );
+    assert!(out.0, "configure failed: {}", out.1);
+    let config =
+        std::fs::read_to_string(machine.agents_dir().join(format!("{secret}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(v["tls"]["mode"], "verify-full", "{config}");
+    assert_eq!(v["connection"]["host"], server.host.as_str(), "{config}");
+
+    let out = output(&mut machine.command(&["test", "--secret", &secret]));
+    assert!(out.0, "test failed:\n{}", out.1);
+    assert!(
+        out.1.contains("TLSv1.")
+            && out.1.contains("certificate verified: chain")
+            && out.1.contains("and host name"),
+        "{}",
+        out.1
+    );
+
+    let mut agent = machine.spawn_agent(&secret);
+    agent.wait_until(SOON, "a healthy heartbeat", || {
+        cp.heartbeats(&secret).iter().any(|h| h.status == "healthy")
+    });
+    let new_pw = format!("new-{}", random_text(16));
+    cp.set_pending(&secret, "rot_tls", &secret_value(&user, &new_pw));
+    agent.wait_until(SOON, "rotation rot_tls confirmed", || {
+        cp.confirms(&secret).iter().any(|r| r == "rot_tls")
+    });
+    let check = open(&target(
+        db.kind(),
+        &server,
+        db.pki().settings(TlsMode::VerifyFull),
+    ))
+    .unwrap();
+    check
+        .verify_login(&user, &Secret::new(&new_pw))
+        .expect("the new password works");
+    assert_eq!(
+        check
+            .verify_login(&user, &Secret::new(&old_pw))
+            .unwrap_err()
+            .kind,
+        FailureKind::AuthRejected
+    );
+    let status = agent.terminate();
+    assert!(status.success(), "{}", agent.output());
+    let log = agent.output();
+    for s in [&old_pw, &new_pw, &server.admin_pass] {
+        assert!(
+            !log.contains(s.as_str()),
+            "a secret in the agent's output:\n{log}"
+        );
+    }
+    drop_user(db, &user);
+}
+
+pub fn output(c: &mut Command) -> (bool, String) {
+    let o = c.output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Runs every check for one provider; `$server` is an expression giving
+/// `Option<impl TlsServer>` (`None`: skipped, loudly, outside CI).
+#[macro_export]
+macro_rules! tls_tests {
+    ($server:expr) => {
+        $crate::tls_tests!(@one $server, modes_that_should_connect_do);
+        $crate::tls_tests!(@one $server, wrong_ca_and_wrong_name_are_refused_before_the_password);
+        $crate::tls_tests!(@one $server, require_against_plaintext_fails);
+        $crate::tls_tests!(@one $server, disable_against_the_tls_server_is_refused);
+        $crate::tls_tests!(@one $server, client_certificate_is_presented);
+        $crate::tls_tests!(@one $server, rotation_confirms_with_verify_full);
+    };
+    (@one $server:expr, $check:ident) => {
+        #[test]
+        fn $check() {
+            let Some(server) = $server else { return };
+            $crate::tls::$check(&server);
+        }
+    };
+}
+
+/// `configure` refuses TLS settings that would not do what they say, and writes nothing.
+#[test]
+fn configure_refuses_contradictory_or_unreadable_tls_settings() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let dir = crate::support::TempDir::new("tls-conf");
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let (missing, not_pem) = (missing.display().to_string(), not_pem.display().to_string());
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("postgresql", &["--tls", "verify_full"], "unknown TLS mode"),
+        ("postgresql", &["--tls-ca-file", &missing], "missing.pem"),
+        (
+            "postgresql",
+            &["--tls-ca-file", &not_pem],
+            "no PEM certificate",
+        ),
+        (
+            "postgresql",
+            &["--tls", "require", "--tls-ca-file", &not_pem],
+            "verify-ca and verify-full",
+        ),
+        (
+            "postgresql",
+            &["--tls", "disable", "--tls-cert-file", &not_pem],
+            "disable",
+        ),
+        (
+            "postgresql",
+            &["--tls-key-file", &not_pem],
+            "without a client certificate",
+        ),
+        ("redis", &["--tls", "prefer"], "cannot negotiate TLS"),
+        ("mongodb", &["--tls", "verify-ca"], "verify-ca"),
+    ];
+    for (provider, flags, expect) in cases {
+        let mut args = vec![
+            "configure",
+            "--secret",
+            "sk_tls_conf",
+            "--provider",
+            provider,
+            "--host",
+            "127.0.0.1",
+            "--admin-user",
+            "admin",
+        ];
+        args.extend_from_slice(flags);
+        let o = machine
+            .command(&args)
+            .env("SIKKERKEY_ADMIN_PASS", "admin-pass-value")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{provider} {flags:?}: {text}");
+        assert!(
+            text.contains(expect),
+            "{provider} {flags:?}: {expect:?} not in {text}"
+        );
+        assert!(!machine.agents_dir().join("sk_tls_conf.json").exists());
+    }
+}
+
+/// A TCP proxy that records what the client sent, to show what did not cross the wire.
+pub struct Recorder {
+    pub port: u16,
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    pub fn start(host: &str, port: u16) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap().port();
+        let sent: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let target = format!("{host}:{port}");
+        let record = sent.clone();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let record = record.clone();
+                thread::spawn(move || copy(client, server, Some(record)));
+                thread::spawn(move || copy(s2, c2, None));
+            }
+        });
+        Recorder { port: local, sent }
+    }
+
+    pub fn sent(&self) -> Vec<u8> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream, record: Option<Arc<Mutex<Vec<u8>>>>) {
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        if let Some(r) = &record {
+            r.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}

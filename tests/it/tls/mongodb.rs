@@ -1,0 +1,58 @@
+//! MongoDB over TLS: the TLS-only server from tests/services/tls/mongo.sh (SecantusDB, or
+//! mongod with requireTLS, with the run's certificates; auth on), and the plaintext-only
+//! main server for `require`. All users of that server are TLS-only. Neither test server
+//! can demand a client certificate per user, so the mutual-TLS check is skipped (it says
+//! so), and the driver has no verify-ca (the settings refuse it for MongoDB).
+
+use sikkerkey_agent::providers::ProviderKind;
+
+use super::{Pki, Server, TlsServer};
+use crate::support::require_env;
+
+struct MongoTls {
+    pki: Pki,
+    tls: Server,
+    plain: Server,
+}
+
+fn from_env() -> Option<MongoTls> {
+    let server = |prefix: &str| -> Option<Server> {
+        Some(Server {
+            host: require_env(&format!("SKA_{prefix}_HOST"), "MongoDB")?,
+            port: require_env(&format!("SKA_{prefix}_PORT"), "MongoDB")?
+                .parse()
+                .unwrap(),
+            admin_user: require_env(&format!("SKA_{prefix}_ADMIN_USER"), "MongoDB")?,
+            admin_pass: require_env(&format!("SKA_{prefix}_ADMIN_PASS"), "MongoDB")?,
+            database: String::new(),
+        })
+    };
+    Some(MongoTls {
+        pki: Pki::from_env("MongoDB over TLS")?,
+        tls: server("MONGOTLS")?,
+        plain: server("MONGO")?,
+    })
+}
+
+impl TlsServer for MongoTls {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Mongodb
+    }
+    fn pki(&self) -> &Pki {
+        &self.pki
+    }
+    fn tls_server(&self) -> Server {
+        self.tls.clone()
+    }
+    fn plain_server(&self) -> Server {
+        self.plain.clone()
+    }
+    fn restrict(&self, _name: &str, client_cert: bool) -> bool {
+        !client_cert
+    }
+    fn has_verify_ca(&self) -> bool {
+        false
+    }
+}
+
+crate::tls_tests!(from_env());

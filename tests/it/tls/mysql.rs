@@ -1,0 +1,85 @@
+//! MySQL/MariaDB over TLS: the MariaDB from tests/services/tls/mariadb.sh (ssl_cert and
+//! ssl_key from the run's CA, admin REQUIRE SSL; the tests make their users REQUIRE SSL,
+//! or REQUIRE X509 for mutual TLS), and the plaintext-only main MariaDB for `require`.
+
+use ::mysql::prelude::Queryable;
+use ::mysql::{Conn, OptsBuilder, SslOpts};
+use sikkerkey_agent::providers::ProviderKind;
+
+use super::{Pki, Server, TlsServer};
+use crate::support::require_env;
+
+struct MyTls {
+    pki: Pki,
+    tls: Server,
+    plain: Server,
+}
+
+fn from_env() -> Option<MyTls> {
+    let server = |prefix: &str| -> Option<Server> {
+        Some(Server {
+            host: require_env(&format!("SKA_{prefix}_HOST"), "MariaDB")?,
+            port: require_env(&format!("SKA_{prefix}_PORT"), "MariaDB")?
+                .parse()
+                .unwrap(),
+            admin_user: require_env(&format!("SKA_{prefix}_ADMIN_USER"), "MariaDB")?,
+            admin_pass: require_env(&format!("SKA_{prefix}_ADMIN_PASS"), "MariaDB")?,
+            database: String::new(),
+        })
+    };
+    Some(MyTls {
+        pki: Pki::from_env("MariaDB over TLS")?,
+        tls: server("MYSQLTLS")?,
+        plain: server("MYSQL")?,
+    })
+}
+
+impl MyTls {
+    fn admin(&self) -> Conn {
+        Conn::new(
+            OptsBuilder::new()
+                .ip_or_hostname(Some(self.tls.host.clone()))
+                .tcp_port(self.tls.port)
+                .user(Some(&self.tls.admin_user))
+                .pass(Some(&self.tls.admin_pass))
+                .prefer_socket(false)
+                .ssl_opts(SslOpts::default().with_root_cert_path(Some(self.pki.ca.clone()))),
+        )
+        .expect("admin login to the TLS MariaDB")
+    }
+}
+
+impl TlsServer for MyTls {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Mysql
+    }
+    fn pki(&self) -> &Pki {
+        &self.pki
+    }
+    fn tls_server(&self) -> Server {
+        self.tls.clone()
+    }
+    fn plain_server(&self) -> Server {
+        self.plain.clone()
+    }
+    fn restrict(&self, name: &str, client_cert: bool) -> bool {
+        let mut admin = self.admin();
+        let hosts: Vec<String> = admin
+            .exec("SELECT Host FROM mysql.user WHERE User = ?", (name,))
+            .unwrap();
+        assert!(!hosts.is_empty(), "no account {name}");
+        let require = if client_cert { "X509" } else { "SSL" };
+        for host in hosts {
+            admin
+                .query_drop(format!(
+                    "ALTER USER '{}'@'{}' REQUIRE {require}",
+                    name.replace('\'', "''"),
+                    host.replace('\'', "''")
+                ))
+                .unwrap();
+        }
+        true
+    }
+}
+
+crate::tls_tests!(from_env());

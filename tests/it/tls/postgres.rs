@@ -1,0 +1,150 @@
+//! PostgreSQL over TLS: the cluster from tests/services/tls/postgres.sh (ssl = on, every
+//! TCP login without TLS rejected, members of ska_mtls need a client certificate), and
+//! the plaintext-only main cluster for `require`.
+
+use postgres::Client;
+use sikkerkey_agent::providers::{ProviderKind, TlsMode};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{Pki, Server, TlsServer};
+use crate::support::require_env;
+
+struct PgTls {
+    pki: Pki,
+    tls: Server,
+    plain: Server,
+}
+
+fn from_env() -> Option<PgTls> {
+    let server = |prefix: &str| -> Option<Server> {
+        Some(Server {
+            host: require_env(&format!("SKA_{prefix}_HOST"), "PostgreSQL")?,
+            port: require_env(&format!("SKA_{prefix}_PORT"), "PostgreSQL")?
+                .parse()
+                .unwrap(),
+            admin_user: require_env(&format!("SKA_{prefix}_ADMIN_USER"), "PostgreSQL")?,
+            admin_pass: require_env(&format!("SKA_{prefix}_ADMIN_PASS"), "PostgreSQL")?,
+            database: "postgres".into(),
+        })
+    };
+    Some(PgTls {
+        pki: Pki::from_env("PostgreSQL over TLS")?,
+        tls: server("PGTLS")?,
+        plain: server("PG")?,
+    })
+}
+
+impl PgTls {
+    fn admin(&self) -> Client {
+        let config = self
+            .pki
+            .settings(TlsMode::VerifyFull)
+            .client_config()
+            .unwrap();
+        postgres::Config::new()
+            .host(&self.tls.host)
+            .port(self.tls.port)
+            .user(&self.tls.admin_user)
+            .password(&self.tls.admin_pass)
+            .dbname("postgres")
+            .ssl_mode(postgres::config::SslMode::Require)
+            .connect(MakeRustlsConnect::new(config))
+            .expect("admin login to the TLS cluster")
+    }
+}
+
+impl TlsServer for PgTls {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Postgresql
+    }
+    fn pki(&self) -> &Pki {
+        &self.pki
+    }
+    fn tls_server(&self) -> Server {
+        self.tls.clone()
+    }
+    fn plain_server(&self) -> Server {
+        self.plain.clone()
+    }
+    /// Every role of this cluster is TLS-only already (pg_hba); ska_mtls adds the
+    /// client certificate.
+    fn restrict(&self, name: &str, client_cert: bool) -> bool {
+        if client_cert {
+            let sql = format!("GRANT ska_mtls TO \"{}\"", name.replace('"', "\"\""));
+            self.admin().batch_execute(&sql).unwrap();
+        }
+        true
+    }
+}
+
+crate::tls_tests!(from_env());
+
+/// libpq's PGSSL* variables apply when the local config has no `tls` object, and a `tls`
+/// object wins over them.
+#[test]
+fn pgssl_environment_applies_and_yields_to_the_local_config() {
+    use crate::support::world::secret_value;
+    use crate::support::{FakeControlPlane, Machine, SecretState, unique_name};
+    let Some(pg) = from_env() else { return };
+    let (user, pw) = super::tls_user(&pg, false).unwrap();
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let secret = unique_name("sk");
+    let s = &pg.tls;
+    let connection = serde_json::json!({"host": s.host, "port": s.port, "database": "postgres",
+        "adminUser": s.admin_user, "adminPass": s.admin_pass, "projectReference": ""});
+    cp.add_secret(
+        &secret,
+        SecretState::new("postgresql", connection, &user, &secret_value(&user, &pw)),
+    );
+    let port = s.port.to_string();
+    let configure = |extra: &[&str]| {
+        let mut args = vec![
+            "configure",
+            "--secret",
+            &secret,
+            "--provider",
+            "postgresql",
+            "--host",
+            &s.host,
+            "--port",
+            &port,
+            "--admin-user",
+            &s.admin_user,
+        ];
+        args.extend_from_slice(extra);
+        let out = super::output(
+            machine
+                .command(&args)
+                .env("SIKKERKEY_ADMIN_PASS", &s.admin_pass),
+        );
+        assert!(out.0, "{}", out.1);
+    };
+    let test = |ca: &std::path::Path| {
+        super::output(
+            machine
+                .command(&["test", "--secret", &secret])
+                .env("PGSSLMODE", "verify-full")
+                .env("PGSSLROOTCERT", ca),
+        )
+    };
+    configure(&[]);
+    let (ok, out) = test(&pg.pki.ca);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("mode verify-full from PGSSL* environment") && out.contains("and host name"),
+        "{out}"
+    );
+    let (ok, out) = test(&pg.pki.wrong_ca);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("FAIL  login") && out.contains("unknown CA") && out.contains("verify-full"),
+        "{out}"
+    );
+    // The local config's tls object wins over the environment.
+    configure(&["--tls", "require"]);
+    let (ok, out) = test(&pg.pki.wrong_ca);
+    assert!(ok, "{out}");
+    assert!(out.contains("mode require from the local config"), "{out}");
+    super::drop_user(&pg, &user);
+}

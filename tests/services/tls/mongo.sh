@@ -1,0 +1,94 @@
+# A second MongoDB-compatible server for the TLS tests, speaking TLS only, with the run's
+# certificates and authentication on. SecantusDB takes --tls-cert-file/--tls-key-file/
+# --tls-ca-file; a real mongod (SKA_MONGOD) gets --tlsMode requireTLS. The main server
+# (mongo.sh) stays plaintext-only: it is the server that `require` must refuse. Started
+# by start_mongo, after it has chosen the server and its virtualenv.
+
+# Runs the pymongo script on stdin against the TLS server (verified with the test CA).
+mongo_tls_py() {
+  SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_TLS_PORT" SKA_TLS_CA="$SKA_TLS_CA" \
+    "$MONGO_VENV/bin/python" - "$@"
+}
+
+mongo_tls_launch() {
+  local args=()
+  if [[ "$MONGO_NAME" == SecantusDB* ]]; then
+    args=("$MONGO_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_TLS_PORT"
+      --storage-path "$MONGO_TLS_DIR/data" --standalone --log-level WARNING
+      --tls-cert-file "$SKA_TLS_SERVER_CERT" --tls-key-file "$SKA_TLS_SERVER_KEY" --tls-ca-file "$SKA_TLS_CA")
+  else
+    cat "$SKA_TLS_SERVER_CERT" "$SKA_TLS_SERVER_KEY" > "$MONGO_TLS_DIR/server-combined.pem"
+    args=("${MONGO_SERVER[0]}" --bind_ip 127.0.0.1 --port "$MONGO_TLS_PORT" --dbpath "$MONGO_TLS_DIR/data"
+      --tlsMode requireTLS --tlsCertificateKeyFile "$MONGO_TLS_DIR/server-combined.pem" --tlsCAFile "$SKA_TLS_CA"
+      --tlsAllowConnectionsWithoutCertificates)
+  fi
+  if [[ "${1:-}" == "auth" ]]; then args+=(--auth); fi
+  "${args[@]}" >>"$MONGO_TLS_DIR/server.log" 2>&1 &
+  MONGO_TLS_PID=$!
+  if ! wait_for "(exec 3<>/dev/tcp/127.0.0.1/$MONGO_TLS_PORT)" 60; then
+    log "$MONGO_NAME (TLS) did not start listening on 127.0.0.1:$MONGO_TLS_PORT"
+    tail -n 50 "$MONGO_TLS_DIR/server.log" >&2
+    return 1
+  fi
+}
+
+stop_mongo_tls() {
+  [[ -n "${MONGO_TLS_PID:-}" ]] || return 0
+  kill -TERM "$MONGO_TLS_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$MONGO_TLS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$MONGO_TLS_PID" 2>/dev/null || true
+  wait "$MONGO_TLS_PID" 2>/dev/null || true
+  MONGO_TLS_PID=""
+}
+
+start_mongo_tls() {
+  ensure_test_ca || return 1
+  MONGO_TLS_DIR="$SKA_SERVICES_DIR/mongo-tls"
+  MONGO_TLS_PORT="$(free_port)"
+  mkdir -p "$MONGO_TLS_DIR/data"
+  local pass
+  pass="$(random_password)"
+  export SKA_MONGOTLS_ADMIN_USER=ska_admin SKA_MONGOTLS_ADMIN_PASS="$pass"
+
+  mongo_tls_launch || return 1
+  mongo_tls_py <<'PY' || { tail -n 50 "$MONGO_TLS_DIR/server.log" >&2; return 1; }
+import os, pymongo
+c = pymongo.MongoClient(os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"]),
+                        directConnection=True, serverSelectionTimeoutMS=30000,
+                        tls=True, tlsCAFile=os.environ["SKA_TLS_CA"])
+c.admin.command("createUser", os.environ["SKA_MONGOTLS_ADMIN_USER"], pwd=os.environ["SKA_MONGOTLS_ADMIN_PASS"],
+                roles=[{"role": "root", "db": "admin"}])
+PY
+  stop_mongo_tls
+  mongo_tls_launch auth || return 1
+
+  # Prove the server checks passwords over TLS and refuses plaintext before any test relies on it.
+  mongo_tls_py <<'PY' || { tail -n 50 "$MONGO_TLS_DIR/server.log" >&2; return 1; }
+import os, sys, pymongo
+from pymongo.errors import OperationFailure, PyMongoError
+host, port = os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"])
+def client(password, **tls):
+    return pymongo.MongoClient(host, port, directConnection=True, serverSelectionTimeoutMS=5000,
+                               username=os.environ["SKA_MONGOTLS_ADMIN_USER"], password=password,
+                               authSource="admin", **tls)
+verified = dict(tls=True, tlsCAFile=os.environ["SKA_TLS_CA"])
+client(os.environ["SKA_MONGOTLS_ADMIN_PASS"], **verified).admin.command("usersInfo", 1)
+try:
+    client("wrong-" + os.environ["SKA_MONGOTLS_ADMIN_PASS"], **verified).admin.command("ping")
+except OperationFailure:
+    pass
+else:
+    sys.exit("the MongoDB TLS test server accepts a wrong password")
+try:
+    client(os.environ["SKA_MONGOTLS_ADMIN_PASS"]).admin.command("ping")
+except PyMongoError:
+    pass
+else:
+    sys.exit("the MongoDB TLS test server accepts a plaintext session")
+PY
+  export SKA_MONGOTLS_HOST=127.0.0.1 SKA_MONGOTLS_PORT="$MONGO_TLS_PORT"
+  log "$MONGO_NAME (TLS only) on 127.0.0.1:$MONGO_TLS_PORT (auth on)"
+}
