@@ -25,7 +25,12 @@ TARBALL := $(TARGET_DIR)/sikkerkey-agent-$(VERSION)-vendored.tar.gz
 ## Shell completions and the man page, rendered from the help text (src/help.rs).
 DIST := dist
 
-.PHONY: all build static test unit features demo bench vendor vendor-tarball offline-build completions fmt lint clean
+SIZE_OUT := bench/size.txt
+## cargo-bloat over the `size` profile (the release build with symbols), same target and flags.
+SIZE_BLOAT = RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" \
+	$(CARGO) bloat --profile size --target $(STATIC_TARGET) --bin sikkerkey-agent $(FEATURE_FLAGS) --locked
+
+.PHONY: all build static size test unit features demo bench vendor vendor-tarball offline-build completions fmt lint clean
 
 all: build
 
@@ -35,6 +40,15 @@ build:
 static:
 	$(STATIC_BUILD) --locked
 	$(STATIC_CHECK)
+
+## Where the bytes of the static binary go: the top crates and functions, printed and
+## saved to bench/size.txt. Installs cargo-bloat when it is missing.
+size:
+	@command -v cargo-bloat >/dev/null || $(CARGO) install --locked cargo-bloat
+	$(SIZE_BLOAT) --crates -n 30 > $(SIZE_OUT).tmp
+	$(SIZE_BLOAT) -n 40 >> $(SIZE_OUT).tmp
+	mv $(SIZE_OUT).tmp $(SIZE_OUT)
+	@cat $(SIZE_OUT)
 
 ## Every test: starts throwaway PostgreSQL/MariaDB/Redis/MongoDB-compatible servers
 ## (installing them with apt-get/pip when missing), runs unit and integration tests,

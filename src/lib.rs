@@ -15,6 +15,7 @@ pub mod help;
 pub mod identity;
 pub mod localconfig;
 pub mod logging;
+pub mod memory;
 pub mod pidfile;
 pub mod providers;
 pub mod secret;

@@ -27,7 +27,7 @@ use crate::files::AgentFiles;
 use crate::localconfig::{LocalConfig, LocalConfigError, TargetError, TargetSource};
 use crate::pidfile::PidFileError;
 use crate::providers::{DbTimeouts, ProviderError};
-use crate::{fsutil, pidfile};
+use crate::{fsutil, memory, pidfile};
 
 use heartbeat::{Heartbeat, HeartbeatSettings};
 use journal::Journal;
@@ -237,6 +237,7 @@ pub fn run(
         timing,
         test_panic_at,
     } = options;
+    memory::limit_arenas();
     let test_panic_at_threads = test_panic_at.clone();
     let secret_id = files.secret_id().to_owned();
     let notifier = Arc::new(Notifier::from_env());

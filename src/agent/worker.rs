@@ -8,6 +8,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::api::SyncConfig;
+use crate::memory;
 use crate::providers::ProviderError;
 
 use super::rotation::RotationEngine;
@@ -50,6 +51,8 @@ pub fn spawn(
                     engine.handle_sync(&config, fetched_at);
                 }
             }
+            // The job's driver, TLS and runtime are gone; so should their pages be.
+            memory::release();
             board.job_finished();
         }
     })
