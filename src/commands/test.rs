@@ -72,7 +72,9 @@ fn load_target(
         ),
         None if !use_server_config => {
             return Err(format!(
-                "no local config at {}, so there is nothing to check without the server. Write one with                  `sikkerkey-agent configure --secret {secret} ...`, or pass --use-server-config to use the server's                  sync config (this registers this machine as the secret's agent and takes its lock)",
+                "no local config at {}, so there is nothing to check without the server. Write one with \
+                 `sikkerkey-agent configure --secret {secret} ...`, or pass --use-server-config to use the server's \
+                 sync config (this registers this machine as the secret's agent and takes its lock)",
                 config_path.display()
             ));
         }
