@@ -447,6 +447,26 @@ fn common_input_problem(username: &str, password: &Secret) -> Option<&'static st
     }
 }
 
+/// The private current-thread runtime an async driver (tokio-postgres, mongodb) runs on
+/// for one job; dropped with the job, so an idle agent keeps no driver threads.
+#[cfg(any(feature = "postgres", feature = "mongodb"))]
+pub(crate) fn job_runtime(
+    target: &Target,
+    action: &str,
+) -> Result<tokio::runtime::Runtime, ProviderError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            ProviderError::new(
+                target,
+                FailureKind::Database,
+                action,
+                format!("cannot start the driver's runtime: {e}"),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

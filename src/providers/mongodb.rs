@@ -56,17 +56,7 @@ impl Mongo {
     /// Starts a runtime, connects as the admin and proves the login with a `ping`.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                ProviderError::new(
-                    target,
-                    FailureKind::Database,
-                    &action,
-                    format!("cannot start the driver's runtime: {e}"),
-                )
-            })?;
+        let runtime = super::job_runtime(target, &action)?;
         let database = if target.database.is_empty() {
             ADMIN_DATABASE.to_owned()
         } else {

@@ -119,15 +119,7 @@ impl Mysql {
         username: &str,
         hosts: Vec<String>,
     ) -> Vec<(String, Option<String>)> {
-        let accounts = match self.dialect.flavor {
-            Flavor::Mariadb => match self.mariadb_accounts(username) {
-                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
-                    self.legacy_mariadb_accounts(username)
-                }
-                other => other,
-            },
-            Flavor::Mysql => self.mysql_accounts(username),
-        };
+        let accounts = self.accounts(username);
         let accounts = accounts.unwrap_or_else(|e| {
             log::info!(
                 "{} at {}: cannot read the plugins of user \"{username}\" ({}); every account gets the default hash",
@@ -188,15 +180,7 @@ impl Mysql {
         hosts: &[String],
     ) -> Result<Result<Snapshot, String>, ProviderError> {
         let action = format!("reading the stored password hashes of user \"{username}\"");
-        let accounts = match self.dialect.flavor {
-            Flavor::Mariadb => match self.mariadb_accounts(username) {
-                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
-                    self.legacy_mariadb_accounts(username)
-                }
-                other => other,
-            },
-            Flavor::Mysql => self.mysql_accounts(username),
-        };
+        let accounts = self.accounts(username);
         let mut accounts = match accounts {
             Ok(a) => a,
             Err(e) if is_access_denied(&e) => {
@@ -239,6 +223,20 @@ impl Mysql {
     }
 
     /// MariaDB 10.4+: the whole `IDENTIFIED VIA a OR b` chain lives in mysql.global_priv.
+    /// Every account of `username` with its authentication, read the way this server
+    /// keeps it (MariaDB before 10.4 has no `mysql.global_priv`).
+    fn accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
+        match self.dialect.flavor {
+            Flavor::Mariadb => match self.mariadb_accounts(username) {
+                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
+                    self.legacy_mariadb_accounts(username)
+                }
+                other => other,
+            },
+            Flavor::Mysql => self.mysql_accounts(username),
+        }
+    }
+
     fn mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
         let rows: Vec<(String, String)> = self.conn.borrow_mut().exec(
             "SELECT Host, Priv FROM mysql.global_priv WHERE User = ?",

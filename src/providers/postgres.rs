@@ -119,20 +119,6 @@ impl CallError {
     }
 }
 
-fn new_runtime(target: &Target, action: &str) -> Result<Runtime, ProviderError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            ProviderError::new(
-                target,
-                FailureKind::Database,
-                action,
-                format!("cannot start the driver's runtime: {e}"),
-            )
-        })
-}
-
 /// Runs `future` on `runtime` for at most `budget`, marking the call in flight.
 fn bounded<T>(
     runtime: &Runtime,
@@ -168,7 +154,7 @@ impl Postgres {
     /// Connects as the admin and bounds every later statement by the target's timeout.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let runtime = new_runtime(target, &action)?;
+        let runtime = super::job_runtime(target, &action)?;
         let client = connect_on(
             &runtime,
             target,
@@ -414,7 +400,7 @@ pub fn verify_login(
     password: &Secret,
 ) -> Result<(), ProviderError> {
     let action = format!("logging in as \"{username}\"");
-    let runtime = new_runtime(target, &action)?;
+    let runtime = super::job_runtime(target, &action)?;
     let result = login_on(&runtime, target, username, password);
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     result
