@@ -91,6 +91,21 @@ pub struct Server {
     pub database: String,
 }
 
+impl Server {
+    /// The server that tests/services/run.sh exported as `SKA_{prefix}_HOST`, `_PORT`,
+    /// `_ADMIN_USER` and `_ADMIN_PASS`; `None` (or a loud failure under CI) when missing.
+    pub fn from_env(prefix: &str, service: &str, database: &str) -> Option<Server> {
+        let var = |name: &str| require_env(&format!("SKA_{prefix}_{name}"), service);
+        Some(Server {
+            host: var("HOST")?,
+            port: var("PORT")?.parse().unwrap(),
+            admin_user: var("ADMIN_USER")?,
+            admin_pass: var("ADMIN_PASS")?,
+            database: database.to_owned(),
+        })
+    }
+}
+
 /// A TLS-enabled test server of one provider, and a plaintext-only one of the same kind.
 pub trait TlsServer {
     fn kind(&self) -> ProviderKind;

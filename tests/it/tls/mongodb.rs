@@ -7,7 +7,6 @@
 use sikkerkey_agent::providers::ProviderKind;
 
 use super::{Pki, Server, TlsServer};
-use crate::support::require_env;
 
 struct MongoTls {
     pki: Pki,
@@ -16,17 +15,7 @@ struct MongoTls {
 }
 
 fn from_env() -> Option<MongoTls> {
-    let server = |prefix: &str| -> Option<Server> {
-        Some(Server {
-            host: require_env(&format!("SKA_{prefix}_HOST"), "MongoDB")?,
-            port: require_env(&format!("SKA_{prefix}_PORT"), "MongoDB")?
-                .parse()
-                .unwrap(),
-            admin_user: require_env(&format!("SKA_{prefix}_ADMIN_USER"), "MongoDB")?,
-            admin_pass: require_env(&format!("SKA_{prefix}_ADMIN_PASS"), "MongoDB")?,
-            database: String::new(),
-        })
-    };
+    let server = |prefix: &str| Server::from_env(prefix, "MongoDB", "");
     Some(MongoTls {
         pki: Pki::from_env("MongoDB over TLS")?,
         tls: server("MONGOTLS")?,

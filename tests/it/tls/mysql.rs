@@ -7,7 +7,6 @@ use ::mysql::{Conn, OptsBuilder, SslOpts};
 use sikkerkey_agent::providers::ProviderKind;
 
 use super::{Pki, Server, TlsServer};
-use crate::support::require_env;
 
 struct MyTls {
     pki: Pki,
@@ -16,17 +15,7 @@ struct MyTls {
 }
 
 fn from_env() -> Option<MyTls> {
-    let server = |prefix: &str| -> Option<Server> {
-        Some(Server {
-            host: require_env(&format!("SKA_{prefix}_HOST"), "MariaDB")?,
-            port: require_env(&format!("SKA_{prefix}_PORT"), "MariaDB")?
-                .parse()
-                .unwrap(),
-            admin_user: require_env(&format!("SKA_{prefix}_ADMIN_USER"), "MariaDB")?,
-            admin_pass: require_env(&format!("SKA_{prefix}_ADMIN_PASS"), "MariaDB")?,
-            database: String::new(),
-        })
-    };
+    let server = |prefix: &str| Server::from_env(prefix, "MariaDB", "");
     Some(MyTls {
         pki: Pki::from_env("MariaDB over TLS")?,
         tls: server("MYSQLTLS")?,

@@ -7,7 +7,6 @@ use sikkerkey_agent::providers::{ProviderKind, TlsMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Pki, Server, TlsServer};
-use crate::support::require_env;
 
 struct PgTls {
     pki: Pki,
@@ -16,17 +15,7 @@ struct PgTls {
 }
 
 fn from_env() -> Option<PgTls> {
-    let server = |prefix: &str| -> Option<Server> {
-        Some(Server {
-            host: require_env(&format!("SKA_{prefix}_HOST"), "PostgreSQL")?,
-            port: require_env(&format!("SKA_{prefix}_PORT"), "PostgreSQL")?
-                .parse()
-                .unwrap(),
-            admin_user: require_env(&format!("SKA_{prefix}_ADMIN_USER"), "PostgreSQL")?,
-            admin_pass: require_env(&format!("SKA_{prefix}_ADMIN_PASS"), "PostgreSQL")?,
-            database: "postgres".into(),
-        })
-    };
+    let server = |prefix: &str| Server::from_env(prefix, "PostgreSQL", "postgres");
     Some(PgTls {
         pki: Pki::from_env("PostgreSQL over TLS")?,
         tls: server("PGTLS")?,
