@@ -106,12 +106,26 @@ impl Server {
     }
 }
 
+/// The run's certificates, a TLS-enabled server and a plaintext-only one of one kind.
+pub struct Servers {
+    pub pki: Pki,
+    pub tls: Server,
+    pub plain: Server,
+}
+
 /// A TLS-enabled test server of one provider, and a plaintext-only one of the same kind.
 pub trait TlsServer {
     fn kind(&self) -> ProviderKind;
-    fn pki(&self) -> &Pki;
-    fn tls_server(&self) -> Server;
-    fn plain_server(&self) -> Server;
+    fn servers(&self) -> &Servers;
+    fn pki(&self) -> &Pki {
+        &self.servers().pki
+    }
+    fn tls_server(&self) -> Server {
+        self.servers().tls.clone()
+    }
+    fn plain_server(&self) -> Server {
+        self.servers().plain.clone()
+    }
     /// Makes `name` (created by the provider) a user that may log in only over TLS, or
     /// only with a client certificate; `false` when the server cannot tell users apart so.
     fn restrict(&self, name: &str, client_cert: bool) -> bool;

@@ -6,20 +6,20 @@
 
 use sikkerkey_agent::providers::ProviderKind;
 
-use super::{Pki, Server, TlsServer};
+use super::{Pki, Server, Servers, TlsServer};
 
 struct MongoTls {
-    pki: Pki,
-    tls: Server,
-    plain: Server,
+    pair: Servers,
 }
 
 fn from_env() -> Option<MongoTls> {
     let server = |prefix: &str| Server::from_env(prefix, "MongoDB", "");
     Some(MongoTls {
-        pki: Pki::from_env("MongoDB over TLS")?,
-        tls: server("MONGOTLS")?,
-        plain: server("MONGO")?,
+        pair: Servers {
+            pki: Pki::from_env("MongoDB over TLS")?,
+            tls: server("MONGOTLS")?,
+            plain: server("MONGO")?,
+        },
     })
 }
 
@@ -27,14 +27,8 @@ impl TlsServer for MongoTls {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Mongodb
     }
-    fn pki(&self) -> &Pki {
-        &self.pki
-    }
-    fn tls_server(&self) -> Server {
-        self.tls.clone()
-    }
-    fn plain_server(&self) -> Server {
-        self.plain.clone()
+    fn servers(&self) -> &Servers {
+        &self.pair
     }
     fn restrict(&self, _name: &str, client_cert: bool) -> bool {
         !client_cert

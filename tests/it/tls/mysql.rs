@@ -6,20 +6,20 @@ use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, OptsBuilder, SslOpts};
 use sikkerkey_agent::providers::ProviderKind;
 
-use super::{Pki, Server, TlsServer};
+use super::{Pki, Server, Servers, TlsServer};
 
 struct MyTls {
-    pki: Pki,
-    tls: Server,
-    plain: Server,
+    pair: Servers,
 }
 
 fn from_env() -> Option<MyTls> {
     let server = |prefix: &str| Server::from_env(prefix, "MariaDB", "");
     Some(MyTls {
-        pki: Pki::from_env("MariaDB over TLS")?,
-        tls: server("MYSQLTLS")?,
-        plain: server("MYSQL")?,
+        pair: Servers {
+            pki: Pki::from_env("MariaDB over TLS")?,
+            tls: server("MYSQLTLS")?,
+            plain: server("MYSQL")?,
+        },
     })
 }
 
@@ -27,12 +27,12 @@ impl MyTls {
     fn admin(&self) -> Conn {
         Conn::new(
             OptsBuilder::new()
-                .ip_or_hostname(Some(self.tls.host.clone()))
-                .tcp_port(self.tls.port)
-                .user(Some(&self.tls.admin_user))
-                .pass(Some(&self.tls.admin_pass))
+                .ip_or_hostname(Some(self.pair.tls.host.clone()))
+                .tcp_port(self.pair.tls.port)
+                .user(Some(&self.pair.tls.admin_user))
+                .pass(Some(&self.pair.tls.admin_pass))
                 .prefer_socket(false)
-                .ssl_opts(SslOpts::default().with_root_cert_path(Some(self.pki.ca.clone()))),
+                .ssl_opts(SslOpts::default().with_root_cert_path(Some(self.pair.pki.ca.clone()))),
         )
         .expect("admin login to the TLS MariaDB")
     }
@@ -42,14 +42,8 @@ impl TlsServer for MyTls {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Mysql
     }
-    fn pki(&self) -> &Pki {
-        &self.pki
-    }
-    fn tls_server(&self) -> Server {
-        self.tls.clone()
-    }
-    fn plain_server(&self) -> Server {
-        self.plain.clone()
+    fn servers(&self) -> &Servers {
+        &self.pair
     }
     fn restrict(&self, name: &str, client_cert: bool) -> bool {
         let mut admin = self.admin();

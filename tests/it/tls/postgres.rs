@@ -6,35 +6,36 @@ use postgres::Client;
 use sikkerkey_agent::providers::{ProviderKind, TlsMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Pki, Server, TlsServer};
+use super::{Pki, Server, Servers, TlsServer};
 
 struct PgTls {
-    pki: Pki,
-    tls: Server,
-    plain: Server,
+    pair: Servers,
 }
 
 fn from_env() -> Option<PgTls> {
     let server = |prefix: &str| Server::from_env(prefix, "PostgreSQL", "postgres");
     Some(PgTls {
-        pki: Pki::from_env("PostgreSQL over TLS")?,
-        tls: server("PGTLS")?,
-        plain: server("PG")?,
+        pair: Servers {
+            pki: Pki::from_env("PostgreSQL over TLS")?,
+            tls: server("PGTLS")?,
+            plain: server("PG")?,
+        },
     })
 }
 
 impl PgTls {
     fn admin(&self) -> Client {
         let config = self
+            .pair
             .pki
             .settings(TlsMode::VerifyFull)
             .client_config()
             .unwrap();
         postgres::Config::new()
-            .host(&self.tls.host)
-            .port(self.tls.port)
-            .user(&self.tls.admin_user)
-            .password(&self.tls.admin_pass)
+            .host(&self.pair.tls.host)
+            .port(self.pair.tls.port)
+            .user(&self.pair.tls.admin_user)
+            .password(&self.pair.tls.admin_pass)
             .dbname("postgres")
             .ssl_mode(postgres::config::SslMode::Require)
             .connect(MakeRustlsConnect::new(config))
@@ -46,14 +47,8 @@ impl TlsServer for PgTls {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Postgresql
     }
-    fn pki(&self) -> &Pki {
-        &self.pki
-    }
-    fn tls_server(&self) -> Server {
-        self.tls.clone()
-    }
-    fn plain_server(&self) -> Server {
-        self.plain.clone()
+    fn servers(&self) -> &Servers {
+        &self.pair
     }
     /// Every role of this cluster is TLS-only already (pg_hba); ska_mtls adds the
     /// client certificate.
@@ -79,7 +74,7 @@ fn pgssl_environment_applies_and_yields_to_the_local_config() {
     let cp = FakeControlPlane::start();
     let machine = Machine::new(&cp);
     let secret = unique_name("sk");
-    let s = &pg.tls;
+    let s = &pg.pair.tls;
     let connection = serde_json::json!({"host": s.host, "port": s.port, "database": "postgres",
         "adminUser": s.admin_user, "adminPass": s.admin_pass, "projectReference": ""});
     cp.add_secret(
@@ -118,13 +113,13 @@ fn pgssl_environment_applies_and_yields_to_the_local_config() {
         )
     };
     configure(&[]);
-    let (ok, out) = test(&pg.pki.ca);
+    let (ok, out) = test(&pg.pair.pki.ca);
     assert!(ok, "{out}");
     assert!(
         out.contains("mode verify-full from PGSSL* environment") && out.contains("and host name"),
         "{out}"
     );
-    let (ok, out) = test(&pg.pki.wrong_ca);
+    let (ok, out) = test(&pg.pair.pki.wrong_ca);
     assert!(!ok, "{out}");
     assert!(
         out.contains("FAIL  login") && out.contains("unknown CA") && out.contains("verify-full"),
@@ -132,7 +127,7 @@ fn pgssl_environment_applies_and_yields_to_the_local_config() {
     );
     // The local config's tls object wins over the environment.
     configure(&["--tls", "require"]);
-    let (ok, out) = test(&pg.pki.wrong_ca);
+    let (ok, out) = test(&pg.pair.pki.wrong_ca);
     assert!(ok, "{out}");
     assert!(out.contains("mode require from the local config"), "{out}");
     super::drop_user(&pg, &user);

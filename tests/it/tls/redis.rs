@@ -14,7 +14,7 @@ use ::redis::{
 };
 use sikkerkey_agent::providers::ProviderKind;
 
-use super::{Pki, Server, TlsServer};
+use super::{Pki, Server, Servers, TlsServer};
 use crate::support::{TempDir, random_text, require_env};
 
 /// A redis-server of the check's own, killed on drop.
@@ -31,9 +31,7 @@ impl Drop for Process {
 }
 
 struct RedisTls {
-    pki: Pki,
-    tls: Server,
-    plain: Server,
+    pair: Servers,
     _servers: Vec<Process>,
 }
 
@@ -154,9 +152,7 @@ fn from_env() -> Option<RedisTls> {
     let (p1, tls) = start(&bin, &pki, true, "optional");
     let (p2, plain) = start(&bin, &pki, false, "no");
     Some(RedisTls {
-        pki,
-        tls,
-        plain,
+        pair: Servers { pki, tls, plain },
         _servers: vec![p1, p2],
     })
 }
@@ -165,14 +161,8 @@ impl TlsServer for RedisTls {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Redis
     }
-    fn pki(&self) -> &Pki {
-        &self.pki
-    }
-    fn tls_server(&self) -> Server {
-        self.tls.clone()
-    }
-    fn plain_server(&self) -> Server {
-        self.plain.clone()
+    fn servers(&self) -> &Servers {
+        &self.pair
     }
     /// The server's only port is its tls-port: every user is TLS-only. Redis has no
     /// per-user client certificate requirement.
