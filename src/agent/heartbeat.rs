@@ -73,11 +73,7 @@ impl Heartbeat {
 
     fn run(self) {
         let ctx = &self.settings.ctx;
-        let _watch = ThreadWatch::new(
-            "the heartbeat thread",
-            ctx.board.clone(),
-            ctx.shutdown.clone(),
-        );
+        let _watch = ThreadWatch::new("the heartbeat thread", ctx.clone());
         let interval = self.settings.interval;
         // systemd wants WATCHDOG=1 at least every WatchdogSec; ping at twice that rate,
         // and never less often than we heartbeat.

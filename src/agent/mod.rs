@@ -304,16 +304,11 @@ pub fn run(
         drift: timing.drift,
     });
     let (jobs, job_rx) = mpsc::sync_channel::<Job>(0);
-    let worker = worker::spawn(
-        engine,
-        job_rx,
-        board.clone(),
-        shutdown.clone(),
-        test_panic_at,
-    )
-    .map_err(|source| AgentError::Io {
-        what: "start the worker thread".into(),
-        source,
+    let worker = worker::spawn(engine, job_rx, ctx.clone(), test_panic_at).map_err(|source| {
+        AgentError::Io {
+            what: "start the worker thread".into(),
+            source,
+        }
     })?;
 
     notifier.status(&format!(
@@ -419,11 +414,9 @@ pub fn run(
         None => "stopping".to_owned(),
     });
     log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
+    // A crashed thread never gets here: watch.rs ends the process from its panic.
     let _ = poller.join();
-    if heartbeat.join().is_err() {
-        // The heartbeat thread died without its last word; say it for it.
-        Heartbeat::beat(&ctx);
-    }
+    let _ = heartbeat.join();
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
         return Ok(reason);
@@ -439,9 +432,6 @@ pub fn run(
         );
         return Ok(reason);
     }
-    let worker_panicked = worker.join().is_err();
-    if worker_panicked {
-        return Ok(StopReason::WorkerCrashed);
-    }
+    let _ = worker.join();
     Ok(reason)
 }

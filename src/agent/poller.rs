@@ -46,7 +46,7 @@ impl Poller {
 
     fn run(mut self) {
         let ctx = &self.settings.ctx;
-        let _watch = ThreadWatch::new("the poll thread", ctx.board.clone(), ctx.shutdown.clone());
+        let _watch = ThreadWatch::new("the poll thread", ctx.clone());
         let mut failures: u32 = 0;
         let mut delay = self.settings.interval;
         // The server's last requested interval, so an out-of-range one is warned about once.

@@ -14,8 +14,6 @@ pub enum StopReason {
     SecretGone,
     /// Another machine took the agent lock (409 on a poll).
     Locked,
-    /// The worker thread died; the journal lets the next start finish its work.
-    WorkerCrashed,
     /// A job outlived twice its deadline (a database that accepts connections but never
     /// answers); the stuck worker cannot be joined, so the process exits and restarts.
     WorkerHung,

@@ -1,45 +1,98 @@
 //! Every thread of the agent is watched: a panic in the poll, heartbeat or worker thread
-//! marks the agent unhealthy and stops the process with exit 70, so a live process never
-//! silently stops polling or reporting. (A panic on the main thread ends the process by
-//! itself, non-zero.) The service manager's restart then finishes any journaled rotation.
+//! marks the agent unhealthy, sends that as a last heartbeat and ends the process with
+//! exit 70, so a live process never silently stops polling or reporting. The service
+//! manager's restart then finishes any journaled rotation.
+//!
+//! The binary is built with `panic = "abort"` (Cargo.toml), so nothing unwinds and no
+//! destructor runs after a panic: the work is done by a panic hook, on the panicking
+//! thread, before the process would abort. (A panic on the main thread, which is not
+//! watched, aborts the process: a signal, which the service manager restarts too.)
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::Once;
+use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
-use super::shutdown::{Shutdown, StopReason};
-use super::status::StatusBoard;
+use crate::exit::Exit;
 
-/// Held for the life of a thread's body; reports the thread's death if it unwinds.
-pub struct ThreadWatch {
-    what: &'static str,
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
+use super::Context;
+use super::heartbeat::Heartbeat;
+
+/// How long the last heartbeat may take before the process exits without it. It is sent
+/// from a thread of its own: the panic may have left a lock held that the request needs.
+const LAST_WORD: Duration = Duration::from_secs(20);
+
+thread_local! {
+    /// The watch of this thread, if it is one of the agent's watched threads.
+    static WATCHED: RefCell<Option<Watched>> = const { RefCell::new(None) };
 }
 
+struct Watched {
+    what: &'static str,
+    ctx: Context,
+}
+
+/// Held for the life of a thread's body: while it lives, a panic on this thread is
+/// reported as the crash of `what` (e.g. "the poll thread") and ends the process.
+pub struct ThreadWatch(());
+
 impl ThreadWatch {
-    /// `what` names the thread's job in the heartbeat, e.g. "the poll thread".
-    pub fn new(what: &'static str, board: Arc<StatusBoard>, shutdown: Arc<Shutdown>) -> Self {
-        ThreadWatch {
-            what,
-            board,
-            shutdown,
-        }
+    pub fn new(what: &'static str, ctx: Context) -> Self {
+        install_hook();
+        WATCHED.with(|w| *w.borrow_mut() = Some(Watched { what, ctx }));
+        ThreadWatch(())
     }
 }
 
 impl Drop for ThreadWatch {
     fn drop(&mut self) {
-        if thread::panicking() {
+        WATCHED.with(|w| w.borrow_mut().take());
+    }
+}
+
+/// Chains our reaction after the default hook, which prints the message and location.
+fn install_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            // `try_with`: the thread may be tearing down its thread-locals.
+            let watched = WATCHED
+                .try_with(|w| w.try_borrow_mut().ok().and_then(|mut w| w.take()))
+                .ok()
+                .flatten();
+            if let Some(watched) = watched {
+                watched.crashed();
+            }
+        }));
+    });
+}
+
+impl Watched {
+    /// Marks the agent dead, says so in a last heartbeat and exits 70. Never returns.
+    fn crashed(self) -> ! {
+        let Watched { what, ctx } = self;
+        log::error!("{what} crashed; the agent exits so that it is restarted");
+        ctx.board.set_worker_dead(format!(
+            "{what} crashed; restarting the agent will finish any rotation in flight"
+        ));
+        ctx.notifier.stopping(&format!("{what} crashed"));
+        let (done, sent) = mpsc::channel();
+        let last = thread::Builder::new()
+            .name("last-heartbeat".into())
+            .spawn(move || {
+                Heartbeat::beat(&ctx);
+                let _ = done.send(());
+            });
+        if last.is_ok() && sent.recv_timeout(LAST_WORD).is_err() {
             log::error!(
-                "{} crashed; the agent exits so that it is restarted",
-                self.what
+                "the last heartbeat was not sent within {} s",
+                LAST_WORD.as_secs()
             );
-            self.board.set_worker_dead(format!(
-                "{} crashed; restarting the agent will finish any rotation in flight",
-                self.what
-            ));
-            self.shutdown.request(StopReason::WorkerCrashed);
         }
+        std::process::exit(Exit::WorkerCrashed.code())
     }
 }
 

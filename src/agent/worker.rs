@@ -2,7 +2,6 @@
 //! rotation engine. It is the only thread that touches a database. Dropping every sender
 //! ends it; a panic in it marks the agent unhealthy and stops the process.
 
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread;
 use std::time::Instant;
@@ -11,9 +10,8 @@ use crate::api::SyncConfig;
 use crate::memory;
 use crate::providers::ProviderError;
 
+use super::Context;
 use super::rotation::RotationEngine;
-use super::shutdown::Shutdown;
-use super::status::StatusBoard;
 use super::watch::{ThreadWatch, fail_point};
 
 /// Work for the worker.
@@ -33,12 +31,12 @@ pub enum Job {
 pub fn spawn(
     mut engine: RotationEngine,
     jobs: Receiver<Job>,
-    board: Arc<StatusBoard>,
-    shutdown: Arc<Shutdown>,
+    ctx: Context,
     test_panic_at: Option<String>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
-        let _watch = ThreadWatch::new("the rotation worker", board.clone(), shutdown);
+        let board = ctx.board.clone();
+        let _watch = ThreadWatch::new("the rotation worker", ctx);
         for job in jobs {
             board.job_started();
             match job {

@@ -92,12 +92,6 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             );
             Ok(Exit::WorkerCrashed)
         }
-        Ok(StopReason::WorkerCrashed) => {
-            log::error!(
-                "secret {secret}: the rotation worker crashed; restart the agent to finish any rotation in flight"
-            );
-            Ok(Exit::WorkerCrashed)
-        }
         Err(e) => {
             let code = match &e {
                 AgentError::Locked(_) => Exit::Locked,
