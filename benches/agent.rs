@@ -17,37 +17,228 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sikkerkey_agent::providers::{
+    self, DbTimeouts, FailureKind, Provider, ProviderKind, Target, TlsMode, TlsSettings,
+};
+use sikkerkey_agent::secret::Secret;
 use support::private_ca::{Issued, PrivateCa};
-use support::world::{Database, World, assert_password, secret_value};
+use support::world::{Database, WeakAdmin, World, assert_password, secret_value};
 use support::{AgentProcess, Endpoint, FakeControlPlane, random_text};
 
-/// The databases to measure: display name and how to reach the test server (`None` when
-/// tests/services/run.sh did not start it).
-fn providers() -> Vec<(&'static str, Box<dyn Database>)> {
+/// One database kind to measure: the plaintext test server, and (when the run started
+/// it) the TLS-only server of the same kind with the run's CA.
+struct Subject {
+    name: &'static str,
+    plain: Box<dyn Database>,
+    tls: Option<TlsDb>,
+}
+
+impl Subject {
+    /// Where `agent` connects: ours over TLS (verify-full) when there is a TLS server,
+    /// as in production; the official agent to the plaintext server (the bench gives
+    /// it no database TLS settings).
+    fn db(&self, agent: Agent) -> &dyn Database {
+        match (agent, &self.tls) {
+            (Agent::Ours, Some(t)) => t,
+            _ => self.plain.as_ref(),
+        }
+    }
+
+    fn connection_kind(&self, agent: Agent) -> &'static str {
+        match (agent, &self.tls) {
+            (Agent::Ours, Some(_)) => "TLS, verify-full",
+            _ => "plaintext",
+        }
+    }
+}
+
+/// The databases to measure (those tests/services/run.sh started).
+fn providers() -> Vec<Subject> {
     type Found = Option<Box<dyn Database>>;
-    type Entry = (&'static str, fn() -> Found);
+    type Entry = (&'static str, fn() -> Found, fn() -> Option<TlsDb>);
     let table: Vec<Entry> = vec![
         #[cfg(feature = "postgres")]
-        ("PostgreSQL", || {
-            support::db::postgres::Pg::open().map(|d| Box::new(d) as _)
-        }),
+        (
+            "PostgreSQL",
+            || support::db::postgres::Pg::open().map(|d| Box::new(d) as _),
+            || TlsDb::from_env("PGTLS", ProviderKind::Postgresql, "postgres"),
+        ),
         #[cfg(feature = "mysql")]
-        ("MariaDB", || {
-            support::db::mysql::My::open().map(|d| Box::new(d) as _)
-        }),
+        (
+            "MariaDB",
+            || support::db::mysql::My::open().map(|d| Box::new(d) as _),
+            || TlsDb::from_env("MYSQLTLS", ProviderKind::Mysql, ""),
+        ),
+        // The TLS tests start a TLS redis-server per check; run.sh exports none.
         #[cfg(feature = "redis")]
-        ("Redis", || {
-            support::db::redis::RedisServer::open().map(|d| Box::new(d) as _)
-        }),
+        (
+            "Redis",
+            || support::db::redis::RedisServer::open().map(|d| Box::new(d) as _),
+            || None,
+        ),
         #[cfg(feature = "mongodb")]
-        ("MongoDB", || {
-            support::db::mongodb::Mongo::open().map(|d| Box::new(d) as _)
-        }),
+        (
+            "MongoDB",
+            || support::db::mongodb::Mongo::open().map(|d| Box::new(d) as _),
+            || TlsDb::from_env("MONGOTLS", ProviderKind::Mongodb, ""),
+        ),
     ];
     table
         .into_iter()
-        .filter_map(|(name, find)| find().map(|db| (name, db)))
+        .filter_map(|(name, find, tls)| {
+            find().map(|plain| Subject {
+                name,
+                plain,
+                tls: tls(),
+            })
+        })
         .collect()
+}
+
+/// A TLS-only test server (tests/services/tls/), seen through the agent's own providers
+/// with verify-full and the run's CA: it creates and checks users the way the agent
+/// connects, so the bench needs no TLS client of its own per database.
+struct TlsDb {
+    kind: ProviderKind,
+    host: String,
+    port: u16,
+    admin_user: String,
+    admin_pass: String,
+    database: String,
+    ca: PathBuf,
+}
+
+impl TlsDb {
+    /// `SKA_{prefix}_HOST`, `_PORT`, `_ADMIN_USER`, `_ADMIN_PASS` and `SKA_TLS_CA`, as
+    /// tests/services/run.sh exports them; `None` when the run has no such server.
+    fn from_env(prefix: &str, kind: ProviderKind, database: &str) -> Option<TlsDb> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let server = |name: &str| var(&format!("SKA_{prefix}_{name}"));
+        Some(TlsDb {
+            kind,
+            host: server("HOST")?,
+            port: server("PORT")?.parse().ok()?,
+            admin_user: server("ADMIN_USER")?,
+            admin_pass: server("ADMIN_PASS")?,
+            database: database.to_owned(),
+            ca: var("SKA_TLS_CA")?.into(),
+        })
+    }
+
+    fn tls(&self) -> TlsSettings {
+        TlsSettings {
+            mode: TlsMode::VerifyFull,
+            ca_file: Some(self.ca.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn admin(&self) -> Box<dyn Provider> {
+        let target = Target {
+            kind: self.kind,
+            host: self.host.clone(),
+            port: self.port,
+            database: self.database.clone(),
+            admin_user: self.admin_user.clone(),
+            admin_pass: Secret::new(&self.admin_pass),
+            project_reference: String::new(),
+            timeouts: DbTimeouts {
+                connect: Duration::from_secs(10),
+                statement: Duration::from_secs(15),
+            },
+            tls: self.tls(),
+        };
+        providers::open(&target)
+            .unwrap_or_else(|e| panic!("admin login to the {:?} TLS server: {e}", self.kind))
+    }
+
+    /// `configure` writes the local config that makes our agent use TLS to this server.
+    fn configure(&self, s: &Settings, w: &World) {
+        let port = self.port.to_string();
+        let ca = self.ca.display().to_string();
+        let mut args = vec![
+            "configure",
+            "--secret",
+            &w.secret,
+            "--provider",
+            self.kind.as_str(),
+            "--host",
+            &self.host,
+            "--port",
+            &port,
+            "--admin-user",
+            &self.admin_user,
+            "--tls",
+            "verify-full",
+            "--tls-ca-file",
+            &ca,
+        ];
+        if !self.database.is_empty() {
+            args.extend(["--database", &self.database]);
+        }
+        let home = w.machine.home.path();
+        let out = Command::new(&s.agent)
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("SIKKERKEY_HOME", home)
+            .env("SIKKERKEY_API_URL", &w.machine.api_url)
+            .env("SSL_CERT_FILE", &s.tls.ca.cert)
+            .env("SIKKERKEY_ADMIN_PASS", &self.admin_pass)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "configure --tls verify-full failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Database for TlsDb {
+    fn provider_type(&self) -> &'static str {
+        self.kind.as_str()
+    }
+    fn endpoint(&self) -> (String, u16) {
+        (self.host.clone(), self.port)
+    }
+    fn connection(&self, host: &str, port: u16) -> serde_json::Value {
+        serde_json::json!({"host": host, "port": port, "database": self.database,
+            "adminUser": self.admin_user, "adminPass": self.admin_pass, "projectReference": ""})
+    }
+    fn admin_password(&self) -> String {
+        self.admin_pass.clone()
+    }
+    fn create_user(&self, name: &str, password: &str) {
+        self.admin()
+            .set_password(name, &Secret::new(password))
+            .unwrap_or_else(|e| panic!("create {name} over TLS: {e}"));
+    }
+    fn drop_user(&self, name: &str) {
+        let _ = self.admin().drop_user(name);
+    }
+    fn can_login(&self, name: &str, password: &str) -> bool {
+        match self.admin().verify_login(name, &Secret::new(password)) {
+            Ok(()) => true,
+            Err(e) if e.kind == FailureKind::AuthRejected => false,
+            Err(e) => panic!("login as {name} over TLS: {e}"),
+        }
+    }
+    fn block_login(&self, _: &str) {
+        unreachable!("the bench does not block logins")
+    }
+    fn unblock_login(&self, _: &str) {
+        unreachable!("the bench does not block logins")
+    }
+    fn hostile_name(&self) -> String {
+        unreachable!("the bench uses plain names")
+    }
+    fn weak_admin(&self) -> WeakAdmin {
+        unreachable!("the bench has no weak admin")
+    }
 }
 
 /// Knobs, from the environment so `make bench` can pass them through.
@@ -124,16 +315,22 @@ impl ControlPlaneTls {
 }
 
 impl Settings {
-    /// A world whose fake control plane speaks HTTPS.
-    fn world<'a>(&self, db: &'a dyn Database) -> World<'a> {
+    /// A world whose fake control plane speaks HTTPS, with `agent`'s database: for ours
+    /// the TLS server when there is one, with the local config that says verify-full.
+    fn world<'a>(&self, subject: &'a Subject, agent: Agent) -> World<'a> {
+        let db = subject.db(agent);
         let cp = FakeControlPlane::start_tls(&self.tls.server.cert, &self.tls.server.key);
-        World::with_control_plane(
+        let w = World::with_control_plane(
             db,
             cp,
             db.plain_name(),
             format!("old-{}", random_text(16)),
             false,
-        )
+        );
+        if let (Agent::Ours, Some(tls)) = (agent, &subject.tls) {
+            tls.configure(self, &w);
+        }
+        w
     }
 }
 
@@ -306,12 +503,13 @@ struct IdleResult {
 /// leaves them alone for `idle`.
 fn measure_idle<'a>(
     s: &Settings,
-    dbs: &'a [(&'static str, Box<dyn Database>)],
+    subjects: &'a [Subject],
     tick: f64,
     failures: &mut Vec<String>,
 ) -> Vec<IdleResult> {
     let mut running = Vec::new();
-    for (name, db) in dbs {
+    for subject in subjects {
+        let name = &subject.name;
         for agent in agents(s) {
             for rotated in [false, true] {
                 let what = format!(
@@ -319,7 +517,7 @@ fn measure_idle<'a>(
                     if rotated { " after a rotation" } else { "" }
                 );
                 let started = attempt(agent, &what, failures, || {
-                    let w: World<'a> = s.world(db.as_ref());
+                    let w: World<'a> = s.world(subject, agent);
                     let mut process = agent.spawn(s, &w, false);
                     w.wait_healthy(&mut process);
                     if rotated {
@@ -488,14 +686,10 @@ struct RotationResult {
     threads_after: usize,
 }
 
-fn measure_rotations(
-    s: &Settings,
-    provider: &'static str,
-    db: &dyn Database,
-    agent: Agent,
-    n: usize,
-) -> RotationResult {
-    let w = s.world(db);
+fn measure_rotations(s: &Settings, subject: &Subject, agent: Agent, n: usize) -> RotationResult {
+    let provider = subject.name;
+    let db = subject.db(agent);
+    let w = s.world(subject, agent);
     w.cp.with_secret(&w.secret, |st| st.poll_interval_seconds = 5);
     let mut process = agent.spawn(s, &w, true);
     w.wait_healthy(&mut process);
@@ -799,6 +993,24 @@ fn main() {
     )
     .unwrap();
 
+    writeln!(
+        report,
+        "\n## Database connections\n\nOur agent reaches each database over TLS (verify-full against the run's CA, set with `configure --tls verify-full --tls-ca-file`) where tests/services/run.sh started a TLS-only server of that kind, as production should; the official agent, which the bench gives no database TLS settings, reaches the plaintext server.\n\n| provider | {} | {} |\n|---|---|---|",
+        Agent::Ours.name(),
+        Agent::Official.name()
+    )
+    .unwrap();
+    for subject in &dbs {
+        writeln!(
+            report,
+            "| {} | {} | {} |",
+            subject.name,
+            subject.connection_kind(Agent::Ours),
+            subject.connection_kind(Agent::Official)
+        )
+        .unwrap();
+    }
+
     writeln!(report, "\n## Binary\n").unwrap();
     writeln!(
         report,
@@ -849,19 +1061,18 @@ fn main() {
 
     let mut rotations = Vec::new();
     let mut floors = Vec::new();
-    for (name, db) in &dbs {
-        floors.push((*name, summarize(&login_floor(db.as_ref(), 20))));
-        rotations.push(measure_rotations(
-            &s,
+    for subject in &dbs {
+        let name = subject.name;
+        floors.push((
             name,
-            db.as_ref(),
-            Agent::Ours,
-            s.rotations,
+            subject.connection_kind(Agent::Ours),
+            summarize(&login_floor(subject.db(Agent::Ours), 20)),
         ));
+        rotations.push(measure_rotations(&s, subject, Agent::Ours, s.rotations));
         if s.official.is_some() {
             let what = format!("{name}, rotations");
             rotations.extend(attempt(Agent::Official, &what, &mut failures, || {
-                measure_rotations(&s, name, db.as_ref(), Agent::Official, s.official_rotations)
+                measure_rotations(&s, subject, Agent::Official, s.official_rotations)
             }));
         }
     }
@@ -903,11 +1114,11 @@ fn main() {
     .unwrap();
     writeln!(
         report,
-        "| provider | login ms (median / p95, n = 20) |\n|---|---:|"
+        "| provider | connection | login ms (median / p95, n = 20) |\n|---|---|---:|"
     )
     .unwrap();
-    for (name, floor) in &floors {
-        writeln!(report, "| {name} | {} |", show(*floor)).unwrap();
+    for (name, connection, floor) in &floors {
+        writeln!(report, "| {name} | {connection} | {} |", show(*floor)).unwrap();
     }
 
     if !failures.is_empty() {
