@@ -372,7 +372,7 @@ impl Agent {
 }
 
 /// What /proc says about a process at one moment.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct ProcSample {
     at: Option<Instant>,
     rss_kib: u64,
@@ -383,7 +383,40 @@ struct ProcSample {
     pss_kib: u64,
     hwm_kib: u64,
     cpu_ticks: u64,
+    /// Run time of each live thread (id, ns) from /proc/PID/task/*/schedstat: CPU time at
+    /// nanosecond resolution, where utime/stime count 10 ms ticks.
+    run_ns: Option<Vec<(u32, u64)>>,
     threads: usize,
+}
+
+/// Each thread's run time in ns; `None` when the kernel has no schedstat.
+fn thread_run_ns(pid: u32) -> Option<Vec<(u32, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let entry = entry.ok()?;
+        let tid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let text = std::fs::read_to_string(entry.path().join("schedstat")).ok()?;
+        out.push((tid, text.split_whitespace().next()?.parse().ok()?));
+    }
+    out.sort_unstable();
+    Some(out)
+}
+
+/// CPU ms between two samples: from the threads' run times when the same threads lived
+/// at both ends (a thread that ended would take its time with it), else from the ticks.
+fn cpu_ms_between(b: &ProcSample, a: &ProcSample, tick: f64) -> (f64, &'static str) {
+    if let (Some(before), Some(after)) = (&b.run_ns, &a.run_ns) {
+        let same = before.len() == after.len() && before.iter().zip(after).all(|(x, y)| x.0 == y.0);
+        if same {
+            let ns: u64 = before
+                .iter()
+                .zip(after)
+                .map(|(x, y)| y.1.saturating_sub(x.1))
+                .sum();
+            return (ns as f64 / 1e6, "schedstat");
+        }
+    }
+    ((a.cpu_ticks - b.cpu_ticks) as f64 / tick * 1000.0, "ticks")
 }
 
 fn sample(pid: u32) -> ProcSample {
@@ -417,6 +450,7 @@ fn sample(pid: u32) -> ProcSample {
         pss_kib,
         hwm_kib: kib("VmHWM:"),
         cpu_ticks: ticks(11) + ticks(12),
+        run_ns: thread_run_ns(pid),
         threads: std::fs::read_dir(format!("/proc/{pid}/task"))
             .unwrap()
             .count(),
@@ -488,6 +522,8 @@ struct IdleResult {
     rotated: bool,
     startup_cpu_ms: f64,
     cpu_ms: f64,
+    /// Where `cpu_ms` came from: "schedstat" (ns) or "ticks" (10 ms).
+    cpu_source: &'static str,
     window: Duration,
     rss_kib: u64,
     anon_kib: u64,
@@ -573,12 +609,14 @@ fn measure_idle<'a>(
             agent.name(),
             process.output()
         );
+        let (cpu_ms, cpu_source) = cpu_ms_between(&b, &a, tick);
         results.push(IdleResult {
             provider: name,
             agent,
             rotated,
             startup_cpu_ms: b.cpu_ticks as f64 / tick * 1000.0,
-            cpu_ms: (a.cpu_ticks - b.cpu_ticks) as f64 / tick * 1000.0,
+            cpu_ms,
+            cpu_source,
             window: a.at.unwrap() - b.at.unwrap(),
             rss_kib: a.rss_kib,
             anon_kib: a.anon_kib,
@@ -882,11 +920,12 @@ fn binary_line(name: &str, path: &Path) -> String {
 /// measured in the same run; a missed budget says by how much.
 fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[RotationResult]) {
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let verdict = |measured: f64, limit: f64, unit: &str| {
+    // `decimals`: the precision the figures are printed with.
+    let verdict = |measured: f64, limit: f64, unit: &str, decimals: usize| {
         if measured <= limit {
             "within".to_owned()
         } else {
-            format!("OVER by {:.2} {unit}", measured - limit)
+            format!("OVER by {:.decimals$} {unit}", measured - limit)
         }
     };
     writeln!(
@@ -905,7 +944,7 @@ fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[
     writeln!(
         report,
         "| static binary ≤ 4 MiB (this build's providers) | {ours:.2} MiB | {official} | {} |",
-        verdict(ours, 4.0, "MiB")
+        verdict(ours, 4.0, "MiB", 2)
     )
     .unwrap();
     let find = |provider: &str, agent: Agent, rotated: bool| {
@@ -923,7 +962,7 @@ fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[
             r.provider,
             mib(r.rss_kib),
             other(&|o| format!("{:.2} MiB", mib(o.rss_kib))),
-            verdict(mib(r.rss_kib), 4.0, "MiB")
+            verdict(mib(r.rss_kib), 4.0, "MiB", 2)
         )
         .unwrap();
         writeln!(
@@ -932,7 +971,7 @@ fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[
             r.provider,
             mib(r.anon_kib),
             other(&|o| format!("{:.2} MiB", mib(o.anon_kib))),
-            verdict(mib(r.anon_kib), 1.0, "MiB")
+            verdict(mib(r.anon_kib), 1.0, "MiB", 2)
         )
         .unwrap();
         // Without an official figure for this provider, the README's 0.1 % of one core.
@@ -950,7 +989,8 @@ fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[
             verdict(
                 (share(r) * 1000.0).round() / 1000.0,
                 (limit * 1000.0).round() / 1000.0,
-                "% of a core"
+                "% of a core",
+                3
             )
         )
         .unwrap();
@@ -1026,7 +1066,7 @@ fn main() {
     let idle = measure_idle(&s, &dbs, tick, &mut failures);
     writeln!(
         report,
-        "\n## Idle\n\nStarted with the product's timings (poll every 10 s, heartbeat every 30 s); measured for {} s from the first healthy heartbeat, or from the confirm of one rotation. CPU is utime+stime from /proc/PID/stat (10 ms ticks). RSS is VmRSS from /proc/PID/status; \"of which anonymous\" is RssAnon, the process's own memory, the rest being pages of its executable (clean, shared with the page cache); peak is VmHWM.\n",
+        "\n## Idle\n\nStarted with the product's timings (poll every 10 s, heartbeat every 30 s); measured for {} s from the first healthy heartbeat, or from the confirm of one rotation. CPU in the window is the sum of the threads' run time from /proc/PID/task/*/schedstat (nanoseconds), or, marked \"(ticks)\", utime+stime from /proc/PID/stat in 10 ms ticks when a thread started or ended in the window; start-up CPU is in ticks. RSS is VmRSS from /proc/PID/status; \"of which anonymous\" is RssAnon, the process's own memory, the rest being pages of its executable (clean, shared with the page cache); peak is VmHWM.\n",
         s.idle.as_secs()
     )
     .unwrap();
@@ -1038,7 +1078,7 @@ fn main() {
     for r in &idle {
         writeln!(
             report,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.3} | {} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1}{} | {:.3} | {} | {} | {:.0} |",
             r.provider,
             r.agent.name(),
             if r.rotated {
@@ -1051,6 +1091,11 @@ fn main() {
             r.pss_kib,
             r.hwm_kib,
             r.cpu_ms,
+            if r.cpu_source == "ticks" {
+                " (ticks)"
+            } else {
+                ""
+            },
             r.cpu_ms / ms(r.window) * 100.0,
             r.threads,
             r.calls,
