@@ -111,6 +111,10 @@ struct TlsDb {
 impl TlsDb {
     /// `SKA_{prefix}_HOST`, `_PORT`, `_ADMIN_USER`, `_ADMIN_PASS` and `SKA_TLS_CA`, as
     /// tests/services/run.sh exports them; `None` when the run has no such server.
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "mysql", feature = "mongodb")),
+        allow(dead_code)
+    )]
     fn from_env(prefix: &str, kind: ProviderKind, database: &str) -> Option<TlsDb> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let server = |name: &str| var(&format!("SKA_{prefix}_{name}"));
