@@ -31,12 +31,14 @@ fn list_json(machine: &Machine) -> Value {
 
 /// A process that is no agent (its command line does not name the secret) holding the PID
 /// file's lock, as an agent started through a wrapper or under another name would.
+/// Its `sleep` children close the lock's descriptor: inherited, it would keep the lock
+/// for up to 0.1 s after the holder is killed.
 fn lock_holder(path: &Path) -> AgentProcess {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut c = Command::new("sh");
     c.args([
         "-c",
-        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; echo ready; while :; do sleep 0.1; done",
+        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; echo ready; while :; do sleep 0.1 9>&-; done",
         "sh",
     ])
     .arg(path);
