@@ -74,6 +74,15 @@ impl ProviderKind {
         }
     }
 
+    /// The user a secret means when neither its value nor the sync config names one:
+    /// Redis authenticates `default` when no name is given; the others have no such user.
+    pub fn implicit_user(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Redis => Some("default"),
+            _ => None,
+        }
+    }
+
     /// Whether this binary was built with the driver for this kind.
     pub fn is_compiled_in(self) -> bool {
         match self {
