@@ -415,9 +415,10 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
     }
 }
 
-/// Logs in as `username` with `password`, as cheaply as the database allows: PostgreSQL
-/// with that one login; the others through an admin session, which they need to know
-/// which path reaches the user (MySQL's accounts) or to reuse one client (Redis, MongoDB).
+/// Logs in as `username` with `password`, as cheaply as the database allows (the drift
+/// check): PostgreSQL, Redis and MongoDB with that one login and nothing else; MySQL
+/// through an admin session, the only way to know which of the user's accounts exist and
+/// which path reaches each (a `localhost` account only over the server's socket).
 pub fn verify_only(
     target: &Target,
     username: &str,
@@ -428,6 +429,10 @@ pub fn verify_only(
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
             postgres::verify_login(target, username, password)
         }
+        #[cfg(feature = "redis")]
+        ProviderKind::Redis => redis::verify_login(target, username, password),
+        #[cfg(feature = "mongodb")]
+        ProviderKind::Mongodb => mongodb::verify_login(target, username, password),
         _ => open(target)?.verify_login(username, password),
     }
 }
