@@ -1,11 +1,15 @@
 //! Every thread of the agent is watched: a panic in the poll, heartbeat or worker thread
 //! marks the agent unhealthy and stops the process with exit 70, so a live process never
-//! silently stops polling or reporting. (A panic on the main thread ends the process by
-//! itself, non-zero.) The service manager's restart then finishes any journaled rotation.
+//! silently stops polling or reporting. A panic on the main thread, which no one else
+//! would report, sends the error heartbeat itself and exits 70 at once. The service
+//! manager's restart then finishes any journaled rotation.
 
 use std::sync::Arc;
 use std::thread;
 
+use crate::exit::Exit;
+
+use super::Context;
 use super::shutdown::{Shutdown, StopReason};
 use super::status::StatusBoard;
 
@@ -40,6 +44,36 @@ impl Drop for ThreadWatch {
             ));
             self.shutdown.request(StopReason::WorkerCrashed);
         }
+    }
+}
+
+/// Held by the main thread while the agent runs. If the main thread unwinds, the other
+/// threads cannot be relied on to say so before the process ends: this marks the agent
+/// dead, sends that heartbeat itself (`last_word`), and exits 70 at once.
+pub struct MainThreadWatch {
+    ctx: Context,
+    last_word: fn(&Context),
+}
+
+impl MainThreadWatch {
+    pub fn new(ctx: Context, last_word: fn(&Context)) -> Self {
+        MainThreadWatch { ctx, last_word }
+    }
+}
+
+impl Drop for MainThreadWatch {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            return;
+        }
+        log::error!("the main thread crashed; the agent exits so that it is restarted");
+        self.ctx.board.set_worker_dead(
+            "the main thread crashed; restarting the agent will finish any rotation in flight"
+                .to_owned(),
+        );
+        self.ctx.notifier.stopping("the main thread crashed");
+        (self.last_word)(&self.ctx);
+        std::process::exit(Exit::WorkerCrashed.code());
     }
 }
 
