@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::support::SOON;
+use crate::support::db::postgres::Pg;
+use crate::support::world::{World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, wait_until};
 
 fn pid_file(machine: &Machine, secret: &str) -> std::path::PathBuf {
@@ -137,6 +139,26 @@ fn a_locked_pid_file_means_running_whatever_the_command_line_says() {
 }
 
 // ---- the API URL and the server's clock ----
+
+/// An API URL with a path (`https://host/sikkerkey`, behind a reverse proxy) is used as
+/// given: every request goes under it and is signed for the path the server receives.
+#[test]
+fn an_api_url_with_a_path_prefix_is_requested_and_signed_under_it() {
+    let Some(pg) = Pg::open() else { return };
+    let mut w = World::plain(&pg);
+    w.cp.mount_under("/sikkerkey");
+    w.machine.api_url = format!("{}/sikkerkey/", w.cp.url());
+    let agent = w.start();
+    w.cp.set_pending(
+        &w.secret,
+        "rot_prefix",
+        &secret_value(&w.user, "prefix-new-pw"),
+    );
+    w.wait_confirmed("rot_prefix", &agent);
+    assert_password(&pg, &w.user, "prefix-new-pw", &w.old_pw);
+    // `finish` also checks that no request was refused as unsigned or badly signed.
+    w.finish(agent, &[&w.old_pw, "prefix-new-pw"]);
+}
 
 #[test]
 fn an_api_url_with_user_info_is_refused_whatever_host_it_seems_to_name() {
