@@ -163,17 +163,9 @@ pub fn confirm_answer_lost(db: &dyn Database) {
 /// database must go back to the old (live) password.
 pub fn killed_between_apply_and_confirm(db: &dyn Database, server_resets: bool) {
     let w = World::plain(db);
-    let mut agent = w.start();
-    w.cp.inject(Endpoint::Confirm, Fault::Status(503), 100_000);
     let new_pw = format!("new-{}", random_text(16));
-    w.cp.set_pending(&w.secret, "rot_kill", &secret_value(&w.user, &new_pw));
-    agent.wait_until(SOON, "journal in phase confirming", || {
-        w.journal_phase().as_deref() == Some("confirming")
-    });
-    agent.kill9();
+    kill_after_apply(&w, "rot_kill", &w.user, &new_pw);
     assert_password(db, &w.user, &new_pw, &w.old_pw);
-    assert_no_leak(&agent.output(), &[&w.old_pw, &new_pw], &db.admin_password());
-    w.cp.clear_faults();
     if server_resets {
         w.cp.clear_pending(&w.secret);
     }
@@ -190,15 +182,14 @@ pub fn killed_between_apply_and_confirm(db: &dyn Database, server_resets: bool) 
     w.finish(agent, &[&w.old_pw, &new_pw]);
 }
 
-/// Starts a rotation of `rotated` to a fresh password that the server never confirms, and
+/// Starts a rotation of `rotated` to `new_pw` whose confirmation never gets through, and
 /// kills the agent once the new password is applied and verified (journal: confirming).
-/// Returns the new password and the journal's snapshot kind (`absent`, `stored` or
-/// `liveValue`).
-fn kill_after_apply(w: &World, rotation: &str, rotated: &str) -> (String, String) {
+/// The pending rotation stays on the server. Returns the journal's snapshot kind
+/// (`absent`, `stored` or `liveValue`).
+pub fn kill_after_apply(w: &World, rotation: &str, rotated: &str, new_pw: &str) -> String {
     let mut agent = w.start();
     w.cp.inject(Endpoint::Confirm, Fault::Status(503), 100_000);
-    let new_pw = format!("new-{}", random_text(16));
-    w.cp.set_pending(&w.secret, rotation, &secret_value(rotated, &new_pw));
+    w.cp.set_pending(&w.secret, rotation, &secret_value(rotated, new_pw));
     agent.wait_until(SOON, "journal in phase confirming", || {
         w.journal_phase().as_deref() == Some("confirming")
     });
@@ -206,10 +197,21 @@ fn kill_after_apply(w: &World, rotation: &str, rotated: &str) -> (String, String
     let snapshot = w.journal_snapshot_kind().expect("a readable journal");
     assert_no_leak(
         &agent.output(),
-        &[&w.old_pw, &new_pw],
+        &[&w.old_pw, new_pw],
         &w.db.admin_password(),
     );
     w.cp.clear_faults();
+    snapshot
+}
+
+/// [`kill_after_apply`] to a fresh password, after which the server drops the rotation.
+fn kill_after_apply_then_server_resets(
+    w: &World,
+    rotation: &str,
+    rotated: &str,
+) -> (String, String) {
+    let new_pw = format!("new-{}", random_text(16));
+    let snapshot = kill_after_apply(w, rotation, rotated, &new_pw);
     w.cp.clear_pending(&w.secret);
     (new_pw, snapshot)
 }
@@ -224,7 +226,7 @@ pub fn killed_then_live_value_names_another_user(db: &dyn Database) {
     let other = db.plain_name();
     let other_pw = format!("other-{}", random_text(12));
     db.create_user(&other, &other_pw);
-    let (new_pw, snapshot) = kill_after_apply(&w, "rot_moved", &w.user);
+    let (new_pw, snapshot) = kill_after_apply_then_server_resets(&w, "rot_moved", &w.user);
     w.cp.with_secret(&w.secret, |s| {
         s.live_value = secret_value(&other, &other_pw);
     });
@@ -261,7 +263,8 @@ pub fn created_user_is_dropped_unless_the_live_value_uses_it(db: &dyn Database) 
     let w = World::plain(db);
     // Abandoned: the live value still names the world's user, so the created one goes.
     let abandoned = db.plain_name();
-    let (abandoned_pw, snapshot) = kill_after_apply(&w, "rot_abandoned", &abandoned);
+    let (abandoned_pw, snapshot) =
+        kill_after_apply_then_server_resets(&w, "rot_abandoned", &abandoned);
     assert_eq!(snapshot, "absent");
     let agent = w.machine.spawn_agent(&w.secret);
     w.wait_journal_cleared(&agent);
@@ -274,7 +277,7 @@ pub fn created_user_is_dropped_unless_the_live_value_uses_it(db: &dyn Database) 
 
     // Taken over: recreated by hand with a password of its own, and made the live user.
     let taken = db.plain_name();
-    let (created_pw, _) = kill_after_apply(&w, "rot_taken", &taken);
+    let (created_pw, _) = kill_after_apply_then_server_resets(&w, "rot_taken", &taken);
     let takeover_pw = format!("takeover-{}", random_text(12));
     db.drop_user(&taken);
     db.create_user(&taken, &takeover_pw);
