@@ -481,6 +481,21 @@ pub(crate) fn job_runtime(
         })
 }
 
+/// Runs `login` on a job runtime made for it and shut down after it (within `grace`):
+/// the drift check's one login for the async drivers, with nothing kept afterwards.
+#[cfg(any(feature = "postgres", feature = "mongodb"))]
+pub(crate) fn login_on_own_runtime(
+    target: &Target,
+    username: &str,
+    grace: std::time::Duration,
+    login: impl FnOnce(&tokio::runtime::Runtime) -> Result<(), ProviderError>,
+) -> Result<(), ProviderError> {
+    let runtime = job_runtime(target, &format!("logging in as \"{username}\""))?;
+    let result = login(&runtime);
+    runtime.shutdown_timeout(grace);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,7 @@ fn drift_is_reported_and_repaired(
 /// password in the sync config made wrong (no rotation needs it meanwhile), the agent
 /// stays healthy through many drift intervals, and still notices a drift (which it then
 /// cannot repair until the admin works again).
+#[cfg(any(feature = "postgres", feature = "redis", feature = "mongodb"))]
 fn the_check_is_one_login_as_the_managed_user(db: &dyn Database) {
     let w = World::plain(db);
     let agent = start_agent(&w, true);

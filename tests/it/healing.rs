@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::support::SOON;
+#[cfg(feature = "postgres")]
 use crate::support::db::postgres::Pg;
+#[cfg(feature = "postgres")]
 use crate::support::world::{World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, wait_until};
 
@@ -142,6 +144,7 @@ fn a_locked_pid_file_means_running_whatever_the_command_line_says() {
 
 /// An API URL with a path (`https://host/sikkerkey`, behind a reverse proxy) is used as
 /// given: every request goes under it and is signed for the path the server receives.
+#[cfg(feature = "postgres")]
 #[test]
 fn an_api_url_with_a_path_prefix_is_requested_and_signed_under_it() {
     let Some(pg) = Pg::open() else { return };
