@@ -36,6 +36,7 @@ use rotation::{EngineSettings, RotationEngine};
 use sd_notify::Notifier;
 use shutdown::{Event, Shutdown, StopReason};
 use status::{StateFile, StatusBoard, unix_now};
+use watch::{ThreadWatch, fail_point};
 use worker::Job;
 
 /// Timing of the runtime. Defaults are the product's; tests shorten them.
@@ -239,6 +240,7 @@ pub fn run(
     } = options;
     memory::limit_arenas();
     let test_panic_at_threads = test_panic_at.clone();
+    let test_panic_at_main = test_panic_at.clone();
     let secret_id = files.secret_id().to_owned();
     let notifier = Arc::new(Notifier::from_env());
     fsutil::ensure_private_dir(files.dir()).map_err(|source| AgentError::Io {
@@ -388,12 +390,14 @@ pub fn run(
         timing.heartbeat.as_millis()
     );
 
+    let _main_watch = ThreadWatch::new("the main thread", ctx.clone());
     notifier.ready(&summary::status_line(
         &board.health(),
         board.state().last_rotation.as_ref(),
         unix_now(),
     ));
 
+    fail_point(test_panic_at_main.as_deref(), "main");
     let mut reloads_seen = 0;
     let reason = loop {
         match shutdown.wait_event(&mut reloads_seen) {

@@ -329,8 +329,7 @@ impl RotationEngine {
                 return Ok(());
             }
         };
-        let cred =
-            credential_from_value(live.expose(), &self.settings.fields, &sync.managed_username)?;
+        let cred = self.credential(&live, &sync.managed_username)?;
         let target = &self.settings.target;
         let refused = match providers::verify_only(target, &cred.username, &cred.password) {
             Ok(()) => {
@@ -474,8 +473,7 @@ impl RotationEngine {
             "secret {secret_id}: the rotation journal is unusable: {why}; bringing the database back to the secret's live value before anything else"
         );
         let live = self.settings.ctx.api.live_value(&secret_id)?;
-        let cred =
-            credential_from_value(live.expose(), &self.settings.fields, &sync.managed_username)?;
+        let cred = self.credential(&live, &sync.managed_username)?;
         let mut db = self.open()?;
         self.make_live_value_work(db.as_mut(), &cred)?;
         let moved_to = self.settings.journal.set_aside()?;
@@ -533,11 +531,7 @@ impl RotationEngine {
             self.settings.target.kind.display_name(),
             self.settings.target.endpoint()
         );
-        let cred = match credential_from_value(
-            pending.value.expose(),
-            &self.settings.fields,
-            managed_username,
-        ) {
+        let cred = match self.credential(&pending.value, managed_username) {
             Ok(c) => c,
             Err(e) => {
                 return self.reject_untouched(
@@ -611,7 +605,7 @@ impl RotationEngine {
                     .ctx
                     .api
                     .live_value(&self.settings.ctx.secret_id)?;
-                credential_from_value(live.expose(), &self.settings.fields, username)?;
+                self.credential(&live, username)?;
                 Ok(Snapshot::LiveValue)
             }
         }
@@ -846,7 +840,7 @@ impl RotationEngine {
                     .ctx
                     .api
                     .live_value(&self.settings.ctx.secret_id)?;
-                if let Ok(cred) = credential_from_value(live.expose(), &self.settings.fields, user)
+                if let Ok(cred) = self.credential(&live, user)
                     && cred.username == *user
                     && db.verify_login(user, &cred.password).is_ok()
                 {
@@ -870,7 +864,7 @@ impl RotationEngine {
                     .ctx
                     .api
                     .live_value(&self.settings.ctx.secret_id)?;
-                let cred = credential_from_value(live.expose(), &self.settings.fields, user)?;
+                let cred = self.credential(&live, user)?;
                 self.refuse_other_user(entry, &cred.username)?;
                 db.set_password(user, &cred.password)?;
                 let login = db.verify_login(user, &cred.password);
@@ -935,11 +929,7 @@ impl RotationEngine {
             Some(pending) if !entry.rejected => match entry.phase {
                 Phase::Rejecting => self.restore_and_reject(db.as_mut(), entry),
                 Phase::Applying | Phase::Confirming => {
-                    let cred = match credential_from_value(
-                        pending.value.expose(),
-                        &self.settings.fields,
-                        &entry.username,
-                    ) {
+                    let cred = match self.credential(&pending.value, &entry.username) {
                         Ok(c) => c,
                         Err(e) => {
                             let msg = format!("the pending value cannot be used: {e}");
@@ -962,8 +952,7 @@ impl RotationEngine {
                     .ctx
                     .api
                     .live_value(&self.settings.ctx.secret_id)?;
-                let cred =
-                    credential_from_value(live.expose(), &self.settings.fields, &entry.username)?;
+                let cred = self.credential(&live, &entry.username)?;
                 let promoted = entry.applied.matches(&cred.password);
                 if cred.username != entry.username {
                     // The rotation changed another user than the live value names: put
@@ -1001,6 +990,21 @@ impl RotationEngine {
                 Ok(outcome)
             }
         }
+    }
+
+    /// The credential a secret value describes; `user_if_unnamed` when the value names no
+    /// user, and when that is empty too, the database's implicit user (Redis: `default`).
+    fn credential(&self, value: &Secret, user_if_unnamed: &str) -> Result<Credential, ValueError> {
+        let fallback = match user_if_unnamed {
+            "" => self
+                .settings
+                .target
+                .kind
+                .implicit_user()
+                .unwrap_or_default(),
+            named => named,
+        };
+        credential_from_value(value.expose(), &self.settings.fields, fallback)
     }
 
     /// Logs in with the live value and, only if that is refused, sets it.

@@ -1,20 +1,23 @@
-//! Every thread of the agent is watched: a panic in the poll, heartbeat or worker thread
-//! marks the agent unhealthy, sends that as a last heartbeat and ends the process with
-//! exit 70, so a live process never silently stops polling or reporting. The service
-//! manager's restart then finishes any journaled rotation.
+//! Every thread of the agent is watched: a panic in the poll, heartbeat or worker thread,
+//! or in the main thread while the agent runs, marks the agent unhealthy, sends that as a
+//! last heartbeat and ends the process with exit 70, so a live process never silently
+//! stops polling or reporting. The service manager's restart then finishes any journaled
+//! rotation.
 //!
 //! The binary is built with `panic = "abort"` (Cargo.toml), so nothing unwinds and no
 //! destructor runs after a panic: the work is done by a panic hook, on the panicking
-//! thread, before the process would abort. (A panic on the main thread, which is not
-//! watched, aborts the process: a signal, which the service manager restarts too.) Nor
-//! is any panic caught any more: one in a driver's task on the worker's job runtime,
-//! which tokio used to turn into an error, is now the worker's crash.
+//! thread, before the process would abort. (A panic where no watch is held, e.g. in the
+//! main thread before the agent runs, aborts the process: a signal, which the service
+//! manager restarts too.) Nor is any panic caught any more: one in a driver's task on the
+//! worker's job runtime, which tokio used to turn into an error, is the worker's crash.
 
 use std::cell::RefCell;
+use std::sync::Once;
 use std::sync::mpsc;
-use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::Duration;
+
+use crate::exit::Exit;
 
 use super::Context;
 use super::heartbeat::Heartbeat;
@@ -22,16 +25,6 @@ use super::heartbeat::Heartbeat;
 /// How long the last heartbeat may take before the process exits without it. It is sent
 /// from a thread of its own: the panic may have left a lock held that the request needs.
 const LAST_WORD: Duration = Duration::from_secs(20);
-
-/// The exit code of a crashed process, set by the command that runs the agent (the
-/// numbers belong to src/exit.rs, above this layer).
-static CRASH_EXIT: OnceLock<i32> = OnceLock::new();
-
-/// Makes a crashed watched thread end the process with `code` after its last heartbeat;
-/// without it the process aborts.
-pub fn set_crash_exit_code(code: i32) {
-    let _ = CRASH_EXIT.set(code);
-}
 
 thread_local! {
     /// The watch of this thread, if it is one of the agent's watched threads.
@@ -43,8 +36,9 @@ struct Watched {
     ctx: Context,
 }
 
-/// Held for the life of a thread's body: while it lives, a panic on this thread is
-/// reported as the crash of `what` (e.g. "the poll thread") and ends the process.
+/// Held for the life of a thread's body (by the main thread, while the agent runs): while
+/// it lives, a panic on this thread is reported as the crash of `what` (e.g. "the poll
+/// thread") and ends the process.
 pub struct ThreadWatch(());
 
 impl ThreadWatch {
@@ -81,8 +75,7 @@ fn install_hook() {
 }
 
 impl Watched {
-    /// Marks the agent dead, says so in a last heartbeat and exits with the crash exit
-    /// code (70). Never returns.
+    /// Marks the agent dead, says so in a last heartbeat and exits 70. Never returns.
     fn crashed(self) -> ! {
         let Watched { what, ctx } = self;
         log::error!("{what} crashed; the agent exits so that it is restarted");
@@ -103,10 +96,7 @@ impl Watched {
                 LAST_WORD.as_secs()
             );
         }
-        match CRASH_EXIT.get() {
-            Some(&code) => std::process::exit(code),
-            None => std::process::abort(),
-        }
+        std::process::exit(Exit::WorkerCrashed.code())
     }
 }
 

@@ -71,7 +71,6 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             format!("cannot start the signal thread: {e}"),
         )
     })?;
-    agent::watch::set_crash_exit_code(Exit::WorkerCrashed.code());
     match agent::run(
         api,
         &files,

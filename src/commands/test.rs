@@ -97,14 +97,15 @@ fn load_target(
 }
 
 /// The managed username: the live value's username field, else the sync config's
-/// `managedUsername` (fetched only when needed); and the live password, when the value
-/// has one.
+/// `managedUsername` (fetched only when needed), else the database's implicit user
+/// (Redis: `default`); and the live password, when the value has one.
 fn managed_username(
     secret: &str,
     api: &Result<ApiClient, String>,
     fields: &FieldNames,
     sync: &mut Option<SyncConfig>,
     use_server_config: bool,
+    implicit_user: Option<&str>,
 ) -> Result<(String, Option<Secret>), String> {
     let api = api
         .as_ref()
@@ -121,7 +122,8 @@ fn managed_username(
     if sync.is_none() {
         if !use_server_config {
             return Err(format!(
-                "the secret's value has no \"{}\" field; only the server's sync config names the managed user,                  and fetching it takes the agent lock: pass --use-server-config to allow that",
+                "the secret's value has no \"{}\" field; only the server's sync config names the managed user, \
+                 and fetching it takes the agent lock: pass --use-server-config to allow that",
                 fields.username
             ));
         }
@@ -131,6 +133,9 @@ fn managed_username(
         .as_ref()
         .map(|s| s.managed_username.clone())
         .unwrap_or_default();
+    if let Some(implicit) = implicit_user.filter(|_| name.is_empty()) {
+        return Ok((implicit.to_owned(), password));
+    }
     if name.is_empty() {
         return Err(format!(
             "the secret's value has no \"{}\" field and the sync config names no managed user",
@@ -213,7 +218,14 @@ pub fn run(
 
     // The managed user first: the privilege check covers what the admin may do to it
     // (PostgreSQL 16+ wants ADMIN OPTION on the role, not only CREATEROLE).
-    let user = managed_username(secret, &api, &fields, &mut sync, use_server_config);
+    let user = managed_username(
+        secret,
+        &api,
+        &fields,
+        &mut sync,
+        use_server_config,
+        target.kind.implicit_user(),
+    );
     let privileges = db.check_admin().and_then(|()| match &user {
         Ok(u) => db.check_can_manage(&u.0),
         Err(_) => Ok(()),

@@ -74,6 +74,15 @@ impl ProviderKind {
         }
     }
 
+    /// The user a secret means when neither its value nor the sync config names one:
+    /// Redis authenticates `default` when no name is given; the others have no such user.
+    pub fn implicit_user(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Redis => Some("default"),
+            _ => None,
+        }
+    }
+
     /// Whether this binary was built with the driver for this kind.
     pub fn is_compiled_in(self) -> bool {
         match self {
@@ -406,9 +415,10 @@ pub fn open(target: &Target) -> Result<Box<dyn Provider>, ProviderError> {
     }
 }
 
-/// Logs in as `username` with `password`, as cheaply as the database allows: PostgreSQL
-/// with that one login; the others through an admin session, which they need to know
-/// which path reaches the user (MySQL's accounts) or to reuse one client (Redis, MongoDB).
+/// Logs in as `username` with `password`, as cheaply as the database allows (the drift
+/// check): PostgreSQL, Redis and MongoDB with that one login and nothing else; MySQL
+/// through an admin session, the only way to know which of the user's accounts exist and
+/// which path reaches each (a `localhost` account only over the server's socket).
 pub fn verify_only(
     target: &Target,
     username: &str,
@@ -419,6 +429,10 @@ pub fn verify_only(
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
             postgres::verify_login(target, username, password)
         }
+        #[cfg(feature = "redis")]
+        ProviderKind::Redis => redis::verify_login(target, username, password),
+        #[cfg(feature = "mongodb")]
+        ProviderKind::Mongodb => mongodb::verify_login(target, username, password),
         _ => open(target)?.verify_login(username, password),
     }
 }
@@ -465,6 +479,21 @@ pub(crate) fn job_runtime(
                 format!("cannot start the driver's runtime: {e}"),
             )
         })
+}
+
+/// Runs `login` on a job runtime made for it and shut down after it (within `grace`):
+/// the drift check's one login for the async drivers, with nothing kept afterwards.
+#[cfg(any(feature = "postgres", feature = "mongodb"))]
+pub(crate) fn login_on_own_runtime(
+    target: &Target,
+    username: &str,
+    grace: std::time::Duration,
+    login: impl FnOnce(&tokio::runtime::Runtime) -> Result<(), ProviderError>,
+) -> Result<(), ProviderError> {
+    let runtime = job_runtime(target, &format!("logging in as \"{username}\""))?;
+    let result = login(&runtime);
+    runtime.shutdown_timeout(grace);
+    result
 }
 
 #[cfg(test)]

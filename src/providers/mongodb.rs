@@ -57,11 +57,7 @@ impl Mongo {
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
         let runtime = super::job_runtime(target, &action)?;
-        let database = if target.database.is_empty() {
-            ADMIN_DATABASE.to_owned()
-        } else {
-            target.database.clone()
-        };
+        let database = managed_database(target);
         let options = client_options(
             target,
             &target.admin_user,
@@ -98,16 +94,7 @@ impl Mongo {
         &self,
         call: impl IntoFuture<Output = Result<T, MongoError>>,
     ) -> Result<T, CallError> {
-        let budget = self.target.timeouts.connect + self.target.timeouts.statement;
-        let _mark = super::inflight::CallMark::start();
-        // The timer is made inside the runtime: tokio's timers need its context.
-        match self
-            .runtime()
-            .block_on(async { tokio::time::timeout(budget, call).await })
-        {
-            Ok(result) => result.map_err(CallError::Driver),
-            Err(_) => Err(CallError::TimedOut(budget)),
-        }
+        run_bounded(self.runtime(), &self.target, call)
     }
 
     /// Runs a command as the admin on `database`, keeping the server's error code visible.
@@ -313,26 +300,72 @@ impl Provider for Mongo {
     /// Authenticates as the user against its database on a new client (new connections,
     /// nothing shared with the admin), then runs `ping`.
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        let action = format!(
-            "logging in as \"{username}\" to database \"{}\"",
-            self.database
-        );
-        let options = client_options(&self.target, username, password, &self.database);
-        let database = self.database.clone();
-        let result = self.call(async move {
-            let client = Client::with_options(options)?;
-            let ping = client
-                .database(&database)
-                .run_command(doc! { "ping": 1 })
-                .await;
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, client.shutdown()).await;
-            ping
-        });
-        result.map(drop).map_err(|e| {
-            let mut e = e.into_provider(&self.target, &action);
-            e.detail = scrub(&e.detail, &[password]);
-            e
-        })
+        login_on(self.runtime(), &self.target, username, password)
+    }
+}
+
+/// Logs in as `username` with a client of its own on a runtime of its own: the drift
+/// check's one login, with no admin session.
+pub fn verify_login(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    super::login_on_own_runtime(target, username, SHUTDOWN_GRACE, |runtime| {
+        login_on(runtime, target, username, password)
+    })
+}
+
+/// Authenticates as `username` against the managed database and runs a `ping`, on a
+/// client made for this one login.
+fn login_on(
+    runtime: &Runtime,
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    let database = managed_database(target);
+    let action = format!("logging in as \"{username}\" to database \"{database}\"");
+    let options = client_options(target, username, password, &database);
+    let result = run_bounded(runtime, target, async move {
+        let client = Client::with_options(options)?;
+        let ping = client
+            .database(&database)
+            .run_command(doc! { "ping": 1 })
+            .await;
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, client.shutdown()).await;
+        ping
+    });
+    result.map(drop).map_err(|e| {
+        let mut e = e.into_provider(target, &action);
+        e.detail = scrub(&e.detail, &[password]);
+        e
+    })
+}
+
+/// Runs one driver call to completion on `runtime`, bounded by connect + statement
+/// timeouts (server selection and connection set-up count against the first, the command
+/// the second).
+fn run_bounded<T>(
+    runtime: &Runtime,
+    target: &Target,
+    call: impl IntoFuture<Output = Result<T, MongoError>>,
+) -> Result<T, CallError> {
+    let budget = target.timeouts.connect + target.timeouts.statement;
+    let _mark = super::inflight::CallMark::start();
+    // The timer is made inside the runtime: tokio's timers need its context.
+    match runtime.block_on(async { tokio::time::timeout(budget, call).await }) {
+        Ok(result) => result.map_err(CallError::Driver),
+        Err(_) => Err(CallError::TimedOut(budget)),
+    }
+}
+
+/// Where managed users live: the target's database, `admin` when none is given.
+fn managed_database(target: &Target) -> String {
+    if target.database.is_empty() {
+        ADMIN_DATABASE.to_owned()
+    } else {
+        target.database.clone()
     }
 }
 

@@ -399,11 +399,9 @@ pub fn verify_login(
     username: &str,
     password: &Secret,
 ) -> Result<(), ProviderError> {
-    let action = format!("logging in as \"{username}\"");
-    let runtime = super::job_runtime(target, &action)?;
-    let result = login_on(&runtime, target, username, password);
-    runtime.shutdown_timeout(SHUTDOWN_GRACE);
-    result
+    super::login_on_own_runtime(target, username, SHUTDOWN_GRACE, |runtime| {
+        login_on(runtime, target, username, password)
+    })
 }
 
 fn login_on(

@@ -340,15 +340,24 @@ impl Provider for Redis {
     }
 
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        let user = user_name(username);
-        let action = format!("logging in as \"{user}\"");
-        let mut conn =
-            open(&self.target).map_err(|e| error(&self.target, &action, &e, &[password]))?;
-        let name = if user == DEFAULT_USER { "" } else { user };
-        auth_cmd(name, password)
-            .query::<()>(&mut conn)
-            .map_err(|e| error(&self.target, &action, &e, &[password]))
+        verify_login(&self.target, username, password)
     }
+}
+
+/// Logs in as `username` on a fresh connection of its own: `AUTH` and nothing else, so the
+/// drift check needs no admin session.
+pub fn verify_login(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<(), ProviderError> {
+    let user = user_name(username);
+    let action = format!("logging in as \"{user}\"");
+    let mut conn = open(target).map_err(|e| error(target, &action, &e, &[password]))?;
+    let name = if user == DEFAULT_USER { "" } else { user };
+    auth_cmd(name, password)
+        .query::<()>(&mut conn)
+        .map_err(|e| error(target, &action, &e, &[password]))
 }
 
 /// A fresh connection with every wait bounded. Authentication is sent separately so its

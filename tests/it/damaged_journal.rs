@@ -7,25 +7,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use crate::scenarios::kill_after_apply;
 use crate::support::SOON;
 use crate::support::db::postgres::Pg;
 use crate::support::proxy::TcpProxy;
 use crate::support::world::{World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, Fault, random_text, unique_name};
-
-/// Starts a rotation whose confirmation never gets through, and kills the agent once the
-/// new password is applied and verified (journal phase `confirming`).
-fn kill_between_apply_and_confirm(w: &World, rotation: &str, new_pw: &str) {
-    let mut agent = w.start();
-    w.cp.inject(Endpoint::Confirm, Fault::Status(503), 1000);
-    w.cp.set_pending(&w.secret, rotation, &secret_value(&w.user, new_pw));
-    agent.wait_until(SOON, "the journal in phase confirming", || {
-        std::fs::read_to_string(w.machine.journal(&w.secret))
-            .is_ok_and(|t| t.contains("\"confirming\""))
-    });
-    agent.kill9();
-    w.cp.clear_faults();
-}
 
 fn damaged_copies(w: &World) -> Vec<PathBuf> {
     let prefix = format!("{}.journal.damaged-", w.secret);
@@ -46,7 +33,7 @@ fn a_truncated_journal_is_set_aside_and_the_secret_recovers_from_the_server() {
     let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let new_pw = format!("new-{}", random_text(16));
-    kill_between_apply_and_confirm(&w, "rot_trunc", &new_pw);
+    kill_after_apply(&w, "rot_trunc", &w.user, &new_pw);
     // The database holds the unconfirmed password; the server still the old one.
     assert_password(&pg, &w.user, &new_pw, &w.old_pw);
     let journal = w.machine.journal(&w.secret);
@@ -81,7 +68,7 @@ fn a_journal_of_another_secret_is_set_aside_not_obeyed() {
     let Some(pg) = Pg::open() else { return };
     let w = World::plain(&pg);
     let new_pw = format!("new-{}", random_text(16));
-    kill_between_apply_and_confirm(&w, "rot_foreign", &new_pw);
+    kill_after_apply(&w, "rot_foreign", &w.user, &new_pw);
     let journal = w.machine.journal(&w.secret);
     let text = std::fs::read_to_string(&journal).unwrap();
     let foreign = text.replace(&format!("\"{}\"", w.secret), "\"sk_someone_else\"");
@@ -113,7 +100,7 @@ fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
     let old_pw = format!("old-{}", random_text(12));
     let w = World::new(&pg, user, old_pw, true);
     let new_pw = format!("new-{}", random_text(16));
-    kill_between_apply_and_confirm(&w, "rot_moved", &new_pw);
+    kill_after_apply(&w, "rot_moved", &w.user, &new_pw);
     assert_password(&pg, &w.user, &new_pw, &w.old_pw);
     // The dashboard now points at another endpoint (here: another way into the same
     // cluster), the server gave the rotation up, and the endpoint the rotation ran against

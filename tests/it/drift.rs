@@ -64,6 +64,48 @@ fn drift_is_reported_and_repaired(
     (reported, repaired)
 }
 
+/// The idle check is one login as the managed user and nothing else: with the admin's
+/// password in the sync config made wrong (no rotation needs it meanwhile), the agent
+/// stays healthy through many drift intervals, and still notices a drift (which it then
+/// cannot repair until the admin works again).
+#[cfg(any(feature = "postgres", feature = "redis", feature = "mongodb"))]
+fn the_check_is_one_login_as_the_managed_user(db: &dyn Database) {
+    let w = World::plain(db);
+    let agent = start_agent(&w, true);
+    w.cp.with_secret(&w.secret, |s| {
+        s.connection["adminPass"] = serde_json::json!("not-the-admin-password");
+    });
+    agent.wait_until(SOON, "the new connection details", || {
+        agent.output().contains("connection details changed")
+    });
+    // 12 heartbeats of 250 ms: at least six drift intervals.
+    let n = w.cp.heartbeats(&w.secret).len();
+    agent.wait_until(SOON, "a dozen heartbeats", || {
+        w.cp.heartbeats(&w.secret).len() >= n + 12
+    });
+    let beats = w.cp.heartbeats(&w.secret);
+    assert!(
+        beats[n..].iter().all(|h| h.status == "healthy"),
+        "the idle check needed the admin: {:?}",
+        beats[n..].to_vec()
+    );
+    w.db.drop_user(&w.user);
+    let broken = Instant::now();
+    agent.wait_until(SOON, "the drift to be reported", || {
+        w.cp.heartbeats(&w.secret)
+            .iter()
+            .any(|h| h.at > broken && h.error.contains("the repair failed"))
+    });
+    let admin_pw = w.db.admin_password();
+    w.cp.with_secret(&w.secret, |s| {
+        s.connection["adminPass"] = serde_json::json!(admin_pw);
+    });
+    agent.wait_until(SOON, "the live value to log in again", || {
+        w.db.can_login(&w.user, &w.old_pw)
+    });
+    w.finish(agent, &[&w.old_pw, "not-the-admin-password"]);
+}
+
 fn dropped(w: &World) {
     w.db.drop_user(&w.user);
 }
@@ -114,6 +156,12 @@ mod postgres {
             "password changed",
             drift_is_reported_and_repaired(&pg, &changed),
         );
+    }
+
+    #[test]
+    fn the_idle_check_needs_no_admin() {
+        let Some(pg) = Pg::open() else { return };
+        the_check_is_one_login_as_the_managed_user(&pg);
     }
 
     #[test]
@@ -191,4 +239,22 @@ fn mongodb_a_dropped_user_is_recreated() {
         "user dropped",
         drift_is_reported_and_repaired(&mongo, &dropped),
     );
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_the_idle_check_needs_no_admin() {
+    let Some(db) = crate::support::db::redis::RedisServer::open() else {
+        return;
+    };
+    the_check_is_one_login_as_the_managed_user(&db);
+}
+
+#[cfg(feature = "mongodb")]
+#[test]
+fn mongodb_the_idle_check_needs_no_admin() {
+    let Some(mongo) = crate::support::db::mongodb::Mongo::open() else {
+        return;
+    };
+    the_check_is_one_login_as_the_managed_user(&mongo);
 }

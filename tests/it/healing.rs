@@ -13,6 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::support::SOON;
+#[cfg(feature = "postgres")]
+use crate::support::db::postgres::Pg;
+#[cfg(feature = "postgres")]
+use crate::support::world::{World, assert_password, secret_value};
 use crate::support::{AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, wait_until};
 
 fn pid_file(machine: &Machine, secret: &str) -> std::path::PathBuf {
@@ -31,12 +35,14 @@ fn list_json(machine: &Machine) -> Value {
 
 /// A process that is no agent (its command line does not name the secret) holding the PID
 /// file's lock, as an agent started through a wrapper or under another name would.
+/// Its `sleep` children close the lock's descriptor: inherited, it would keep the lock
+/// for up to 0.1 s after the holder is killed.
 fn lock_holder(path: &Path) -> AgentProcess {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut c = Command::new("sh");
     c.args([
         "-c",
-        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; echo ready; while :; do sleep 0.1; done",
+        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; echo ready; while :; do sleep 0.1 9>&-; done",
         "sh",
     ])
     .arg(path);
@@ -135,6 +141,27 @@ fn a_locked_pid_file_means_running_whatever_the_command_line_says() {
 }
 
 // ---- the API URL and the server's clock ----
+
+/// An API URL with a path (`https://host/sikkerkey`, behind a reverse proxy) is used as
+/// given: every request goes under it and is signed for the path the server receives.
+#[cfg(feature = "postgres")]
+#[test]
+fn an_api_url_with_a_path_prefix_is_requested_and_signed_under_it() {
+    let Some(pg) = Pg::open() else { return };
+    let mut w = World::plain(&pg);
+    w.cp.mount_under("/sikkerkey");
+    w.machine.api_url = format!("{}/sikkerkey/", w.cp.url());
+    let agent = w.start();
+    w.cp.set_pending(
+        &w.secret,
+        "rot_prefix",
+        &secret_value(&w.user, "prefix-new-pw"),
+    );
+    w.wait_confirmed("rot_prefix", &agent);
+    assert_password(&pg, &w.user, "prefix-new-pw", &w.old_pw);
+    // `finish` also checks that no request was refused as unsigned or badly signed.
+    w.finish(agent, &[&w.old_pw, "prefix-new-pw"]);
+}
 
 #[test]
 fn an_api_url_with_user_info_is_refused_whatever_host_it_seems_to_name() {

@@ -37,6 +37,8 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
         "agent",
         &[
             "api",
+            // A crashed thread ends the process itself, with Exit::WorkerCrashed (watch.rs).
+            "exit",
             "files",
             "fsutil",
             "localconfig",

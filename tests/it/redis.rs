@@ -398,6 +398,32 @@ db_test!(
 );
 
 db_test!(
+    an_empty_user_name_means_the_default_user,
+    RedisServer::open(),
+    |db| {
+        let r: &RedisServer = db;
+        let w = World::plain(db);
+        // Neither the value nor the sync config names a user: Redis's own rule applies.
+        w.cp.with_secret(&w.secret, |s| {
+            s.managed_username = String::new();
+            s.live_value = json!({"username": "", "password": r.default_pass}).to_string();
+        });
+        let agent = w.start();
+        w.cp.set_pending(
+            &w.secret,
+            "rot_unnamed",
+            &json!({"username": "", "password": "unnamed-new-pw"}).to_string(),
+        );
+        w.wait_confirmed("rot_unnamed", &agent);
+        w.wait_journal_cleared(&agent);
+        assert!(r.try_login("default", "unnamed-new-pw"));
+        assert!(!r.try_login("default", &r.default_pass));
+        assert!(r.try_login(&w.user, &w.old_pw), "another user was touched");
+        w.finish(agent, &[&r.default_pass, "unnamed-new-pw"]);
+    }
+);
+
+db_test!(
     a_memory_only_server_warns_once_per_rotation,
     RedisServer::start(Mode::MemoryOnly),
     |db| {

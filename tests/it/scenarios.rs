@@ -163,17 +163,9 @@ pub fn confirm_answer_lost(db: &dyn Database) {
 /// database must go back to the old (live) password.
 pub fn killed_between_apply_and_confirm(db: &dyn Database, server_resets: bool) {
     let w = World::plain(db);
-    let mut agent = w.start();
-    w.cp.inject(Endpoint::Confirm, Fault::Status(503), 100_000);
     let new_pw = format!("new-{}", random_text(16));
-    w.cp.set_pending(&w.secret, "rot_kill", &secret_value(&w.user, &new_pw));
-    agent.wait_until(SOON, "journal in phase confirming", || {
-        w.journal_phase().as_deref() == Some("confirming")
-    });
-    agent.kill9();
+    kill_after_apply(&w, "rot_kill", &w.user, &new_pw);
     assert_password(db, &w.user, &new_pw, &w.old_pw);
-    assert_no_leak(&agent.output(), &[&w.old_pw, &new_pw], &db.admin_password());
-    w.cp.clear_faults();
     if server_resets {
         w.cp.clear_pending(&w.secret);
     }
@@ -188,6 +180,116 @@ pub fn killed_between_apply_and_confirm(db: &dyn Database, server_resets: bool) 
         assert_password(db, &w.user, &new_pw, &w.old_pw);
     }
     w.finish(agent, &[&w.old_pw, &new_pw]);
+}
+
+/// Starts a rotation of `rotated` to `new_pw` whose confirmation never gets through, and
+/// kills the agent once the new password is applied and verified (journal: confirming).
+/// The pending rotation stays on the server. Returns the journal's snapshot kind
+/// (`absent`, `stored` or `liveValue`).
+pub fn kill_after_apply(w: &World, rotation: &str, rotated: &str, new_pw: &str) -> String {
+    let mut agent = w.start();
+    w.cp.inject(Endpoint::Confirm, Fault::Status(503), 100_000);
+    w.cp.set_pending(&w.secret, rotation, &secret_value(rotated, new_pw));
+    agent.wait_until(SOON, "journal in phase confirming", || {
+        w.journal_phase().as_deref() == Some("confirming")
+    });
+    agent.kill9();
+    let snapshot = w.journal_snapshot_kind().expect("a readable journal");
+    assert_no_leak(
+        &agent.output(),
+        &[&w.old_pw, new_pw],
+        &w.db.admin_password(),
+    );
+    w.cp.clear_faults();
+    snapshot
+}
+
+/// [`kill_after_apply`] to a fresh password, after which the server drops the rotation.
+fn kill_after_apply_then_server_resets(
+    w: &World,
+    rotation: &str,
+    rotated: &str,
+) -> (String, String) {
+    let new_pw = format!("new-{}", random_text(16));
+    let snapshot = kill_after_apply(w, rotation, rotated, &new_pw);
+    w.cp.clear_pending(&w.secret);
+    (new_pw, snapshot)
+}
+
+/// A rotation of one user is killed before its confirm, the server drops it, and the
+/// secret's live value now names another user. The restart puts the rotated (journaled)
+/// user back and leaves the other alone. Where the old password can come only from the
+/// live value, it refuses, says why in the heartbeat, and settles once the live value
+/// names the rotated user again.
+pub fn killed_then_live_value_names_another_user(db: &dyn Database) {
+    let w = World::plain(db);
+    let other = db.plain_name();
+    let other_pw = format!("other-{}", random_text(12));
+    db.create_user(&other, &other_pw);
+    let (new_pw, snapshot) = kill_after_apply_then_server_resets(&w, "rot_moved", &w.user);
+    w.cp.with_secret(&w.secret, |s| {
+        s.live_value = secret_value(&other, &other_pw);
+    });
+    let agent = w.machine.spawn_agent(&w.secret);
+    if snapshot == "liveValue" {
+        agent.wait_until(SOON, "an error heartbeat naming both users", || {
+            w.error_heartbeat_says(&format!("now names user \"{other}\""))
+        });
+        assert!(w.journal_exists(), "the journal went without a settlement");
+        assert!(
+            db.can_login(&w.user, &new_pw) && !db.can_login(&w.user, &other_pw),
+            "the other user's password was put on the rotated user"
+        );
+        w.cp.with_secret(&w.secret, |s| {
+            s.live_value = secret_value(&w.user, &w.old_pw);
+        });
+    } else {
+        assert_eq!(snapshot, "stored");
+    }
+    w.wait_journal_cleared(&agent);
+    assert_password(db, &w.user, &w.old_pw, &new_pw);
+    assert!(
+        db.can_login(&other, &other_pw),
+        "the live value's user was changed"
+    );
+    w.finish(agent, &[&w.old_pw, &new_pw, &other_pw]);
+    db.drop_user(&other);
+}
+
+/// A rotation that creates a user is killed before its confirm and the server drops it.
+/// The restart drops the user it created, unless the live value logs in as that user by
+/// then (here: someone recreated it by hand and made it the live user).
+pub fn created_user_is_dropped_unless_the_live_value_uses_it(db: &dyn Database) {
+    let w = World::plain(db);
+    // Abandoned: the live value still names the world's user, so the created one goes.
+    let abandoned = db.plain_name();
+    let (abandoned_pw, snapshot) =
+        kill_after_apply_then_server_resets(&w, "rot_abandoned", &abandoned);
+    assert_eq!(snapshot, "absent");
+    let agent = w.machine.spawn_agent(&w.secret);
+    w.wait_journal_cleared(&agent);
+    assert!(
+        !db.can_login(&abandoned, &abandoned_pw),
+        "the abandoned user still logs in"
+    );
+    assert_password(db, &w.user, &w.old_pw, &abandoned_pw);
+    w.finish(agent, &[&w.old_pw, &abandoned_pw]);
+
+    // Taken over: recreated by hand with a password of its own, and made the live user.
+    let taken = db.plain_name();
+    let (created_pw, _) = kill_after_apply_then_server_resets(&w, "rot_taken", &taken);
+    let takeover_pw = format!("takeover-{}", random_text(12));
+    db.drop_user(&taken);
+    db.create_user(&taken, &takeover_pw);
+    w.cp.with_secret(&w.secret, |s| {
+        s.live_value = secret_value(&taken, &takeover_pw);
+    });
+    let agent = w.machine.spawn_agent(&w.secret);
+    w.wait_journal_cleared(&agent);
+    assert_contains(&agent.output(), &format!("not dropping \"{taken}\""));
+    assert_password(db, &taken, &takeover_pw, &created_pw);
+    w.finish(agent, &[&w.old_pw, &created_pw, &takeover_pw]);
+    db.drop_user(&taken);
 }
 
 /// A hostile user name gets exactly the hostile password; a bystander is untouched.
@@ -332,6 +434,14 @@ macro_rules! shared_scenarios {
         $crate::support::db::db_test!(killed_then_server_resets_rotation, $open, |db| {
             $crate::scenarios::killed_between_apply_and_confirm(db, true)
         });
+        $crate::support::db::db_test!(killed_then_live_value_names_another_user, $open, |db| {
+            $crate::scenarios::killed_then_live_value_names_another_user(db)
+        });
+        $crate::support::db::db_test!(
+            created_user_is_dropped_unless_the_live_value_uses_it,
+            $open,
+            |db| $crate::scenarios::created_user_is_dropped_unless_the_live_value_uses_it(db)
+        );
         $crate::support::db::db_test!(hostile_name_and_password, $open, |db| {
             $crate::scenarios::hostile_name_and_password(db)
         });

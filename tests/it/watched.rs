@@ -1,5 +1,5 @@
 //! Every thread watched, server input kept in range, polls resumed promptly after an outage
-//! (issue 11, items 3 and 5): a poll or heartbeat thread that panics ends the process with
+//! (issue 11, items 3 and 5): a poll, heartbeat or main thread that panics ends the process with
 //! 70 and an error heartbeat; a poll interval of 2^64-1 s or 2 s is clamped with a warning
 //! and polling goes on; a failed poll is retried within one interval (and a fifth).
 
@@ -11,9 +11,9 @@ use crate::support::world::{World, secret_value};
 use crate::support::{AgentProcess, Endpoint, Fault, wait_until};
 
 #[test]
-fn a_crashed_poll_or_heartbeat_thread_is_never_a_silent_agent() {
+fn a_crashed_poll_heartbeat_or_main_thread_is_never_a_silent_agent() {
     let Some(pg) = Pg::open() else { return };
-    for point in ["poll", "heartbeat"] {
+    for point in ["poll", "heartbeat", "main"] {
         let w = World::plain(&pg);
         let mut cmd = w.machine.command(&["start", "--secret", &w.secret]);
         cmd.env("SIKKERKEY_AGENT_TEST_PANIC", point);

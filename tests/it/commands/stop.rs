@@ -17,7 +17,7 @@ fn stubborn_process(home: &Path, secret: &str) -> AgentProcess {
     let mut c = Command::new("sh");
     c.args([
         "-c",
-        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; trap '' TERM; echo ready; while :; do sleep 0.1; done",
+        "exec 9<>\"$1\"; flock -n 9 || exit 9; echo $$ >&9; trap '' TERM; echo ready; while :; do sleep 0.1 9>&-; done",
         "sh",
     ]);
     c.arg(agent_file(home, secret, "pid"));

@@ -131,6 +131,9 @@ struct State {
     calls: HashMap<Endpoint, usize>,
     unauthorized: Vec<String>,
     bodies: Vec<String>,
+    /// Where the API is mounted (`/sikkerkey`, or empty: at the root), as behind a
+    /// reverse proxy that forwards the whole path.
+    mount: String,
 }
 
 /// The fake server. Stops when dropped.
@@ -213,6 +216,12 @@ impl FakeControlPlane {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// Serves the API under `prefix` (e.g. `/sikkerkey`) from now on; the root answers 404.
+    /// Signatures are checked over the whole path received, prefix included.
+    pub fn mount_under(&self, prefix: &str) {
+        self.lock().mount = prefix.to_owned();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -407,7 +416,16 @@ fn serve_connection(stream: impl Read + Write, state: Arc<Mutex<State>>) {
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {
         let writer = reader.get_mut();
-        let Some((secret_id, endpoint)) = route(&req.method, &req.path) else {
+        let mount = state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mount
+            .clone();
+        let routed = req
+            .path
+            .strip_prefix(mount.as_str())
+            .and_then(|path| route(&req.method, path));
+        let Some((secret_id, endpoint)) = routed else {
             respond(writer, 404, &json!({"error": "no such endpoint"}));
             continue;
         };

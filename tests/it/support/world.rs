@@ -234,6 +234,13 @@ impl<'a> World<'a> {
         v["phase"].as_str().map(str::to_owned)
     }
 
+    /// The kind of rollback snapshot the journal holds (`absent`, `stored`, `liveValue`).
+    pub fn journal_snapshot_kind(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.machine.journal(&self.secret)).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v["snapshot"]["kind"].as_str().map(str::to_owned)
+    }
+
     /// Gives the secret's sync config another admin.
     pub fn use_admin(&self, user: &str, password: &str) {
         self.cp.with_secret(&self.secret, |s| {
