@@ -19,8 +19,11 @@ FEATURE_FLAGS := $(if $(FEATURES),--no-default-features --features $(FEATURES))
 ## Not position-independent: a static-pie carries a relocation for every pointer in its
 ## data (0.35 MiB of .rela.dyn) for the loader to apply at start; a fixed-address static
 ## executable needs none. The price is that the binary's own code and data are not
-## placed at a random address (the stack, heap and mmap areas still are).
-STATIC_RUSTFLAGS := -C target-feature=+crt-static -C relocation-model=static
+## placed at a random address (the stack, heap and mmap areas still are; the official
+## agent's binary is not position-independent either). PIE=yes builds a static-pie
+## instead, for hosts whose policy wants the program's code randomized too.
+PIE ?= no
+STATIC_RUSTFLAGS := -C target-feature=+crt-static $(if $(filter yes,$(PIE)),,-C relocation-model=static)
 # An explicit --target keeps these flags away from build scripts and proc macros.
 STATIC_BUILD = RUSTFLAGS="$$RUSTFLAGS $(STATIC_RUSTFLAGS)" \
 	$(CARGO) build --release --target $(STATIC_TARGET) --bin sikkerkey-agent $(FEATURE_FLAGS)
