@@ -10,55 +10,18 @@
 
 SKA_SECANTUSDB_VERSION="0.7.0b3"
 
-# Where the virtualenvs live between runs.
-mongo_cache_dir() {
-  echo "${SKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sikkerkey-agent-tests}"
-}
-
-# Prints the path of a virtualenv named $1 holding the pip requirement $2, creating it
-# once (under a lock, so parallel runs do not install over each other).
-mongo_venv() {
-  local name="$1" requirement="$2" cache venv
-  cache="$(mongo_cache_dir)"
-  venv="$cache/$name"
-  mkdir -p "$cache"
-  (
-    flock 9
-    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pymongo' 2>/dev/null; then
-      command -v python3 >/dev/null || ensure_packages python3
-      python3 -c 'import venv, ensurepip' 2>/dev/null || ensure_packages python3-venv
-      log "installing $requirement into $venv"
-      rm -rf "$venv"
-      python3 -m venv "$venv" >&2
-      "$venv/bin/pip" install -q --disable-pip-version-check --pre "$requirement" >&2
-    fi
-  ) 9>"$cache/.$name.lock" || return 1
-  echo "$venv"
-}
-
 # Starts the server in $MONGO_DIR on $MONGO_PORT, with --auth when $1 is "auth".
 mongo_launch() {
-  local args=("${MONGO_SERVER[@]}")
+  local args=("${MONGO_SERVER[@]}") rc=0
   if [[ "${1:-}" == "auth" ]]; then args+=(--auth); fi
-  "${args[@]}" >>"$MONGO_DIR/server.log" 2>&1 &
-  MONGO_PID=$!
-  if ! wait_for "(exec 3<>/dev/tcp/127.0.0.1/$MONGO_PORT)" 60; then
-    log "$MONGO_NAME did not start listening on 127.0.0.1:$MONGO_PORT"
-    tail -n 50 "$MONGO_DIR/server.log" >&2
-    return 1
-  fi
+  launch_listening "$MONGO_NAME" "$MONGO_PORT" "$MONGO_DIR/server.log" "${args[@]}" || rc=$?
+  MONGO_PID=$LAUNCHED_PID
+  return $rc
 }
 
 # Stops the server this script started, politely first.
 mongo_halt() {
-  [[ -n "${MONGO_PID:-}" ]] || return 0
-  kill -TERM "$MONGO_PID" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$MONGO_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$MONGO_PID" 2>/dev/null || true
-  wait "$MONGO_PID" 2>/dev/null || true
+  stop_child "${MONGO_PID:-}"
   MONGO_PID=""
 }
 
@@ -73,11 +36,11 @@ start_mongo() {
   mkdir -p "$MONGO_DIR/data"
   local mongod="${SKA_MONGOD:-$(command -v mongod || true)}"
   if [[ -n "$mongod" ]]; then
-    MONGO_VENV="$(mongo_venv pymongo-4 'pymongo>=4,<5')" || return 1
+    MONGO_VENV="$(cached_venv pymongo-4 pymongo --pre 'pymongo>=4,<5')" || return 1
     MONGO_NAME="mongod $("$mongod" --version 2>/dev/null | sed -n 1p)"
     MONGO_SERVER=("$mongod" --bind_ip 127.0.0.1 --port "$MONGO_PORT" --dbpath "$MONGO_DIR/data")
   else
-    MONGO_VENV="$(mongo_venv "secantusdb-$SKA_SECANTUSDB_VERSION" "SecantusDB==$SKA_SECANTUSDB_VERSION")" || return 1
+    MONGO_VENV="$(cached_venv "secantusdb-$SKA_SECANTUSDB_VERSION" pymongo --pre "SecantusDB==$SKA_SECANTUSDB_VERSION")" || return 1
     MONGO_NAME="SecantusDB $SKA_SECANTUSDB_VERSION"
     MONGO_SERVER=("$MONGO_VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT"
       --storage-path "$MONGO_DIR/data" --standalone --log-level WARNING)

@@ -62,6 +62,58 @@ wait_for() {
   return 1
 }
 
+# Starts "$@" in the background with its output appended to $3 and waits up to 60 s for
+# 127.0.0.1:$2 to accept connections. The PID is left in LAUNCHED_PID either way, so a
+# start that failed can still be stopped; $1 names the server in the error.
+launch_listening() {
+  local name="$1" port="$2" log_file="$3"
+  shift 3
+  "$@" >>"$log_file" 2>&1 &
+  LAUNCHED_PID=$!
+  if ! wait_for "(exec 3<>/dev/tcp/127.0.0.1/$port)" 60; then
+    log "$name did not start listening on 127.0.0.1:$port"
+    tail -n 50 "$log_file" >&2
+    return 1
+  fi
+}
+
+# Stops our child process $1 (none when empty), politely first: SIGTERM, up to 10 s to
+# exit, then SIGKILL.
+stop_child() {
+  local pid="$1"
+  [[ -n "$pid" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# Prints the path of a cached virtualenv named $1 in which Python can import module $2,
+# creating it once with `pip install` of the remaining arguments (under a lock, so
+# parallel runs do not install over each other).
+cached_venv() {
+  local name="$1" module="$2" cache venv
+  shift 2
+  cache="${SKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sikkerkey-agent-tests}"
+  venv="$cache/$name"
+  mkdir -p "$cache"
+  (
+    flock 9
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $module" 2>/dev/null; then
+      command -v python3 >/dev/null || ensure_packages python3
+      python3 -c 'import venv, ensurepip' 2>/dev/null || ensure_packages python3-venv
+      log "installing $* into $venv"
+      rm -rf "$venv"
+      python3 -m venv "$venv" >&2
+      "$venv/bin/pip" install -q --disable-pip-version-check "$@" >&2
+    fi
+  ) 9>"$cache/.$name.lock" || return 1
+  echo "$venv"
+}
+
 started=()
 cleanup() {
   local rc=$?

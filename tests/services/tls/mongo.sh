@@ -23,24 +23,14 @@ mongo_tls_launch() {
       --tlsAllowConnectionsWithoutCertificates)
   fi
   if [[ "${1:-}" == "auth" ]]; then args+=(--auth); fi
-  "${args[@]}" >>"$MONGO_TLS_DIR/server.log" 2>&1 &
-  MONGO_TLS_PID=$!
-  if ! wait_for "(exec 3<>/dev/tcp/127.0.0.1/$MONGO_TLS_PORT)" 60; then
-    log "$MONGO_NAME (TLS) did not start listening on 127.0.0.1:$MONGO_TLS_PORT"
-    tail -n 50 "$MONGO_TLS_DIR/server.log" >&2
-    return 1
-  fi
+  local rc=0
+  launch_listening "$MONGO_NAME (TLS)" "$MONGO_TLS_PORT" "$MONGO_TLS_DIR/server.log" "${args[@]}" || rc=$?
+  MONGO_TLS_PID=$LAUNCHED_PID
+  return $rc
 }
 
 stop_mongo_tls() {
-  [[ -n "${MONGO_TLS_PID:-}" ]] || return 0
-  kill -TERM "$MONGO_TLS_PID" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$MONGO_TLS_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$MONGO_TLS_PID" 2>/dev/null || true
-  wait "$MONGO_TLS_PID" 2>/dev/null || true
+  stop_child "${MONGO_TLS_PID:-}"
   MONGO_TLS_PID=""
 }
 
