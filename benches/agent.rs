@@ -355,19 +355,12 @@ impl Agent {
     /// The agent for `w`'s secret. `fast` polls every 100 ms (ours only; the official
     /// agent cannot poll faster than every 5 s); otherwise the product's timings.
     fn spawn(self, s: &Settings, w: &World, fast: bool) -> AgentProcess {
-        let home = w.machine.home.path();
-        let mut cmd = match self {
-            Agent::Ours => Command::new(&s.agent),
-            Agent::Official => Command::new(s.official.as_ref().expect("official agent")),
+        let binary = match self {
+            Agent::Ours => s.agent.as_os_str(),
+            Agent::Official => s.official.as_ref().expect("official agent").as_os_str(),
         };
-        cmd.args(["agent", "start", "--secret", &w.secret])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home)
-            .env("SIKKERKEY_HOME", home)
-            .env("SIKKERKEY_API_URL", &w.machine.api_url)
-            .env("SSL_CERT_FILE", &s.tls.ca.cert)
-            .stdin(Stdio::null());
+        let mut cmd = w.machine.official_style_command(binary, &w.secret);
+        cmd.env("SSL_CERT_FILE", &s.tls.ca.cert);
         if fast && self == Agent::Ours {
             cmd.env("SIKKERKEY_AGENT_POLL_MS", "100");
         }

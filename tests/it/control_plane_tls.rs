@@ -251,14 +251,8 @@ fn the_official_agent_trusts_the_private_ca_through_ssl_cert_file() {
         "rot_official_tls",
         &secret_value(&w.user, &new_pw),
     );
-    let mut cmd = Command::new(official);
-    cmd.args(["agent", "start", "--secret", &w.secret])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", w.machine.home.path())
-        .env("SIKKERKEY_HOME", w.machine.home.path())
-        .env("SIKKERKEY_API_URL", &w.machine.api_url)
-        .env("SSL_CERT_FILE", &ca.cert);
+    let mut cmd = w.machine.official_style_command(&official, &w.secret);
+    cmd.env("SSL_CERT_FILE", &ca.cert);
     let agent = AgentProcess::spawn(cmd);
     w.wait_confirmed("rot_official_tls", &agent);
     assert_password(&db, &w.user, &new_pw, &w.old_pw);

@@ -2,8 +2,6 @@
 //! polls, applies and confirms without a single 401, the fake speaks the real protocol and
 //! the rest of the suite tests against something true.
 
-use std::process::Stdio;
-
 use crate::support::db::db_test;
 use crate::support::db::postgres::Pg;
 use crate::support::world::{World, assert_password, secret_value};
@@ -21,15 +19,7 @@ db_test!(
         // The official agent puts passwords into a libpq DSN unquoted: keep this one plain.
         let new_pw = "officialNewPw123";
         w.cp.set_pending(&w.secret, "rot_official", &secret_value(&w.user, new_pw));
-        let mut cmd = std::process::Command::new(official);
-        cmd.args(["agent", "start", "--secret", &w.secret])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", w.machine.home.path())
-            .env("SIKKERKEY_HOME", w.machine.home.path())
-            .env("SIKKERKEY_API_URL", &w.machine.api_url)
-            .stdin(Stdio::null());
-        let agent = AgentProcess::spawn(cmd);
+        let agent = AgentProcess::spawn(w.machine.official_style_command(&official, &w.secret));
         w.wait_confirmed("rot_official", &agent);
         wait_until(SOON, "a heartbeat from the official agent", || {
             !w.cp.heartbeats(&w.secret).is_empty()

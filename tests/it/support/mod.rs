@@ -155,6 +155,25 @@ impl Machine {
         c
     }
 
+    /// `binary agent start --secret ID` the way the official CLI is run (and our agent can be
+    /// run alike): only PATH, HOME and this machine's home and API URL in the environment,
+    /// no test knobs, stdin closed.
+    pub fn official_style_command(
+        &self,
+        binary: impl AsRef<std::ffi::OsStr>,
+        secret_id: &str,
+    ) -> Command {
+        let mut c = Command::new(binary);
+        c.args(["agent", "start", "--secret", secret_id])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("SIKKERKEY_HOME", self.home.path())
+            .env("SIKKERKEY_API_URL", &self.api_url)
+            .stdin(Stdio::null());
+        c
+    }
+
     pub fn spawn_agent(&self, secret_id: &str) -> AgentProcess {
         AgentProcess::spawn(self.command(&["start", "--secret", secret_id]))
     }
