@@ -953,24 +953,21 @@ fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[
         let o = find(r.provider, Agent::Official, r.rotated);
         let when = if r.rotated { ", after a rotation" } else { "" };
         let other = |f: &dyn Fn(&IdleResult) -> String| o.map_or("n/a".to_owned(), f);
-        writeln!(
-            report,
-            "| {}{when}: idle RSS ≤ 4 MiB | {:.2} MiB | {} | {} |",
-            r.provider,
-            mib(r.rss_kib),
-            other(&|o| format!("{:.2} MiB", mib(o.rss_kib))),
-            verdict(mib(r.rss_kib), 4.0, "MiB", 2)
-        )
-        .unwrap();
-        writeln!(
-            report,
-            "| {}{when}: anonymous RSS ≤ 1 MiB | {:.2} MiB | {} | {} |",
-            r.provider,
-            mib(r.anon_kib),
-            other(&|o| format!("{:.2} MiB", mib(o.anon_kib))),
-            verdict(mib(r.anon_kib), 1.0, "MiB", 2)
-        )
-        .unwrap();
+        let memory = [
+            ("idle RSS", 4.0, r.rss_kib, o.map(|o| o.rss_kib)),
+            ("anonymous RSS", 1.0, r.anon_kib, o.map(|o| o.anon_kib)),
+        ];
+        for (what, limit, ours, official) in memory {
+            writeln!(
+                report,
+                "| {}{when}: {what} ≤ {limit} MiB | {:.2} MiB | {} | {} |",
+                r.provider,
+                mib(ours),
+                official.map_or("n/a".to_owned(), |k| format!("{:.2} MiB", mib(k))),
+                verdict(mib(ours), limit, "MiB", 2)
+            )
+            .unwrap();
+        }
         // Without an official figure for this provider, the README's 0.1 % of one core.
         let (limit, what) = match o {
             Some(o) => (share(o), "≤ the official agent's"),
