@@ -49,13 +49,10 @@ fn a_private_ca_trusted_through_ssl_cert_file_carries_a_rotation() {
     cmd.env("SSL_CERT_FILE", &ca.cert);
     let mut agent = AgentProcess::spawn(cmd);
     w.wait_healthy(&mut agent);
-    assert!(
-        agent.output().contains(&format!(
-            "trusting SSL_CERT_FILE={} (1 CA)",
-            ca.cert.display()
-        )),
-        "the start-up log does not say what is trusted:\n{}",
-        agent.output()
+    // The start-up log says what is trusted.
+    agent.wait_for_output(
+        &format!("trusting SSL_CERT_FILE={} (1 CA)", ca.cert.display()),
+        SOON,
     );
     let new_pw = rotate(&w, &agent);
     w.finish(agent, &[&new_pw, &w.old_pw]);
@@ -188,11 +185,7 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
         .env("NO_PROXY", "localhost,127.0.0.1");
     let mut agent = AgentProcess::spawn(cmd);
     w.wait_healthy(&mut agent);
-    assert!(
-        agent.output().contains("(NO_PROXY matches)"),
-        "{}",
-        agent.output()
-    );
+    agent.wait_for_output("(NO_PROXY matches)", SOON);
     assert_eq!(
         proxy.targets().len(),
         seen,

@@ -284,9 +284,11 @@ pub fn created_user_is_dropped_unless_the_live_value_uses_it(db: &dyn Database) 
     w.cp.with_secret(&w.secret, |s| {
         s.live_value = secret_value(&taken, &takeover_pw);
     });
-    let agent = w.machine.spawn_agent(&w.secret);
+    let mut agent = w.machine.spawn_agent(&w.secret);
     w.wait_journal_cleared(&agent);
-    assert_contains(&agent.output(), &format!("not dropping \"{taken}\""));
+    // The warning is written before the journal goes, but the test reads the agent's pipe on
+    // its own thread: wait for the line rather than assume it has been read already.
+    agent.wait_for_output(&format!("not dropping \"{taken}\""), SOON);
     assert_password(db, &taken, &takeover_pw, &created_pw);
     w.finish(agent, &[&w.old_pw, &created_pw, &takeover_pw]);
     db.drop_user(&taken);
