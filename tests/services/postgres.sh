@@ -13,17 +13,8 @@ start_postgres() {
   port="$(free_port)"
   pass="$(random_password)"
   mkdir -p "$dir"
-  printf '%s\n' "$pass" > "$dir/pwfile"
-  local as=()
-  if [[ $(id -u) -eq 0 ]]; then
-    chown -R postgres:postgres "$dir"
-    as=(runuser -u postgres --)
-  fi
-  "${as[@]}" "$bindir/initdb" -D "$dir/data" -U ska_admin --pwfile="$dir/pwfile" \
-    --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
-    || { cat "$dir/initdb.log" >&2; return 1; }
-  rm -f "$dir/pwfile"
-  "${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+  init_scram_cluster "$bindir" "$dir" "$pass" || return 1
+  as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c password_encryption=scram-sha-256 -c max_connections=200" start >&2 \
     || { cat "$dir/server.log" >&2; return 1; }
   PG_BINDIR="$bindir"
@@ -39,7 +30,33 @@ start_postgres() {
 
 stop_postgres() {
   stop_postgres_tls
-  local as=()
-  [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
-  "${as[@]}" "$PG_BINDIR/pg_ctl" -D "$SKA_SERVICES_DIR/postgres/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_cluster "$SKA_SERVICES_DIR/postgres"
+}
+
+# Runs a command as the postgres user when we are root (initdb and the server refuse to run
+# as root), as ourselves otherwise.
+as_postgres() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# initdb of a cluster in $2/data whose superuser ska_admin has password $3 and whose every
+# login, local or TCP, demands scram-sha-256. Files already in $2 (certificates) are handed
+# to the server's user with it.
+init_scram_cluster() {
+  local bindir="$1" dir="$2" pass="$3"
+  printf '%s\n' "$pass" > "$dir/pwfile"
+  [[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$dir"
+  as_postgres "$bindir/initdb" -D "$dir/data" -U ska_admin --pwfile="$dir/pwfile" \
+    --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  rm -f "$dir/pwfile"
+}
+
+# Stops the cluster in $1/data at once; nothing in a test cluster needs a clean shutdown.
+stop_cluster() {
+  as_postgres "$PG_BINDIR/pg_ctl" -D "$1/data" -m immediate stop >/dev/null 2>&1 || true
 }

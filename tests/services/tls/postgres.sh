@@ -10,21 +10,12 @@ start_postgres_tls() {
   port="$(free_port)"
   pass="$(random_password)"
   mkdir -p "$dir"
-  printf '%s\n' "$pass" > "$dir/pwfile"
   cp "$SKA_TLS_SERVER_CERT" "$dir/server.pem"
   cp "$SKA_TLS_SERVER_KEY" "$dir/server.key"
   cp "$SKA_TLS_CA" "$dir/ca.pem"
   chmod 600 "$dir/server.key"
-  local as=()
-  if [[ $(id -u) -eq 0 ]]; then
-    chown -R postgres:postgres "$dir"
-    as=(runuser -u postgres --)
-  fi
-  "${as[@]}" "$bindir/initdb" -D "$dir/data" -U ska_admin --pwfile="$dir/pwfile" \
-    --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
-    || { cat "$dir/initdb.log" >&2; return 1; }
-  rm -f "$dir/pwfile"
-  "${as[@]}" tee "$dir/data/pg_hba.conf" >/dev/null <<'HBA'
+  init_scram_cluster "$bindir" "$dir" "$pass" || return 1
+  as_postgres tee "$dir/data/pg_hba.conf" >/dev/null <<'HBA'
 local     all  all                    scram-sha-256
 hostnossl all  all       0.0.0.0/0    reject
 hostnossl all  all       ::/0         reject
@@ -32,7 +23,7 @@ hostssl   all  +ska_mtls 127.0.0.1/32 scram-sha-256 clientcert=verify-ca
 hostssl   all  all       127.0.0.1/32 scram-sha-256
 hostssl   all  all       ::1/128      scram-sha-256
 HBA
-  "${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+  as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c password_encryption=scram-sha-256 -c max_connections=100 -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key -c ssl_ca_file=$dir/ca.pem -c log_connections=on" start >&2 \
     || { cat "$dir/server.log" >&2; return 1; }
   PG_TLS_DIR="$dir"
@@ -49,7 +40,5 @@ HBA
 
 stop_postgres_tls() {
   [[ -n "${PG_TLS_DIR:-}" ]] || return 0
-  local as=()
-  [[ $(id -u) -eq 0 ]] && as=(runuser -u postgres --)
-  "${as[@]}" "$PG_BINDIR/pg_ctl" -D "$PG_TLS_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_cluster "$PG_TLS_DIR"
 }
