@@ -4,18 +4,14 @@
 
 use std::process::Command;
 
+use crate::support::assertions::Exit;
+use crate::support::cli;
 use crate::support::{TempDir, require_env};
 
 fn generate(args: &[&str], dir: &TempDir, name: &str) -> std::path::PathBuf {
-    let out = Command::new(env!("CARGO_BIN_EXE_sikkerkey-agent"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = Command::new(cli::BIN);
+    command.args(args);
+    let out = cli::run(command).expect(Exit::Ok);
     let path = dir.path().join(name);
     std::fs::write(&path, &out.stdout).unwrap();
     path

@@ -6,8 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::Client;
-
 use crate::support::SOON;
 use crate::support::db::postgres::Pg;
 use crate::support::world::{World, assert_password, secret_value};
@@ -15,21 +13,6 @@ use crate::support::{AgentProcess, random_text};
 
 /// Statement and connect timeout of the agents in this file.
 const DB_TIMEOUT_MS: u64 = 3000;
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Holds the role's catalog row in an open transaction (straight to the server, not through
-/// the proxy), so the agent's ALTER ROLE waits on the server until the blocker rolls back.
-fn block_role_row(pg: &Pg, user: &str) -> Client {
-    let mut blocker = pg.admin();
-    blocker.batch_execute("BEGIN").unwrap();
-    blocker
-        .batch_execute(&format!("ALTER ROLE {} CONNECTION LIMIT 5", ident(user)))
-        .unwrap();
-    blocker
-}
 
 /// An agent through the proxy with short database timeouts and a job deadline far beyond
 /// the test, so the watchdog restart cannot be what settles anything.
@@ -46,7 +29,8 @@ fn start_agent(w: &World) -> AgentProcess {
 /// the statement waits on the blocker's lock, the proxy then holds its answer.
 /// Returns when the freeze happened.
 fn freeze_mid_statement(pg: &Pg, w: &World, agent: &AgentProcess, rotation: &str) -> Instant {
-    let mut blocker = block_role_row(pg, &w.user);
+    // Straight to the server, not through the proxy, so the lock holds while the proxy freezes.
+    let mut blocker = pg.hold_role_row(&w.user);
     w.cp.set_pending(
         &w.secret,
         rotation,

@@ -6,13 +6,9 @@
 
 use serde_json::json;
 
-use crate::support::db::postgres::Pg;
+use crate::support::db::postgres::{Pg, ident};
 use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{SOON, random_text, unique_name};
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 #[test]
 fn a_nologin_role_rotated_three_times_then_fixed_and_retried() {

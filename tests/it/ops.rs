@@ -572,23 +572,8 @@ fn ctrl_c_at_the_password_prompt_restores_echo() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            use std::io::Read;
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
+    let reader = crate::support::collect_output(child.stdout.take().unwrap(), seen.clone());
     wait_until(SOON, "the password prompt", || {
         seen.lock().unwrap().contains("admin password for \"root\"")
     });

@@ -6,13 +6,9 @@
 use serde_json::json;
 
 use crate::support::SOON;
-use crate::support::db::postgres::Pg;
+use crate::support::db::postgres::{Pg, ident};
 use crate::support::world::{Database, World, assert_password, secret_value};
 use crate::support::{random_text, unique_name};
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 fn exec(pg: &Pg, sql: &str) {
     pg.admin()

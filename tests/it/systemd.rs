@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::SOON;
+use crate::support::assertions::Exit;
+use crate::support::cli;
 use crate::support::db::postgres::Pg;
 use crate::support::proxy::TcpProxy;
 use crate::support::world::{Database, World, assert_password, secret_value};
@@ -248,20 +250,11 @@ impl World<'_> {
 fn generated_unit(dir: &Path, secret: &str) -> std::path::PathBuf {
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sikkerkey-agent"))
-        .args(["install", "--secret", secret])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SIKKERKEY_HOME", &home)
+    let mut install = cli::bare(&home, &["install", "--secret", secret]);
+    install
         .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
-        .env("USER", "root")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("USER", "root");
+    let out = cli::run(install).expect(Exit::Ok);
     let path = dir.join(format!("sikkerkey-agent-{secret}.service"));
     std::fs::write(&path, &out.stdout).unwrap();
     path

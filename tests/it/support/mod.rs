@@ -179,6 +179,25 @@ impl Machine {
     }
 }
 
+/// Appends everything read from `pipe` to `out` on a thread of its own, until end of file:
+/// a child's output stays readable while it runs, and is whole once the thread is joined.
+pub fn collect_output(
+    mut pipe: impl Read + Send + 'static,
+    out: Arc<Mutex<String>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+}
+
 pub fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -205,19 +224,8 @@ impl AgentProcess {
             Box::new(child.stdout.take().unwrap()),
             Box::new(child.stderr.take().unwrap()),
         ];
-        for mut pipe in pipes {
-            let out = output.clone();
-            readers.push(thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    out.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }));
+        for pipe in pipes {
+            readers.push(collect_output(pipe, output.clone()));
         }
         AgentProcess {
             child,

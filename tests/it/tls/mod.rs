@@ -24,7 +24,6 @@ mod redis;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -37,6 +36,8 @@ use sikkerkey_agent::providers::{
 use sikkerkey_agent::secret::Secret;
 
 use crate::support::SOON;
+use crate::support::assertions::Exit;
+use crate::support::cli;
 use crate::support::world::secret_value;
 use crate::support::{
     FakeControlPlane, Machine, SecretState, random_text, require_env, unique_name,
@@ -393,26 +394,23 @@ pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
     if !server.database.is_empty() {
         args.extend(["--database", &server.database]);
     }
-    let out = output(
-        machine
-            .command(&args)
-            .env("SIKKERKEY_ADMIN_PASS", &server.admin_pass),
-    );
-    assert!(out.0, "configure failed: {}", out.1);
+    let mut configure = machine.command(&args);
+    configure.env("SIKKERKEY_ADMIN_PASS", &server.admin_pass);
+    cli::run(configure).expect(Exit::Ok);
     let config =
         std::fs::read_to_string(machine.agents_dir().join(format!("{secret}.json"))).unwrap();
     let v: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(v["tls"]["mode"], "verify-full", "{config}");
     assert_eq!(v["connection"]["host"], server.host.as_str(), "{config}");
 
-    let out = output(&mut machine.command(&["test", "--secret", &secret]));
-    assert!(out.0, "test failed:\n{}", out.1);
+    let out = cli::run(machine.command(&["test", "--secret", &secret]))
+        .expect(Exit::Ok)
+        .all();
     assert!(
-        out.1.contains("TLSv1.")
-            && out.1.contains("certificate verified: chain")
-            && out.1.contains("and host name"),
-        "{}",
-        out.1
+        out.contains("TLSv1.")
+            && out.contains("certificate verified: chain")
+            && out.contains("and host name"),
+        "{out}"
     );
 
     let mut agent = machine.spawn_agent(&secret);
@@ -450,18 +448,6 @@ pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
         );
     }
     drop_user(db, &user);
-}
-
-pub fn output(c: &mut Command) -> (bool, String) {
-    let o = c.output().unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -7,6 +7,8 @@ use sikkerkey_agent::providers::{ProviderKind, TlsMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Pki, Server, Servers, TlsServer};
+use crate::support::assertions::Exit;
+use crate::support::cli;
 
 struct PgTls {
     pair: Servers,
@@ -97,38 +99,32 @@ fn pgssl_environment_applies_and_yields_to_the_local_config() {
             &s.admin_user,
         ];
         args.extend_from_slice(extra);
-        let out = super::output(
-            machine
-                .command(&args)
-                .env("SIKKERKEY_ADMIN_PASS", &s.admin_pass),
-        );
-        assert!(out.0, "{}", out.1);
+        let mut configure = machine.command(&args);
+        configure.env("SIKKERKEY_ADMIN_PASS", &s.admin_pass);
+        cli::run(configure).expect(Exit::Ok);
     };
     let test = |ca: &std::path::Path| {
-        super::output(
-            machine
-                .command(&["test", "--secret", &secret])
-                .env("PGSSLMODE", "verify-full")
-                .env("PGSSLROOTCERT", ca),
-        )
+        let mut test = machine.command(&["test", "--secret", &secret]);
+        test.env("PGSSLMODE", "verify-full")
+            .env("PGSSLROOTCERT", ca);
+        cli::run(test)
     };
     configure(&[]);
-    let (ok, out) = test(&pg.pair.pki.ca);
-    assert!(ok, "{out}");
+    let out = test(&pg.pair.pki.ca).expect(Exit::Ok).all();
     assert!(
         out.contains("mode verify-full from PGSSL* environment") && out.contains("and host name"),
         "{out}"
     );
-    let (ok, out) = test(&pg.pair.pki.wrong_ca);
-    assert!(!ok, "{out}");
+    let refused = test(&pg.pair.pki.wrong_ca);
+    let out = refused.all();
+    assert_ne!(refused.code, 0, "{out}");
     assert!(
         out.contains("FAIL  login") && out.contains("unknown CA") && out.contains("verify-full"),
         "{out}"
     );
     // The local config's tls object wins over the environment.
     configure(&["--tls", "require"]);
-    let (ok, out) = test(&pg.pair.pki.wrong_ca);
-    assert!(ok, "{out}");
+    let out = test(&pg.pair.pki.wrong_ca).expect(Exit::Ok).all();
     assert!(out.contains("mode require from the local config"), "{out}");
     super::drop_user(&pg, &user);
 }
