@@ -251,11 +251,7 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
     if !unreadable.is_empty() && format != OutputFormat::Prometheus {
         eprintln!(
             "note: services of other users keep agents in {} (not readable; run with sudo to include them)",
-            unreadable
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            path_list(&unreadable)
         );
     }
     match format {
@@ -278,16 +274,21 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
             if !others.is_empty() {
                 println!(
                     "(includes agents of other users' services, in {})",
-                    others
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    path_list(&others)
                 );
             }
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Paths for a one-line note: "a, b, c".
+fn path_list(paths: &[std::path::PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
