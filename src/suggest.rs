@@ -45,10 +45,10 @@ pub fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, c)| c)
 }
 
-/// `"; did you mean \"x\"?"`, or nothing.
+/// `" (did you mean \"x\"?)"`, to follow the word that was not understood, or nothing.
 pub fn did_you_mean<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     closest(typed, candidates)
-        .map(|c| format!("; did you mean \"{c}\"?"))
+        .map(|c| format!(" (did you mean \"{c}\"?)"))
         .unwrap_or_default()
 }
 

@@ -51,7 +51,7 @@ pub fn spawn(shutdown: Arc<Shutdown>) -> io::Result<()> {
                         if stops == 1 {
                             shutdown.request(StopReason::Signal);
                         } else {
-                            eprintln!("second signal: exiting now");
+                            crate::logging::say(log::Level::Warn, "second signal: exiting now");
                             std::process::exit(Exit::Interrupted.code());
                         }
                     }

@@ -152,9 +152,10 @@ pub fn run(
 ) -> Result<Exit, CommandError> {
     let files = local::files(secret, settings)?;
     if use_server_config && !files.config().exists() {
-        eprintln!(
+        crate::logging::say(
+            log::Level::Warn,
             "warning: --use-server-config fetches the sync config of {secret}, which registers this machine as its agent \
-             (the agent lock): another machine's agent for it will get 409 from now on"
+             (the agent lock): another machine's agent for it will get 409 from now on",
         );
     }
     let home = local::home(settings)?;
