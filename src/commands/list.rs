@@ -7,13 +7,17 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use log::Level;
+
 use super::CommandError;
 use super::local::{self, AgentProcess};
+use super::printable::printable;
 use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::cli::OutputFormat;
 use crate::exit::Exit;
 use crate::files::{AgentFiles, agents_dir, check_secret_id};
 use crate::localconfig::LocalConfig;
+use crate::logging::say;
 use crate::providers::ProviderKind;
 use crate::settings::Settings;
 
@@ -79,14 +83,20 @@ pub fn entry(files: &AgentFiles) -> AgentEntry {
     let config = match LocalConfig::load(&files.config()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("warning: {e}");
+            say(
+                Level::Warn,
+                &format!("warning: {}", printable(&e.to_string())),
+            );
             None
         }
     };
     let state = match StateFile::load(&files.state()) {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => {
-            eprintln!("warning: {e}");
+            say(
+                Level::Warn,
+                &format!("warning: {}", printable(&e.to_string())),
+            );
             StateFile::default()
         }
     };
@@ -188,6 +198,7 @@ pub fn table(entries: &[AgentEntry]) -> String {
         "LAST ROTATION",
         "LAST HEARTBEAT",
     ];
+    // Every cell may hold text from a state file, a database or the control plane.
     let rows: Vec<[String; 7]> = entries
         .iter()
         .map(|e| {
@@ -200,6 +211,7 @@ pub fn table(entries: &[AgentEntry]) -> String {
                 rotation_text(&e.last_rotation),
                 heartbeat_text(&e.last_heartbeat),
             ]
+            .map(|cell| printable(&cell).into_owned())
         })
         .collect();
     let mut widths = header.map(str::len);
@@ -248,10 +260,14 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
     for other in &others {
         entries.extend(entries_in(other));
     }
-    if !unreadable.is_empty() && format != OutputFormat::Prometheus {
-        eprintln!(
-            "note: services of other users keep agents in {} (not readable; run with sudo to include them)",
-            path_list(&unreadable)
+    let metrics = matches!(format, OutputFormat::Prometheus | OutputFormat::OpenMetrics);
+    if !unreadable.is_empty() && !metrics {
+        say(
+            Level::Info,
+            &format!(
+                "note: services of other users keep agents in {} (not readable; run with sudo to include them)",
+                printable(&path_list(&unreadable))
+            ),
         );
     }
     match format {
@@ -262,11 +278,18 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
                     .map_err(|e| CommandError::new(Exit::Failure, e))?
             );
         }
-        OutputFormat::Prometheus => print!("{}", super::metrics::openmetrics(&entries)),
+        OutputFormat::Prometheus => print!(
+            "{}",
+            super::metrics::exposition(&entries, super::metrics::Flavor::Prometheus)
+        ),
+        OutputFormat::OpenMetrics => print!(
+            "{}",
+            super::metrics::exposition(&entries, super::metrics::Flavor::OpenMetrics)
+        ),
         OutputFormat::Table if entries.is_empty() => {
             println!(
                 "no agents are configured or running on this machine (nothing in {})",
-                dir.display()
+                printable(&dir.display().to_string())
             );
         }
         OutputFormat::Table => {
@@ -274,7 +297,7 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
             if !others.is_empty() {
                 println!(
                     "(includes agents of other users' services, in {})",
-                    path_list(&others)
+                    printable(&path_list(&others))
                 );
             }
         }
