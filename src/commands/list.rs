@@ -131,17 +131,7 @@ pub fn entry(files: &AgentFiles) -> AgentEntry {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn format_utc(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let (year, month, day) = crate::logging::civil_date(unix / 86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
+pub use crate::logging::format_utc;
 
 fn status_text(e: &AgentEntry) -> String {
     let mut s = if e.running {
@@ -312,17 +302,4 @@ fn path_list(paths: &[std::path::PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(format_utc(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 }
