@@ -406,9 +406,13 @@ impl ApiClient {
             .parse::<ureq::http::Uri>()
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
+        let trust = if base_url.starts_with("https://") {
+            format!("trusting {}", roots.description)
+        } else {
+            "plain HTTP to a loopback address, no certificate to check".to_owned()
+        };
         log::info!(
-            "control plane {base_url}: trusting {}; {}",
-            roots.description,
+            "control plane {base_url}: {trust}; {}",
             describe_proxy(config.proxy(), &base_url)
         );
         ApiClient {

@@ -15,7 +15,7 @@ use super::printable::printable;
 use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::cli::OutputFormat;
 use crate::exit::Exit;
-use crate::files::{AgentFiles, agents_dir, check_secret_id};
+use crate::files::{AgentFiles, agents_dir, check_secret_id, official_agents_dir};
 use crate::localconfig::LocalConfig;
 use crate::logging::say;
 use crate::providers::ProviderKind;
@@ -80,7 +80,11 @@ fn endpoint(host: &str, port: u16, provider: &str) -> String {
 }
 
 pub fn entry(files: &AgentFiles) -> AgentEntry {
-    let config = match LocalConfig::load(&files.config()) {
+    let config_path = files.local_config();
+    if let Some(w) = config_path.warning() {
+        say(Level::Warn, &format!("warning: {}", printable(&w)));
+    }
+    let config = match LocalConfig::load(&config_path.path) {
         Ok(c) => c,
         Err(e) => {
             say(
@@ -118,7 +122,7 @@ pub fn entry(files: &AgentFiles) -> AgentEntry {
         endpoint,
         running: matches!(process, AgentProcess::Running(_)),
         pid: process.pid(),
-        configured: files.config().exists(),
+        configured: config_path.path.exists(),
         unfinished_rotation: files.journal().exists(),
         last_heartbeat: state.last_heartbeat,
         last_rotation: state.last_rotation,
@@ -229,9 +233,19 @@ pub fn table(entries: &[AgentEntry]) -> String {
     out
 }
 
-fn entries_in(home: &Path) -> Vec<AgentEntry> {
-    secret_ids(&agents_dir(home))
-        .iter()
+/// The agents under `home`; with `official`, also those with only a local config where
+/// the official CLI keeps it ([`official_agents_dir`]).
+fn entries_in(home: &Path, official: bool) -> Vec<AgentEntry> {
+    let dir = agents_dir(home);
+    let mut ids = secret_ids(&dir);
+    if official && let Some(theirs) = official_agents_dir(&dir) {
+        ids.extend(
+            secret_ids(&theirs)
+                .into_iter()
+                .filter(|id| theirs.join(format!("{id}.json")).exists()),
+        );
+    }
+    ids.iter()
         .filter_map(|id| AgentFiles::new(home, id).ok())
         .map(|files| entry(&files))
         .collect()
@@ -240,7 +254,7 @@ fn entries_in(home: &Path) -> Vec<AgentEntry> {
 pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandError> {
     let home = local::home(settings)?;
     let dir = agents_dir(&home);
-    let mut entries = entries_in(&home);
+    let mut entries = entries_in(&home, true);
     for e in &mut entries {
         e.home.clear();
     }
@@ -248,7 +262,7 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
     let (others, unreadable) =
         super::service_homes::other_homes(&home, settings.service_dir.as_deref());
     for other in &others {
-        entries.extend(entries_in(other));
+        entries.extend(entries_in(other, false));
     }
     let metrics = matches!(format, OutputFormat::Prometheus | OutputFormat::OpenMetrics);
     if !unreadable.is_empty() && !metrics {

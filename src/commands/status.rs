@@ -154,9 +154,14 @@ pub fn run(
     settings: &Settings,
 ) -> Result<Nagios, CommandError> {
     let files = local::files(secret, settings)?;
-    let any_files = [files.config(), files.pid(), files.state(), files.journal()]
-        .iter()
-        .any(|p| p.exists());
+    let any_files = [
+        files.local_config().path,
+        files.pid(),
+        files.state(),
+        files.journal(),
+    ]
+    .iter()
+    .any(|p| p.exists());
     let entry = list::entry(&files);
     let state = StateFile::load_or_default(&files.state());
     let now = unix_now();
