@@ -84,9 +84,15 @@ fn main() -> ExitCode {
         Ok(log) => log,
         Err(e) => {
             // Write the complaint in whatever format can still be made out.
-            let fallback = LogSettings::decide(flag.as_deref(), None, None, journal)
-                .or_else(|_| LogSettings::decide(None, None, None, journal))
-                .expect("the default log settings are valid");
+            let fallback = LogSettings::decide(
+                flag.as_deref(),
+                None,
+                settings.log_format.as_deref(),
+                journal,
+            )
+            .or_else(|_| LogSettings::decide(flag.as_deref(), None, None, journal))
+            .or_else(|_| LogSettings::decide(None, None, None, journal))
+            .expect("the default log settings are valid");
             logging::init(fallback);
             print_error(&e);
             return usage_exit(parsed.err().and_then(|e| e.command));

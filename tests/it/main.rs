@@ -20,6 +20,7 @@ mod healing;
 mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
+mod monitoring;
 mod ops;
 mod scenarios;
 mod tls;

@@ -259,7 +259,7 @@ fn status(machine: &Machine, secret: &str) -> Out {
     run_cmd(machine.command(&["status", "--secret", secret]))
 }
 
-/// Parses OpenMetrics text with prometheus_client's strict parser; prints one line per
+/// Parses OpenMetrics text (`list -o openmetrics`) with prometheus_client's strict parser; prints one line per
 /// sample: `name{k=v,...} value`, labels sorted.
 #[cfg(feature = "postgres")]
 fn parse_openmetrics(python: &str, text: &str) -> Vec<String> {
@@ -349,7 +349,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
         out.stdout
     );
 
-    let text = run_cmd(w.machine.command(&["list", "-o", "prometheus"])).stdout;
+    let text = run_cmd(w.machine.command(&["list", "-o", "openmetrics"])).stdout;
     let samples = parse_openmetrics(&python, &text);
     let has = |line: &str| samples.iter().any(|s| s == line);
     let s = &w.secret;
@@ -388,7 +388,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
         "{}",
         out.stdout
     );
-    let text = run_cmd(w.machine.command(&["list", "-o", "prometheus"])).stdout;
+    let text = run_cmd(w.machine.command(&["list", "-o", "openmetrics"])).stdout;
     assert!(
         parse_openmetrics(&python, &text)
             .contains(&format!("gauge sikkerkey_agent_healthy{{secret={s}}} 0.0")),
@@ -406,7 +406,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
         "{}",
         out.stdout
     );
-    let text = run_cmd(w.machine.command(&["list", "-o", "prometheus"])).stdout;
+    let text = run_cmd(w.machine.command(&["list", "-o", "openmetrics"])).stdout;
     assert!(
         parse_openmetrics(&python, &text)
             .iter()
@@ -486,7 +486,11 @@ fn help_typos_and_version_point_at_the_fix() {
     let out = run_cmd(m.command(&["stop", "--help"]));
     assert!(out.stdout.contains("was not running"), "{}", out.stdout);
     let out = run_cmd(m.command(&["status"]));
-    assert_eq!(out.code, Some(2));
+    assert_eq!(
+        out.code,
+        Some(3),
+        "a bad command line is UNKNOWN to a monitoring system"
+    );
     assert!(
         out.stderr
             .contains("missing required option --secret; run `sikkerkey-agent status --help`"),
