@@ -7,6 +7,7 @@
 
 mod support;
 
+mod cli_docs;
 mod commands;
 mod completions;
 #[cfg(any(
