@@ -258,7 +258,8 @@ fn option(
             return Err(usage(
                 doc,
                 format!(
-                    "unknown value \"{}\" for {}{}; use {}",
+                    "unknown {} \"{}\" for {}{}; use {}",
+                    choices.noun(),
                     text.escape_debug(),
                     opt.long,
                     suggest::did_you_mean(text.trim(), names.iter().copied()),
@@ -415,7 +416,7 @@ fn parse_command(
                         doc,
                         format!(
                             "unknown {} \"{}\"{}; use {}",
-                            p.name,
+                            p.choices.noun(),
                             v.escape_debug(),
                             suggest::did_you_mean(&v, names.iter().copied()),
                             p.choices.listed()
@@ -630,7 +631,8 @@ mod tests {
             assert_eq!(i.log_format.as_deref(), Some("json"), "{args:?}");
         }
         assert!(
-            e(&["list", "--log-format", "xml"]).contains("unknown value \"xml\" for --log-format")
+            e(&["list", "--log-format", "xml"])
+                .contains("unknown log format \"xml\" for --log-format")
         );
         assert!(e(&["list", "--log-format"]).contains("--log-format needs a value"));
         assert!(
@@ -672,7 +674,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            tls.contains("unknown value \"verify_full\" for --tls (did you mean \"verify-full\"?); use disable, prefer, require, verify-ca or verify-full"),
+            tls.contains("unknown TLS mode \"verify_full\" for --tls (did you mean \"verify-full\"?); use disable, prefer, require, verify-ca or verify-full"),
             "{tls}"
         );
         let provider = e(&["configure", "--provider", "postgres"]);

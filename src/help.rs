@@ -89,6 +89,17 @@ impl Choices {
         }
     }
 
+    /// What one of the values is called in a message.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Choices::Providers => "provider type",
+            Choices::TlsModes => "TLS mode",
+            Choices::LogFormats => "log format",
+            Choices::ListFormats | Choices::StatusFormats => "output format",
+            Choices::Shells => "shell",
+        }
+    }
+
     /// "a, b or c".
     pub fn listed(self) -> String {
         let names = self.names();

@@ -178,6 +178,14 @@ fn json_lines_name_the_secret_and_the_rotation() {
         c.env("SIKKERKEY_LOG", "debug");
         let agent = FileLogged::spawn(c, false);
         agent.wait_for("running", |t| t.contains("agent running"));
+        // The start-up line states what is in force, in seconds.
+        assert!(
+            agent.text().contains(
+                "(polling every 0.15 s, heartbeat every 0.25 s, drift check every 60 s, repairing)"
+            ),
+            "{}",
+            agent.text()
+        );
         let rotation = format!("rot_json_{via_flag}");
         let new_pw = format!("new-{}", crate::support::random_text(16));
         w.cp.set_pending(&w.secret, &rotation, &secret_value(&w.user, &new_pw));
@@ -186,6 +194,11 @@ fn json_lines_name_the_secret_and_the_rotation() {
         });
         agent.wait_for("journal cleared", |_| !w.journal_exists());
         let text = agent.stop();
+        assert!(
+            text.contains("SIGTERM: stopping cleanly")
+                && text.contains("stopping (asked to stop by a signal)"),
+            "the stop names the signal:\n{text}"
+        );
         let mut with_rotation = 0;
         for line in text.lines() {
             let v: Value = serde_json::from_str(line)
@@ -551,6 +564,8 @@ fn test_without_a_local_config_never_takes_the_agent_lock() {
         "{}",
         out.stderr
     );
+    // How the HTTP client was set up is not a check: it stays out of the report.
+    assert!(!out.stderr.contains("control plane"), "{}", out.stderr);
 }
 
 /// Ctrl+C at the password prompt, on a real terminal (`script` gives `sh` a pty): the
