@@ -588,13 +588,33 @@ fn unix_now() -> i64 {
 }
 
 /// Seconds since 1970 of an HTTP `Date` in IMF-fixdate form
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send; it is
-/// RFC 2822's date format with the zone spelled `GMT`.
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send. Our own:
+/// jiff's RFC 2822 parser, the crate we format dates with, adds 120 KB to the static
+/// binary for this one header (bench/crates.md).
 fn parse_http_date(text: &str) -> Option<i64> {
-    jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(text.trim())
-        .ok()
-        .map(|t| t.as_second())
+    let mut parts = text.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    // Days from civil (proleptic Gregorian), as in Howard Hinnant's date algorithms.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// The proxy in use, for the start-up log line: host and port only, never credentials.
