@@ -276,11 +276,9 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
     }
     match format {
         OutputFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&entries)
-                    .map_err(|e| CommandError::new(Exit::Failure, e))?
-            );
+            let json = serde_json::to_string_pretty(&entries)
+                .map_err(|e| CommandError::new(Exit::Failure, e))?;
+            println!("{}", super::printable::json_for_terminal(json));
         }
         OutputFormat::Prometheus => print!(
             "{}",

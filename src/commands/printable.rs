@@ -33,6 +33,28 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Serialized JSON with the control characters serde_json leaves raw (DEL and the C1
+/// range, which some terminals obey) written as `\u` escapes; still the same JSON.
+pub fn json_for_terminal(json: String) -> String {
+    // Outside strings JSON has only spaces and newlines; serde_json escapes C0 inside
+    // them. Anything else that is a control character is inside a string.
+    if !json
+        .chars()
+        .any(|c| c.is_control() && c != '\n' || is_bidi_control(c))
+    {
+        return json;
+    }
+    json.chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n') || is_bidi_control(c) {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +70,14 @@ mod tests {
             "a\\u{1b}]0;owned\\u{7}b\\nFAKE\\r\\t\\u{9b}\\u{7f}"
         );
         assert_eq!(printable("x\u{202e}y"), "x\\u{202e}y");
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_without_raw_controls() {
+        let text = "a\u{9b}2J\u{7f}\u{1b}\u{202e}";
+        let json = json_for_terminal(serde_json::to_string_pretty(&[text]).unwrap());
+        assert!(!json.chars().any(|c| c.is_control() && c != '\n'), "{json}");
+        let back: Vec<String> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, [text]);
     }
 }

@@ -186,10 +186,8 @@ pub fn run(
             "endpoint": entry.endpoint,
             "configured": entry.configured,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a JSON value always serializes")
-        );
+        let json = serde_json::to_string_pretty(&report).expect("a JSON value always serializes");
+        println!("{}", super::printable::json_for_terminal(json));
         return Ok(verdict);
     }
     println!(
