@@ -589,8 +589,8 @@ fn unix_now() -> i64 {
 
 /// Seconds since 1970 of an HTTP `Date` in IMF-fixdate form
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send. Our own:
-/// jiff's RFC 2822 parser, the crate we format dates with, adds 120 KB to the static
-/// binary for this one header (bench/crates.md).
+/// parsing it with jiff, which env_logger links, grew the static binary (bench/crates.md
+/// has the figures).
 fn parse_http_date(text: &str) -> Option<i64> {
     let mut parts = text.split_whitespace();
     let _weekday = parts.next()?;
