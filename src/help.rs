@@ -583,7 +583,7 @@ pub const COMMANDS: &[CommandDoc] = &[
                     "--output",
                     "<FORMAT>",
                     Kind::OneOf(Choices::StatusFormats),
-                    "table (default) or json",
+                    "Output format (default: table, the plugin output)",
                 )
             },
         ],
@@ -615,7 +615,7 @@ pub const COMMANDS: &[CommandDoc] = &[
                 "--output",
                 "<FORMAT>",
                 Kind::OneOf(Choices::ListFormats),
-                "table (default), json, or metrics",
+                "Output format (default: table; prometheus for node_exporter's textfile collector)",
             )
         }],
         positional: None,
