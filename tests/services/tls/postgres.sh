@@ -1,7 +1,8 @@
 # A second PostgreSQL cluster for the TLS tests: ssl = on with the run's test CA, and a
 # pg_hba.conf that rejects every TCP login without TLS (hostnossl ... reject), so a role
 # that logs in at all has logged in over TLS. Members of the group ska_mtls must also
-# present a client certificate signed by the test CA. The main cluster (postgres.sh) stays
+# present a client certificate signed by the test CA; members of ska_pwauth log in with
+# the pg_hba method "password" (the server asks for the password in clear, over TLS). The main cluster (postgres.sh) stays
 # plaintext-only: it is the server that `require` must refuse. Started by start_postgres.
 
 start_postgres_tls() {
@@ -20,6 +21,7 @@ local     all  all                    scram-sha-256
 hostnossl all  all       0.0.0.0/0    reject
 hostnossl all  all       ::/0         reject
 hostssl   all  +ska_mtls 127.0.0.1/32 scram-sha-256 clientcert=verify-ca
+hostssl   all  +ska_pwauth 127.0.0.1/32 password
 hostssl   all  all       127.0.0.1/32 scram-sha-256
 hostssl   all  all       ::1/128      scram-sha-256
 HBA
@@ -33,7 +35,7 @@ HBA
     log "the PostgreSQL TLS cluster accepts a plaintext login"; return 1
   fi
   PGPASSWORD="$pass" PGSSLMODE=verify-full PGSSLROOTCERT="$SKA_TLS_CA" "$bindir/psql" -h 127.0.0.1 -p "$port" \
-    -U ska_admin -d postgres -qtAc 'CREATE ROLE ska_mtls NOLOGIN' >/dev/null \
+    -U ska_admin -d postgres -qtAc 'CREATE ROLE ska_mtls NOLOGIN; CREATE ROLE ska_pwauth NOLOGIN' >/dev/null \
     || { log "the PostgreSQL TLS cluster refuses a verify-full login"; tail -n 20 "$dir/server.log" >&2; return 1; }
   log "PostgreSQL (TLS only) on 127.0.0.1:$port"
 }
