@@ -228,7 +228,7 @@ pub const COMMANDS: &[CommandDoc] = &[
                     Some("<MODE>"),
                     "Database TLS: disable, prefer, require, verify-ca or verify-full (default: \
                      prefer for PostgreSQL and MySQL, require for Supabase, disable for Redis and \
-                     MongoDB; verify-full when a CA file is given)",
+                     MongoDB; verify-full when a CA file is given; verify-ca needs one)",
                 )
             },
             Opt {
@@ -236,7 +236,8 @@ pub const COMMANDS: &[CommandDoc] = &[
                 ..opt(
                     "--tls-ca-file",
                     Some("<FILE>"),
-                    "CA certificate(s) (PEM) the server's certificate must chain to",
+                    "The only CA certificate(s) (PEM) the server's certificate may chain to \
+                     (default for verify-full: the system's trust store)",
                 )
             },
             Opt {

@@ -189,7 +189,8 @@ fn pgsslrootcert_system_means_verify_full_against_the_system_store() {
 }
 
 /// A role whose pg_hba method is "password" (the server asks for it in clear): the agent
-/// gives it to the real server over verified TLS, and refuses over TLS it did not verify.
+/// gives it to the real server over verified TLS and over its Unix socket, and refuses
+/// over TLS it did not verify.
 #[test]
 fn cleartext_password_requests_are_answered_only_over_verified_tls() {
     let Some(pg) = from_env() else { return };
@@ -211,6 +212,21 @@ fn cleartext_password_requests_are_answered_only_over_verified_tls() {
         let e = login(mode, "wrong-password").unwrap_err();
         assert_eq!(e.kind, FailureKind::AuthRejected, "{mode}: {e}");
     }
+    // The server's Unix socket never leaves the machine: whoever listens there is the
+    // server, so the password may go there in any mode (sslmode does not apply).
+    let socket_dir = crate::support::require_env("SKA_PGTLS_SOCKET_DIR", "PostgreSQL over TLS")
+        .expect("the TLS cluster's socket directory");
+    let mut t = super::target(
+        ProviderKind::Postgresql,
+        &pg.pair.tls,
+        pg.pair.pki.settings(TlsMode::Prefer),
+    );
+    t.host = socket_dir;
+    sikkerkey_agent::providers::verify_only(&t, &user, &Secret::new(&pw))
+        .expect("a cleartext login over the Unix socket");
+    let e = sikkerkey_agent::providers::verify_only(&t, &user, &Secret::new("wrong-password"))
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::AuthRejected, "{e}");
     for mode in [TlsMode::Require, TlsMode::Prefer] {
         let e = login(mode, &pw).unwrap_err();
         let text = e.to_string();

@@ -17,6 +17,7 @@ start_postgres_tls() {
   chmod 600 "$dir/server.key"
   init_scram_cluster "$bindir" "$dir" "$pass" || return 1
   as_postgres tee "$dir/data/pg_hba.conf" >/dev/null <<'HBA'
+local     all  +ska_pwauth            password
 local     all  all                    scram-sha-256
 hostnossl all  all       0.0.0.0/0    reject
 hostnossl all  all       ::/0         reject
@@ -29,7 +30,8 @@ HBA
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c password_encryption=scram-sha-256 -c max_connections=100 -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key -c ssl_ca_file=$dir/ca.pem -c log_connections=on" start >&2 \
     || { cat "$dir/server.log" >&2; return 1; }
   PG_TLS_DIR="$dir"
-  export SKA_PGTLS_HOST=127.0.0.1 SKA_PGTLS_PORT="$port" SKA_PGTLS_ADMIN_USER=ska_admin SKA_PGTLS_ADMIN_PASS="$pass"
+  export SKA_PGTLS_HOST=127.0.0.1 SKA_PGTLS_PORT="$port" SKA_PGTLS_ADMIN_USER=ska_admin SKA_PGTLS_ADMIN_PASS="$pass" \
+    SKA_PGTLS_SOCKET_DIR="$dir"
   # Prove the cluster refuses plaintext and accepts a verified TLS login before any test relies on it.
   if PGPASSWORD="$pass" PGSSLMODE=disable "$bindir/psql" -h 127.0.0.1 -p "$port" -U ska_admin -d postgres -c 'select 1' >/dev/null 2>&1; then
     log "the PostgreSQL TLS cluster accepts a plaintext login"; return 1
