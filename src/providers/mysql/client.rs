@@ -313,10 +313,7 @@ impl Conn {
                     let nonce = r.rest();
                     let data = match auth::answer(&plugin, opts.password, nonce) {
                         Answer::Proof(data) => data,
-                        Answer::Password(request) if secure => {
-                            let _ = request;
-                            auth::cleartext(opts.password)
-                        }
+                        Answer::Password(_) if secure => auth::cleartext(opts.password),
                         Answer::Password(request) => return Err(refuse(request)),
                         Answer::Unsupported(why) => return Err(Error::UnsupportedAuth(why)),
                     };
@@ -680,4 +677,184 @@ fn ok_status(packet: &[u8]) -> Result<u16, Error> {
 /// The EOF packet of the pre-5.7 framing: 0xFE and at most 8 more bytes.
 fn is_eof(packet: &[u8]) -> bool {
     packet.first() == Some(&0xFE) && packet.len() < 9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A scripted server on a Unix socket of its own; `script` plays the server's side.
+    fn serve(
+        script: impl FnOnce(&mut Framed) + Send + 'static,
+    ) -> (std::path::PathBuf, std::thread::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!(
+            "ska-mysql-client-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mysqld.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut framed = Framed::new(Transport::Unix(stream));
+            script(&mut framed);
+            let _ = std::fs::remove_dir_all(dir);
+        });
+        (path, handle)
+    }
+
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn greeting_packet(plugin: &str) -> Vec<u8> {
+        let caps: u32 = cap::PROTOCOL_41
+            | cap::SECURE_CONNECTION
+            | cap::PLUGIN_AUTH
+            | cap::PLUGIN_AUTH_LENENC_CLIENT_DATA
+            | cap::CONNECT_WITH_DB
+            | cap::LONG_PASSWORD;
+        let mut g = vec![10];
+        g.extend_from_slice(b"5.5.5-10.11.6-MariaDB\0");
+        g.extend_from_slice(&42u32.to_le_bytes());
+        g.extend_from_slice(b"12345678");
+        g.push(0);
+        g.extend_from_slice(&(caps as u16).to_le_bytes());
+        g.push(45);
+        g.extend_from_slice(&2u16.to_le_bytes());
+        g.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        g.push(21);
+        g.extend_from_slice(&[0; 10]);
+        g.extend_from_slice(b"abcdefghijkl\0");
+        g.extend_from_slice(plugin.as_bytes());
+        g.push(0);
+        g
+    }
+
+    fn ok_packet() -> Vec<u8> {
+        vec![0x00, 0, 0, 2, 0, 0, 0]
+    }
+
+    fn options<'a>(
+        path: &'a str,
+        password: &'a Secret,
+        tls: &'a TlsSettings,
+    ) -> ConnectOptions<'a> {
+        ConnectOptions {
+            endpoint: Endpoint::Socket(path),
+            user: "app",
+            password,
+            database: Some("shop"),
+            tls,
+            connect_timeout: Duration::from_secs(5),
+            io_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn the_greeting_gives_the_twenty_byte_nonce_and_the_default_plugin() {
+        let g = read_greeting(&greeting_packet("mysql_native_password")).unwrap();
+        assert_eq!(g.nonce, b"12345678abcdefghijkl");
+        assert_eq!(g.plugin, Plugin::Native);
+        assert!(g.capabilities & cap::SSL == 0);
+        let e = read_greeting(&[
+            0xFF, 0x10, 0x04, b'#', b'0', b'8', b'S', b'0', b'1', b'n', b'o',
+        ])
+        .err()
+        .unwrap();
+        assert!(matches!(e, Error::Server { code: 1040, .. }), "{e}");
+    }
+
+    #[test]
+    fn login_response_carries_user_scramble_database_and_plugin() {
+        let (path, server) = serve(|f| {
+            f.write_packet(&greeting_packet("mysql_native_password"))
+                .unwrap();
+            let response = f.read_packet().unwrap();
+            let mut r = Reader::new(&response[32..]);
+            assert_eq!(r.nul_terminated(), b"app");
+            let scramble = r.lenenc_bytes().unwrap().unwrap();
+            assert_eq!(
+                scramble,
+                auth::scramble_native(b"12345678abcdefghijkl", b"pw").as_slice()
+            );
+            assert_eq!(r.nul_terminated(), b"shop");
+            assert_eq!(r.nul_terminated(), b"mysql_native_password");
+            f.write_packet(&ok_packet()).unwrap();
+            // COM_QUERY with a result set: two columns, a row with a NULL.
+            f.reset_sequence();
+            let query = f.read_packet().unwrap();
+            assert_eq!(query, b"\x03SELECT Host, plugin FROM t");
+            f.write_packet(&[2]).unwrap();
+            f.write_packet(b"\x03def").unwrap();
+            f.write_packet(b"\x03def").unwrap();
+            f.write_packet(&[0xFE, 0, 0, 2, 0]).unwrap();
+            f.write_packet(b"\x01%\xFB").unwrap();
+            f.write_packet(b"\x09localhost\x15mysql_native_password")
+                .unwrap();
+            f.write_packet(&[0xFE, 0, 0, 2, 0]).unwrap();
+            // COM_QUIT on drop.
+            f.reset_sequence();
+            assert_eq!(f.read_packet().unwrap(), [COM_QUIT]);
+        });
+        let pw = Secret::new("pw");
+        let tls = TlsSettings::default();
+        let path = path.display().to_string();
+        let mut conn = Conn::connect(&options(&path, &pw, &tls)).unwrap();
+        assert_eq!(conn.tls(), None);
+        let rows: Vec<(String, Option<String>)> = conn.query("SELECT Host, plugin FROM t").unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("%".to_owned(), None),
+                (
+                    "localhost".to_owned(),
+                    Some("mysql_native_password".to_owned())
+                )
+            ]
+        );
+        drop(conn);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn over_the_unix_socket_full_authentication_gets_the_password() {
+        let (path, server) = serve(|f| {
+            f.write_packet(&greeting_packet("caching_sha2_password"))
+                .unwrap();
+            let _response = f.read_packet().unwrap();
+            f.write_packet(&[0x01, 0x04]).unwrap();
+            assert_eq!(f.read_packet().unwrap(), b"pw\0");
+            f.write_packet(&[
+                0xFF, 0x15, 0x04, b'#', b'2', b'8', b'0', b'0', b'0', b'n', b'o',
+            ])
+            .unwrap();
+        });
+        let pw = Secret::new("pw");
+        let tls = TlsSettings::default();
+        let path = path.display().to_string();
+        let e = Conn::connect(&options(&path, &pw, &tls)).err().unwrap();
+        assert!(matches!(e, Error::Server { code: 1045, .. }), "{e}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_plugin_is_named_and_nothing_is_sent_for_it() {
+        let (path, server) = serve(|f| {
+            f.write_packet(&greeting_packet("mysql_native_password"))
+                .unwrap();
+            let _response = f.read_packet().unwrap();
+            f.write_packet(b"\xfedialog\0\x04Password: ").unwrap();
+            assert!(f.read_packet().is_err(), "the client answered the dialog");
+        });
+        let pw = Secret::new("pw");
+        let tls = TlsSettings::default();
+        let path = path.display().to_string();
+        let e = Conn::connect(&options(&path, &pw, &tls)).err().unwrap();
+        assert!(
+            matches!(&e, Error::UnsupportedAuth(why) if why.contains("dialog")),
+            "{e}"
+        );
+        server.join().unwrap();
+    }
 }
