@@ -752,6 +752,19 @@ fn libpq_variables_that_authenticate_nothing_are_refused() {
         assert!(out.contains(expect), "{env:?}: {out}");
         assert!(!out.contains("admin-pass-value"), "{out}");
     }
+    // A local config written by hand (configure refuses it) is refused by start too.
+    let path = machine.agents_dir().join(format!("{secret}.json"));
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["tls"] = json!({"mode": "verify-ca"});
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let out = cli::run(machine.command(&["start", "--secret", &secret]))
+        .expect(Exit::Config)
+        .all();
+    assert!(
+        out.contains("verify-ca (from the local config) needs a CA file"),
+        "{out}"
+    );
 }
 
 /// A TCP proxy that records what the client sent, to show what did not cross the wire.
