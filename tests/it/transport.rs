@@ -117,23 +117,21 @@ fn postgres_never_answers_cleartext_or_md5_requests_from_an_unverified_server() 
         // The admin session.
         let mitm = Mitm::postgres(trick);
         let t = target(kind, &mitm, mode);
-        assert_refused(providers::open(&t).map(drop), &t.admin_pass, &what);
+        let result = providers::open(&t).map(drop);
         assert_unrevealed(&mitm, &t.admin_pass, &what);
         assert!(
             !pg_sent_password_message(&mitm.received()),
             "{what}: a PasswordMessage reached the fake"
         );
+        assert_refused(result, &t.admin_pass, &what);
         // The verify login and the drift check (the managed user's one login).
         let mitm = Mitm::postgres(trick);
         let t = target(kind, &mitm, mode);
         let managed = Secret::new(format!("managed-{}", random_text(20)));
-        assert_refused(
-            providers::verify_only(&t, "app_user", &managed),
-            &managed,
-            &what,
-        );
+        let result = providers::verify_only(&t, "app_user", &managed);
         assert_unrevealed(&mitm, &managed, &what);
         assert!(!pg_sent_password_message(&mitm.received()), "{what}");
+        assert_refused(result, &managed, &what);
     }
 }
 
@@ -163,7 +161,7 @@ fn mysql_never_sends_the_password_or_asks_for_an_rsa_key_on_an_unverified_connec
                 t.admin_pass = Secret::new(format!("managed-{}", random_text(20)));
             }
             let what = format!("{what}, {login}");
-            assert_refused(providers::open(&t).map(drop), &t.admin_pass, &what);
+            let result = providers::open(&t).map(drop);
             assert_unrevealed(&mitm, &t.admin_pass, &what);
             let received = mitm.received();
             let payloads = my_payloads(&received);
@@ -185,6 +183,7 @@ fn mysql_never_sends_the_password_or_asks_for_an_rsa_key_on_an_unverified_connec
                     .any(|w| w == b"sk_admin" || w == b"app_user"),
                 "{what}: the client went on after the login packet: {last:?}"
             );
+            assert_refused(result, &t.admin_pass, &what);
         }
     }
 }
@@ -218,9 +217,9 @@ fn the_test_command_shows_the_refusal_and_what_would_allow_the_login() {
         ]);
         configure.env("SIKKERKEY_ADMIN_PASS", &pass);
         cli::run(configure).expect(Exit::Ok);
-        let out = cli::run(machine.command(&["test", "--secret", &secret]))
-            .expect(Exit::CheckFailed)
-            .all();
+        let out = cli::run(machine.command(&["test", "--secret", &secret]));
+        assert_unrevealed(&mitm, &Secret::new(&pass), provider);
+        let out = out.expect(Exit::CheckFailed).all();
         for word in [
             "FAIL  login",
             "mode prefer",
@@ -231,6 +230,5 @@ fn the_test_command_shows_the_refusal_and_what_would_allow_the_login() {
             assert!(out.contains(word), "{provider}: {word:?} not in {out}");
         }
         assert!(!out.contains(&pass), "{provider}: {out}");
-        assert_unrevealed(&mitm, &Secret::new(&pass), provider);
     }
 }
