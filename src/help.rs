@@ -435,13 +435,14 @@ const CONFIGURE_OPTIONS: &[Opt] = &[
         "<MODE>",
         Kind::OneOf(Choices::TlsModes),
         "Database TLS (default: prefer for PostgreSQL and MySQL, require for Supabase, \
-         disable for Redis and MongoDB; verify-full when a CA file is given)",
+         disable for Redis and MongoDB; verify-full when a CA file is given; verify-ca needs one)",
     ),
     valued(
         "--tls-ca-file",
         "<FILE>",
         Kind::File,
-        "CA certificate(s) (PEM) the server's certificate must chain to",
+        "The only CA certificate(s) (PEM) the server's certificate may chain to \
+         (default for verify-full: the system's trust store)",
     ),
     valued(
         "--tls-cert-file",

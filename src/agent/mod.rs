@@ -277,6 +277,9 @@ pub fn run(
     };
     let source = TargetSource::new(local, timing.db);
     let (target, fields) = source.resolve(&sync).map_err(AgentError::Target)?;
+    if let Some(w) = target.cleartext_warning() {
+        log::warn!("secret {secret_id}: {w}");
+    }
     let (asked, warning) = sync.poll_interval_checked();
     if let Some(w) = warning {
         log::warn!("secret {secret_id}: {w}");

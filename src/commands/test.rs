@@ -211,6 +211,9 @@ pub fn run(
             target.admin_user
         ),
     );
+    if let Some(w) = target.cleartext_warning() {
+        println!("warn  {:<10} {w}", "transport");
+    }
 
     let mut db: Box<dyn Provider> = match providers::open(&target) {
         Ok(p) => p,

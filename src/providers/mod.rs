@@ -172,6 +172,27 @@ impl Target {
             format!("{}:{}", self.host, self.port)
         }
     }
+
+    /// Why these settings hand a password in clear to whoever answers at a host that is
+    /// not this machine, when they do: Redis's `AUTH` carries the password itself, and in
+    /// mode `disable` (Redis's default) nothing is encrypted or verified. The other
+    /// providers never send a password in clear to an unverified peer (see `tls`).
+    pub fn cleartext_warning(&self) -> Option<String> {
+        if self.kind != ProviderKind::Redis || self.tls.mode != TlsMode::Disable {
+            return None;
+        }
+        let loopback = self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (!loopback).then(|| {
+            format!(
+                "Redis at {}: TLS mode disable sends the admin password (AUTH) and, in every verify and drift login, the managed password in clear to whoever answers at that address; use the server's tls-port with --tls verify-full --tls-ca-file FILE",
+                self.endpoint()
+            )
+        })
+    }
 }
 
 /// What a user's credential looked like before a rotation, read back from the database.
@@ -499,6 +520,45 @@ pub(crate) fn login_on_own_runtime(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plaintext_redis_off_this_machine_is_warned_about() {
+        let t = |host: &str, mode| Target {
+            kind: ProviderKind::Redis,
+            host: host.into(),
+            port: 6379,
+            database: String::new(),
+            admin_user: String::new(),
+            admin_pass: Secret::new("pw"),
+            project_reference: String::new(),
+            timeouts: DbTimeouts::default(),
+            tls: TlsSettings {
+                mode,
+                ..Default::default()
+            },
+        };
+        let w = t("redis.internal", TlsMode::Disable)
+            .cleartext_warning()
+            .unwrap();
+        assert!(
+            w.contains("redis.internal:6379") && w.contains("in clear"),
+            "{w}"
+        );
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            assert_eq!(
+                t(host, TlsMode::Disable).cleartext_warning(),
+                None,
+                "{host}"
+            );
+        }
+        assert_eq!(
+            t("redis.internal", TlsMode::VerifyFull).cleartext_warning(),
+            None
+        );
+        let mut pg = t("db.internal", TlsMode::Disable);
+        pg.kind = ProviderKind::Postgresql;
+        assert_eq!(pg.cleartext_warning(), None);
+    }
 
     #[test]
     fn provider_kinds_round_trip_and_unknown_lists_known() {

@@ -58,18 +58,21 @@ impl Mongo {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
         let runtime = super::job_runtime(target, &action)?;
         let database = managed_database(target);
-        let options = client_options(
+        let (options, anchors) = client_options(
             target,
             &target.admin_user,
             &target.admin_pass,
             ADMIN_DATABASE,
-        );
+        )
+        .map_err(|e| tls_setup_error(target, &action, e))?;
         // Creating a client spawns its monitors, so it needs the runtime's context.
         let admin = {
             let _context = runtime.enter();
             Client::with_options(options)
                 .map_err(|e| CallError::Driver(e).into_provider(target, &action))?
         };
+        // The driver has read its trust anchors when the client was made.
+        drop(anchors);
         let mongo = Mongo {
             target: target.clone(),
             database,
@@ -326,9 +329,12 @@ fn login_on(
 ) -> Result<(), ProviderError> {
     let database = managed_database(target);
     let action = format!("logging in as \"{username}\" to database \"{database}\"");
-    let options = client_options(target, username, password, &database);
+    let (options, anchors) = client_options(target, username, password, &database)
+        .map_err(|e| tls_setup_error(target, &action, e))?;
     let result = run_bounded(runtime, target, async move {
-        let client = Client::with_options(options)?;
+        let client = Client::with_options(options);
+        drop(anchors);
+        let client = client?;
         let ping = client
             .database(&database)
             .run_command(doc! { "ping": 1 })
@@ -370,13 +376,14 @@ fn managed_database(target: &Target) -> String {
 }
 
 /// Connection options built field by field: names and passwords never pass through a
-/// URI, so `@ : / % ?` and non-ASCII need no escaping and cannot change its meaning.
+/// URI, so `@ : / % ?` and non-ASCII need no escaping and cannot change its meaning. The
+/// second value keeps the trust anchors' file until the client has been made from them.
 fn client_options(
     target: &Target,
     username: &str,
     password: &Secret,
     source: &str,
-) -> ClientOptions {
+) -> Result<(ClientOptions, Option<AnchorsFile>), tls::TlsError> {
     // No mechanism: the driver asks the server which SCRAM variants the user has and takes
     // SCRAM-SHA-256 whenever it is there (every user created or re-passworded on MongoDB
     // 4.0 or later), falling back to SCRAM-SHA-1 for users that only have that.
@@ -385,7 +392,8 @@ fn client_options(
         .password(password.expose().to_owned())
         .source(source.to_owned())
         .build();
-    ClientOptions::builder()
+    let (tls, anchors) = tls_options(target)?;
+    let options = ClientOptions::builder()
         .hosts(vec![ServerAddress::Tcp {
             host: target.host.clone(),
             port: Some(target.port),
@@ -395,24 +403,82 @@ fn client_options(
         .connect_timeout(target.timeouts.connect)
         .server_selection_timeout(target.timeouts.connect)
         .max_pool_size(2)
-        .tls(tls_options(target))
-        .build()
+        .tls(tls)
+        .build();
+    Ok((options, anchors))
 }
 
 /// The driver's TLS options. Its rustls backend checks the host name whenever it checks
 /// the chain, so `verify-ca` (refused by the settings for MongoDB) would get the stricter
 /// `verify-full` here; `require` accepts any certificate. The client certificate and key
 /// come from one PEM file, as mongod's tlsCertificateKeyFile.
-fn tls_options(target: &Target) -> Tls {
+///
+/// Trust: the driver takes a CA file path, and without one trusts Mozilla's bundled roots
+/// rather than the system's. So it always gets a file: the CA file, or the system's store
+/// written to a private temporary file (`AnchorsFile`), the same anchors every provider
+/// trusts (`TlsSettings::trust_anchors`).
+fn tls_options(target: &Target) -> Result<(Tls, Option<AnchorsFile>), tls::TlsError> {
     let s = &target.tls;
     if !s.demands_tls() {
-        return Tls::Disabled;
+        return Ok((Tls::Disabled, None));
     }
     let mut options = TlsOptions::default();
     options.allow_invalid_certificates = Some(s.mode == TlsMode::Require);
-    options.ca_file_path = s.ca_file.clone().filter(|_| s.mode.verifies());
     options.cert_key_file_path = s.cert_file.clone();
-    Tls::Enabled(options)
+    let mut anchors = None;
+    if s.mode.verifies() {
+        options.ca_file_path = match &s.ca_file {
+            Some(ca) => Some(ca.clone()),
+            None => {
+                let file = AnchorsFile::write(&s.trust_anchors_pem()?)?;
+                let path = file.path.clone();
+                anchors = Some(file);
+                Some(path)
+            }
+        };
+    }
+    Ok((Tls::Enabled(options), anchors))
+}
+
+/// The system's trust anchors as a PEM file of our own (0600, a fresh name), removed when
+/// dropped: the driver reads it once, when the client is made.
+struct AnchorsFile {
+    path: std::path::PathBuf,
+}
+
+impl AnchorsFile {
+    fn write(pem: &[u8]) -> Result<AnchorsFile, tls::TlsError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut random = [0u8; 8];
+        let setup = |e: &dyn std::fmt::Display| {
+            tls::TlsError::Setup(format!(
+                "cannot write the system's CA certificates for the MongoDB driver: {e}"
+            ))
+        };
+        getrandom::fill(&mut random).map_err(|e| setup(&e))?;
+        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let path = std::env::temp_dir().join(format!("sikkerkey-agent-ca-{name}.pem"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| setup(&e))?;
+        let anchors = AnchorsFile { path };
+        file.write_all(pem).map_err(|e| setup(&e))?;
+        Ok(anchors)
+    }
+}
+
+impl Drop for AnchorsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn tls_setup_error(target: &Target, action: &str, e: tls::TlsError) -> ProviderError {
+    ProviderError::new(target, FailureKind::Tls, action, e.to_string())
 }
 
 /// A user name nobody has: `sikkerkey-agent-probe-` and 16 random hex digits.
@@ -563,7 +629,8 @@ mod tests {
     #[test]
     fn options_carry_names_and_passwords_verbatim() {
         let t = target();
-        let o = client_options(&t, "us@er:/%?\"ø", &Secret::new("pw@:/%?'\"\\$ø"), "app");
+        let (o, _) =
+            client_options(&t, "us@er:/%?\"ø", &Secret::new("pw@:/%?'\"\\$ø"), "app").unwrap();
         let c = o.credential.unwrap();
         assert_eq!(c.username.as_deref(), Some("us@er:/%?\"ø"));
         assert_eq!(c.password.as_deref(), Some("pw@:/%?'\"\\$ø"));

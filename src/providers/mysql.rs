@@ -1,20 +1,25 @@
 //! MySQL and MariaDB: a managed user may have accounts on several hosts, so every
 //! rotation changes all of them in one statement, and rollback puts each account's plugin
 //! and stored hash back (never a plaintext). Statements are built in [`sql`] for the
-//! session's dialect and escaping mode; every call is bounded by socket timeouts.
+//! session's dialect and escaping mode, with every value as a literal quoted for it; every
+//! call is bounded by socket timeouts.
+//!
+//! The connection is the agent's own client (`mysql/client.rs` over `mysql/wire.rs`, the
+//! plugins in `mysql/auth.rs`), so that the TLS trust and what a login may reveal follow
+//! `providers::tls`: see `client.rs` for why not the `mysql` crate.
 
+mod auth;
+mod client;
 mod hash;
 mod sql;
+mod wire;
 
 use std::cell::RefCell;
-use std::time::Duration;
 
-use ::mysql::prelude::Queryable;
-use ::mysql::{ClientIdentity, Conn, OptsBuilder, SslOpts};
+pub use client::{Conn, Error as ClientError};
+use client::{ConnectOptions, Endpoint};
 
-use super::{
-    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
-};
+use super::{FailureKind, Provider, ProviderError, StoredCredential, Target, TlsStatus, tls};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -65,16 +70,16 @@ impl Mysql {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
         let mut conn = new_conn(target, &target.admin_user, &target.admin_pass, false)
             .map_err(|e| error(target, &action, &e, &[&target.admin_pass]))?;
-        let setup = |conn: &mut Conn| -> Result<Dialect, ::mysql::Error> {
+        let setup = |conn: &mut Conn| -> Result<Dialect, ClientError> {
             conn.query_drop("SET NAMES utf8mb4")?;
             let (version, sql_mode): (String, String) = conn
                 .query_first("SELECT VERSION(), @@SESSION.sql_mode")?
                 .unwrap_or_default();
             let dialect = Dialect::from_server(&version, &sql_mode);
             let seconds = target.timeouts.statement.as_secs().max(1);
-            conn.query_drop(format!("SET SESSION lock_wait_timeout = {seconds}"))?;
+            conn.query_drop(&format!("SET SESSION lock_wait_timeout = {seconds}"))?;
             if dialect.flavor == Flavor::Mariadb {
-                conn.query_drop(format!("SET SESSION max_statement_time = {seconds}"))?;
+                conn.query_drop(&format!("SET SESSION max_statement_time = {seconds}"))?;
             }
             Ok(dialect)
         };
@@ -83,7 +88,7 @@ impl Mysql {
         // Only a hint for error messages, so an admin without read access to mysql.user
         // (which check_admin reports) does not fail here.
         let anonymous_hosts = conn
-            .exec("SELECT Host FROM mysql.user WHERE User = ''", ())
+            .query("SELECT Host FROM mysql.user WHERE User = ''")
             .unwrap_or_default();
         let socket = LocalSocket::find(&mut conn);
         Ok(Mysql {
@@ -145,18 +150,18 @@ impl Mysql {
 
     /// Hosts of every account named `username`, sorted.
     fn hosts(&self, username: &str) -> Result<Vec<String>, ProviderError> {
-        let mut hosts: Vec<String> = self
-            .conn
-            .borrow_mut()
-            .exec("SELECT Host FROM mysql.user WHERE User = ?", (username,))
-            .map_err(|e| {
-                error(
-                    &self.target,
-                    &format!("looking up the accounts of user \"{username}\""),
-                    &e,
-                    &[],
-                )
-            })?;
+        let sql = format!(
+            "SELECT Host FROM mysql.user WHERE User = {}",
+            self.dialect.string(username)
+        );
+        let mut hosts: Vec<String> = self.conn.borrow_mut().query(&sql).map_err(|e| {
+            error(
+                &self.target,
+                &format!("looking up the accounts of user \"{username}\""),
+                &e,
+                &[],
+            )
+        })?;
         hosts.sort();
         Ok(hosts)
     }
@@ -225,7 +230,7 @@ impl Mysql {
     /// MariaDB 10.4+: the whole `IDENTIFIED VIA a OR b` chain lives in mysql.global_priv.
     /// Every account of `username` with its authentication, read the way this server
     /// keeps it (MariaDB before 10.4 has no `mysql.global_priv`).
-    fn accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
+    fn accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
         match self.dialect.flavor {
             Flavor::Mariadb => match self.mariadb_accounts(username) {
                 Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
@@ -237,11 +242,11 @@ impl Mysql {
         }
     }
 
-    fn mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
-        let rows: Vec<(String, String)> = self.conn.borrow_mut().exec(
-            "SELECT Host, Priv FROM mysql.global_priv WHERE User = ?",
-            (username,),
-        )?;
+    fn mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
+        let rows: Vec<(String, String)> = self.conn.borrow_mut().query(&format!(
+            "SELECT Host, Priv FROM mysql.global_priv WHERE User = {}",
+            self.dialect.string(username)
+        ))?;
         let mut accounts = Vec::with_capacity(rows.len());
         for (host, priv_json) in rows {
             let methods = sql::methods_from_mariadb_priv(&priv_json).map_err(malformed)?;
@@ -251,14 +256,11 @@ impl Mysql {
     }
 
     /// MariaDB before 10.4: mysql.user is a table; an empty plugin means the `Password` column.
-    fn legacy_mariadb_accounts(
-        &mut self,
-        username: &str,
-    ) -> Result<Vec<AccountAuth>, ::mysql::Error> {
-        let rows: Vec<(String, String, Vec<u8>, Vec<u8>)> = self.conn.borrow_mut().exec(
-            "SELECT Host, plugin, authentication_string, Password FROM mysql.user WHERE User = ?",
-            (username,),
-        )?;
+    fn legacy_mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
+        let rows: Vec<(String, String, Vec<u8>, Vec<u8>)> = self.conn.borrow_mut().query(&format!(
+            "SELECT Host, plugin, authentication_string, Password FROM mysql.user WHERE User = {}",
+            self.dialect.string(username)
+        ))?;
         Ok(rows
             .into_iter()
             .map(|(host, plugin, auth, password)| {
@@ -275,11 +277,12 @@ impl Mysql {
             .collect())
     }
 
-    fn mysql_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ::mysql::Error> {
-        let rows: Vec<(String, String, Option<Vec<u8>>)> = self.conn.borrow_mut().exec(
-            "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = ?",
-            (username,),
-        )?;
+    fn mysql_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
+        let rows: Vec<(String, String, Option<Vec<u8>>)> =
+            self.conn.borrow_mut().query(&format!(
+                "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = {}",
+                self.dialect.string(username)
+            ))?;
         Ok(rows
             .into_iter()
             .map(|(host, plugin, auth)| AccountAuth {
@@ -441,24 +444,12 @@ impl Provider for Mysql {
         )
     }
 
+    /// What this session negotiated, as the client saw it (not the server's word for it).
     fn tls_status(&mut self) -> TlsStatus {
-        let rows: Result<Vec<(String, String)>, _> = self
-            .conn
-            .borrow_mut()
-            .query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')");
-        let Ok(rows) = rows else {
-            return TlsStatus::Unknown;
-        };
-        let get = |name: &str| {
-            rows.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-                .filter(|v| !v.is_empty())
-        };
-        match get("Ssl_version") {
-            Some(protocol) => TlsStatus::Encrypted {
-                protocol,
-                cipher: get("Ssl_cipher"),
+        match self.conn.borrow().tls() {
+            Some(session) => TlsStatus::Encrypted {
+                protocol: session.protocol.clone(),
+                cipher: session.cipher.clone(),
             },
             None => TlsStatus::Plaintext,
         }
@@ -536,11 +527,8 @@ impl Mysql {
         hosts: &[String],
     ) -> Result<(), ProviderError> {
         let action = format!("logging in as \"{username}\"");
-        match new_conn(&self.target, username, password, true) {
-            Ok(conn) => {
-                drop(conn);
-                Ok(())
-            }
+        match new_conn(&self.target, username, password, true).and_then(|mut conn| conn.ping()) {
+            Ok(()) => Ok(()),
             // Both come after a successful authentication: the password works.
             Err(e) if matches!(server_code(&e), Some(code::BAD_DB | code::DBACCESS_DENIED)) => {
                 Ok(())
@@ -576,11 +564,12 @@ impl Mysql {
             socket.path
         );
         // The socket never leaves this machine, so it needs no TLS (the server counts it as
-        // a secure transport).
-        let opts = opts_for(&self.target, username, password, true)
-            .socket(Some(&socket.path))
-            .ssl_opts(None::<SslOpts>);
-        let conn = match Conn::new(opts) {
+        // a secure transport), and whoever listens on it is the server.
+        let opts = ConnectOptions {
+            endpoint: Endpoint::Socket(&socket.path),
+            ..connect_options(&self.target, username, password, true)
+        };
+        let conn = match Conn::connect(&opts) {
             Ok(conn) => Some(conn),
             Err(e) if matches!(server_code(&e), Some(code::BAD_DB | code::DBACCESS_DENIED)) => None,
             Err(e) => return Err(error(&self.target, &action, &e, &[password])),
@@ -602,72 +591,38 @@ impl Mysql {
     }
 }
 
-/// A session as `user`. With `prefer`, a server that does not offer TLS gets a second,
-/// plaintext attempt; a failed handshake never does.
+/// A session as `user` over TCP, with the target's TLS settings. With `prefer`, a server
+/// that does not offer TLS is spoken to in plaintext on the same connection; a failed
+/// handshake never falls back.
 fn new_conn(
     target: &Target,
     user: &str,
     password: &Secret,
     with_database: bool,
-) -> Result<Conn, ::mysql::Error> {
-    use ::mysql::{DriverError, Error};
-    let opts = opts_for(target, user, password, with_database);
-    match Conn::new(opts.clone()) {
-        Err(Error::DriverError(DriverError::TlsNotSupported))
-            if target.tls.mode == TlsMode::Prefer =>
-        {
-            Conn::new(opts.ssl_opts(None::<SslOpts>))
-        }
-        other => other,
+) -> Result<Conn, ClientError> {
+    Conn::connect(&connect_options(target, user, password, with_database))
+}
+
+/// A login with every wait bounded; it goes exactly where it is configured (a socket
+/// login would match different accounts), never to a socket on its own.
+fn connect_options<'a>(
+    target: &'a Target,
+    user: &'a str,
+    password: &'a Secret,
+    with_database: bool,
+) -> ConnectOptions<'a> {
+    ConnectOptions {
+        endpoint: Endpoint::Tcp {
+            host: &target.host,
+            port: target.port,
+        },
+        user,
+        password,
+        database: Some(target.database.as_str()).filter(|d| with_database && !d.is_empty()),
+        tls: &target.tls,
+        connect_timeout: target.timeouts.connect,
+        io_timeout: target.timeouts.statement,
     }
-}
-
-/// The driver's TLS options for the target's mode. With no CA file the driver trusts
-/// Mozilla's bundled roots.
-fn ssl_opts(target: &Target) -> Option<SslOpts> {
-    let s = &target.tls;
-    let opts = match s.mode {
-        TlsMode::Disable => return None,
-        TlsMode::Prefer | TlsMode::Require => {
-            SslOpts::default().with_danger_accept_invalid_certs(true)
-        }
-        TlsMode::VerifyCa => SslOpts::default().with_danger_skip_domain_validation(true),
-        TlsMode::VerifyFull => SslOpts::default(),
-    };
-    let opts = match &s.ca_file {
-        Some(ca) if s.mode.verifies() => opts.with_root_cert_path(Some(ca.clone())),
-        _ => opts,
-    };
-    Some(match (&s.cert_file, &s.key_file) {
-        (Some(cert), Some(key)) => {
-            opts.with_client_identity(Some(ClientIdentity::new(cert.clone(), key.clone())))
-        }
-        _ => opts,
-    })
-}
-
-/// Connection options with every wait bounded. `prefer_socket` is off so a login goes
-/// exactly where it is configured (a socket login would match different accounts).
-fn opts_for(target: &Target, user: &str, password: &Secret, with_database: bool) -> OptsBuilder {
-    let database = Some(target.database.clone()).filter(|d| with_database && !d.is_empty());
-    OptsBuilder::new()
-        .ip_or_hostname(Some(target.host.clone()))
-        .tcp_port(target.port)
-        .user(Some(user))
-        .pass(Some(password.expose()))
-        .db_name(database)
-        .prefer_socket(false)
-        .tcp_connect_timeout(Some(target.timeouts.connect))
-        .read_timeout(Some(target.timeouts.statement))
-        .write_timeout(Some(target.timeouts.statement))
-        .tcp_keepalive_time_ms(Some(10_000))
-        .tcp_user_timeout_ms(Some(millis(target.timeouts.statement)))
-        .stmt_cache_size(0)
-        .ssl_opts(ssl_opts(target))
-}
-
-fn millis(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 fn host_list(hosts: &[String]) -> String {
@@ -678,29 +633,25 @@ fn host_list(hosts: &[String]) -> String {
         .join(", ")
 }
 
-fn malformed(detail: String) -> ::mysql::Error {
-    ::mysql::Error::MySqlError(::mysql::MySqlError {
-        state: "HY000".into(),
-        message: detail,
-        code: 0,
-    })
+fn malformed(detail: String) -> ClientError {
+    ClientError::Protocol(detail)
 }
 
-fn server_code(e: &::mysql::Error) -> Option<u16> {
+fn server_code(e: &ClientError) -> Option<u16> {
     match e {
-        ::mysql::Error::MySqlError(m) => Some(m.code),
+        ClientError::Server { code, .. } => Some(*code),
         _ => None,
     }
 }
 
-fn server_message(e: &::mysql::Error) -> String {
+fn server_message(e: &ClientError) -> String {
     match e {
-        ::mysql::Error::MySqlError(m) => m.message.clone(),
+        ClientError::Server { message, .. } => message.clone(),
         other => other.to_string(),
     }
 }
 
-fn is_access_denied(e: &::mysql::Error) -> bool {
+fn is_access_denied(e: &ClientError) -> bool {
     matches!(
         server_code(e),
         Some(
@@ -712,38 +663,29 @@ fn is_access_denied(e: &::mysql::Error) -> bool {
     )
 }
 
-/// Whether a socket read or write timeout ended the call (an I/O error, directly or
-/// inside the packet codec). The socket timeouts surface as `WouldBlock` on Linux.
-fn timed_out(e: &::mysql::Error) -> bool {
-    let io = match e {
-        ::mysql::Error::IoError(io) => Some(io),
-        ::mysql::Error::CodecError(c) => {
-            std::error::Error::source(c).and_then(|s| s.downcast_ref::<std::io::Error>())
-        }
-        _ => None,
-    };
-    io.is_some_and(|io| {
-        matches!(
-            io.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        )
-    })
+/// Whether an I/O error is a socket timeout (which Linux reports as `WouldBlock`).
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
 }
 
-/// Maps a driver error to the provider error, keeping the server's message but never a
+/// What the agent's other ways to let a MySQL login reveal the password are.
+const MYSQL_ALTERNATIVES: &str = "; or run the agent on the database host, where 'user'@'localhost' accounts log in over the server's Unix socket; or give the account mysql_native_password or ed25519, whose logins reveal nothing, or let one verified login put a caching_sha2_password account in the server's cache";
+
+/// Maps a client error to the provider error, keeping the server's message but never a
 /// password: parse errors quote the statement, so their text is dropped.
-fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret]) -> ProviderError {
-    use ::mysql::{DriverError, Error};
-    // A failed handshake, or no TLS where it was demanded: the server never saw a login.
-    if target.tls.mode != TlsMode::Disable
-        && !matches!(e, Error::MySqlError(_))
-        && let Some(explained) = tls::explain_failure(e, &target.host, target.tls.mode)
-    {
-        return ProviderError::new(target, FailureKind::Tls, action, explained);
-    }
+fn error(target: &Target, action: &str, e: &ClientError, secrets: &[&Secret]) -> ProviderError {
+    let mode = target.tls.mode;
+    let tls_error = |reason: String| ProviderError::new(target, FailureKind::Tls, action, reason);
     let (kind, detail) = match e {
-        Error::MySqlError(m) => {
-            let kind = match m.code {
+        ClientError::Server {
+            code: c,
+            state,
+            message,
+        } => {
+            let kind = match *c {
                 code::ACCESS_DENIED
                 | code::ACCESS_DENIED_NO_PASSWORD
                 | code::ACCOUNT_LOCKED_MYSQL
@@ -760,35 +702,64 @@ fn error(target: &Target, action: &str, e: &::mysql::Error, secrets: &[&Secret])
                 code::WRONG_STRING_LENGTH | code::NOT_VALID_PASSWORD => FailureKind::InvalidInput,
                 _ => FailureKind::Database,
             };
-            let message = if m.code == code::PARSE_ERROR {
+            let message = if *c == code::PARSE_ERROR {
                 "the server could not parse the statement (its text is withheld because it may hold a password)".to_owned()
             } else {
-                scrub(&m.message, secrets)
+                scrub(message, secrets)
             };
-            (
-                kind,
-                format!("{message} (error {}, SQLSTATE {})", m.code, m.state),
-            )
+            (kind, format!("{message} (error {c}, SQLSTATE {state})"))
         }
-        _ if timed_out(e) => (
+        // A failed handshake, or no TLS where it was demanded: the server never saw a login.
+        ClientError::Tls(io) => {
+            let explained = if is_timeout(io) {
+                tls::explain_text("TLS handshake timed out", &target.host, mode)
+            } else {
+                tls::explain_failure(io, &target.host, mode)
+            };
+            return tls_error(
+                explained
+                    .unwrap_or_else(|| format!("TLS ({mode}) to {} failed: {io}", target.host)),
+            );
+        }
+        ClientError::NoTls => {
+            return tls_error(
+                tls::explain_text("server does not support TLS", &target.host, mode)
+                    .expect("a known phrase"),
+            );
+        }
+        // The server asked for what would reveal the password; nothing was sent.
+        ClientError::Refused { request, over_tls } => {
+            let channel = if *over_tls {
+                tls::Unverified::Tls
+            } else {
+                tls::Unverified::Plaintext
+            };
+            return tls_error(tls::password_refusal(
+                request,
+                channel,
+                &target.tls,
+                MYSQL_ALTERNATIVES,
+            ));
+        }
+        ClientError::UnsupportedAuth(why) => (FailureKind::Database, why.clone()),
+        ClientError::Io(io) if is_timeout(io) => (
             FailureKind::Timeout,
             format!(
                 "no answer within {} s ({})",
                 target.timeouts.statement.as_secs_f32(),
-                scrub(&e.to_string(), secrets)
+                scrub(&io.to_string(), secrets)
             ),
         ),
-        Error::DriverError(DriverError::ConnectTimeout) => (
+        ClientError::ConnectTimeout(_) => (
             FailureKind::Unreachable,
             format!(
                 "no connection within {} s",
                 target.timeouts.connect.as_secs_f32()
             ),
         ),
-        Error::IoError(_)
-        | Error::DriverError(DriverError::CouldNotConnect(_))
-        | Error::CodecError(_) => (FailureKind::Unreachable, scrub(&e.to_string(), secrets)),
-        other => (FailureKind::Database, scrub(&other.to_string(), secrets)),
+        ClientError::Connect(_) | ClientError::Io(_) | ClientError::Protocol(_) => {
+            (FailureKind::Unreachable, scrub(&e.to_string(), secrets))
+        }
     };
     ProviderError::new(target, kind, action, detail)
 }
@@ -812,12 +783,12 @@ mod tests {
         }
     }
 
-    fn server(code: u16, message: &str) -> ::mysql::Error {
-        ::mysql::Error::MySqlError(::mysql::MySqlError {
+    fn server(code: u16, message: &str) -> ClientError {
+        ClientError::Server {
             state: "28000".into(),
             message: message.into(),
             code,
-        })
+        }
     }
 
     #[test]
@@ -833,14 +804,22 @@ mod tests {
         assert_eq!(kind(code::STATEMENT_TIMEOUT), FailureKind::Timeout);
         assert_eq!(kind(code::WRONG_STRING_LENGTH), FailureKind::InvalidInput);
         assert_eq!(kind(1396), FailureKind::Database);
-        let io = ::mysql::Error::IoError(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+        let io = ClientError::Io(std::io::Error::from(std::io::ErrorKind::WouldBlock));
         assert_eq!(error(&t, "x", &io, &[]).kind, FailureKind::Timeout);
-        let codec =
-            ::mysql::Error::CodecError(std::io::Error::from(std::io::ErrorKind::WouldBlock).into());
-        assert_eq!(error(&t, "x", &codec, &[]).kind, FailureKind::Timeout);
         let refused =
-            ::mysql::Error::IoError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+            ClientError::Connect(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(error(&t, "x", &refused, &[]).kind, FailureKind::Unreachable);
+        let unsafe_request = ClientError::Refused {
+            request: auth::FULL_AUTHENTICATION,
+            over_tls: false,
+        };
+        let e = error(&t, "x", &unsafe_request, &[]);
+        assert_eq!(e.kind, FailureKind::Tls);
+        assert!(
+            e.detail.contains("verify-full") && e.detail.contains("plaintext"),
+            "{}",
+            e.detail
+        );
     }
 
     #[test]

@@ -12,18 +12,31 @@
 //! `statement_timeout` fires first when the server is merely slow). This is the
 //! provider's private plumbing; the agent itself stays plain threads.
 //!
-//! TLS: tokio-postgres takes the same `MakeTlsConnect` hook as the sync crate; the
-//! connector is rustls with the verifier of the target's mode (`providers::tls`), shared by
-//! the admin connection and every verify login.
+//! TLS: the connector is rustls with the verifier of the target's mode (`providers::tls`),
+//! shared by the admin connection and every login. The provider opens the socket itself
+//! (`postgres/socket.rs`) and hands it to the driver's `connect_raw` behind an
+//! [`auth_guard::AuthGuard`], which refuses cleartext and MD5 password requests unless the
+//! server's certificate was verified or the connection is a Unix socket; SCRAM, with
+//! channel binding whenever TLS is up, is always allowed.
+
+mod auth_guard;
+mod socket;
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{ChannelBinding, SslMode};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use auth_guard::{AuthGuard, GuardedTlsConnect, UnsafePasswordRequest, Watch};
+use socket::PgSocket;
+
+/// The rustls connector for our guarded socket (its type is private to the crate).
+type RustlsConnect = <MakeRustlsConnect as MakeTlsConnect<AuthGuard<PgSocket>>>::TlsConnect;
 
 use super::inflight::CallMark;
 use super::{
@@ -91,6 +104,8 @@ pub struct Postgres {
 /// A call that failed or ran out of time, before it becomes a [`ProviderError`].
 enum CallError {
     Db(tokio_postgres::Error),
+    /// No socket to the server.
+    Connect(std::io::Error),
     /// No answer within this long.
     TimedOut(Duration),
     /// Failed before reaching the database (the TLS settings could not be loaded).
@@ -101,13 +116,19 @@ impl CallError {
     fn code(&self) -> Option<&SqlState> {
         match self {
             CallError::Db(e) => e.code(),
-            CallError::TimedOut(_) | CallError::Setup(_) => None,
+            CallError::Connect(_) | CallError::TimedOut(_) | CallError::Setup(_) => None,
         }
     }
 
     fn into_provider(self, target: &Target, action: &str) -> ProviderError {
         match self {
             CallError::Db(e) => error(target, action, &e),
+            CallError::Connect(e) => ProviderError::new(
+                target,
+                FailureKind::Unreachable,
+                action,
+                format!("error connecting to server: {e}"),
+            ),
             CallError::TimedOut(waited) => ProviderError::new(
                 target,
                 FailureKind::Timeout,
@@ -125,15 +146,27 @@ fn bounded<T>(
     budget: Duration,
     future: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, CallError> {
+    bounded_call(runtime, budget, async {
+        future.await.map_err(CallError::Db)
+    })
+}
+
+fn bounded_call<T>(
+    runtime: &Runtime,
+    budget: Duration,
+    future: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
     let _mark = CallMark::start();
     match runtime.block_on(async { tokio::time::timeout(budget, future).await }) {
-        Ok(result) => result.map_err(CallError::Db),
+        Ok(result) => result,
         Err(_) => Err(CallError::TimedOut(budget)),
     }
 }
 
 /// Connects and authenticates within the connect timeout; the connection's I/O task runs
-/// on `runtime` whenever a later call drives it.
+/// on `runtime` whenever a later call drives it. The socket is ours, behind a guard that
+/// refuses a cleartext or MD5 password request on a connection that did not verify the
+/// server (see `auth_guard`).
 fn connect_on(
     runtime: &Runtime,
     target: &Target,
@@ -143,7 +176,23 @@ fn connect_on(
     let config = config_for(target, login, password);
     let tls =
         tls_connector(target, &format!("connecting as \"{login}\"")).map_err(CallError::Setup)?;
-    let (client, connection) = bounded(runtime, target.timeouts.connect, config.connect(tls))?;
+    let watch = if socket::is_unix_socket_dir(&target.host) {
+        // The socket never leaves this machine: whoever listens there is the server.
+        Watch::trusted()
+    } else if config.get_ssl_mode() == SslMode::Disable {
+        Watch::plaintext()
+    } else {
+        Watch::after_ssl_request()
+    };
+    let (client, connection) = bounded_call(runtime, target.timeouts.connect, async {
+        let socket = PgSocket::open(&target.host, target.port, target.timeouts.statement)
+            .await
+            .map_err(CallError::Connect)?;
+        config
+            .connect_raw(AuthGuard::new(socket, watch), tls)
+            .await
+            .map_err(CallError::Db)
+    })?;
     runtime.spawn(async move {
         let _ = connection.await;
     });
@@ -382,13 +431,25 @@ impl Provider for Postgres {
 
 /// The TLS hook for the driver. The driver asks the server for TLS first in every mode
 /// but `disable`; with `prefer` it goes on in plaintext only when the server says it has
-/// no TLS, never after a failed handshake.
-fn tls_connector(target: &Target, action: &str) -> Result<MakeRustlsConnect, ProviderError> {
+/// no TLS, never after a failed handshake. The stream it returns is guarded unless the
+/// mode verified the certificate.
+fn tls_connector(
+    target: &Target,
+    action: &str,
+) -> Result<GuardedTlsConnect<RustlsConnect>, ProviderError> {
     let config = target
         .tls
         .client_config()
         .map_err(|e| ProviderError::new(target, FailureKind::Tls, action, e.to_string()))?;
-    Ok(MakeRustlsConnect::new(config))
+    let inner = MakeTlsConnect::<AuthGuard<PgSocket>>::make_tls_connect(
+        &mut MakeRustlsConnect::new(config),
+        &target.host,
+    )
+    .unwrap_or_else(|never| match never {});
+    Ok(GuardedTlsConnect {
+        inner,
+        verified: target.tls.authenticates_server(),
+    })
 }
 
 /// Logs in as `username` on a fresh connection to the target's database, within the
@@ -443,6 +504,13 @@ fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
     } else {
         target.database.as_str()
     };
+    // libpq ignores sslmode on a Unix socket; so does the agent (no TLS there).
+    let ssl_mode = match target.tls.mode {
+        _ if socket::is_unix_socket_dir(&target.host) => SslMode::Disable,
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+    };
     config
         .host(&target.host)
         .port(target.port)
@@ -450,11 +518,11 @@ fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
         .password(password.expose())
         .dbname(database)
         .application_name("sikkerkey-agent")
-        .ssl_mode(match target.tls.mode {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
-        })
+        .ssl_mode(ssl_mode)
+        // SCRAM-SHA-256-PLUS whenever TLS is up and the server offers it. Not `Require`:
+        // poolers (PgBouncer, Supabase's) and servers before PostgreSQL 11 have no channel
+        // binding, and on an unverified channel the guard already keeps the password back.
+        .channel_binding(ChannelBinding::Prefer)
         .connect_timeout(target.timeouts.connect)
         .tcp_user_timeout(target.timeouts.statement)
         .keepalives(true)
@@ -480,7 +548,36 @@ fn tls_failure(target: &Target, e: &tokio_postgres::Error) -> Option<String> {
     tls::explain_failure(e, &target.host, target.tls.mode)
 }
 
+/// The guard's refusal, when it ended the connection, explained with the target's settings.
+fn refused_password(target: &Target, e: &tokio_postgres::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(refused) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<UnsafePasswordRequest>())
+        {
+            let channel = if refused.over_tls {
+                tls::Unverified::Tls
+            } else {
+                tls::Unverified::Plaintext
+            };
+            return Some(tls::password_refusal(
+                refused.describe(),
+                channel,
+                &target.tls,
+                "; or connect over the server's Unix socket (--host /var/run/postgresql); or have the role log in with SCRAM (pg_hba method scram-sha-256, its password set again under password_encryption = 'scram-sha-256'), which reveals nothing",
+            ));
+        }
+        source = s.source();
+    }
+    None
+}
+
 fn error(target: &Target, action: &str, e: &tokio_postgres::Error) -> ProviderError {
+    if let Some(refusal) = refused_password(target, e) {
+        return ProviderError::new(target, FailureKind::Tls, action, refusal);
+    }
     let (kind, detail) = match e.as_db_error() {
         Some(db) => {
             let kind = match *db.code() {

@@ -389,8 +389,8 @@ fn open(target: &Target) -> Result<::redis::Connection, RedisError> {
 
 /// The driver's client for the target: plain TCP, or TLS from the first byte (Redis's
 /// `tls-port`; there is no in-band upgrade, so `prefer` cannot occur here). `require`
-/// accepts any certificate; the verify modes check it against the CA file, else the
-/// system's trust store; `verify-ca` lets the name differ.
+/// accepts any certificate; the verify modes check it against exactly the CA file's
+/// certificates, else the system's trust store; `verify-ca` lets the name differ.
 fn client(target: &Target) -> Result<Client, RedisError> {
     let s = &target.tls;
     let settings = RedisConnectionInfo::default().set_skip_set_lib_name();
@@ -416,9 +416,17 @@ fn client(target: &Target) -> Result<Client, RedisError> {
             ))
         })
     };
-    let root_cert = match &s.ca_file {
-        Some(ca) if s.mode.verifies() => Some(read(ca)?),
-        _ => None,
+    // Exactly the anchors every provider trusts (the CA file's, else the system's store),
+    // handed over as the driver's root certificates, so it adds none of its own.
+    let root_cert = if s.mode.verifies() {
+        Some(s.trust_anchors_pem().map_err(|e| {
+            RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                e.to_string(),
+            ))
+        })?)
+    } else {
+        None
     };
     let client_tls = match (&s.cert_file, &s.key_file) {
         (Some(cert), Some(key)) => Some(ClientTlsConfig {

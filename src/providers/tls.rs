@@ -2,10 +2,17 @@
 //! settings come from (local config, libpq's environment, the provider's default), the
 //! rustls client configuration each mode stands for, and the words for a failed handshake.
 //!
-//! The drivers differ in how they take TLS settings; each provider translates
-//! [`TlsSettings`] into its driver's options. Whatever the driver, a handshake completes
-//! (and, in the verify modes, the certificate is checked) before any credential is sent,
-//! and no mode but `prefer` ever falls back to plaintext.
+//! One trust decision for every provider: with a CA file, exactly the certificates in that
+//! file are trusted (no bundled or system roots beside them); without one, `verify-full`
+//! trusts the system's store and checks the name, and `verify-ca` is refused, since a chain
+//! to any public root for any name authenticates nothing. The drivers differ in how they
+//! take TLS settings; each provider hands its driver the trust anchors decided here
+//! ([`TlsSettings::client_config`], [`TlsSettings::trust_anchors_pem`]).
+//!
+//! Whatever the driver, a handshake completes (and, in the verify modes, the certificate is
+//! checked) before any credential is sent, and no mode but `prefer` ever falls back to
+//! plaintext. What a login may reveal on a connection that is *not* verified is decided by
+//! [`TlsSettings::authenticates_server`] and explained by [`password_refusal`].
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -141,7 +148,8 @@ impl TlsOrigin {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
     pub mode: TlsMode,
-    /// Trust anchors for the verify modes; `None`: the system's, else Mozilla's bundled set.
+    /// Trust anchors for the verify modes, and nothing else; `None`: the system's store
+    /// (`verify-full` only).
     pub ca_file: Option<PathBuf>,
     /// Client certificate chain for mutual TLS.
     pub cert_file: Option<PathBuf>,
@@ -175,19 +183,30 @@ impl TlsSettings {
             l.mode
         } else if is_pg && PG_ENV.iter().any(|v| env(v).is_some()) {
             s.origin = TlsOrigin::Environment;
-            // libpq's "system" means the system's trust store, which is ours without a file.
-            s.ca_file = env("PGSSLROOTCERT")
-                .filter(|v| v != "system")
-                .map(PathBuf::from);
+            let root = env("PGSSLROOTCERT");
+            // libpq 16+: "system" is the system's trust store (ours without a file), and
+            // it makes verify-full the default and every weaker mode an error.
+            let system = root.as_deref() == Some("system");
+            s.ca_file = root.filter(|_| !system).map(PathBuf::from);
             s.cert_file = env("PGSSLCERT").map(PathBuf::from);
             s.key_file = env("PGSSLKEY").map(PathBuf::from);
-            match env("PGSSLMODE").as_deref() {
+            let mode = match env("PGSSLMODE").as_deref() {
                 None => None,
                 // libpq's "allow" tries plaintext first; TLS when offered is the safer reading.
                 Some("allow") => Some(TlsMode::Prefer),
                 // libpq: `require` with a root certificate present checks the chain.
                 Some("require") if s.ca_file.is_some() => Some(TlsMode::VerifyCa),
                 Some(v) => Some(v.parse().map_err(|e| format!("PGSSLMODE: {e}"))?),
+            };
+            match mode {
+                Some(weak) if system && weak != TlsMode::VerifyFull => {
+                    return Err(format!(
+                        "PGSSLMODE={} may not be used with PGSSLROOTCERT=system (as in libpq 16 and later): anyone can get a certificate from a public CA for a name they control, so only verify-full, which checks the name, authenticates the server; set PGSSLMODE=verify-full or unset it",
+                        env("PGSSLMODE").unwrap_or_default()
+                    ));
+                }
+                None if system => Some(TlsMode::VerifyFull),
+                other => other,
             }
         } else {
             None
@@ -216,6 +235,15 @@ impl TlsSettings {
             return Err(format!(
                 "a TLS CA file is checked only in modes verify-ca and verify-full, but the mode (from {from}) is {}",
                 self.mode
+            ));
+        }
+        if self.mode == TlsMode::VerifyCa && self.ca_file.is_none() {
+            let (ca, full) = match self.origin {
+                TlsOrigin::Environment => ("PGSSLROOTCERT=FILE", "PGSSLMODE=verify-full"),
+                _ => ("--tls-ca-file FILE", "--tls verify-full"),
+            };
+            return Err(format!(
+                "TLS mode verify-ca (from {from}) needs a CA file: against the system's trust store it would accept a certificate for any name from any public CA, which anyone can get, so it would authenticate nothing; give the CA that signed the server's certificate ({ca}), or use {full}, which checks the name"
             ));
         }
         if self.key_file.is_some() && self.cert_file.is_none() {
@@ -256,33 +284,85 @@ impl TlsSettings {
     /// Reads and parses every file named, so a bad path or a file of the wrong kind shows
     /// up at `configure` and at connection time, with the file named.
     pub fn check_files(&self) -> Result<(), TlsError> {
-        self.roots()?;
+        if self.mode.verifies() {
+            self.trust_anchors()?;
+        }
         self.client_identity()?;
         Ok(())
     }
 
-    fn roots(&self) -> Result<RootCertStore, TlsError> {
-        let mut roots = RootCertStore::empty();
-        match &self.ca_file {
-            Some(path) => {
-                let certs = read_certs(path, "CA file")?;
-                let (added, _) = roots.add_parsable_certificates(certs);
-                if added == 0 {
-                    return Err(TlsError::file(
-                        path,
-                        "CA file",
-                        "none of its certificates can serve as a trust anchor",
-                    ));
-                }
+    /// The certificates the verify modes trust, and nothing else: the CA file's, or the
+    /// system's store when there is no CA file. An empty system store is an error (it would
+    /// refuse every server), never a silent switch to another set of roots.
+    pub fn trust_anchors(&self) -> Result<TrustAnchors, TlsError> {
+        let (certs, source) = match &self.ca_file {
+            Some(path) => (
+                read_certs(path, "CA file")?,
+                AnchorSource::CaFile(path.clone()),
+            ),
+            None => (
+                rustls_native_certs::load_native_certs().certs,
+                AnchorSource::System,
+            ),
+        };
+        let mut store = RootCertStore::empty();
+        let (added, _) = store.add_parsable_certificates(certs.iter().cloned());
+        if added == 0 {
+            return Err(match &self.ca_file {
+                Some(path) => TlsError::file(
+                    path,
+                    "CA file",
+                    "none of its certificates can serve as a trust anchor",
+                ),
+                None => TlsError::Setup(
+                    "the system's trust store is empty (no CA certificates where SSL_CERT_FILE, SSL_CERT_DIR or the system's default locations point); give the CA that signed the server's certificate with --tls-ca-file".into(),
+                ),
+            });
+        }
+        Ok(TrustAnchors {
+            store,
+            certs,
+            source,
+        })
+    }
+
+    /// The trust anchors as PEM text, for drivers that take a root certificate file or
+    /// buffer rather than a rustls configuration (Redis, MongoDB): the same certificates
+    /// [`TlsSettings::client_config`] trusts.
+    pub fn trust_anchors_pem(&self) -> Result<Vec<u8>, TlsError> {
+        use base64::Engine;
+        let anchors = self.trust_anchors()?;
+        let mut pem = Vec::new();
+        for cert in &anchors.certs {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+            pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                pem.extend_from_slice(line);
+                pem.push(b'\n');
             }
-            None => {
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-                if roots.is_empty() {
-                    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                }
+            pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+        }
+        Ok(pem)
+    }
+
+    /// Whether a connection made with these settings has shown that the peer is the
+    /// database: only the verify modes do. On any other connection a login must not reveal
+    /// the password (a cleartext or MD5 request, MySQL's full authentication).
+    pub fn authenticates_server(&self) -> bool {
+        self.mode.verifies()
+    }
+
+    /// The setting that would make a connection verified, in the words of where the
+    /// settings came from.
+    pub fn how_to_verify(&self) -> &'static str {
+        match self.origin {
+            TlsOrigin::Environment => {
+                "PGSSLMODE=verify-full with PGSSLROOTCERT=FILE (the CA that signed the server's certificate) or PGSSLROOTCERT=system"
+            }
+            _ => {
+                "--tls verify-full --tls-ca-file FILE (the CA that signed the server's certificate; without a file, the system's trust store)"
             }
         }
-        Ok(roots)
     }
 
     fn client_identity(
@@ -307,10 +387,10 @@ impl TlsSettings {
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Setup(e.to_string()))?;
         let builder = match self.mode {
-            TlsMode::VerifyFull => builder.with_root_certificates(self.roots()?),
+            TlsMode::VerifyFull => builder.with_root_certificates(self.trust_anchors()?.store),
             TlsMode::VerifyCa => {
                 let inner = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(self.roots()?),
+                    Arc::new(self.trust_anchors()?.store),
                     provider.clone(),
                 )
                 .build()
@@ -331,18 +411,51 @@ impl TlsSettings {
         }
     }
 
-    /// What `test` says about the certificate check.
+    /// What `test` says about the certificate check: exactly which anchors the chain was
+    /// checked against (read again, so the count is what a connection now would trust).
     pub fn verification(&self) -> String {
-        let ca = match &self.ca_file {
-            Some(p) => format!("CA {}", p.display()),
-            None => "the system's trust store".to_owned(),
+        let anchors = match self.trust_anchors() {
+            Ok(a) => a.describe(),
+            Err(e) => format!("trust anchors unreadable: {e}"),
         };
         match self.mode {
-            TlsMode::VerifyFull => format!("certificate verified: chain ({ca}) and host name"),
+            TlsMode::VerifyFull => {
+                format!("certificate verified: chain ({anchors}) and host name")
+            }
             TlsMode::VerifyCa => {
-                format!("certificate verified: chain ({ca}); host name not checked")
+                format!("certificate verified: chain ({anchors}); host name not checked")
             }
             _ => "certificate not verified (use verify-full to check it)".to_owned(),
+        }
+    }
+}
+
+/// Where the trusted certificates came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorSource {
+    CaFile(PathBuf),
+    System,
+}
+
+/// The certificates a verifying connection trusts: the one decision every provider uses.
+pub struct TrustAnchors {
+    pub store: RootCertStore,
+    /// The certificates as read, for drivers that want them as PEM.
+    pub certs: Vec<CertificateDer<'static>>,
+    pub source: AnchorSource,
+}
+
+impl TrustAnchors {
+    /// "only CA /etc/ca.pem (1 certificate)" or "the system's trust store, 146 CAs".
+    pub fn describe(&self) -> String {
+        let n = self.store.len();
+        match &self.source {
+            AnchorSource::CaFile(path) => format!(
+                "only CA {} ({n} certificate{}; no other roots)",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            ),
+            AnchorSource::System => format!("the system's trust store, {n} CAs"),
         }
     }
 }
@@ -495,6 +608,41 @@ impl ServerCertVerifier for AnyCertificate {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// The kind of connection on which a request for the password was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unverified {
+    /// No TLS (mode `disable`, or `prefer` against a server without TLS).
+    Plaintext,
+    /// TLS whose certificate was not checked (`prefer`, `require`).
+    Tls,
+}
+
+/// Why the agent would not answer a request that reveals the password (`request`, in the
+/// protocol's words), on a connection of kind `channel` made with `settings`, and what
+/// would allow it: the setting that verifies the server, then `alternative` (the
+/// provider's other ways, each starting with "; or").
+pub fn password_refusal(
+    request: &str,
+    channel: Unverified,
+    settings: &TlsSettings,
+    alternative: &str,
+) -> String {
+    let over = match channel {
+        Unverified::Plaintext if settings.mode == TlsMode::Prefer => {
+            "a plaintext connection (mode prefer, and the server said it has no TLS)".to_owned()
+        }
+        Unverified::Plaintext => format!("a plaintext connection (mode {})", settings.mode),
+        Unverified::Tls => format!(
+            "a TLS connection whose certificate was not checked (mode {})",
+            settings.mode
+        ),
+    };
+    format!(
+        "the server asked for {request}; refused, because on {over} nothing shows that the peer is the database, and whoever answers at this address (anyone in the network path) would learn the password; to allow it, verify the server: {}{alternative}",
+        settings.how_to_verify()
+    )
 }
 
 /// Why a TLS connection failed, in words an operator acts on; `None` when `error` (or
@@ -812,6 +960,96 @@ mod tests {
             TlsMode::VerifyCa
         );
     }
+
+    #[test]
+    fn pgsslrootcert_system_means_verify_full_as_in_libpq_16() {
+        let env = |mode: Option<&'static str>| {
+            move |k: &str| match k {
+                "PGSSLROOTCERT" => Some("system".to_owned()),
+                "PGSSLMODE" => mode.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let s = TlsSettings::resolve(ProviderKind::Postgresql, None, &env(None)).unwrap();
+        assert_eq!((s.mode, s.ca_file), (TlsMode::VerifyFull, None));
+        let s = TlsSettings::resolve(ProviderKind::Postgresql, None, &env(Some("verify-full")))
+            .unwrap();
+        assert_eq!(s.mode, TlsMode::VerifyFull);
+        for weak in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let e =
+                TlsSettings::resolve(ProviderKind::Postgresql, None, &env(Some(weak))).unwrap_err();
+            assert!(
+                e.contains(&format!("PGSSLMODE={weak}")) && e.contains("verify-full"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_ca_without_a_ca_file_authenticates_nothing_and_is_refused() {
+        for kind in [
+            ProviderKind::Postgresql,
+            ProviderKind::Mysql,
+            ProviderKind::Redis,
+        ] {
+            let local = LocalTls {
+                mode: Some(TlsMode::VerifyCa),
+                ..Default::default()
+            };
+            let e = TlsSettings::resolve(kind, Some(&local), &no_env).unwrap_err();
+            assert!(
+                e.contains("needs a CA file") && e.contains("--tls-ca-file"),
+                "{e}"
+            );
+        }
+        let env = |k: &str| (k == "PGSSLMODE").then(|| "verify-ca".to_owned());
+        let e = TlsSettings::resolve(ProviderKind::Postgresql, None, &env).unwrap_err();
+        assert!(e.contains("PGSSLROOTCERT=FILE"), "{e}");
+        // verify-full without a file is the system's store, with the name checked.
+        let local = LocalTls {
+            mode: Some(TlsMode::VerifyFull),
+            ..Default::default()
+        };
+        assert!(TlsSettings::resolve(ProviderKind::Mysql, Some(&local), &no_env).is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_is_the_only_trust_anchor() {
+        let dir = std::env::temp_dir().join(format!("ska-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        // A self-signed CA certificate (P-256), made once with openssl for this test.
+        std::fs::write(&ca, TEST_CA_PEM).unwrap();
+        let s = TlsSettings {
+            mode: TlsMode::VerifyCa,
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        };
+        let anchors = s.trust_anchors().unwrap();
+        assert_eq!(anchors.store.len(), 1);
+        assert_eq!(anchors.source, AnchorSource::CaFile(ca.clone()));
+        assert!(s.verification().contains("1 certificate; no other roots"));
+        // The PEM handed to drivers that take one holds exactly that certificate.
+        let pem = s.trust_anchors_pem().unwrap();
+        let back: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, anchors.certs);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBljCCATugAwIBAgIULNzHUy0VKTCOfwGprjivu3UiJfIwCgYIKoZIzj0EAwIw
+FzEVMBMGA1UEAwwMdW5pdCB0ZXN0IENBMCAXDTI2MTIwNDE1MTkxM1oYDzIxMjYx
+MTEwMTUxOTEzWjAXMRUwEwYDVQQDDAx1bml0IHRlc3QgQ0EwWTATBgcqhkjOPQIB
+BggqhkjOPQMBBwNCAATbySh4Ab5TgklPN6/BnS3p6OWRLF9qBDidNg8j6mzy3Y8b
+mmObL+iTDR3LqXz3izDe96FXZgp9K/gCmHv0XZ7Vo2MwYTAdBgNVHQ4EFgQUVDyp
+3xGDmTCfUEIK2uUvZwWFUAowHwYDVR0jBBgwFoAUVDyp3xGDmTCfUEIK2uUvZwWF
+UAowDwYDVR0TAQH/BAUwAwEB/zAOBgNVHQ8BAf8EBAMCAgQwCgYIKoZIzj0EAwID
+SQAwRgIhAJiR7v+Mv50ctdVUlXXFrkC52B0hektAwc8Yo3yY/5E8AiEAqvMb9aXQ
+qzlsWmD2Dd+RU3ohR/f9uqn2SeXQPR+llho=
+-----END CERTIFICATE-----
+";
 
     #[test]
     fn contradictory_settings_are_refused() {

@@ -2,8 +2,8 @@
 //! databases started by `make test` (tests/services/run.sh). `support/` is what tests
 //! share (and all the bench and the demo include); each other module is a part of the
 //! specification: the management commands, the agent's lifecycle, the scenarios every
-//! provider must survive, what is particular to each database, and the layering rules
-//! of src/.
+//! provider must survive, what is particular to each database, who may be given a
+//! password (`transport.rs`), and the layering rules of src/.
 
 mod support;
 
@@ -25,6 +25,7 @@ mod monitoring;
 mod ops;
 mod scenarios;
 mod tls;
+mod transport;
 
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -1,7 +1,8 @@
 //! What every integration test shares: temp dirs, a machine identity, the agent process,
 //! waiting for a condition with a deadline, and service discovery that fails loudly in CI.
-//! Beside it: the fake control plane, a TCP proxy that can cut a database off, the test
-//! databases (`db/`), one scenario's world, one-shot commands and named assertions.
+//! Beside it: the fake control plane, a TCP proxy that can cut a database off, fake
+//! database servers that play a man-in-the-middle (`mitm.rs`), the test databases
+//! (`db/`), one scenario's world, one-shot commands and named assertions.
 //! The bench and the demo include this directory and nothing else from tests/.
 
 #![allow(dead_code)]
@@ -11,6 +12,7 @@ pub mod cli;
 pub mod connect_proxy;
 pub mod db;
 pub mod fake_cp;
+pub mod mitm;
 pub mod private_ca;
 pub mod proxy;
 pub mod world;

@@ -8,7 +8,10 @@
 //!   password is sent (the right password gets a TLS error, not a login, and never
 //!   appears in the bytes the agent sent);
 //! - `require` against the plaintext-only server of the same kind fails and never falls
-//!   back; `disable` against the TLS server is refused by the server.
+//!   back; `disable` against the TLS server is refused by the server;
+//! - a CA file is the only trust anchor: the server's real CA, trusted as the whole system
+//!   store (SSL_CERT_FILE), does not make a connection with another CA file succeed, and
+//!   no password is sent; without a CA file, verify-full trusts the system store.
 
 #![allow(dead_code)]
 
@@ -450,6 +453,146 @@ pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
     drop_user(db, &user);
 }
 
+/// A secret configured on a fresh machine for `db`'s TLS server, reached through `port`
+/// (a recorder in front of it), with the given TLS flags; the managed user is a TLS-only
+/// user of its own. Returns what `test` needs and the user to drop.
+struct Configured {
+    cp: FakeControlPlane,
+    machine: Machine,
+    secret: String,
+    user: String,
+    password: String,
+    port: u16,
+}
+
+impl Configured {
+    fn new(db: &dyn TlsServer, port: u16) -> Configured {
+        let (user, password) = tls_user(db, false).expect("a TLS-only user");
+        let server = db.tls_server();
+        let cp = FakeControlPlane::start();
+        let machine = Machine::new(&cp);
+        let secret = unique_name("sk");
+        let connection = json!({"host": server.host, "port": port, "database": server.database,
+            "adminUser": server.admin_user, "adminPass": server.admin_pass, "projectReference": ""});
+        cp.add_secret(
+            &secret,
+            SecretState::new(
+                db.kind().as_str(),
+                connection,
+                &user,
+                &secret_value(&user, &password),
+            ),
+        );
+        Configured {
+            cp,
+            machine,
+            secret,
+            user,
+            password,
+            port,
+        }
+    }
+
+    /// `configure` with these TLS flags, with `system_ca` as the system's trust store.
+    fn configure(&self, db: &dyn TlsServer, tls: &[&str], system_ca: &std::path::Path) {
+        let server = db.tls_server();
+        let port = self.port.to_string();
+        let mut args = vec![
+            "configure",
+            "--secret",
+            &self.secret,
+            "--provider",
+            db.kind().as_str(),
+            "--host",
+            &server.host,
+            "--port",
+            &port,
+            "--admin-user",
+            &server.admin_user,
+        ];
+        if !server.database.is_empty() {
+            args.extend(["--database", &server.database]);
+        }
+        args.extend_from_slice(tls);
+        let mut configure = self.machine.command(&args);
+        configure
+            .env("SIKKERKEY_ADMIN_PASS", &server.admin_pass)
+            .env("SSL_CERT_FILE", system_ca);
+        cli::run(configure).expect(Exit::Ok);
+    }
+
+    /// `test`, with `system_ca` as the system's trust store.
+    fn test(&self, system_ca: &std::path::Path) -> cli::Out {
+        let mut test = self.machine.command(&["test", "--secret", &self.secret]);
+        test.env("SSL_CERT_FILE", system_ca);
+        cli::run(test)
+    }
+}
+
+/// One trust decision: a CA file is the only trust anchor, however trusted the server's
+/// real CA is elsewhere (here: it is the whole system store, through SSL_CERT_FILE), and
+/// the refusal comes before any password; without a CA file, verify-full trusts the system
+/// store and checks the name. `test` says exactly which anchors it checked against.
+pub fn the_ca_file_is_the_only_trust_anchor_else_the_system_store(db: &dyn TlsServer) {
+    let server = db.tls_server();
+    let recorder = Recorder::start(&server.host, server.port);
+    let c = Configured::new(db, recorder.port);
+    let pki = db.pki();
+    let ca = pki.ca.display().to_string();
+    let wrong_ca = pki.wrong_ca.display().to_string();
+    let modes: &[&str] = if db.has_verify_ca() {
+        &["verify-full", "verify-ca"]
+    } else {
+        &["verify-full"]
+    };
+    for mode in modes {
+        c.configure(db, &["--tls", mode, "--tls-ca-file", &wrong_ca], &pki.ca);
+        let out = c.test(&pki.ca);
+        let text = out.all();
+        assert_eq!(out.code, Exit::CheckFailed as i32, "{mode}: {text}");
+        assert!(
+            text.contains("FAIL  login") && text.contains("unknown CA") && text.contains(mode),
+            "{mode}: {text}"
+        );
+    }
+    let sent = recorder.sent();
+    assert!(!sent.is_empty(), "nothing went through the recorder");
+    for secret in [&server.admin_pass, &c.password] {
+        assert!(
+            !contains(&sent, secret.as_bytes()),
+            "a password crossed the wire to a server the CA file does not vouch for"
+        );
+    }
+
+    c.configure(db, &["--tls", "verify-full"], &pki.ca);
+    let text = c.test(&pki.ca).expect(Exit::Ok).all();
+    assert!(
+        text.contains("mode verify-full from the local config")
+            && text.contains("chain (the system's trust store, 1 CAs) and host name"),
+        "{text}"
+    );
+    // The same without the server's CA in the system store: refused.
+    let text = c.test(&pki.wrong_ca).all();
+    assert!(
+        text.contains("FAIL  login") && text.contains("unknown CA"),
+        "{text}"
+    );
+
+    c.configure(
+        db,
+        &["--tls", "verify-full", "--tls-ca-file", &ca],
+        &pki.wrong_ca,
+    );
+    let text = c.test(&pki.wrong_ca).expect(Exit::Ok).all();
+    assert!(
+        text.contains(&format!(
+            "chain (only CA {ca} (1 certificate; no other roots)) and host name"
+        )),
+        "{text}"
+    );
+    drop_user(db, &c.user);
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -465,6 +608,7 @@ macro_rules! tls_tests {
         $crate::tls_tests!(@one $server, disable_against_the_tls_server_is_refused);
         $crate::tls_tests!(@one $server, client_certificate_is_presented);
         $crate::tls_tests!(@one $server, rotation_confirms_with_verify_full);
+        $crate::tls_tests!(@one $server, the_ca_file_is_the_only_trust_anchor_else_the_system_store);
     };
     (@one $server:expr, $check:ident) => {
         #[test]
@@ -510,6 +654,14 @@ fn configure_refuses_contradictory_or_unreadable_tls_settings() {
         ),
         ("redis", &["--tls", "prefer"], "cannot negotiate TLS"),
         ("mongodb", &["--tls", "verify-ca"], "verify-ca"),
+        // A chain to any public root for any name authenticates nothing.
+        (
+            "postgresql",
+            &["--tls", "verify-ca"],
+            "verify-ca (from the local config) needs a CA file",
+        ),
+        ("mysql", &["--tls", "verify-ca"], "needs a CA file"),
+        ("redis", &["--tls", "verify-ca"], "needs a CA file"),
     ];
     for (provider, flags, expect) in cases {
         let mut args = vec![
@@ -537,6 +689,82 @@ fn configure_refuses_contradictory_or_unreadable_tls_settings() {
         );
         assert!(!machine.agents_dir().join("sk_tls_conf.json").exists());
     }
+}
+
+/// libpq's variables, read as libpq reads them, refuse what authenticates nothing:
+/// `PGSSLROOTCERT=system` with a weaker `PGSSLMODE` (libpq 16), and `verify-ca` without a
+/// root certificate. `test` fails its config check and `start` exits with the config code,
+/// both saying why, before any connection.
+#[test]
+fn libpq_variables_that_authenticate_nothing_are_refused() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let secret = unique_name("sk");
+    let connection = json!({"host": "127.0.0.1", "port": cli::closed_port(), "database": "postgres",
+        "adminUser": "sk_admin", "adminPass": "admin-pass-value", "projectReference": ""});
+    cp.add_secret(
+        &secret,
+        SecretState::new("postgresql", connection, "app", &secret_value("app", "pw")),
+    );
+    let port = cli::closed_port().to_string();
+    let mut configure = machine.command(&[
+        "configure",
+        "--secret",
+        &secret,
+        "--provider",
+        "postgresql",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--admin-user",
+        "sk_admin",
+    ]);
+    configure.env("SIKKERKEY_ADMIN_PASS", "admin-pass-value");
+    cli::run(configure).expect(Exit::Ok);
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("PGSSLMODE", "require"), ("PGSSLROOTCERT", "system")],
+            "PGSSLMODE=require may not be used with PGSSLROOTCERT=system",
+        ),
+        (
+            &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", "system")],
+            "PGSSLMODE=verify-ca may not be used with PGSSLROOTCERT=system",
+        ),
+        (
+            &[("PGSSLMODE", "verify-ca")],
+            "verify-ca (from PGSSL* environment variables) needs a CA file",
+        ),
+    ];
+    for (env, expect) in cases {
+        let mut test = machine.command(&["test", "--secret", &secret]);
+        let mut start = machine.command(&["start", "--secret", &secret]);
+        for (k, v) in *env {
+            test.env(k, v);
+            start.env(k, v);
+        }
+        let out = cli::run(test).expect(Exit::CheckFailed).all();
+        assert!(
+            out.contains("FAIL  config") && out.contains(expect),
+            "{env:?}: {out}"
+        );
+        let out = cli::run(start).expect(Exit::Config).all();
+        assert!(out.contains(expect), "{env:?}: {out}");
+        assert!(!out.contains("admin-pass-value"), "{out}");
+    }
+    // A local config written by hand (configure refuses it) is refused by start too.
+    let path = machine.agents_dir().join(format!("{secret}.json"));
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["tls"] = json!({"mode": "verify-ca"});
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let out = cli::run(machine.command(&["start", "--secret", &secret]))
+        .expect(Exit::Config)
+        .all();
+    assert!(
+        out.contains("verify-ca (from the local config) needs a CA file"),
+        "{out}"
+    );
 }
 
 /// A TCP proxy that records what the client sent, to show what did not cross the wire.

@@ -3,7 +3,8 @@
 //! the plaintext-only main cluster for `require`.
 
 use postgres::Client;
-use sikkerkey_agent::providers::{ProviderKind, TlsMode};
+use sikkerkey_agent::providers::{FailureKind, ProviderKind, TlsMode};
+use sikkerkey_agent::secret::Secret;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Pki, Server, Servers, TlsServer};
@@ -126,5 +127,115 @@ fn pgssl_environment_applies_and_yields_to_the_local_config() {
     configure(&["--tls", "require"]);
     let out = test(&pg.pair.pki.wrong_ca).expect(Exit::Ok).all();
     assert!(out.contains("mode require from the local config"), "{out}");
+    super::drop_user(&pg, &user);
+}
+
+/// `PGSSLROOTCERT=system` is the system's trust store, and makes verify-full the mode, as
+/// in libpq 16: the name is checked, so a certificate for another name is refused.
+#[test]
+fn pgsslrootcert_system_means_verify_full_against_the_system_store() {
+    use crate::support::world::secret_value;
+    use crate::support::{FakeControlPlane, Machine, SecretState, unique_name};
+    let Some(pg) = from_env() else { return };
+    let (user, pw) = super::tls_user(&pg, false).unwrap();
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let secret = unique_name("sk");
+    let s = &pg.pair.tls;
+    let connection = serde_json::json!({"host": s.host, "port": s.port, "database": "postgres",
+        "adminUser": s.admin_user, "adminPass": s.admin_pass, "projectReference": ""});
+    cp.add_secret(
+        &secret,
+        SecretState::new("postgresql", connection, &user, &secret_value(&user, &pw)),
+    );
+    let port = s.port.to_string();
+    let configure = |host: &str| {
+        let mut configure = machine.command(&[
+            "configure",
+            "--secret",
+            &secret,
+            "--provider",
+            "postgresql",
+            "--host",
+            host,
+            "--port",
+            &port,
+            "--admin-user",
+            &s.admin_user,
+        ]);
+        configure.env("SIKKERKEY_ADMIN_PASS", &s.admin_pass);
+        cli::run(configure).expect(Exit::Ok);
+    };
+    let test = || {
+        let mut test = machine.command(&["test", "--secret", &secret]);
+        test.env("PGSSLROOTCERT", "system")
+            .env("SSL_CERT_FILE", &pg.pair.pki.ca);
+        cli::run(test)
+    };
+    configure(&s.host);
+    let out = test().expect(Exit::Ok).all();
+    assert!(
+        out.contains("mode verify-full from PGSSL* environment")
+            && out.contains("chain (the system's trust store, 1 CAs) and host name"),
+        "{out}"
+    );
+    configure(&pg.pair.pki.wrong_host);
+    let out = test().all();
+    assert!(
+        out.contains("FAIL  login") && out.contains("name mismatch"),
+        "{out}"
+    );
+    super::drop_user(&pg, &user);
+}
+
+/// A role whose pg_hba method is "password" (the server asks for it in clear): the agent
+/// gives it to the real server over verified TLS and over its Unix socket, and refuses
+/// over TLS it did not verify.
+#[test]
+fn cleartext_password_requests_are_answered_only_over_verified_tls() {
+    let Some(pg) = from_env() else { return };
+    let (user, pw) = super::tls_user(&pg, false).unwrap();
+    let sql = format!("GRANT ska_pwauth TO \"{}\"", user.replace('"', "\"\""));
+    pg.admin().batch_execute(&sql).unwrap();
+    let login = |mode: TlsMode, password: &str| {
+        let mut t = super::target(
+            ProviderKind::Postgresql,
+            &pg.pair.tls,
+            pg.pair.pki.settings(mode),
+        );
+        t.admin_user = user.clone();
+        t.admin_pass = Secret::new(password);
+        sikkerkey_agent::providers::verify_only(&t, &user, &Secret::new(password))
+    };
+    for mode in [TlsMode::VerifyFull, TlsMode::VerifyCa] {
+        login(mode, &pw).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let e = login(mode, "wrong-password").unwrap_err();
+        assert_eq!(e.kind, FailureKind::AuthRejected, "{mode}: {e}");
+    }
+    // The server's Unix socket never leaves the machine: whoever listens there is the
+    // server, so the password may go there in any mode (sslmode does not apply).
+    let socket_dir = crate::support::require_env("SKA_PGTLS_SOCKET_DIR", "PostgreSQL over TLS")
+        .expect("the TLS cluster's socket directory");
+    let mut t = super::target(
+        ProviderKind::Postgresql,
+        &pg.pair.tls,
+        pg.pair.pki.settings(TlsMode::Prefer),
+    );
+    t.host = socket_dir;
+    sikkerkey_agent::providers::verify_only(&t, &user, &Secret::new(&pw))
+        .expect("a cleartext login over the Unix socket");
+    let e = sikkerkey_agent::providers::verify_only(&t, &user, &Secret::new("wrong-password"))
+        .unwrap_err();
+    assert_eq!(e.kind, FailureKind::AuthRejected, "{e}");
+    for mode in [TlsMode::Require, TlsMode::Prefer] {
+        let e = login(mode, &pw).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.kind, FailureKind::Tls, "{mode}: {text}");
+        assert!(
+            text.contains("in clear") && text.contains("certificate was not checked"),
+            "{mode}: {text}"
+        );
+        assert!(!text.contains(&pw));
+    }
     super::drop_user(&pg, &user);
 }
