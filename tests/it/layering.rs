@@ -15,6 +15,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("fsutil", &[]),
     ("memory", &[]),
     ("secret", &[]),
+    ("secret_file", &[]),
     ("settings", &["secret"]),
     ("pidfile", &["fsutil"]),
     ("suggest", &[]),
@@ -23,11 +24,14 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("help", &["exit"]),
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
-    ("identity", &["fsutil"]),
+    ("identity", &["fsutil", "secret_file"]),
     ("trust", &[]),
     ("api", &["identity", "secret", "trust"]),
     ("providers", &["secret", "suggest"]),
-    ("localconfig", &["api", "fsutil", "providers", "secret"]),
+    (
+        "localconfig",
+        &["api", "fsutil", "providers", "secret", "secret_file"],
+    ),
     (
         "service",
         &["exit", "files", "fsutil", "identity", "settings"],
@@ -66,6 +70,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "pidfile",
             "providers",
             "secret",
+            "secret_file",
             "service",
             "settings",
         ],
