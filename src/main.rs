@@ -52,7 +52,13 @@ fn dispatch(command: Command, settings: &Settings) -> Result<Exit, CommandError>
 }
 
 fn main() -> ExitCode {
-    let settings = Settings::from_env();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let decided = logging::take_format_flag(args).and_then(|(flag, args)| {
         let log = LogSettings::decide(

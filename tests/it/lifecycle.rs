@@ -226,6 +226,43 @@ fn a_local_config_or_tls_key_others_can_read_is_refused() {
     );
 }
 
+/// Settings fail closed (issue 18, item 6): a value the agent does not understand exits 2
+/// naming the variable and what it accepts, before anything runs. Before,
+/// `SIKKERKEY_DRIFT_REPAIR=disabled` still repaired and `SIKKERKEY_DRIFT_CHECK_SECONDS=off`
+/// meant 60 s.
+#[test]
+fn a_setting_with_a_value_the_agent_does_not_understand_exits_2() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    for (var, value, accepted) in [
+        (
+            "SIKKERKEY_DRIFT_REPAIR",
+            "disabled",
+            "off, detect-only, false, no, 0 (detect-only)",
+        ),
+        (
+            "SIKKERKEY_DRIFT_CHECK_SECONDS",
+            "off",
+            "a whole number of seconds (0 turns the check off)",
+        ),
+        (
+            "SIKKERKEY_STOP_TIMEOUT_MS",
+            "60s",
+            "a whole number of milliseconds",
+        ),
+    ] {
+        for command in [&["start", "--secret", "sk_set"][..], &["list"][..]] {
+            let mut cmd = machine.command(command);
+            cmd.env(var, value);
+            let mut agent = crate::support::AgentProcess::spawn(cmd);
+            agent.expect_exit(Exit::Usage);
+            assert_contains(&agent.output(), &format!("error: {var}=\"{value}\""));
+            assert_contains(&agent.output(), accepted);
+        }
+    }
+    assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
+}
+
 #[test]
 fn plain_http_to_a_remote_host_is_refused() {
     let cp = FakeControlPlane::start();
