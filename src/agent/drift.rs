@@ -134,6 +134,9 @@ struct Refused {
     admin_explains: bool,
     /// The agent set the live value at the last check; the next login proves it.
     repaired: bool,
+    /// A login was refused after a repair: until a login succeeds (or the admin shows a
+    /// wrong password again), a refusal is not the password.
+    repair_did_not_help: bool,
 }
 
 /// The drift watch of one agent: when the next check is due, what is being reported, and
@@ -170,9 +173,12 @@ impl DriftWatch {
         self.refused.as_ref().map(|r| r.report.as_str())
     }
 
-    /// The agent set the live value at the check before: a refusal now is not the password.
+    /// The agent set the live value since the refusal began: a refusal now is not the
+    /// password (unless the admin shows otherwise).
     pub fn just_repaired(&self) -> bool {
-        self.refused.as_ref().is_some_and(|r| r.repaired)
+        self.refused
+            .as_ref()
+            .is_some_and(|r| r.repaired || r.repair_did_not_help)
     }
 
     /// A known refusal the admin can see: the next check asks the admin first and logs
@@ -238,6 +244,7 @@ impl DriftWatch {
         now: Instant,
     ) -> (Step, String, bool) {
         let failed_logins = self.refused.as_ref().map_or(0, |r| r.failed_logins) + 1;
+        let repair_did_not_help = self.just_repaired();
         let (step, report) = match &verdict {
             Verdict::NotThePassword(why) => (
                 Step::Nothing,
@@ -269,6 +276,7 @@ impl DriftWatch {
             failed_logins,
             admin_explains,
             repaired: false,
+            repair_did_not_help,
         });
         (step, report, changed)
     }
@@ -289,12 +297,14 @@ impl DriftWatch {
     pub fn repair_failed(&mut self, report: String, now: Instant) -> bool {
         let changed = self.report() != Some(report.as_str());
         let failed_logins = self.refused.as_ref().map_or(1, |r| r.failed_logins);
+        let repair_did_not_help = self.refused.as_ref().is_some_and(|r| r.repair_did_not_help);
         self.next_check = now + backoff(self.interval(), failed_logins);
         self.refused = Some(Refused {
             report,
             failed_logins,
             admin_explains: false,
             repaired: false,
+            repair_did_not_help,
         });
         changed
     }
@@ -358,6 +368,36 @@ mod tests {
         assert!(wrong(&judge(Refusal::Unclear, None, false)));
         assert!(!wrong(&judge(Refusal::NotPermitted, None, false)));
         assert!(!wrong(&judge(Refusal::BadPassword, None, true)));
+    }
+
+    #[test]
+    fn a_repair_that_did_not_help_is_not_repeated_while_the_login_stays_refused() {
+        let t0 = Instant::now();
+        let mut w = DriftWatch::new(DriftPolicy::default(), t0);
+        let (step, _, _) = w.refused(
+            judge(Refusal::Unclear, None, w.just_repaired()),
+            None,
+            "drift",
+            t0,
+        );
+        assert_eq!(step, Step::Repair);
+        w.repaired(t0);
+        for n in 1..5u32 {
+            let at = t0 + Duration::from_secs(u64::from(n) * 3600);
+            let verdict = judge(Refusal::Unclear, None, w.just_repaired());
+            assert!(
+                matches!(verdict, Verdict::NotThePassword(_)),
+                "check {n}: {verdict:?}"
+            );
+            assert_eq!(w.refused(verdict, None, "drift", at).0, Step::Nothing);
+        }
+        // The admin shows a wrong password again: that is repaired.
+        let differs = facts(PasswordMatch::Differs, None);
+        let verdict = judge(Refusal::Unclear, Some(&differs), w.just_repaired());
+        assert!(matches!(verdict, Verdict::WrongPassword(_)));
+        // A login that works ends it all.
+        assert!(w.logged_in(t0).is_some());
+        assert!(!w.just_repaired());
     }
 
     #[test]
