@@ -474,9 +474,13 @@ impl ApiClient {
             .parse::<ureq::http::Uri>()
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
+        let trust = if base_url.starts_with("https://") {
+            format!("trusting {}", roots.description)
+        } else {
+            "plain HTTP to a loopback address, no certificate to check".to_owned()
+        };
         log::info!(
-            "control plane {base_url}: trusting {}; {}",
-            roots.description,
+            "control plane {base_url}: {trust}; {}",
             describe_proxy(config.proxy(), &base_url)
         );
         ApiClient {
@@ -652,7 +656,9 @@ fn unix_now() -> i64 {
 }
 
 /// Seconds since 1970 of an HTTP `Date` in IMF-fixdate form
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send.
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send. Our own:
+/// parsing it with jiff, which env_logger links, grew the static binary (bench/crates.md
+/// has the figures).
 fn parse_http_date(text: &str) -> Option<i64> {
     let mut parts = text.split_whitespace();
     let _weekday = parts.next()?;

@@ -1,32 +1,22 @@
-//! Command-line parsing: argv in, a [`Command`] out. Pure data, no I/O, so tests can feed
-//! any argument list. Accepts the official CLI's spelling: a leading `agent` word is
-//! skipped, so `sikkerkey agent start --secret X` works through a symlink named `sikkerkey`.
+//! Command-line parsing: argv in, an [`Invocation`] out. Pure data, no I/O, so tests can
+//! feed any argument list. One loop, driven by the definitions in `help.rs`: an option is
+//! accepted exactly when the command's table lists it (or it is global), its value is
+//! checked against the table's choices, and a single-valued option given twice is an
+//! error naming both values. Accepts the official CLI's spelling: a leading `agent` word
+//! is skipped, so `sikkerkey agent start --secret X` works through a symlink named
+//! `sikkerkey`.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
-use crate::help;
+use crate::help::{self, CommandDoc, Opt};
 use crate::secret::Secret;
 use crate::suggest;
 
-/// Output format of `list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    /// OpenMetrics text, for node_exporter's textfile collector.
-    Prometheus,
-}
-
-/// A shell `completions` writes a script for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
+pub use crate::help::{OutputFormat, Shell};
 
 /// Where `configure` takes the admin password from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +70,8 @@ pub enum Command {
     },
     Status {
         secret: String,
+        /// `Table` (the plugin output) or `Json`.
+        format: OutputFormat,
     },
     List {
         format: OutputFormat,
@@ -107,286 +99,488 @@ pub enum Command {
     Man,
 }
 
+/// A parsed command line: the command and the global options given with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub command: Command,
+    /// `--log-format`, checked against its choices.
+    pub log_format: Option<String>,
+}
+
+/// A command line that cannot be run, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    /// The whole message, ending in where to read more.
+    pub message: String,
+    /// The command the line was for, once known (`status` exits 3 on a usage error).
+    pub command: Option<&'static str>,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The options before the command word: only the global ones.
+const TOP: CommandDoc = CommandDoc {
+    name: "",
+    summary: "",
+    about: "",
+    options: &[],
+    positional: None,
+    env: &[],
+    exits: &[],
+};
+
+fn help_pointer(doc: &CommandDoc) -> String {
+    if doc.name.is_empty() {
+        "run `sikkerkey-agent --help` for usage".to_owned()
+    } else {
+        format!("run `sikkerkey-agent {} --help` for its options", doc.name)
+    }
+}
+
+fn usage(doc: &CommandDoc, what: impl fmt::Display) -> UsageError {
+    UsageError {
+        message: format!("{what}; {}", help_pointer(doc)),
+        command: (!doc.name.is_empty()).then_some(doc.name),
+    }
+}
+
+/// Values given on the command line, in order.
+#[derive(Default)]
+struct Given {
+    values: Vec<(&'static Opt, OsString)>,
+    switches: Vec<&'static Opt>,
+}
+
+impl Given {
+    fn raw(&self, long: &str) -> Option<&OsString> {
+        self.values
+            .iter()
+            .find(|(o, _)| o.long == long)
+            .map(|(_, v)| v)
+    }
+
+    fn has(&self, o: &Opt) -> bool {
+        self.raw(o.long).is_some() || self.switches.iter().any(|s| s.long == o.long)
+    }
+
+    fn switch(&self, long: &str) -> bool {
+        self.switches.iter().any(|s| s.long == long)
+    }
+
+    fn text(&self, doc: &CommandDoc, long: &str) -> Result<Option<String>, UsageError> {
+        self.raw(long)
+            .map(|v| {
+                v.clone()
+                    .into_string()
+                    .map_err(|_| usage(doc, format!("the value of {long} is not valid UTF-8")))
+            })
+            .transpose()
+    }
+
+    fn path(&self, long: &str) -> Option<PathBuf> {
+        self.raw(long).map(PathBuf::from)
+    }
+}
+
+/// An argument detached from the parser, so the parser can read its value.
+enum Arg {
+    Long(String),
+    Short(char),
+    Value(OsString),
+}
+
+impl From<lexopt::Arg<'_>> for Arg {
+    fn from(arg: lexopt::Arg<'_>) -> Arg {
+        match arg {
+            Long(l) => Arg::Long(l.to_owned()),
+            Short(c) => Arg::Short(c),
+            Value(v) => Arg::Value(v),
+        }
+    }
+}
+
+/// What an option asks the parser to do next.
+enum Flow {
+    Continue,
+    Help,
+    Version,
+}
+
+/// Reads one option (and its value) for `doc`, checking it against the definitions.
+fn option(
+    doc: &'static CommandDoc,
+    arg: Arg,
+    parser: &mut lexopt::Parser,
+    given: &mut Given,
+) -> Result<Flow, UsageError> {
+    let found = match &arg {
+        Arg::Long(name) => doc.find_long(name),
+        Arg::Short(c) => doc.find_short(*c),
+        Arg::Value(v) => {
+            return Err(usage(
+                doc,
+                format!(
+                    "unexpected argument \"{}\"",
+                    v.to_string_lossy().escape_debug()
+                ),
+            ));
+        }
+    };
+    let Some(opt) = found else {
+        return Err(unknown_option(doc, &arg));
+    };
+    if opt.long == help::HELP.long {
+        return Ok(Flow::Help);
+    }
+    if opt.long == help::VERSION.long {
+        return Ok(Flow::Version);
+    }
+    if !opt.takes_value() {
+        given.switches.push(opt);
+        return Ok(Flow::Continue);
+    }
+    let value = parser.value().map_err(|_| {
+        usage(
+            doc,
+            format!("{} needs a value ({})", opt.long, opt.placeholder),
+        )
+    })?;
+    if let Some(choices) = opt.choices() {
+        let names = choices.names();
+        let text = value.to_string_lossy();
+        if !names.contains(&text.trim()) {
+            return Err(usage(
+                doc,
+                format!(
+                    "unknown {} \"{}\" for {}{}; use {}",
+                    choices.noun(),
+                    text.escape_debug(),
+                    opt.long,
+                    suggest::did_you_mean(text.trim(), names.iter().copied()),
+                    choices.listed()
+                ),
+            ));
+        }
+    }
+    if let Some(first) = given.raw(opt.long) {
+        let what = if opt.sensitive {
+            format!("{} is given twice", opt.long)
+        } else {
+            format!(
+                "{} is given twice (\"{}\" and \"{}\"); give it once",
+                opt.long,
+                first.to_string_lossy().escape_debug(),
+                value.to_string_lossy().escape_debug()
+            )
+        };
+        return Err(usage(doc, what));
+    }
+    given.values.push((opt, value));
+    Ok(Flow::Continue)
+}
+
+/// An option the command does not take, with the nearest one it does take.
+fn unknown_option(doc: &CommandDoc, arg: &Arg) -> UsageError {
+    let longs: Vec<&str> = doc
+        .options
+        .iter()
+        .chain(help::GLOBAL_OPTIONS)
+        .map(|o| o.long)
+        .collect();
+    let what = match arg {
+        Arg::Long(name) => {
+            let typed = format!("--{name}");
+            let hint = suggest::did_you_mean(&typed, longs.iter().copied());
+            format!("unknown option {typed}{hint}")
+        }
+        Arg::Short(c) => format!("unknown option -{c}"),
+        Arg::Value(v) => format!("unexpected argument \"{}\"", v.to_string_lossy()),
+    };
+    usage(doc, what)
+}
+
+/// lexopt's own errors (a value after a switch, a bad `-` cluster), in our words.
+fn lexopt_error(doc: &CommandDoc, e: lexopt::Error) -> UsageError {
+    let what = match e {
+        lexopt::Error::UnexpectedValue { option, value } => format!(
+            "{option} takes no value (got \"{}\")",
+            value.to_string_lossy().escape_debug()
+        ),
+        lexopt::Error::MissingValue {
+            option: Some(option),
+        } => format!("{option} needs a value"),
+        other => other.to_string(),
+    };
+    usage(doc, what)
+}
+
 /// Parses the arguments after the program name.
-pub fn parse<I>(args: I) -> Result<Command, lexopt::Error>
+pub fn parse<I>(args: I) -> Result<Invocation, UsageError>
 where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
     let mut parser = lexopt::Parser::from_args(args);
+    let mut given = Given::default();
     let mut saw_agent_word = false;
-    while let Some(arg) = parser.next()? {
+    let command = loop {
+        let Some(arg) = parser.next().map_err(|e| lexopt_error(&TOP, e))? else {
+            break Command::Help(help::top_help());
+        };
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help(help::top_help())),
-            Short('V') | Long("version") => return Ok(Command::Version),
             Value(word) => {
-                let word = word.string()?;
+                let word = word.to_string_lossy().into_owned();
                 if word == "agent" && !saw_agent_word {
                     saw_agent_word = true;
                     continue;
                 }
-                return parse_command(&word, &mut parser);
+                break parse_command(&word, &mut parser, &mut given)?;
             }
-            _ => return Err(unexpected(arg, None)),
-        }
-    }
-    Ok(Command::Help(help::top_help()))
-}
-
-fn parse_command(word: &str, parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    match word {
-        "start" => parse_secret_command(parser, "start", "", |secret, _| Command::Start { secret }),
-        "test" => parse_secret_command(parser, "test", "use-server-config", |secret, u| {
-            Command::Test {
-                secret,
-                use_server_config: u,
-            }
-        }),
-        "status" => {
-            parse_secret_command(parser, "status", "", |secret, _| Command::Status { secret })
-        }
-        "stop" => parse_secret_command(parser, "stop", "", |secret, _| Command::Stop { secret }),
-        "uninstall" => parse_secret_command(parser, "uninstall", "", |secret, _| {
-            Command::Uninstall { secret }
-        }),
-        "remove" => parse_secret_command(parser, "remove", "force", |secret, force| {
-            Command::Remove { secret, force }
-        }),
-        "install" => parse_secret_command(parser, "install", "now", |secret, now| {
-            Command::Install { secret, now }
-        }),
-        "configure" => parse_configure(parser),
-        "list" => parse_list(parser),
-        "completions" => parse_completions(parser),
-        "man" => match parser.next()? {
-            None => Ok(Command::Man),
-            Some(Short('h') | Long("help")) => Ok(command_help("man")),
-            Some(arg) => Err(unexpected(arg, Some("man"))),
-        },
-        "help" => Ok(match parser.next()? {
-            Some(Value(cmd)) => match help::find(&cmd.string()?) {
-                Some(c) => Command::Help(help::command_help(c)),
-                None => Command::Help(help::top_help()),
+            other => match option(&TOP, other.into(), &mut parser, &mut given)? {
+                Flow::Continue => {}
+                Flow::Help => break Command::Help(help::top_help()),
+                Flow::Version => break Command::Version,
             },
-            _ => Command::Help(help::top_help()),
-        }),
-        other => Err(lexopt::Error::Custom(
-            format!(
-                "unknown command \"{other}\"{}; run `sikkerkey-agent --help` to see the commands",
-                suggest::did_you_mean(other, help::COMMANDS.iter().map(|c| c.name))
-            )
-            .into(),
-        )),
-    }
-}
-
-fn command_help(name: &str) -> Command {
-    Command::Help(help::command_help(
-        help::find(name).expect("every parsed command is documented"),
-    ))
-}
-
-/// An argument the command does not take, with the nearest option it does take.
-fn unexpected(arg: lexopt::Arg, command: Option<&str>) -> lexopt::Error {
-    let options: Vec<&str> = command
-        .and_then(help::find)
-        .map(|c| c.options)
-        .unwrap_or(&[])
-        .iter()
-        .chain(help::GLOBAL_OPTIONS)
-        .map(|o| o.long)
-        .collect();
-    let (what, hint) = match &arg {
-        Long(name) => {
-            let typed = format!("--{name}");
-            let hint = suggest::did_you_mean(&typed, options.iter().copied());
-            (format!("unknown option {typed}"), hint)
         }
-        Short(c) => (format!("unknown option -{c}"), String::new()),
-        Value(v) => (
-            format!("unexpected argument \"{}\"", v.to_string_lossy()),
-            String::new(),
-        ),
     };
-    let see = match command {
-        Some(c) => format!("run `sikkerkey-agent {c} --help` for its options"),
-        None => "run `sikkerkey-agent --help` for usage".to_owned(),
-    };
-    lexopt::Error::Custom(format!("{what}{hint}; {see}").into())
-}
-
-/// A required option that was not given.
-fn missing(command: &str, flag: &str) -> lexopt::Error {
-    lexopt::Error::Custom(
-        format!(
-            "missing required option --{flag}; run `sikkerkey-agent {command} --help` for its options"
-        )
-        .into(),
-    )
-}
-
-/// A command taking `--secret ID` and, when `flag` is not empty, a boolean `--{flag}`.
-fn parse_secret_command(
-    parser: &mut lexopt::Parser,
-    command: &str,
-    flag: &str,
-    make: impl FnOnce(String, bool) -> Command,
-) -> Result<Command, lexopt::Error> {
-    let mut secret = None;
-    let mut set = false;
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
-            Long(f) if !flag.is_empty() && f == flag => set = true,
-            Short('h') | Long("help") => return Ok(command_help(command)),
-            _ => return Err(unexpected(arg, Some(command))),
-        }
-    }
-    Ok(make(secret.ok_or_else(|| missing(command, "secret"))?, set))
-}
-
-fn parse_completions(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    let mut shell = None;
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('h') | Long("help") => return Ok(command_help("completions")),
-            Value(v) => {
-                let v = v.string()?;
-                shell = Some(match v.as_str() {
-                    "bash" => Shell::Bash,
-                    "zsh" => Shell::Zsh,
-                    "fish" => Shell::Fish,
-                    other => {
-                        return Err(lexopt::Error::Custom(
-                            format!(
-                                "unknown shell \"{other}\"{}; use bash, zsh or fish",
-                                suggest::did_you_mean(other, ["bash", "zsh", "fish"])
-                            )
-                            .into(),
-                        ));
-                    }
-                });
-            }
-            _ => return Err(unexpected(arg, Some("completions"))),
-        }
-    }
-    shell.map(Command::Completions).ok_or_else(|| {
-        lexopt::Error::Custom(
-            "missing the shell (bash, zsh or fish); run `sikkerkey-agent completions --help`"
-                .into(),
-        )
+    let log_format = given.text(&TOP, help::LOG_FORMAT.long)?;
+    Ok(Invocation {
+        command,
+        log_format: log_format.map(|f| f.trim().to_owned()),
     })
 }
 
-fn parse_list(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    let mut format = OutputFormat::Table;
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('o') | Long("output") => {
-                format = match parser.value()?.string()?.as_str() {
-                    "json" => OutputFormat::Json,
-                    "table" | "text" => OutputFormat::Table,
-                    "prometheus" | "openmetrics" => OutputFormat::Prometheus,
-                    other => {
-                        return Err(lexopt::Error::Custom(
-                            format!(
-                                "unknown output format \"{other}\"{}; use table, json or prometheus",
-                                suggest::did_you_mean(other, ["table", "json", "prometheus"])
-                            )
-                            .into(),
-                        ));
-                    }
-                }
-            }
-            Long("json") => format = OutputFormat::Json,
-            Short('h') | Long("help") => return Ok(command_help("list")),
-            _ => return Err(unexpected(arg, Some("list"))),
+/// `--log-format`'s value wherever it stands, for printing an error about a command line
+/// that did not parse in the format asked for.
+pub fn log_format_in<I>(args: I) -> Option<String>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let long = help::LOG_FORMAT.long;
+    let mut args = args.into_iter().map(Into::into);
+    let mut found = None;
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        if arg == "--" {
+            break;
+        }
+        if arg == long {
+            found = args.next().map(|v| v.to_string_lossy().into_owned());
+        } else if let Some(v) = arg.strip_prefix(long).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v.to_owned());
         }
     }
-    Ok(Command::List { format })
+    found
 }
 
-fn parse_configure(parser: &mut lexopt::Parser) -> Result<Command, lexopt::Error> {
-    let mut secret = None;
-    let mut provider = None;
-    let mut host = None;
-    let mut port = None;
-    let mut database = None;
-    let mut admin_user = None;
-    let mut admin_pass = AdminPassSource::EnvOrPrompt;
-    let mut project_reference = None;
-    let mut username_field = None;
-    let mut password_field = None;
-    let mut poll_interval = None;
-    let mut tls = TlsFlags::default();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("secret") | Short('s') => secret = Some(parser.value()?.string()?),
-            Long("provider") => provider = Some(parser.value()?.string()?),
-            Long("host") => host = Some(parser.value()?.string()?),
-            Long("port") => {
-                let text = parser.value()?.string()?;
-                match text.parse::<u16>() {
-                    Ok(v) if v != 0 => port = Some(v),
-                    _ => {
-                        return Err(lexopt::Error::Custom(
-                            format!("--port \"{text}\" is not a port number (1 to 65535)").into(),
-                        ));
-                    }
-                }
-            }
-            Long("database") => database = Some(parser.value()?.string()?),
-            Long("admin-user") => admin_user = Some(parser.value()?.string()?),
-            Long("admin-pass") => {
-                admin_pass = AdminPassSource::Argv(Secret::new(parser.value()?.string()?))
-            }
-            Long("admin-pass-file") => admin_pass = AdminPassSource::File(parser.value()?.into()),
-            Long("project-reference") => project_reference = Some(parser.value()?.string()?),
-            Long("username-field") => username_field = Some(parser.value()?.string()?),
-            Long("password-field") => password_field = Some(parser.value()?.string()?),
-            Long("poll-interval") => {
-                let v: u64 = parser.value()?.parse()?;
-                if v < 5 {
-                    return Err(lexopt::Error::Custom(
-                        "--poll-interval must be at least 5 seconds".into(),
+fn parse_command(
+    word: &str,
+    parser: &mut lexopt::Parser,
+    given: &mut Given,
+) -> Result<Command, UsageError> {
+    if word == "help" {
+        let next = parser.next().map_err(|e| lexopt_error(&TOP, e))?;
+        return Ok(Command::Help(match next {
+            Some(Value(cmd)) => match help::find(&cmd.to_string_lossy()) {
+                Some(c) => help::command_help(c),
+                None => help::top_help(),
+            },
+            _ => help::top_help(),
+        }));
+    }
+    let Some(doc) = help::find(word) else {
+        return Err(UsageError {
+            message: format!(
+                "unknown command \"{}\"{}; run `sikkerkey-agent --help` to see the commands",
+                word.escape_debug(),
+                suggest::did_you_mean(word, help::COMMANDS.iter().map(|c| c.name))
+            ),
+            command: None,
+        });
+    };
+    let mut positional: Option<String> = None;
+    while let Some(arg) = parser.next().map_err(|e| lexopt_error(doc, e))? {
+        match (arg, doc.positional) {
+            (Value(v), Some(p)) if positional.is_none() => {
+                let v = v.to_string_lossy().into_owned();
+                let names = p.choices.names();
+                if !names.contains(&v.as_str()) {
+                    return Err(usage(
+                        doc,
+                        format!(
+                            "unknown {} \"{}\"{}; use {}",
+                            p.choices.noun(),
+                            v.escape_debug(),
+                            suggest::did_you_mean(&v, names.iter().copied()),
+                            p.choices.listed()
+                        ),
                     ));
                 }
-                poll_interval = Some(v);
+                positional = Some(v);
             }
-            Long("tls") => tls.mode = Some(parser.value()?.string()?),
-            Long("tls-ca-file") => tls.ca_file = Some(parser.value()?.into()),
-            Long("tls-cert-file") => tls.cert_file = Some(parser.value()?.into()),
-            Long("tls-key-file") => tls.key_file = Some(parser.value()?.into()),
-            Short('h') | Long("help") => return Ok(command_help("configure")),
-            _ => return Err(unexpected(arg, Some("configure"))),
+            (arg, _) => match option(doc, arg.into(), parser, given)? {
+                Flow::Continue => {}
+                Flow::Help => return Ok(Command::Help(help::command_help(doc))),
+                Flow::Version => return Ok(Command::Version),
+            },
         }
     }
-    Ok(Command::Configure(Box::new(ConfigureArgs {
-        secret: secret.ok_or_else(|| missing("configure", "secret"))?,
-        provider: provider.ok_or_else(|| missing("configure", "provider"))?,
-        host: host.ok_or_else(|| missing("configure", "host"))?,
+    if let Some(missing) = doc.options.iter().find(|o| o.required && !given.has(o)) {
+        return Err(usage(
+            doc,
+            format!("missing required option {}", missing.long),
+        ));
+    }
+    if let (Some(p), None) = (doc.positional, &positional) {
+        return Err(usage(
+            doc,
+            format!("missing the {} ({})", p.name, p.choices.listed()),
+        ));
+    }
+    build(doc, given, positional)
+}
+
+/// The command from the values the definitions accepted.
+fn build(
+    doc: &'static CommandDoc,
+    given: &Given,
+    positional: Option<String>,
+) -> Result<Command, UsageError> {
+    let secret = || -> Result<String, UsageError> {
+        Ok(given
+            .text(doc, help::SECRET.long)?
+            .expect("--secret is required, so it was given"))
+    };
+    let format = || -> Result<OutputFormat, UsageError> {
+        let name = given.text(doc, "--output")?;
+        Ok(name
+            .and_then(|n| OutputFormat::ALL.into_iter().find(|f| f.name() == n.trim()))
+            .unwrap_or(OutputFormat::Table))
+    };
+    Ok(match doc.name {
+        "start" => Command::Start { secret: secret()? },
+        "test" => Command::Test {
+            secret: secret()?,
+            use_server_config: given.switch("--use-server-config"),
+        },
+        "status" => Command::Status {
+            secret: secret()?,
+            format: format()?,
+        },
+        "list" => Command::List { format: format()? },
+        "stop" => Command::Stop { secret: secret()? },
+        "remove" => Command::Remove {
+            secret: secret()?,
+            force: given.switch("--force"),
+        },
+        "install" => Command::Install {
+            secret: secret()?,
+            now: given.switch("--now"),
+        },
+        "uninstall" => Command::Uninstall { secret: secret()? },
+        "configure" => Command::Configure(Box::new(configure(doc, given)?)),
+        "completions" => {
+            let name = positional.expect("checked above");
+            Command::Completions(
+                Shell::ALL
+                    .into_iter()
+                    .find(|s| s.name() == name)
+                    .expect("checked against the choices"),
+            )
+        }
+        "man" => Command::Man,
+        other => unreachable!("command {other} is defined but not built"),
+    })
+}
+
+fn configure(doc: &'static CommandDoc, given: &Given) -> Result<ConfigureArgs, UsageError> {
+    let text = |long: &str| given.text(doc, long);
+    let port = match text("--port")? {
+        None => None,
+        Some(t) => match t.trim().parse::<u16>() {
+            Ok(v) if v != 0 => Some(v),
+            _ => {
+                return Err(usage(
+                    doc,
+                    format!(
+                        "--port \"{}\" is not a port number (1 to 65535)",
+                        t.escape_debug()
+                    ),
+                ));
+            }
+        },
+    };
+    let poll_interval = match text("--poll-interval")? {
+        None => None,
+        Some(t) => match t.trim().parse::<u64>() {
+            Ok(v) if v >= 5 => Some(v),
+            _ => {
+                return Err(usage(
+                    doc,
+                    format!(
+                        "--poll-interval \"{}\" is not a number of seconds of at least 5",
+                        t.escape_debug()
+                    ),
+                ));
+            }
+        },
+    };
+    let admin_pass = match (text("--admin-pass")?, given.path("--admin-pass-file")) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                doc,
+                "--admin-pass and --admin-pass-file are both given; give one",
+            ));
+        }
+        (Some(p), None) => AdminPassSource::Argv(Secret::new(p)),
+        (None, Some(f)) => AdminPassSource::File(f),
+        (None, None) => AdminPassSource::EnvOrPrompt,
+    };
+    let required = |long: &str| -> Result<String, UsageError> {
+        Ok(text(long)?.expect("required options were checked"))
+    };
+    Ok(ConfigureArgs {
+        secret: required("--secret")?,
+        provider: required("--provider")?.trim().to_owned(),
+        host: required("--host")?,
         port,
-        database,
-        admin_user: admin_user.ok_or_else(|| missing("configure", "admin-user"))?,
+        database: text("--database")?,
+        admin_user: required("--admin-user")?,
         admin_pass,
-        project_reference,
-        username_field,
-        password_field,
+        project_reference: text("--project-reference")?,
+        username_field: text("--username-field")?,
+        password_field: text("--password-field")?,
         poll_interval,
-        tls,
-    })))
+        tls: TlsFlags {
+            mode: text("--tls")?.map(|m| m.trim().to_owned()),
+            ca_file: given.path("--tls-ca-file"),
+            cert_file: given.path("--tls-cert-file"),
+            key_file: given.path("--tls-key-file"),
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn p(args: &[&str]) -> Result<Command, lexopt::Error> {
-        parse(args.iter().map(|s| s.to_string()))
+    fn p(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(|s| s.to_string())).map(|i| i.command)
+    }
+
+    fn e(args: &[&str]) -> String {
+        p(args).unwrap_err().to_string()
     }
 
     /// `configure` for a MySQL secret `s` on host `h`, then `more`.
-    fn configure(more: &[&str]) -> Result<Command, lexopt::Error> {
+    fn configure(more: &[&str]) -> Result<Command, UsageError> {
         let base = [
             "configure",
             "--secret",
@@ -407,6 +601,7 @@ mod tests {
         assert_eq!(p(&["start", "--secret", "sk_1"]).unwrap(), want);
         assert_eq!(p(&["agent", "start", "--secret", "sk_1"]).unwrap(), want);
         assert_eq!(p(&["agent", "start", "--secret=sk_1"]).unwrap(), want);
+        assert_eq!(p(&["start", "-s", "sk_1"]).unwrap(), want);
     }
 
     #[test]
@@ -426,24 +621,67 @@ mod tests {
     }
 
     #[test]
-    fn mistakes_point_at_the_fix() {
-        let e = |args: &[&str]| p(args).unwrap_err().to_string();
+    fn the_log_format_is_an_option_like_any_other() {
+        for args in [
+            &["--log-format", "json", "start", "--secret", "s"][..],
+            &["start", "--log-format=json", "--secret", "s"],
+            &["start", "--secret", "s", "--log-format", "json"],
+        ] {
+            let i = parse(args.iter().copied()).unwrap();
+            assert_eq!(i.log_format.as_deref(), Some("json"), "{args:?}");
+        }
+        assert!(
+            e(&["list", "--log-format", "xml"])
+                .contains("unknown log format \"xml\" for --log-format")
+        );
+        assert!(e(&["list", "--log-format"]).contains("--log-format needs a value"));
+        assert!(
+            e(&["--log-format", "json", "list", "--log-format", "text"])
+                .contains("--log-format is given twice (\"json\" and \"text\")")
+        );
+        assert_eq!(
+            log_format_in(["stop", "--bogus", "--log-format=json"]).as_deref(),
+            Some("json")
+        );
+    }
+
+    #[test]
+    fn mistakes_point_at_the_commands_own_help() {
         assert_eq!(
             e(&["stop"]),
             "missing required option --secret; run `sikkerkey-agent stop --help` for its options"
         );
         assert!(
-            e(&["strat"]).contains("did you mean \"start\"?"),
+            e(&["strat"]).contains("(did you mean \"start\"?)"),
             "{}",
             e(&["strat"])
         );
-        let typo = e(&["start", "--secert", "x"]);
-        assert!(
-            typo.contains("unknown option --secert; did you mean \"--secret\"?")
-                && typo.contains("`sikkerkey-agent start --help`"),
-            "{typo}"
+        assert_eq!(
+            e(&["start", "--secert", "x"]),
+            "unknown option --secert (did you mean \"--secret\"?); run `sikkerkey-agent start --help` for its options"
         );
-        assert!(e(&["list", "-o", "prometeus"]).contains("did you mean \"prometheus\"?"));
+        assert_eq!(
+            e(&["status", "--secret"]),
+            "--secret needs a value (<ID>); run `sikkerkey-agent status --help` for its options"
+        );
+        assert!(
+            e(&["remove", "--secret", "s", "--force=yes"]).contains("--force takes no value"),
+            "{}",
+            e(&["remove", "--secret", "s", "--force=yes"])
+        );
+        assert!(e(&["list", "-o", "prometeus"]).contains("(did you mean \"prometheus\"?)"));
+        let tls = configure(&["--admin-user", "u", "--tls", "verify_full"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            tls.contains("unknown TLS mode \"verify_full\" for --tls (did you mean \"verify-full\"?); use disable, prefer, require, verify-ca or verify-full"),
+            "{tls}"
+        );
+        let provider = e(&["configure", "--provider", "postgres"]);
+        assert!(
+            provider.contains("(did you mean \"postgresql\"?)"),
+            "{provider}"
+        );
         assert_eq!(
             p(&["test", "--secret", "s", "--use-server-config"]).unwrap(),
             Command::Test {
@@ -451,19 +689,67 @@ mod tests {
                 use_server_config: true
             }
         );
+        let status = parse(["status"]).unwrap_err();
+        assert_eq!(status.command, Some("status"));
+    }
+
+    #[test]
+    fn a_repeated_option_names_both_values() {
+        assert_eq!(
+            e(&["remove", "--secret", "a", "--secret", "b"]),
+            "--secret is given twice (\"a\" and \"b\"); give it once; run `sikkerkey-agent remove --help` for its options"
+        );
+        assert!(
+            configure(&["--admin-user", "u", "--host", "h2"])
+                .unwrap_err()
+                .to_string()
+                .contains("--host is given twice (\"h\" and \"h2\")")
+        );
+        // A password is never repeated back.
+        let pw = configure(&[
+            "--admin-user",
+            "u",
+            "--admin-pass",
+            "pw-one",
+            "--admin-pass",
+            "pw-two",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(pw.contains("--admin-pass is given twice"), "{pw}");
+        assert!(!pw.contains("pw-one") && !pw.contains("pw-two"), "{pw}");
+        assert!(
+            configure(&[
+                "--admin-user",
+                "u",
+                "--admin-pass",
+                "x",
+                "--admin-pass-file",
+                "/f"
+            ])
+            .unwrap_err()
+            .to_string()
+            .contains("both given")
+        );
+        // A switch said twice is still one switch.
+        assert_eq!(
+            p(&["install", "--secret", "s", "--now", "--now"]).unwrap(),
+            Command::Install {
+                secret: "s".into(),
+                now: true
+            }
+        );
     }
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(p(&["start"]).unwrap_err().to_string().contains("--secret"));
-        assert!(
-            p(&["frobnicate"])
-                .unwrap_err()
-                .to_string()
-                .contains("unknown command")
-        );
+        assert!(e(&["start"]).contains("--secret"));
+        assert!(e(&["frobnicate"]).contains("unknown command"));
         assert!(p(&["start", "--secret", "x", "--bogus"]).is_err());
         assert!(p(&["agent", "agent", "start"]).is_err());
+        assert!(p(&["completions"]).is_err());
+        assert!(e(&["completions", "tcsh"]).contains("use bash, zsh or fish"));
+        assert!(e(&["man", "extra"]).contains("unexpected argument \"extra\""));
     }
 
     #[test]
@@ -484,12 +770,16 @@ mod tests {
             "/run/pw",
             "--poll-interval",
             "15",
+            "--tls",
+            "verify-full",
         ])
         .unwrap();
         let Command::Configure(a) = c else { panic!() };
         assert_eq!((a.port, a.poll_interval), (Some(3307), Some(15)));
         assert_eq!(a.admin_pass, AdminPassSource::File("/run/pw".into()));
+        assert_eq!(a.tls.mode.as_deref(), Some("verify-full"));
         assert!(configure(&["--admin-user", "u", "--port", "99999"]).is_err());
+        assert!(configure(&["--admin-user", "u", "--poll-interval", "4"]).is_err());
         let missing_admin = configure(&[]).unwrap_err().to_string();
         assert!(missing_admin.contains("admin-user"), "{missing_admin}");
     }
@@ -506,13 +796,27 @@ mod tests {
     }
 
     #[test]
-    fn list_and_flags() {
+    fn list_status_and_flags() {
         assert_eq!(
             p(&["list", "-o", "json"]).unwrap(),
             Command::List {
                 format: OutputFormat::Json
             }
         );
+        assert_eq!(
+            p(&["list", "--output", "openmetrics"]).unwrap(),
+            Command::List {
+                format: OutputFormat::OpenMetrics
+            }
+        );
+        assert_eq!(
+            p(&["status", "--secret", "s", "-o", "json"]).unwrap(),
+            Command::Status {
+                secret: "s".into(),
+                format: OutputFormat::Json
+            }
+        );
+        assert!(p(&["status", "--secret", "s", "-o", "prometheus"]).is_err());
         assert_eq!(
             p(&["remove", "--secret", "s", "--force"]).unwrap(),
             Command::Remove {

@@ -48,6 +48,24 @@ impl Exit {
         self as i32
     }
 
+    /// What the code means, in a few words (the top-level `--help` lists them).
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "stopped cleanly, or nothing to do",
+            Exit::Failure => "another runtime failure",
+            Exit::Usage => "bad command line or setting",
+            Exit::Config => "unusable identity, key, local config or provider",
+            Exit::Locked => "another machine holds the agent lock (HTTP 409)",
+            Exit::SecretGone => "the secret does not exist or this machine has no access",
+            Exit::Database => {
+                "at start-up the database is unreachable or the admin lacks privileges"
+            }
+            Exit::CheckFailed => "`test` found a failing check",
+            Exit::WorkerCrashed => "a thread crashed or a database job hung; a restart finishes it",
+            Exit::Interrupted => "a second SIGINT/SIGTERM, or Ctrl+C at the password prompt",
+        }
+    }
+
     /// Whether restarting the service cannot help: the cause is in the files or on the
     /// server, and a restart loop would only hide it.
     pub const fn restart_is_futile(self) -> bool {

@@ -79,10 +79,73 @@ impl AgentFiles {
     pub fn state(&self) -> PathBuf {
         self.dir.join(format!("{}.state.json", self.secret_id))
     }
+
+    /// Where the official CLI keeps this secret's local config: `$HOME/.sikkerkey/agents`,
+    /// even when `SIKKERKEY_HOME` names another directory. `None` when that is our own
+    /// directory (or there is no `HOME`).
+    pub fn official_config(&self) -> Option<PathBuf> {
+        official_agents_dir(&self.dir).map(|dir| dir.join(format!("{}.json", self.secret_id)))
+    }
+
+    /// The local config in force: ours when it exists, else the official CLI's when only
+    /// that one exists (see [`official_config`](Self::official_config)), else ours (which
+    /// does not exist).
+    pub fn local_config(&self) -> LocalConfigPath {
+        let ours = self.config();
+        if !ours.exists()
+            && let Some(official) = self.official_config().filter(|p| p.exists())
+        {
+            return LocalConfigPath {
+                path: official,
+                official: true,
+                ours,
+            };
+        }
+        LocalConfigPath {
+            path: ours.clone(),
+            official: false,
+            ours,
+        }
+    }
+}
+
+/// Which file holds a secret's local config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfigPath {
+    pub path: PathBuf,
+    /// Found only where the official CLI keeps it.
+    pub official: bool,
+    /// Where ours would be.
+    pub ours: PathBuf,
+}
+
+impl LocalConfigPath {
+    /// The warning to give when the config in force is the official CLI's copy.
+    pub fn warning(&self) -> Option<String> {
+        self.official.then(|| {
+            format!(
+                "using the local config {} written by the official CLI, which keeps local configs in $HOME/.sikkerkey/agents even with SIKKERKEY_HOME set; move it to {} (this agent's SIKKERKEY_HOME) to keep it with the agent's other files",
+                self.path.display(),
+                self.ours.display()
+            )
+        })
+    }
 }
 
 pub fn agents_dir(home: &Path) -> PathBuf {
     home.join("agents")
+}
+
+/// `$HOME/.sikkerkey/agents`, where the official CLI keeps local configs whatever
+/// `SIKKERKEY_HOME` says, when that is not `ours`.
+pub fn official_agents_dir(ours: &Path) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    let dir = agents_dir(&Path::new(&home).join(".sikkerkey"));
+    let same = match (dir.canonicalize(), ours.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => dir == ours,
+    };
+    (!same).then_some(dir)
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //! silent fallback, so a typo cannot hide the debug output someone asked for.
 
 use std::cell::RefCell;
-use std::ffi::OsString;
 use std::fmt;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -24,6 +23,19 @@ pub enum LogFormat {
     Text,
     Journal,
     Json,
+}
+
+impl LogFormat {
+    pub const ALL: [LogFormat; 3] = [LogFormat::Text, LogFormat::Json, LogFormat::Journal];
+
+    /// The name `--log-format` and `SIKKERKEY_LOG_FORMAT` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Journal => "journal",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// Level and format, decided once at start-up.
@@ -63,12 +75,13 @@ pub fn parse_level(value: &str) -> Result<LevelFilter, LogSettingError> {
 }
 
 fn parse_format(value: &str, source: &str) -> Result<Option<LogFormat>, LogSettingError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "" | "auto" => Ok(None),
-        "text" => Ok(Some(LogFormat::Text)),
-        "journal" => Ok(Some(LogFormat::Journal)),
-        "json" => Ok(Some(LogFormat::Json)),
-        _ => Err(LogSettingError(format!(
+    let value_lower = value.trim().to_ascii_lowercase();
+    if value_lower.is_empty() || value_lower == "auto" {
+        return Ok(None);
+    }
+    match LogFormat::ALL.into_iter().find(|f| f.name() == value_lower) {
+        Some(f) => Ok(Some(f)),
+        None => Err(LogSettingError(format!(
             "{source} \"{}\" is not a log format; use text, json or journal",
             value.escape_debug()
         ))),
@@ -129,38 +142,6 @@ pub fn stderr_is_journal(journal_stream: Option<&str>) -> bool {
     st.st_dev as u64 == dev && st.st_ino as u64 == ino
 }
 
-/// Takes `--log-format VALUE` / `--log-format=VALUE` out of the arguments, wherever it is
-/// (before or after the command), so every command accepts it.
-pub fn take_format_flag(
-    args: Vec<OsString>,
-) -> Result<(Option<String>, Vec<OsString>), LogSettingError> {
-    let mut flag = None;
-    let mut rest = Vec::with_capacity(args.len());
-    let mut iter = args.into_iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--" {
-            rest.push(arg);
-            rest.extend(iter);
-            break;
-        }
-        match arg.to_str() {
-            Some("--log-format") => match iter.next().and_then(|v| v.into_string().ok()) {
-                Some(v) => flag = Some(v),
-                None => {
-                    return Err(LogSettingError(
-                        "missing value for --log-format (text, json or journal)".into(),
-                    ));
-                }
-            },
-            Some(a) if a.starts_with("--log-format=") => {
-                flag = Some(a["--log-format=".len()..].to_owned());
-            }
-            _ => rest.push(arg),
-        }
-    }
-    Ok((flag, rest))
-}
-
 /// The secret this process runs the agent for, for the `secret` field of JSON lines.
 static SECRET: OnceLock<String> = OnceLock::new();
 
@@ -199,8 +180,10 @@ pub fn priority(level: Level) -> u8 {
     }
 }
 
-/// Days since 1970-01-01 as (year, month, day), by Howard Hinnant's algorithm.
-pub fn civil_date(days: u64) -> (i64, i64, i64) {
+/// Days since 1970-01-01 as (year, month, day), by Howard Hinnant's algorithm. Our own:
+/// formatting dates with jiff, which env_logger links, grew the static binary
+/// (bench/crates.md has the figures).
+fn civil_date(days: u64) -> (i64, i64, i64) {
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -228,6 +211,18 @@ fn now_rfc3339() -> String {
     )
 }
 
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn format_utc(unix: u64) -> String {
+    let secs = unix % 86_400;
+    let (year, month, day) = civil_date(unix / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// One JSON line (without the newline).
 pub fn json_line(level: Level, message: &str) -> String {
     let secret = SECRET.get();
@@ -252,23 +247,72 @@ pub fn json_line(level: Level, message: &str) -> String {
     line
 }
 
-static PRIORITY_PREFIX: OnceLock<bool> = OnceLock::new();
+/// The settings in force, for lines written outside the logger ([`say`]).
+static IN_FORCE: OnceLock<LogSettings> = OnceLock::new();
 
-/// What to put before a line written to stderr directly (the final `error:` of `main`),
-/// so journald files it at priority 3 like the logged errors.
-pub fn error_prefix() -> &'static str {
-    if PRIORITY_PREFIX.get().copied().unwrap_or(false) {
-        "<3>"
+/// Writes a line for the person or program reading stderr (the final `error:` of `main`,
+/// a command's `warning:`), in the format in force: as given in text, with its priority
+/// under journald, as one JSON object in JSON mode (the level carries what a leading
+/// `error: ` or `warning: ` said). A text of several lines stays one JSON object.
+pub fn say(level: Level, text: &str) {
+    let settings = IN_FORCE.get().copied().unwrap_or(LogSettings {
+        level: LevelFilter::Info,
+        format: LogFormat::Text,
+        priority_prefix: false,
+    });
+    eprintln!("{}", render_said(settings, level, text));
+}
+
+fn render_said(settings: LogSettings, level: Level, text: &str) -> String {
+    let prefix = if settings.priority_prefix {
+        format!("<{}>", priority(level))
     } else {
-        ""
+        String::new()
+    };
+    match settings.format {
+        LogFormat::Json => {
+            let message = ["error: ", "warning: ", "note: "]
+                .iter()
+                .find_map(|p| text.strip_prefix(p))
+                .unwrap_or(text);
+            format!("{prefix}{}", json_line(level, message))
+        }
+        LogFormat::Journal => text
+            .lines()
+            .map(|l| format!("{prefix}{l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        LogFormat::Text => text.to_owned(),
     }
 }
 
 /// Installs the logger. Our own lines at `settings.level`; every dependency capped at
-/// warn whatever the setting, because driver debug output can carry SQL text.
+/// warn whatever the setting, because driver debug output can carry SQL text. In the JSON
+/// and journal formats a panic's message is written as a log line too (the default hook
+/// would print plain text into a stream of JSON objects).
 pub fn init(settings: LogSettings) {
     let level = settings.level;
-    let _ = PRIORITY_PREFIX.set(settings.priority_prefix);
+    let _ = IN_FORCE.set(settings);
+    if settings.format != LogFormat::Text {
+        std::panic::set_hook(Box::new(|info| {
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("unnamed");
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            say(
+                Level::Error,
+                &format!("thread '{name}' panicked{location}: {payload}"),
+            );
+        }));
+    }
     env_logger::Builder::new()
         .filter_level(LevelFilter::Warn.min(level))
         .filter_module("sikkerkey_agent", level)
@@ -330,15 +374,25 @@ mod tests {
     }
 
     #[test]
-    fn the_flag_is_found_anywhere() {
-        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        let (f, rest) =
-            take_format_flag(args(&["start", "--log-format", "json", "--secret", "s"])).unwrap();
-        assert_eq!(f.as_deref(), Some("json"));
-        assert_eq!(rest, args(&["start", "--secret", "s"]));
-        let (f, rest) = take_format_flag(args(&["--log-format=text", "list"])).unwrap();
-        assert_eq!((f.as_deref(), rest), (Some("text"), args(&["list"])));
-        assert!(take_format_flag(args(&["list", "--log-format"])).is_err());
+    fn lines_outside_the_logger_follow_the_format() {
+        let json = LogSettings {
+            level: LevelFilter::Info,
+            format: LogFormat::Json,
+            priority_prefix: false,
+        };
+        let line = render_said(json, Level::Error, "error: it broke\n  caused by: why");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["message"], "it broke\n  caused by: why");
+        let journal = LogSettings {
+            format: LogFormat::Journal,
+            priority_prefix: true,
+            ..json
+        };
+        assert_eq!(
+            render_said(journal, Level::Warn, "warning: a\nb"),
+            "<4>warning: a\n<4>b"
+        );
     }
 
     #[test]
@@ -356,7 +410,10 @@ mod tests {
         assert!(v.get("rotation").is_none());
         assert_eq!(priority(Level::Error), 3);
         assert_eq!(priority(Level::Trace), 7);
-        assert_eq!(civil_date(0), (1970, 1, 1));
         assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_utc(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }

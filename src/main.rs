@@ -1,21 +1,24 @@
-//! The `sikkerkey-agent` binary: logger, parse, dispatch, print the error chain once, exit.
+//! The `sikkerkey-agent` binary: parse, logger, dispatch, print the error chain once, exit.
 
 use std::process::ExitCode;
 
+use log::Level;
 use sikkerkey_agent::cli::{self, Command};
 use sikkerkey_agent::commands::{self, CommandError};
 use sikkerkey_agent::exit::Exit;
 use sikkerkey_agent::logging::{self, LogSettings};
 use sikkerkey_agent::settings::Settings;
 
+/// `error: ...` and one `caused by:` line per source, as one message (one JSON object in
+/// the JSON format).
 fn print_error(e: &dyn std::error::Error) {
-    let p = logging::error_prefix();
-    eprintln!("{p}error: {e}");
+    let mut text = format!("error: {e}");
     let mut source = e.source();
     while let Some(s) = source {
-        eprintln!("{p}  caused by: {s}");
+        text.push_str(&format!("\n  caused by: {s}"));
         source = s.source();
     }
+    logging::say(Level::Error, &text);
 }
 
 fn dispatch(command: Command, settings: &Settings) -> Result<Exit, CommandError> {
@@ -51,61 +54,85 @@ fn dispatch(command: Command, settings: &Settings) -> Result<Exit, CommandError>
     }
 }
 
+/// `status` speaks the monitoring-plugin convention even about its own command line:
+/// a usage error is UNKNOWN (3), never read as CRITICAL (2).
+fn usage_exit(command: Option<&str>) -> ExitCode {
+    if command == Some("status") {
+        ExitCode::from(commands::status::Nagios::Unknown.code() as u8)
+    } else {
+        Exit::Usage.into()
+    }
+}
+
 fn main() -> ExitCode {
-    let settings = match Settings::from_env() {
+    // A setting the agent does not understand stops every command (exit 2), after the
+    // logger is set up from the command line, so the error is written as asked.
+    let settings = Settings::from_env();
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let parsed = cli::parse(args.iter().cloned());
+    let flag = match &parsed {
+        Ok(invocation) => invocation.log_format.clone(),
+        // The line did not parse; its error is still written in the format it asked for.
+        Err(_) => cli::log_format_in(args.iter().cloned()),
+    };
+    let journal = logging::stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref());
+    let (level, format) = match &settings {
+        Ok(s) => (s.log.as_deref(), s.log_format.as_deref()),
+        Err(_) => (None, None),
+    };
+    let log = LogSettings::decide(flag.as_deref(), level, format, journal);
+    let log = match log {
+        Ok(log) => log,
+        Err(e) => {
+            // Write the complaint in whatever format can still be made out.
+            let fallback = LogSettings::decide(flag.as_deref(), None, format, journal)
+                .or_else(|_| LogSettings::decide(flag.as_deref(), None, None, journal))
+                .or_else(|_| LogSettings::decide(None, None, None, journal))
+                .expect("the default log settings are valid");
+            logging::init(fallback);
+            print_error(&e);
+            return usage_exit(parsed.err().and_then(|e| e.command));
+        }
+    };
+    logging::init(log);
+    let settings = match settings {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage.into();
-        }
-    };
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let decided = logging::take_format_flag(args).and_then(|(flag, args)| {
-        let log = LogSettings::decide(
-            flag.as_deref(),
-            settings.log.as_deref(),
-            settings.log_format.as_deref(),
-            logging::stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()),
-        )?;
-        Ok((log, args))
-    });
-    let args = match decided {
-        Ok((log, args)) => {
-            logging::init(log);
-            args
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage.into();
-        }
-    };
-    let code = match cli::parse(args) {
-        Err(e) => {
-            eprintln!("{}error: {e}", logging::error_prefix());
-            if !e.to_string().contains("--help") {
-                eprintln!("Run `sikkerkey-agent --help` for usage.");
-            }
-            Exit::Usage
-        }
-        // Nagios plugin exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), not `Exit`;
-        // a status that cannot even be looked at is UNKNOWN.
-        Ok(Command::Status { secret }) => {
-            let code = match commands::status::run(&secret, &settings) {
-                Ok(verdict) => verdict.code(),
-                Err(e) => {
-                    print_error(&e);
-                    commands::status::Nagios::Unknown.code()
+            print_error(&e);
+            let command = match &parsed {
+                Ok(invocation) if matches!(invocation.command, Command::Status { .. }) => {
+                    Some("status")
                 }
+                Ok(_) => None,
+                Err(e) => e.command,
             };
-            return ExitCode::from(code as u8);
+            return usage_exit(command);
         }
-        Ok(command) => match dispatch(command, &settings) {
-            Ok(code) => code,
+    };
+    let command = match parsed {
+        Ok(invocation) => invocation.command,
+        Err(e) => {
+            print_error(&e);
+            return usage_exit(e.command);
+        }
+    };
+    // Monitoring-plugin exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), not `Exit`;
+    // a status that cannot even be looked at is UNKNOWN.
+    if let Command::Status { secret, format } = command {
+        let code = match commands::status::run(&secret, format, &settings) {
+            Ok(verdict) => verdict.code(),
             Err(e) => {
                 print_error(&e);
-                e.code
+                commands::status::Nagios::Unknown.code()
             }
-        },
-    };
-    code.into()
+        };
+        return ExitCode::from(code as u8);
+    }
+    match dispatch(command, &settings) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            print_error(&e);
+            e.code.into()
+        }
+    }
 }

@@ -1,31 +1,5 @@
 //! "Did you mean ...?" for commands, options and provider names typed slightly wrong.
 
-/// Edit distance between two short words: insertions, deletions, substitutions and
-/// swaps of two neighbouring letters ("strat" is one edit from "start").
-pub fn distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 /// The candidate closest to `typed`, if it is close enough to be what was meant: within
 /// a third of its length (at least 1, at most 3 edits), or `typed` is a prefix of it.
 pub fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -36,7 +10,9 @@ pub fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -
             let d = if c.starts_with(&typed_lower) && typed_lower.len() >= 3 {
                 0
             } else {
-                distance(&typed_lower, c)
+                // Insertions, deletions, substitutions and swaps of two neighbouring
+                // letters ("strat" is one edit from "start").
+                strsim::osa_distance(&typed_lower, c)
             };
             (d, c)
         })
@@ -45,10 +21,10 @@ pub fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, c)| c)
 }
 
-/// `"; did you mean \"x\"?"`, or nothing.
+/// `" (did you mean \"x\"?)"`, to follow the word that was not understood, or nothing.
 pub fn did_you_mean<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     closest(typed, candidates)
-        .map(|c| format!("; did you mean \"{c}\"?"))
+        .map(|c| format!(" (did you mean \"{c}\"?)"))
         .unwrap_or_default()
 }
 
@@ -74,6 +50,6 @@ mod tests {
             Some("--secret")
         );
         assert_eq!(closest("strat", ["start", "stop", "status"]), Some("start"));
-        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(closest("stpo", ["start", "stop", "status"]), Some("stop"));
     }
 }

@@ -198,6 +198,11 @@ pub fn stop_grace(db: DbTimeouts) -> Duration {
     db.connect + db.statement + Duration::from_secs(2)
 }
 
+/// `10 s`, or `0.04 s` for the short intervals of tests.
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
 /// Waits until `thread` has finished, for at most `limit`.
 fn wait_finished(thread: &std::thread::JoinHandle<()>, limit: Duration) -> bool {
     let end = Instant::now() + limit;
@@ -249,11 +254,15 @@ pub fn run(
         source,
     })?;
     let _pid = pidfile::PidFile::acquire(&files.pid(), &secret_id).map_err(AgentError::PidFile)?;
-    let local = LocalConfig::load(&files.config()).map_err(AgentError::LocalConfig)?;
+    let config = files.local_config();
+    if let Some(w) = config.warning() {
+        log::warn!("secret {secret_id}: {w}");
+    }
+    let local = LocalConfig::load(&config.path).map_err(AgentError::LocalConfig)?;
     if local.is_some() {
         log::info!(
             "secret {secret_id}: using connection details from {}",
-            files.config().display()
+            config.path.display()
         );
     }
     let api = Arc::new(api);
@@ -384,11 +393,16 @@ pub fn run(
         what: "start the poll thread".into(),
         source,
     })?;
+    let drift = match (timing.drift.interval, timing.drift.repair) {
+        (None, _) => "drift check off".to_owned(),
+        (Some(d), true) => format!("drift check every {}, repairing", seconds(d)),
+        (Some(d), false) => format!("drift check every {}, detect only", seconds(d)),
+    };
     log::info!(
-        "secret {secret_id}: agent running via {} (polling every {} ms, heartbeat every {} ms)",
+        "secret {secret_id}: agent running via {} (polling every {}, heartbeat every {}, {drift})",
         target.kind.display_name(),
-        interval.as_millis(),
-        timing.heartbeat.as_millis()
+        seconds(interval),
+        seconds(timing.heartbeat),
     );
 
     let _main_watch = ThreadWatch::new("the main thread", ctx.clone());
@@ -405,7 +419,7 @@ pub fn run(
             Event::Stop(reason) => break reason,
             Event::Reload => {
                 notifier.reloading();
-                let _ = reload::reload(&secret_id, &files.config(), &source);
+                let _ = reload::reload(&secret_id, &files.local_config().path, &source);
                 notifier.reloaded(&summary::status_line(
                     &board.health(),
                     board.state().last_rotation.as_ref(),
@@ -418,7 +432,7 @@ pub fn run(
         Some(_) => "stopping; finishing the job in flight".to_owned(),
         None => "stopping".to_owned(),
     });
-    log::info!("secret {secret_id}: stopping ({reason:?}); letting any rotation in flight finish");
+    log::info!("secret {secret_id}: stopping ({reason}); letting any rotation in flight finish");
     // A crashed thread never gets here: watch.rs ends the process from its panic.
     let _ = poller.join();
     let _ = heartbeat.join();

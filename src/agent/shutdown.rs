@@ -19,6 +19,17 @@ pub enum StopReason {
     WorkerHung,
 }
 
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::Signal => "asked to stop by a signal",
+            StopReason::SecretGone => "the secret is gone or access was revoked",
+            StopReason::Locked => "another machine holds the agent lock",
+            StopReason::WorkerHung => "a database job hung",
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Shutdown {
     reason: Mutex<Option<StopReason>>,

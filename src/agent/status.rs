@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::api::HeartbeatStatus;
 use crate::fsutil;
 
+/// Every outcome a finished rotation is recorded with ([`RotationRecord::outcome`]), so
+/// `list -o prometheus` can start each counter at 0.
+pub const FINISHED_OUTCOMES: [&str; 3] = ["confirmed", "rejected", "reconciled"];
+
 /// The last rotation this agent finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::cli::Shell;
-use crate::help::{self, CommandDoc, Opt};
+use crate::help::{self, CommandDoc, Kind, Opt};
 
 pub fn script(shell: Shell) -> String {
     match shell {
@@ -53,21 +53,18 @@ fn bash() -> String {
     let mut seen = std::collections::BTreeSet::new();
     for c in help::COMMANDS {
         for o in options(c) {
-            if o.value.is_none() || !seen.insert(o.long) {
+            if !o.takes_value() || !seen.insert(o.long) {
                 continue;
             }
             let mut pattern = o.long.to_owned();
             if let Some(s) = o.short {
                 pattern = format!("{pattern} | -{s}");
             }
-            let action = if !o.choices.is_empty() {
-                format!("compgen -W \"{}\" -- \"$cur\"", o.choices.join(" "))
-            } else if o.file {
-                "compgen -f -- \"$cur\"".to_owned()
-            } else if o.long == "--secret" {
-                format!("compgen -W \"{BASH_SECRETS}\" -- \"$cur\"")
-            } else {
-                "true".to_owned()
+            let action = match o.kind {
+                Kind::OneOf(c) => format!("compgen -W \"{}\" -- \"$cur\"", c.names().join(" ")),
+                Kind::File => "compgen -f -- \"$cur\"".to_owned(),
+                Kind::SecretId => format!("compgen -W \"{BASH_SECRETS}\" -- \"$cur\""),
+                Kind::Text | Kind::Switch => "true".to_owned(),
             };
             let _ = writeln!(out, "        {pattern}) COMPREPLY=($({action})); return ;;");
         }
@@ -86,8 +83,9 @@ fn bash() -> String {
     );
     for c in help::COMMANDS {
         let mut w = words(c).join(" ");
-        if c.name == "completions" {
-            w.push_str(" bash zsh fish");
+        if let Some(p) = c.positional {
+            w.push(' ');
+            w.push_str(&p.choices.names().join(" "));
         }
         let _ = writeln!(
             out,
@@ -135,29 +133,27 @@ fn zsh() -> String {
     for c in help::COMMANDS {
         let _ = write!(out, "    {})\n      _arguments", c.name);
         for o in options(c) {
-            let action = match o.value {
-                None => String::new(),
-                Some(v) if !o.choices.is_empty() => {
-                    format!(":{}:({})", zsh_text(v), o.choices.join(" "))
-                }
-                Some(v) if o.file => format!(":{}:_files", zsh_text(v)),
-                Some(v) if o.long == "--secret" => {
-                    format!(":{}:_sikkerkey_agent_secrets", zsh_text(v))
-                }
-                Some(v) => format!(":{}: ", zsh_text(v)),
+            let v = zsh_text(o.placeholder);
+            let action = match o.kind {
+                Kind::Switch => String::new(),
+                Kind::OneOf(c) => format!(":{v}:({})", c.names().join(" ")),
+                Kind::File => format!(":{v}:_files"),
+                Kind::SecretId => format!(":{v}:_sikkerkey_agent_secrets"),
+                Kind::Text => format!(":{v}: "),
             };
-            let _ = write!(
-                out,
-                " \\\n        '{}[{}]{action}'",
-                o.long,
-                zsh_text(o.help)
-            );
+            let help = zsh_text(&o.full_help());
+            let _ = write!(out, " \\\n        '{}[{help}]{action}'", o.long);
             if let Some(s) = o.short {
-                let _ = write!(out, " \\\n        '-{s}[{}]{action}'", zsh_text(o.help));
+                let _ = write!(out, " \\\n        '-{s}[{help}]{action}'");
             }
         }
-        if c.name == "completions" {
-            out.push_str(" \\\n        '1:shell:(bash zsh fish)'");
+        if let Some(p) = c.positional {
+            let _ = write!(
+                out,
+                " \\\n        '1:{}:({})'",
+                p.name,
+                p.choices.names().join(" ")
+            );
         }
         out.push_str("\n      ;;\n");
     }
@@ -196,38 +192,41 @@ fn fish() -> String {
             if let Some(s) = o.short {
                 let _ = write!(line, " -s {s}");
             }
-            if o.value.is_some() {
-                if !o.choices.is_empty() {
-                    let _ = write!(line, " -x -a {}", fish_quote(&o.choices.join(" ")));
-                } else if o.file {
-                    line.push_str(" -r -F");
-                } else if o.long == "--secret" {
-                    line.push_str(
-                        " -x -a '(string replace -r \"\\.(state\\.json|json|pid|journal)\\$\" \"\" (path basename (set -q SIKKERKEY_HOME; and echo $SIKKERKEY_HOME; or echo ~/.sikkerkey)/agents/*) | sort -u)'",
-                    );
-                } else {
-                    line.push_str(" -x");
+            match o.kind {
+                Kind::Switch => {}
+                Kind::OneOf(c) => {
+                    let _ = write!(line, " -x -a {}", fish_quote(&c.names().join(" ")));
                 }
+                Kind::File => line.push_str(" -r -F"),
+                Kind::SecretId => line.push_str(
+                    " -x -a '(string replace -r \"\\.(state\\.json|json|pid|journal)\\$\" \"\" (path basename (set -q SIKKERKEY_HOME; and echo $SIKKERKEY_HOME; or echo ~/.sikkerkey)/agents/*) | sort -u)'",
+                ),
+                Kind::Text => line.push_str(" -x"),
             }
             let _ = writeln!(out, "{line} -d {}", fish_quote(o.help));
         }
-        if c.name == "completions" {
+        if let Some(p) = c.positional {
             let _ = writeln!(
                 out,
-                "complete -c sikkerkey-agent -n {cond} -a 'bash zsh fish'"
+                "complete -c sikkerkey-agent -n {cond} -a {}",
+                fish_quote(&p.choices.names().join(" "))
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "complete -c sikkerkey-agent -n {} -l help -s h -d 'Print help'",
-        fish_quote(&no_command)
-    );
-    let _ = writeln!(
-        out,
-        "complete -c sikkerkey-agent -n {} -l version -s V -d 'Print the version and the providers compiled in'",
-        fish_quote(&no_command)
-    );
+    for o in help::GLOBAL_OPTIONS {
+        let mut line = format!(
+            "complete -c sikkerkey-agent -n {} -l {}",
+            fish_quote(&no_command),
+            o.long.trim_start_matches("--")
+        );
+        if let Some(s) = o.short {
+            let _ = write!(line, " -s {s}");
+        }
+        if let Some(c) = o.choices() {
+            let _ = write!(line, " -x -a {}", fish_quote(&c.names().join(" ")));
+        }
+        let _ = writeln!(out, "{line} -d {}", fish_quote(o.help));
+    }
     out
 }
 
@@ -269,7 +268,7 @@ pub fn man_page() -> String {
             out,
             ".TP\n.B {}\n{}",
             roff(&help::option_label(o)),
-            roff(o.help)
+            roff(&o.full_help())
         );
     }
     out.push_str(".SH COMMANDS\n");
@@ -278,7 +277,7 @@ pub fn man_page() -> String {
             out,
             ".SS \"{} {}\"\n{}\n.PP\n{}",
             c.name,
-            roff(c.usage),
+            roff(&c.usage()),
             roff(c.summary),
             roff(c.about)
         );
@@ -287,7 +286,7 @@ pub fn man_page() -> String {
                 out,
                 ".TP\n.B {}\n{}",
                 roff(&help::option_label(o)),
-                roff(o.help)
+                roff(&o.full_help())
             );
         }
         if !c.exits.is_empty() {

@@ -111,9 +111,10 @@ fn prompt_password(admin_user: &str) -> Result<Secret, CommandError> {
 fn admin_password(args: &ConfigureArgs, settings: &Settings) -> Result<Secret, CommandError> {
     let pass = match &args.admin_pass {
         AdminPassSource::Argv(p) => {
-            eprintln!(
+            crate::logging::say(
+                log::Level::Warn,
                 "warning: --admin-pass shows the password to every user in `ps` and keeps it in your shell history; \
-                 prefer --admin-pass-file, SIKKERKEY_ADMIN_PASS or the prompt"
+                 prefer --admin-pass-file, SIKKERKEY_ADMIN_PASS or the prompt",
             );
             p.clone()
         }
@@ -229,9 +230,12 @@ pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandErr
         )
     })?;
     if !kind.is_compiled_in() {
-        eprintln!(
-            "warning: this build of sikkerkey-agent has no {} support; `start` will refuse this config",
-            kind.display_name()
+        crate::logging::say(
+            log::Level::Warn,
+            &format!(
+                "warning: this build of sikkerkey-agent has no {} support; `start` will refuse this config",
+                kind.display_name()
+            ),
         );
     }
     println!(
@@ -244,7 +248,8 @@ pub fn run(args: &ConfigureArgs, settings: &Settings) -> Result<Exit, CommandErr
     );
     match local::agent_process(&files) {
         AgentProcess::Running(pid) => println!(
-            "the agent for {} is running (PID {pid}); restart it to use the new settings: sikkerkey-agent stop --secret {0} && sikkerkey-agent start --secret {0}",
+            "the agent for {0} is running (PID {pid}); it reads the new settings when reloaded: \
+             `kill -HUP {pid}`, or `sudo systemctl reload sikkerkey-agent-{0}` for a service",
             args.secret
         ),
         _ => println!(

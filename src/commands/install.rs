@@ -1,9 +1,12 @@
 //! `install`: prints a service definition for the agent and where it goes, or with
 //! `--now` puts it in place and starts the service (see `crate::service`).
 
+use log::Level;
+
 use super::CommandError;
 use crate::exit::Exit;
 use crate::files::check_secret_id;
+use crate::logging::say;
 use crate::service::ServiceError;
 use crate::service::install::Plan;
 use crate::settings::Settings;
@@ -21,17 +24,30 @@ pub fn plan(secret: &str, settings: &Settings) -> Result<Plan, CommandError> {
     Plan::from_environment(secret, settings).map_err(service_error)
 }
 
+/// Prints a line a service step reported (a command run, what it said).
+pub fn note(line: String) {
+    let level = if line.starts_with("warning: ") {
+        Level::Warn
+    } else {
+        Level::Info
+    };
+    say(level, &line);
+}
+
 pub fn run(secret: &str, now: bool, settings: &Settings) -> Result<Exit, CommandError> {
     let plan = plan(secret, settings)?;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        say(Level::Warn, &format!("warning: {w}"));
+    }
+    for n in &plan.notes {
+        say(Level::Info, &format!("note: {n}"));
     }
     if now {
-        let done = plan.install_now().map_err(service_error)?;
+        let done = plan.install_now(&mut note).map_err(service_error)?;
         println!("{done}");
     } else {
         print!("{}", plan.definition());
-        eprintln!("{}", plan.instructions());
+        say(Level::Info, &plan.instructions());
     }
     Ok(Exit::Ok)
 }

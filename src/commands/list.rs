@@ -7,13 +7,17 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use log::Level;
+
 use super::CommandError;
 use super::local::{self, AgentProcess};
+use super::printable::printable;
 use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::cli::OutputFormat;
 use crate::exit::Exit;
-use crate::files::{AgentFiles, agents_dir, check_secret_id};
+use crate::files::{AgentFiles, agents_dir, check_secret_id, official_agents_dir};
 use crate::localconfig::LocalConfig;
+use crate::logging::say;
 use crate::providers::ProviderKind;
 use crate::settings::Settings;
 
@@ -76,17 +80,27 @@ fn endpoint(host: &str, port: u16, provider: &str) -> String {
 }
 
 pub fn entry(files: &AgentFiles) -> AgentEntry {
-    let config = match LocalConfig::load(&files.config()) {
+    let config_path = files.local_config();
+    if let Some(w) = config_path.warning() {
+        say(Level::Warn, &format!("warning: {}", printable(&w)));
+    }
+    let config = match LocalConfig::load(&config_path.path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("warning: {e}");
+            say(
+                Level::Warn,
+                &format!("warning: {}", printable(&e.to_string())),
+            );
             None
         }
     };
     let state = match StateFile::load(&files.state()) {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => {
-            eprintln!("warning: {e}");
+            say(
+                Level::Warn,
+                &format!("warning: {}", printable(&e.to_string())),
+            );
             StateFile::default()
         }
     };
@@ -108,7 +122,7 @@ pub fn entry(files: &AgentFiles) -> AgentEntry {
         endpoint,
         running: matches!(process, AgentProcess::Running(_)),
         pid: process.pid(),
-        configured: files.config().exists(),
+        configured: config_path.path.exists(),
         unfinished_rotation: files.journal().exists(),
         last_heartbeat: state.last_heartbeat,
         last_rotation: state.last_rotation,
@@ -121,17 +135,7 @@ pub fn entry(files: &AgentFiles) -> AgentEntry {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn format_utc(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let (year, month, day) = crate::logging::civil_date(unix / 86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
+pub use crate::logging::format_utc;
 
 fn status_text(e: &AgentEntry) -> String {
     let mut s = if e.running {
@@ -188,6 +192,7 @@ pub fn table(entries: &[AgentEntry]) -> String {
         "LAST ROTATION",
         "LAST HEARTBEAT",
     ];
+    // Every cell may hold text from a state file, a database or the control plane.
     let rows: Vec<[String; 7]> = entries
         .iter()
         .map(|e| {
@@ -200,6 +205,7 @@ pub fn table(entries: &[AgentEntry]) -> String {
                 rotation_text(&e.last_rotation),
                 heartbeat_text(&e.last_heartbeat),
             ]
+            .map(|cell| printable(&cell).into_owned())
         })
         .collect();
     let mut widths = header.map(str::len);
@@ -227,9 +233,19 @@ pub fn table(entries: &[AgentEntry]) -> String {
     out
 }
 
-fn entries_in(home: &Path) -> Vec<AgentEntry> {
-    secret_ids(&agents_dir(home))
-        .iter()
+/// The agents under `home`; with `official`, also those with only a local config where
+/// the official CLI keeps it ([`official_agents_dir`]).
+fn entries_in(home: &Path, official: bool) -> Vec<AgentEntry> {
+    let dir = agents_dir(home);
+    let mut ids = secret_ids(&dir);
+    if official && let Some(theirs) = official_agents_dir(&dir) {
+        ids.extend(
+            secret_ids(&theirs)
+                .into_iter()
+                .filter(|id| theirs.join(format!("{id}.json")).exists()),
+        );
+    }
+    ids.iter()
         .filter_map(|id| AgentFiles::new(home, id).ok())
         .map(|files| entry(&files))
         .collect()
@@ -238,7 +254,7 @@ fn entries_in(home: &Path) -> Vec<AgentEntry> {
 pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandError> {
     let home = local::home(settings)?;
     let dir = agents_dir(&home);
-    let mut entries = entries_in(&home);
+    let mut entries = entries_in(&home, true);
     for e in &mut entries {
         e.home.clear();
     }
@@ -246,27 +262,36 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
     let (others, unreadable) =
         super::service_homes::other_homes(&home, settings.service_dir.as_deref());
     for other in &others {
-        entries.extend(entries_in(other));
+        entries.extend(entries_in(other, false));
     }
-    if !unreadable.is_empty() && format != OutputFormat::Prometheus {
-        eprintln!(
-            "note: services of other users keep agents in {} (not readable; run with sudo to include them)",
-            path_list(&unreadable)
+    let metrics = matches!(format, OutputFormat::Prometheus | OutputFormat::OpenMetrics);
+    if !unreadable.is_empty() && !metrics {
+        say(
+            Level::Info,
+            &format!(
+                "note: services of other users keep agents in {} (not readable; run with sudo to include them)",
+                printable(&path_list(&unreadable))
+            ),
         );
     }
     match format {
         OutputFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&entries)
-                    .map_err(|e| CommandError::new(Exit::Failure, e))?
-            );
+            let json = serde_json::to_string_pretty(&entries)
+                .map_err(|e| CommandError::new(Exit::Failure, e))?;
+            println!("{}", super::printable::json_for_terminal(json));
         }
-        OutputFormat::Prometheus => print!("{}", super::metrics::openmetrics(&entries)),
+        OutputFormat::Prometheus => print!(
+            "{}",
+            super::metrics::exposition(&entries, super::metrics::Flavor::Prometheus)
+        ),
+        OutputFormat::OpenMetrics => print!(
+            "{}",
+            super::metrics::exposition(&entries, super::metrics::Flavor::OpenMetrics)
+        ),
         OutputFormat::Table if entries.is_empty() => {
             println!(
                 "no agents are configured or running on this machine (nothing in {})",
-                dir.display()
+                printable(&dir.display().to_string())
             );
         }
         OutputFormat::Table => {
@@ -274,7 +299,7 @@ pub fn run(format: OutputFormat, settings: &Settings) -> Result<Exit, CommandErr
             if !others.is_empty() {
                 println!(
                     "(includes agents of other users' services, in {})",
-                    path_list(&others)
+                    printable(&path_list(&others))
                 );
             }
         }
@@ -289,17 +314,4 @@ fn path_list(paths: &[std::path::PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(format_utc(4_102_444_799), "2099-12-31T23:59:59Z");
-    }
 }

@@ -99,16 +99,17 @@ pub fn not_the_agent(files: &AgentFiles, secret_id: &str, pid: u32) -> Option<St
                 .unwrap_or("a program this user cannot inspect")
         ));
     }
-    let args: Vec<OsString> = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .unwrap_or_default()
+    // NUL-terminated arguments; the first is the program.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<OsString> = cmdline
+        .strip_suffix(&[0])
+        .unwrap_or(&cmdline)
         .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
         .skip(1)
         .map(|a| OsString::from_vec(a.to_vec()))
         .collect();
-    let command = crate::logging::take_format_flag(args)
-        .ok()
-        .and_then(|(_, args)| cli::parse(args).ok());
+    // cli::parse takes `--log-format` wherever it stands, as `start` does.
+    let command = cli::parse(args).ok().map(|invocation| invocation.command);
     match command {
         Some(Command::Start { secret }) if secret == secret_id => None,
         _ => Some(format!(

@@ -7,6 +7,7 @@ pub mod install;
 pub mod list;
 mod local;
 pub mod metrics;
+pub mod printable;
 mod prompt_signals;
 pub mod remove;
 pub mod service_homes;

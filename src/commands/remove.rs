@@ -64,8 +64,9 @@ pub fn run(secret: &str, force: bool, settings: &Settings) -> Result<Exit, Comma
     }
     for path in &removed {
         if *path == journal {
-            eprintln!(
-                "warning: deleted the journal of an unfinished rotation; check that the database password of the managed user matches the secret's value in SikkerKey"
+            crate::logging::say(
+                log::Level::Warn,
+                "warning: deleted the journal of an unfinished rotation; check that the database password of the managed user matches the secret's value in SikkerKey",
             );
         }
         println!("removed {}", path.display());

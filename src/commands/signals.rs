@@ -49,9 +49,14 @@ pub fn spawn(shutdown: Arc<Shutdown>) -> io::Result<()> {
                     _ => {
                         stops += 1;
                         if stops == 1 {
+                            let name = if sig == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+                            log::info!("{name}: stopping cleanly (a second signal exits at once)");
                             shutdown.request(StopReason::Signal);
                         } else {
-                            eprintln!("second signal: exiting now");
+                            crate::logging::say(
+                                log::Level::Warn,
+                                "second signal: exiting now; the journal lets the next start finish any rotation in flight",
+                            );
                             std::process::exit(Exit::Interrupted.code());
                         }
                     }

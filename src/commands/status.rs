@@ -1,12 +1,15 @@
 //! `status --secret ID`: one agent on one screen, for people and for monitoring. The first
-//! line and the exit code follow the Nagios plugin convention (0 OK, 1 WARNING,
-//! 2 CRITICAL, 3 UNKNOWN), so the command works as a check as it is.
+//! line and the exit code follow the monitoring-plugin convention (Nagios, Icinga, Sensu:
+//! 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, also for a bad command line), with performance
+//! data after a `|`; `-o json` gives the same facts to scripts.
 
 use super::CommandError;
 use super::list::{self, AgentEntry};
 use super::local;
-use crate::agent::status::{StateFile, unix_now};
+use super::printable::printable;
+use crate::agent::status::{FINISHED_OUTCOMES, StateFile, unix_now};
 use crate::agent::summary::human_age;
+use crate::cli::OutputFormat;
 use crate::settings::Settings;
 
 /// A Nagios service state; the discriminant is the exit code.
@@ -64,8 +67,7 @@ pub fn assess(
         0 => 30_000,
         ms => ms,
     };
-    // Timestamps are whole seconds: allow a few seconds of slack on short intervals.
-    let stale_after = (interval_ms * STALE_AFTER_INTERVALS).div_ceil(1000).max(5);
+    let stale_after = stale_after(state);
     let Some(hb) = &entry.last_heartbeat else {
         return (
             Nagios::Warning,
@@ -116,20 +118,84 @@ fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-/// Prints the screen; the verdict is the exit code (`main` maps it, not through `Exit`).
-pub fn run(secret: &str, settings: &Settings) -> Result<Nagios, CommandError> {
+/// Seconds after which a heartbeat counts as stale (CRITICAL).
+fn stale_after(state: &StateFile) -> u64 {
+    let interval_ms = match state.heartbeat_interval_ms {
+        0 => 30_000,
+        ms => ms,
+    };
+    // Timestamps are whole seconds: allow a few seconds of slack on short intervals.
+    (interval_ms * STALE_AFTER_INTERVALS).div_ceil(1000).max(5)
+}
+
+/// Performance data after the `|` of the plugin line: the heartbeat's age against its
+/// critical threshold, and the rotation counters.
+pub fn perfdata(entry: &AgentEntry, state: &StateFile, now: u64) -> String {
+    let mut parts = Vec::new();
+    if let Some(hb) = &entry.last_heartbeat {
+        parts.push(format!(
+            "last_heartbeat_age={}s;;{};0",
+            now.saturating_sub(hb.at),
+            stale_after(state)
+        ));
+    }
+    for outcome in FINISHED_OUTCOMES {
+        let n = state.rotations.get(outcome).copied().unwrap_or(0);
+        parts.push(format!("rotations_{outcome}={n}c;;;0"));
+    }
+    parts.join(" ")
+}
+
+/// Prints the screen (or, with `-o json`, one JSON object); the verdict is the exit code
+/// (`main` maps it, not through `Exit`). Text from the files is escaped before printing.
+pub fn run(
+    secret: &str,
+    format: OutputFormat,
+    settings: &Settings,
+) -> Result<Nagios, CommandError> {
     let files = local::files(secret, settings)?;
-    let any_files = [files.config(), files.pid(), files.state(), files.journal()]
-        .iter()
-        .any(|p| p.exists());
+    let any_files = [
+        files.local_config().path,
+        files.pid(),
+        files.state(),
+        files.journal(),
+    ]
+    .iter()
+    .any(|p| p.exists());
     let entry = list::entry(&files);
     let state = StateFile::load_or_default(&files.state());
     let now = unix_now();
     let (verdict, why) = assess(&entry, &state, now, any_files);
     let rotation = crate::agent::summary::rotation_phrase(entry.last_rotation.as_ref(), now);
+    if format == OutputFormat::Json {
+        let report = serde_json::json!({
+            "secretId": secret,
+            "state": verdict.word(),
+            "exitCode": verdict.code(),
+            "summary": why,
+            "running": entry.running,
+            "pid": entry.pid,
+            "startedAt": (state.started_at > 0).then_some(state.started_at),
+            "lastHeartbeat": entry.last_heartbeat,
+            "lastHeartbeatAgeSeconds": entry.last_heartbeat.as_ref().map(|h| now.saturating_sub(h.at)),
+            "staleAfterSeconds": stale_after(&state),
+            "lastRotation": entry.last_rotation,
+            "rotations": state.rotations,
+            "unfinishedRotation": entry.unfinished_rotation,
+            "provider": entry.provider,
+            "endpoint": entry.endpoint,
+            "configured": entry.configured,
+        });
+        let json = serde_json::to_string_pretty(&report).expect("a JSON value always serializes");
+        println!("{}", super::printable::json_for_terminal(json));
+        return Ok(verdict);
+    }
     println!(
-        "SIKKERKEY AGENT {} - {secret}: {why}; {rotation}",
-        verdict.word()
+        "SIKKERKEY AGENT {} - {secret}: {}; {} | {}",
+        verdict.word(),
+        printable(&why),
+        printable(&rotation),
+        perfdata(&entry, &state, now)
     );
     let running = match (entry.running, entry.pid) {
         (true, Some(pid)) if state.started_at > 0 => format!(
@@ -207,7 +273,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Nagios, CommandError> {
         ("local config", yes_no(entry.configured).into()),
     ];
     for (k, v) in rows {
-        println!("  {:<14} {v}", format!("{k}:"));
+        println!("  {:<14} {}", format!("{k}:"), printable(&v));
     }
     Ok(verdict)
 }

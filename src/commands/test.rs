@@ -151,11 +151,22 @@ pub fn run(
     settings: &Settings,
 ) -> Result<Exit, CommandError> {
     let files = local::files(secret, settings)?;
-    if use_server_config && !files.config().exists() {
-        eprintln!(
-            "warning: --use-server-config fetches the sync config of {secret}, which registers this machine as its agent \
-             (the agent lock): another machine's agent for it will get 409 from now on"
+    let config = files.local_config();
+    if let Some(w) = config.warning() {
+        crate::logging::say(log::Level::Warn, &format!("warning: {w}"));
+    }
+    if use_server_config && !config.path.exists() {
+        crate::logging::say(
+            log::Level::Warn,
+            &format!(
+                "warning: --use-server-config fetches the sync config of {secret}, which registers this machine as its agent \
+                 (the agent lock): another machine's agent for it will get 409 from now on"
+            ),
         );
+    }
+    // The table on stdout is the report; how the HTTP client was set up is not a check.
+    if log::max_level() > log::LevelFilter::Warn {
+        log::set_max_level(log::LevelFilter::Warn);
     }
     let home = local::home(settings)?;
     let (timing, http) = super::start::timing(&settings.test);
@@ -167,7 +178,7 @@ pub fn run(
     let api = api_client(&home, settings, http);
     let mut sync = None;
 
-    let local = match LocalConfig::load(&files.config()) {
+    let local = match LocalConfig::load(&config.path) {
         Ok(l) => l,
         Err(e) => {
             checks.fail("config", e.to_string());
@@ -178,7 +189,7 @@ pub fn run(
     let (target, fields, source) = match load_target(
         secret,
         local.as_ref(),
-        &files.config(),
+        &config.path,
         &api,
         &mut sync,
         timing.db,

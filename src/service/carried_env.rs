@@ -1,7 +1,9 @@
 //! The network settings `install` copies from the installing shell into the service: a
 //! service starts with an empty environment, so an agent that reaches the control plane
 //! through a proxy or trusts a private CA in the shell would lose both under systemd or
-//! launchd.
+//! launchd, and one that verified PostgreSQL's certificate through libpq's `PGSSL*`
+//! variables in the foreground would run as a service with the default `prefer`.
+//! `install` says which variables it carried.
 //!
 //! A proxy URL with a user name or password is not copied: unit files and plists are
 //! world-readable (and systemd shows `Environment=` to every user), so the installer says
@@ -20,7 +22,21 @@ pub const CARRIED: &[&str] = &[
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
     CA_FILE_VAR,
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
 ];
+
+/// Carried variables that name a file or directory: they must be absolute, since the
+/// service does not start in this directory. `PGSSLROOTCERT=system` names no file.
+fn is_path(name: &str, value: &str) -> bool {
+    match name {
+        "SSL_CERT_FILE" | "SSL_CERT_DIR" | CA_FILE_VAR | "PGSSLCERT" | "PGSSLKEY" => true,
+        "PGSSLROOTCERT" => value != "system",
+        _ => false,
+    }
+}
 
 /// The agent's own CA variable (read through `Settings`, like every `SIKKERKEY_*` one).
 pub const CA_FILE_VAR: &str = "SIKKERKEY_CA_FILE";
@@ -44,12 +60,16 @@ pub fn select(
             ));
             continue;
         }
-        let is_path = matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR") || name == CA_FILE_VAR;
-        if is_path && !value.starts_with('/') {
+        if is_path(name, &value) && !value.starts_with('/') {
             warnings.push(format!(
                 "{name}={value} is not an absolute path and the service does not start in this directory, so it was not copied; set it to an absolute path and install again"
             ));
             continue;
+        }
+        if is_path(name, &value) && (value.starts_with("/tmp/") || value.starts_with("/var/tmp/")) {
+            warnings.push(format!(
+                "{name}={value} is under a temporary directory, which the systemd unit hides from the agent (PrivateTmp=yes); move the file elsewhere"
+            ));
         }
         env.push((name, value));
     }
@@ -113,6 +133,26 @@ mod tests {
         );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].starts_with("https_proxy ") && !warnings[0].contains("pw"));
+    }
+
+    #[test]
+    fn libpq_tls_variables_are_carried() {
+        let vars = [
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "system"),
+            ("PGSSLCERT", "client.crt"),
+            ("PGSSLKEY", "/etc/pg/client.key"),
+        ];
+        let (env, warnings) = select(lookup(&vars));
+        assert_eq!(
+            env,
+            vec![
+                ("PGSSLMODE", "verify-full".to_owned()),
+                ("PGSSLROOTCERT", "system".to_owned()),
+                ("PGSSLKEY", "/etc/pg/client.key".to_owned()),
+            ]
+        );
+        assert!(warnings[0].starts_with("PGSSLCERT=client.crt is not an absolute path"));
     }
 
     #[test]

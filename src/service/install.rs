@@ -27,6 +27,8 @@ pub struct Plan {
     pub dir: PathBuf,
     /// Things the user should know (service running as root, no identity yet).
     pub warnings: Vec<String>,
+    /// What `install` does that the user did not spell out (variables carried over).
+    pub notes: Vec<String>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -143,6 +145,14 @@ impl Plan {
                 .map(str::to_owned),
             other => env_nonempty(other),
         });
+        let mut notes = Vec::new();
+        if !network.is_empty() {
+            let names: Vec<&str> = network.iter().map(|(n, _)| *n).collect();
+            notes.push(format!(
+                "the service gets {} from this shell (a service starts with an empty environment)",
+                names.join(", ")
+            ));
+        }
         let spec = spec.with_network(network)?;
         let dir = match (&settings.service_dir, platform) {
             (Some(d), _) => d.clone(),
@@ -172,6 +182,7 @@ impl Plan {
             spec,
             dir,
             warnings,
+            notes,
         })
     }
 
@@ -216,15 +227,37 @@ impl Plan {
         }
     }
 
-    /// Writes the definition and starts the service. Returns what to tell the user.
-    pub fn install_now(&self) -> Result<String, ServiceError> {
+    /// Writes the definition and starts the service, all or nothing: when a step fails,
+    /// what was done is undone (the previous definition put back, or the new one deleted)
+    /// and the error says so. Returns what to tell the user; `note` hears each command
+    /// as it is run.
+    pub fn install_now(&self, note: &mut dyn FnMut(String)) -> Result<String, ServiceError> {
         match self.platform {
             Platform::Systemd => {
                 let path = self.definition_path().expect("systemd has a unit file");
                 let unit = self.spec.systemd_unit_name();
+                let previous = fs::read(&path).ok();
                 write_public_atomic(&path, self.definition().as_bytes())?;
-                run(&["systemctl", "daemon-reload"])?;
-                run(&["systemctl", "enable", "--now", &unit])?;
+                let started = run(&["systemctl", "daemon-reload"], note)
+                    .and_then(|()| run(&["systemctl", "enable", "--now", &unit], note));
+                if let Err(cause) = started {
+                    let mut undo = Undo::default();
+                    // `enable --now` may have enabled the unit before the start failed.
+                    if cause.command_started_with("systemctl enable") {
+                        undo.step(
+                            "disabled the unit",
+                            run(&["systemctl", "disable", &unit], note),
+                        );
+                    }
+                    undo.restore(&path, previous.as_deref());
+                    if !matches!(cause, ServiceError::ToolMissing { .. }) {
+                        undo.step(
+                            "reloaded systemd",
+                            run(&["systemctl", "daemon-reload"], note),
+                        );
+                    }
+                    return Err(undo.into_error(cause, &path, previous.is_some()));
+                }
                 Ok(format!(
                     "installed {} and started {unit} (starts at boot, restarts 10 s after a failure)\n  status: systemctl status {unit}\n  logs:   journalctl -u {unit} -f\n  remove: sudo sikkerkey-agent uninstall --secret {}",
                     path.display(),
@@ -239,9 +272,14 @@ impl Plan {
                     path: agents,
                     source,
                 })?;
+                let previous = fs::read(&path).ok();
                 write_public_atomic(&path, self.definition().as_bytes())?;
                 let path_text = path.to_string_lossy().into_owned();
-                run(&["launchctl", "load", &path_text])?;
+                if let Err(cause) = run(&["launchctl", "load", &path_text], note) {
+                    let mut undo = Undo::default();
+                    undo.restore(&path, previous.as_deref());
+                    return Err(undo.into_error(cause, &path, previous.is_some()));
+                }
                 Ok(format!(
                     "installed {} and loaded it (starts at login, restarts 10 s after a failure)\n  logs:   tail -f {}\n  remove: sikkerkey-agent uninstall --secret {}",
                     path.display(),
@@ -253,13 +291,24 @@ impl Plan {
                 require_nssm(
                     "install NSSM (https://nssm.cc) and run this again, or run the sc.exe commands that `install` without --now prints",
                 )?;
+                let name = self.spec.windows_service_name();
+                let mut created = false;
                 for line in render::windows_nssm(&self.spec) {
                     if let CommandLine::Run(argv) = line {
                         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                        run(&argv)?;
+                        if let Err(cause) = run(&argv, note) {
+                            let mut undo = Undo::default();
+                            if created {
+                                undo.step(
+                                    "removed the service",
+                                    run(&["nssm", "remove", &name, "confirm"], note),
+                                );
+                            }
+                            return Err(undo.into_service_error(cause, &name));
+                        }
+                        created |= argv.get(1) == Some(&"install");
                     }
                 }
-                let name = self.spec.windows_service_name();
                 Ok(format!(
                     "installed and started service {name} with NSSM (starts at boot, restarts 10 s after a failure)\n  status: nssm status {name}\n  logs:   {}\n  remove: sikkerkey-agent uninstall --secret {}",
                     self.spec.log_path(),
@@ -269,8 +318,11 @@ impl Plan {
         }
     }
 
-    /// Stops and disables the service and deletes its definition. Returns what was done.
-    pub fn uninstall(&self) -> Result<String, ServiceError> {
+    /// Stops and disables the service and deletes its definition. The definition is
+    /// deleted even when the service manager cannot be reached (no running systemd in a
+    /// container or chroot): then the error lists what could not be done. Returns what
+    /// was done.
+    pub fn uninstall(&self, note: &mut dyn FnMut(String)) -> Result<String, ServiceError> {
         let not_installed = |looked_at: String| ServiceError::NotInstalled {
             secret_id: self.spec.secret_id.clone(),
             looked_at,
@@ -282,9 +334,22 @@ impl Plan {
                     return Err(not_installed(path.display().to_string()));
                 }
                 let unit = self.spec.systemd_unit_name();
-                run(&["systemctl", "disable", "--now", &unit])?;
+                let stopped = run(&["systemctl", "disable", "--now", &unit], note);
                 remove_file(&path)?;
-                run(&["systemctl", "daemon-reload"])?;
+                let reloaded = run(&["systemctl", "daemon-reload"], note);
+                let failed: Vec<ServiceError> = [stopped, reloaded]
+                    .into_iter()
+                    .filter_map(Result::err)
+                    .collect();
+                if !failed.is_empty() {
+                    return Err(ServiceError::Incomplete {
+                        done: format!("deleted {}", path.display()),
+                        failed,
+                        hint: format!(
+                            "if systemd runs here, check `systemctl status {unit}` and run `systemctl disable --now {unit}` and `systemctl daemon-reload` by hand"
+                        ),
+                    });
+                }
                 Ok(format!(
                     "stopped and disabled {unit}, deleted {}",
                     path.display()
@@ -295,8 +360,18 @@ impl Plan {
                 if !path.exists() {
                     return Err(not_installed(path.display().to_string()));
                 }
-                run(&["launchctl", "unload", &path.to_string_lossy()])?;
+                let unloaded = run(&["launchctl", "unload", &path.to_string_lossy()], note);
                 remove_file(&path)?;
+                if let Err(e) = unloaded {
+                    return Err(ServiceError::Incomplete {
+                        done: format!("deleted {}", path.display()),
+                        failed: vec![e],
+                        hint: format!(
+                            "check `launchctl list {}`; `launchctl remove {0}` stops a job that is still loaded",
+                            self.spec.launchd_label()
+                        ),
+                    });
+                }
                 Ok(format!(
                     "unloaded {} and deleted {}",
                     self.spec.launchd_label(),
@@ -308,12 +383,74 @@ impl Plan {
                 require_nssm(&format!(
                     "remove the service with: sc.exe stop {name} && sc.exe delete {name}"
                 ))?;
-                if let Err(e) = run(&["nssm", "stop", &name]) {
-                    eprintln!("warning: {e}; removing the service anyway");
+                if let Err(e) = run(&["nssm", "stop", &name], note) {
+                    note(format!("warning: {e}; removing the service anyway"));
                 }
-                run(&["nssm", "remove", &name, "confirm"])?;
+                run(&["nssm", "remove", &name, "confirm"], note)?;
                 Ok(format!("stopped and removed service {name}"))
             }
+        }
+    }
+}
+
+/// What a failed install did to take itself back.
+#[derive(Default)]
+struct Undo {
+    done: Vec<String>,
+    failed: Vec<String>,
+    /// Whether the definition file could not be put back or deleted.
+    definition_left: bool,
+}
+
+impl Undo {
+    fn step(&mut self, what: &str, result: Result<(), ServiceError>) {
+        match result {
+            Ok(()) => self.done.push(what.to_owned()),
+            Err(e) => self.failed.push(format!("{what}: {e}")),
+        }
+    }
+
+    /// Puts the definition that was there before back, or deletes the new one.
+    fn restore(&mut self, path: &Path, previous: Option<&[u8]>) {
+        let result = match previous {
+            Some(bytes) => write_public_atomic(path, bytes),
+            None => remove_file(path),
+        };
+        let what = match previous {
+            Some(_) => format!("put the previous {} back", path.display()),
+            None => format!("deleted {}", path.display()),
+        };
+        self.definition_left = result.is_err();
+        self.step(&what, result);
+    }
+
+    fn into_error(self, cause: ServiceError, path: &Path, had_previous: bool) -> ServiceError {
+        let left = if self.definition_left {
+            format!("{} is still in place", path.display())
+        } else if had_previous {
+            "the previous definition is in place again".to_owned()
+        } else {
+            "nothing is installed".to_owned()
+        };
+        ServiceError::RolledBack {
+            cause: Box::new(cause),
+            undone: self.done,
+            not_undone: self.failed,
+            left,
+        }
+    }
+
+    fn into_service_error(self, cause: ServiceError, name: &str) -> ServiceError {
+        let left = if self.failed.is_empty() {
+            "nothing is installed".to_owned()
+        } else {
+            format!("service {name} may still exist")
+        };
+        ServiceError::RolledBack {
+            cause: Box::new(cause),
+            undone: self.done,
+            not_undone: self.failed,
+            left,
         }
     }
 }
@@ -340,21 +477,36 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         })
 }
 
-/// Runs a service-manager command with inherited output; an error names the command.
-fn run(argv: &[&str]) -> Result<(), ServiceError> {
+/// Runs a service-manager command; its output is passed to `note` line by line, and an
+/// error names the command and what it said.
+fn run(argv: &[&str], note: &mut dyn FnMut(String)) -> Result<(), ServiceError> {
     let shown = argv.join(" ");
-    eprintln!("+ {shown}");
-    let status = Command::new(argv[0]).args(&argv[1..]).status().map_err(|e| match e.kind() {
+    note(format!("+ {shown}"));
+    let output = Command::new(argv[0]).args(&argv[1..]).output().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => ServiceError::ToolMissing {
             program: argv[0].to_owned(),
             hint: "is this the right platform? Set SIKKERKEY_SERVICE_PLATFORM or install without --now and follow the printed steps".into(),
         },
-        _ => ServiceError::ToolFailed { command: shown.clone(), status: e.to_string() },
+        _ => ServiceError::ToolFailed { command: shown.clone(), status: e.to_string(), said: String::new() },
     })?;
-    if !status.success() {
+    let said: Vec<String> = [&output.stdout, &output.stderr]
+        .iter()
+        .flat_map(|bytes| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    for line in &said {
+        note(format!("  {}", line.trim_end()));
+    }
+    if !output.status.success() {
         return Err(ServiceError::ToolFailed {
             command: shown,
-            status: status.to_string(),
+            status: output.status.to_string(),
+            said: said.last().cloned().unwrap_or_default(),
         });
     }
     Ok(())

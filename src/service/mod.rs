@@ -197,7 +197,28 @@ pub enum ServiceError {
     /// The service manager is not installed (not on PATH).
     ToolMissing { program: String, hint: String },
     /// A service manager command exited with an error.
-    ToolFailed { command: String, status: String },
+    ToolFailed {
+        command: String,
+        status: String,
+        /// The last line it printed, which usually says why.
+        said: String,
+    },
+    /// `install --now` failed and took back what it had done.
+    RolledBack {
+        cause: Box<ServiceError>,
+        /// The undo steps that worked.
+        undone: Vec<String>,
+        /// The undo steps that failed, with why.
+        not_undone: Vec<String>,
+        /// What is in place now.
+        left: String,
+    },
+    /// `uninstall` deleted the definition but the service manager failed.
+    Incomplete {
+        done: String,
+        failed: Vec<ServiceError>,
+        hint: String,
+    },
     /// No service definition exists to remove.
     NotInstalled {
         secret_id: String,
@@ -237,8 +258,35 @@ impl fmt::Display for ServiceError {
             ServiceError::ToolMissing { program, hint } => {
                 write!(f, "`{program}` was not found on PATH; {hint}")
             }
-            ServiceError::ToolFailed { command, status } => {
-                write!(f, "`{command}` failed ({status})")
+            ServiceError::ToolFailed {
+                command,
+                status,
+                said,
+            } => {
+                write!(f, "`{command}` failed ({status})")?;
+                if !said.is_empty() {
+                    write!(f, ": {}", said.trim())?;
+                }
+                Ok(())
+            }
+            ServiceError::RolledBack {
+                cause,
+                undone,
+                not_undone,
+                left,
+            } => {
+                write!(f, "{cause}; ")?;
+                if !undone.is_empty() {
+                    write!(f, "rolled back ({}); ", undone.join(", "))?;
+                }
+                if !not_undone.is_empty() {
+                    write!(f, "could not undo: {}; ", not_undone.join("; "))?;
+                }
+                write!(f, "{left}")
+            }
+            ServiceError::Incomplete { done, failed, hint } => {
+                let failed: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
+                write!(f, "{done}, but {}; {hint}", failed.join("; "))
             }
             ServiceError::NotInstalled {
                 secret_id,
@@ -250,6 +298,13 @@ impl fmt::Display for ServiceError {
                 )
             }
         }
+    }
+}
+
+impl ServiceError {
+    /// Whether this is a failed command whose command line starts with `prefix`.
+    pub fn command_started_with(&self, prefix: &str) -> bool {
+        matches!(self, ServiceError::ToolFailed { command, .. } if command.starts_with(prefix))
     }
 }
 

@@ -20,8 +20,9 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("pidfile", &["fsutil"]),
     ("suggest", &[]),
     ("logging", &[]),
-    // The one description of the command line, which `cli` parses against.
-    ("help", &["exit"]),
+    // The one definition of the command line, which `cli` parses against; its choices
+    // come from the types they become (provider kinds, TLS modes, log formats).
+    ("help", &["exit", "logging", "providers"]),
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
     ("identity", &["fsutil", "secret_file"]),

@@ -259,6 +259,17 @@ fn a_setting_with_a_value_the_agent_does_not_understand_exits_2() {
             assert_contains(&agent.output(), &format!("error: {var}=\"{value}\""));
             assert_contains(&agent.output(), accepted);
         }
+        // `status` keeps the monitoring-plugin convention: UNKNOWN, not CRITICAL.
+        let mut cmd = machine.command(&["status", "--secret", "sk_set"]);
+        cmd.env(var, value);
+        let mut status = crate::support::AgentProcess::spawn(cmd);
+        assert_eq!(
+            status.wait_exit(SOON).code(),
+            Some(3),
+            "{}",
+            status.output()
+        );
+        assert_contains(&status.output(), &format!("error: {var}=\"{value}\""));
     }
     assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
 }

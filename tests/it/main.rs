@@ -7,6 +7,7 @@
 
 mod support;
 
+mod cli_docs;
 mod commands;
 mod completions;
 #[cfg(any(
@@ -20,6 +21,7 @@ mod healing;
 mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
+mod monitoring;
 mod ops;
 mod scenarios;
 mod tls;

@@ -178,6 +178,14 @@ fn json_lines_name_the_secret_and_the_rotation() {
         c.env("SIKKERKEY_LOG", "debug");
         let agent = FileLogged::spawn(c, false);
         agent.wait_for("running", |t| t.contains("agent running"));
+        // The start-up line states what is in force, in seconds.
+        assert!(
+            agent.text().contains(
+                "(polling every 0.15 s, heartbeat every 0.25 s, drift check every 60 s, repairing)"
+            ),
+            "{}",
+            agent.text()
+        );
         let rotation = format!("rot_json_{via_flag}");
         let new_pw = format!("new-{}", crate::support::random_text(16));
         w.cp.set_pending(&w.secret, &rotation, &secret_value(&w.user, &new_pw));
@@ -186,6 +194,11 @@ fn json_lines_name_the_secret_and_the_rotation() {
         });
         agent.wait_for("journal cleared", |_| !w.journal_exists());
         let text = agent.stop();
+        assert!(
+            text.contains("SIGTERM: stopping cleanly")
+                && text.contains("stopping (asked to stop by a signal)"),
+            "the stop names the signal:\n{text}"
+        );
         let mut with_rotation = 0;
         for line in text.lines() {
             let v: Value = serde_json::from_str(line)
@@ -259,7 +272,7 @@ fn status(machine: &Machine, secret: &str) -> Out {
     run_cmd(machine.command(&["status", "--secret", secret]))
 }
 
-/// Parses OpenMetrics text with prometheus_client's strict parser; prints one line per
+/// Parses OpenMetrics text (`list -o openmetrics`) with prometheus_client's strict parser; prints one line per
 /// sample: `name{k=v,...} value`, labels sorted.
 #[cfg(feature = "postgres")]
 fn parse_openmetrics(python: &str, text: &str) -> Vec<String> {
@@ -349,7 +362,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
         out.stdout
     );
 
-    let text = run_cmd(w.machine.command(&["list", "-o", "prometheus"])).stdout;
+    let text = run_cmd(w.machine.command(&["list", "-o", "openmetrics"])).stdout;
     let samples = parse_openmetrics(&python, &text);
     let has = |line: &str| samples.iter().any(|s| s == line);
     let s = &w.secret;
@@ -388,7 +401,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
         "{}",
         out.stdout
     );
-    let text = run_cmd(w.machine.command(&["list", "-o", "prometheus"])).stdout;
+    let text = run_cmd(w.machine.command(&["list", "-o", "openmetrics"])).stdout;
     assert!(
         parse_openmetrics(&python, &text)
             .contains(&format!("gauge sikkerkey_agent_healthy{{secret={s}}} 0.0")),
@@ -406,7 +419,7 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
         "{}",
         out.stdout
     );
-    let text = run_cmd(w.machine.command(&["list", "-o", "prometheus"])).stdout;
+    let text = run_cmd(w.machine.command(&["list", "-o", "openmetrics"])).stdout;
     assert!(
         parse_openmetrics(&python, &text)
             .iter()
@@ -488,7 +501,11 @@ fn help_typos_and_version_point_at_the_fix() {
     let out = run_cmd(m.command(&["stop", "--help"]));
     assert!(out.stdout.contains("was not running"), "{}", out.stdout);
     let out = run_cmd(m.command(&["status"]));
-    assert_eq!(out.code, Some(2));
+    assert_eq!(
+        out.code,
+        Some(3),
+        "a bad command line is UNKNOWN to a monitoring system"
+    );
     assert!(
         out.stderr
             .contains("missing required option --secret; run `sikkerkey-agent status --help`"),
@@ -549,6 +566,8 @@ fn test_without_a_local_config_never_takes_the_agent_lock() {
         "{}",
         out.stderr
     );
+    // How the HTTP client was set up is not a check: it stays out of the report.
+    assert!(!out.stderr.contains("control plane"), "{}", out.stderr);
 }
 
 /// Ctrl+C at the password prompt, on a real terminal (`script` gives `sh` a pty): the

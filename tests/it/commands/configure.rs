@@ -134,7 +134,7 @@ fn configure_refuses_bad_input_and_writes_nothing() {
     assert_configure_refused(
         h,
         &configure_args("sk_bad", "oracle", &[]),
-        "unknown provider type \"oracle\"; known types: postgresql, postgresql_supabase, mysql, redis, mongodb",
+        "unknown provider type \"oracle\" for --provider; use postgresql, postgresql_supabase, mysql, redis or mongodb",
     );
     assert!(
         !h.join("agents").exists(),

@@ -445,9 +445,10 @@ fn install_now_and_uninstall_drive_systemd() {
 }
 
 #[test]
-fn install_now_reports_a_failing_service_manager() {
+fn install_now_rolls_back_when_the_service_manager_fails() {
     let tmp = TempDir::new("svc");
     let units = tmp.path().join("units");
+    let unit_path = units.join("sikkerkey-agent-sk_fail.service");
     let stand_ins = StandIns::new(&["systemctl"]);
     let mut c = service_command(
         tmp.path(),
@@ -460,9 +461,39 @@ fn install_now_reports_a_failing_service_manager() {
     let out = run(c).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
-        "error: `systemctl daemon-reload` failed (exit status: 3)",
+        "error: `systemctl daemon-reload` failed (exit status: 3); rolled back (deleted ",
     );
-    assert_eq!(stand_ins.calls(), [call(&["systemctl", "daemon-reload"])]);
+    assert_contains(&out.stderr, "nothing is installed");
+    assert!(
+        !unit_path.exists(),
+        "the unit stayed after a failed install"
+    );
+    assert_eq!(
+        stand_ins.calls(),
+        [
+            call(&["systemctl", "daemon-reload"]),
+            call(&["systemctl", "daemon-reload"])
+        ]
+    );
+
+    // A reinstall that fails puts the unit that was there back.
+    std::fs::write(&unit_path, "[Unit]\nDescription=the old one\n").unwrap();
+    let mut c = service_command(
+        tmp.path(),
+        "systemd",
+        &units,
+        &stand_ins,
+        &["install", "--secret", "sk_fail", "--now"],
+    );
+    c.env("SKA_STANDIN_FAIL", "1");
+    let out = run(c).expect(Exit::Failure);
+    assert_contains(&out.stderr, "the previous definition is in place again");
+    assert_eq!(
+        std::fs::read_to_string(&unit_path).unwrap(),
+        "[Unit]\nDescription=the old one\n"
+    );
+    std::fs::remove_file(&unit_path).unwrap();
+
     // Without a service manager at all.
     let mut c = service_command(
         tmp.path(),
@@ -474,6 +505,72 @@ fn install_now_reports_a_failing_service_manager() {
     c.env("PATH", tmp.path());
     let out = run(c).expect(Exit::Failure);
     assert_contains(&out.stderr, "`systemctl` was not found on PATH");
+    assert!(!unit_path.exists());
+}
+
+/// The real systemctl where no systemd runs (this machine, a container, a chroot):
+/// `daemon-reload` fails for real. Install leaves nothing behind; uninstall still deletes
+/// the unit and says what it could not do.
+#[test]
+fn without_a_running_systemd_install_leaves_nothing_and_uninstall_still_deletes() {
+    let Some(systemctl) = crate::support::require_env("SKA_SYSTEMCTL", "systemctl") else {
+        return;
+    };
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("SKIPPED: systemd runs on this machine; this test needs one where it does not");
+        return;
+    }
+    let tmp = TempDir::new("svc");
+    let units = tmp.path().join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    let unit_path = units.join("sikkerkey-agent-sk_nosd.service");
+    let bin_dir = Path::new(&systemctl).parent().unwrap().to_owned();
+    let env = |c: &mut Command| {
+        c.env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+            .env("SIKKERKEY_HOME", tmp.path())
+            .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+            .env("SIKKERKEY_SERVICE_DIR", &units)
+            .env("USER", "ska-test-user");
+    };
+    let mut c = Command::new(BIN);
+    c.args(["install", "--secret", "sk_nosd", "--now"]);
+    env(&mut c);
+    let out = run(c).expect(Exit::Failure);
+    assert_contains(&out.stderr, "+ systemctl daemon-reload");
+    assert_contains(&out.stderr, "error: `systemctl daemon-reload` failed");
+    assert_contains(
+        &out.stderr,
+        &format!("rolled back (deleted {}", unit_path.display()),
+    );
+    assert_contains(&out.stderr, "nothing is installed");
+    assert!(!unit_path.exists(), "install left its unit behind");
+    assert_eq!(std::fs::read_dir(&units).unwrap().count(), 0);
+
+    // A unit put in place by hand (or by an install on a machine that had systemd).
+    let mut c = Command::new(BIN);
+    c.args(["install", "--secret", "sk_nosd"]);
+    env(&mut c);
+    let unit = run(c).expect(Exit::Ok).stdout;
+    std::fs::write(&unit_path, unit).unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["uninstall", "--secret", "sk_nosd"]);
+    env(&mut c);
+    let out = run(c).expect(Exit::Failure);
+    assert!(!unit_path.exists(), "uninstall left the unit behind");
+    assert_contains(
+        &out.stderr,
+        &format!(
+            "error: deleted {}, but `systemctl disable --now sikkerkey-agent-sk_nosd.service` failed",
+            unit_path.display()
+        ),
+    );
+    assert_contains(&out.stderr, "`systemctl daemon-reload` failed");
+    // Nothing left: the next uninstall has nothing to do.
+    let mut c = Command::new(BIN);
+    c.args(["uninstall", "--secret", "sk_nosd"]);
+    env(&mut c);
+    assert_contains(&run(c).expect(Exit::Ok).stdout, "nothing to uninstall");
 }
 
 #[test]
@@ -729,5 +826,48 @@ fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
     assert_contains(
         &out.stderr,
         "warning: http_proxy holds a user name or password",
+    );
+    assert_contains(
+        &out.stderr,
+        "note: the service gets HTTPS_PROXY, NO_PROXY, SIKKERKEY_CA_FILE from this shell",
+    );
+}
+
+/// libpq's TLS variables reach the service, so it verifies PostgreSQL the way the agent
+/// did in the foreground instead of falling back to `prefer`.
+#[test]
+fn install_carries_the_libpq_tls_variables() {
+    let tmp = TempDir::new("svc");
+    let mut c = Command::new(BIN);
+    c.args(["install", "--secret", "sk_pg"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SIKKERKEY_HOME", tmp.path())
+        .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+        .env("USER", "root")
+        .env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", "/etc/pg/root ca.pem")
+        .env("PGSSLCERT", "/etc/pg/client.crt")
+        .env("PGSSLKEY", "client.key");
+    let out = run(c).expect(Exit::Ok);
+    let env: Vec<String> = unit_values(&out.stdout, "Environment")
+        .iter()
+        .flat_map(|v| systemd_words(v, false))
+        .collect();
+    assert_eq!(
+        env[1..],
+        [
+            "PGSSLMODE=verify-full".to_owned(),
+            "PGSSLROOTCERT=/etc/pg/root ca.pem".to_owned(),
+            "PGSSLCERT=/etc/pg/client.crt".to_owned(),
+        ]
+    );
+    assert_contains(
+        &out.stderr,
+        "warning: PGSSLKEY=client.key is not an absolute path",
+    );
+    assert_contains(
+        &out.stderr,
+        "note: the service gets PGSSLMODE, PGSSLROOTCERT, PGSSLCERT from this shell",
     );
 }

@@ -65,3 +65,69 @@ fn remove_refuses_while_the_agent_runs_unless_forced() {
     idle.agent.expect_exit(Exit::Ok);
     assert!(!pid_file.exists(), "{}", out.all());
 }
+
+/// A single-valued option given twice is refused with both values named: which secret
+/// `remove` deletes must never depend on which one came last.
+#[test]
+fn a_repeated_option_is_refused_naming_both_values() {
+    let tmp = TempDir::new("remove-twice");
+    configure_ok(tmp.path(), "sk_a", "mysql", "pw");
+    configure_ok(tmp.path(), "sk_b", "mysql", "pw");
+    let out = run(bare(
+        tmp.path(),
+        &["remove", "--secret", "sk_a", "--secret", "sk_b"],
+    ))
+    .expect(Exit::Usage);
+    assert_contains(
+        &out.stderr,
+        "error: --secret is given twice (\"sk_a\" and \"sk_b\"); give it once; run `sikkerkey-agent remove --help` for its options",
+    );
+    for id in ["sk_a", "sk_b"] {
+        assert!(
+            agent_file(tmp.path(), id, "json").exists(),
+            "{id} was removed"
+        );
+    }
+    // configure: neither value is written, and a password given twice is never echoed.
+    let mut c = bare(
+        tmp.path(),
+        &[
+            "configure",
+            "--secret",
+            "sk_c",
+            "--provider",
+            "mysql",
+            "--host",
+            "h1",
+            "--host",
+            "h2",
+            "--admin-user",
+            "u",
+        ],
+    );
+    c.env("SIKKERKEY_ADMIN_PASS", "pw");
+    let out = run(c).expect(Exit::Usage);
+    assert_contains(&out.stderr, "--host is given twice (\"h1\" and \"h2\")");
+    let out = run(bare(
+        tmp.path(),
+        &[
+            "configure",
+            "--secret",
+            "sk_c",
+            "--provider",
+            "mysql",
+            "--host",
+            "h1",
+            "--admin-user",
+            "u",
+            "--admin-pass",
+            "first-pw",
+            "--admin-pass",
+            "second-pw",
+        ],
+    ))
+    .expect(Exit::Usage);
+    assert_contains(&out.stderr, "--admin-pass is given twice");
+    assert!(!out.stderr.contains("first-pw") && !out.stderr.contains("second-pw"));
+    assert!(!agent_file(tmp.path(), "sk_c", "json").exists());
+}
