@@ -337,6 +337,73 @@ fn signed<B>(request: ureq::RequestBuilder<B>, h: &SignedHeaders) -> ureq::Reque
         .header("X-Signature", &h.signature)
 }
 
+/// The proxy variables the HTTP client reads, in the order it tries them (ureq's
+/// `Proxy::try_from_env`); `NO_PROXY`/`no_proxy` beside them is a list and takes any text.
+pub const PROXY_VARIABLES: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// Why the control-plane client cannot be set up; each names the variable to fix.
+#[derive(Debug)]
+pub enum ClientSetupError {
+    /// A CA variable names nothing usable.
+    Trust(TrustError),
+    /// A proxy variable is empty or not a proxy URL the client can use. The value is not
+    /// repeated: it may carry the proxy's password.
+    Proxy {
+        variable: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for ClientSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientSetupError::Trust(e) => write!(f, "{e}"),
+            ClientSetupError::Proxy { variable, reason } => write!(
+                f,
+                "cannot use the proxy in {variable}: {reason}; give http://host:port (with user:password@ when the proxy needs it), or unset it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClientSetupError {}
+
+/// Every proxy variable that is set must name a proxy the client can use: the client
+/// itself skips a malformed one and goes to the next, or direct, which would send the
+/// agent around the proxy its operator chose.
+fn check_proxy_variables() -> Result<(), ClientSetupError> {
+    for variable in PROXY_VARIABLES {
+        let Some(value) = std::env::var_os(variable) else {
+            continue;
+        };
+        let bad = |reason| Err(ClientSetupError::Proxy { variable, reason });
+        let Some(value) = value.to_str() else {
+            return bad("it is not UTF-8 text");
+        };
+        if value.is_empty() {
+            return bad("it is set but empty");
+        }
+        // Exactly the text the client will parse: one it cannot parse it would skip.
+        match ureq::Proxy::new(value) {
+            Ok(p)
+                if matches!(
+                    p.protocol(),
+                    ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https
+                ) => {}
+            Ok(_) => return bad("only http:// and https:// proxies (HTTP CONNECT) are supported"),
+            Err(_) => return bad("it is not a proxy URL"),
+        }
+    }
+    Ok(())
+}
+
 /// Size of each HTTP connection buffer, and the largest response header accepted.
 const HTTP_BUFFER: usize = 16 * 1024;
 
@@ -358,9 +425,10 @@ impl ApiClient {
         identity: Identity,
         timeouts: HttpTimeouts,
         ca_file: Option<&std::path::Path>,
-    ) -> Result<Self, TrustError> {
+    ) -> Result<Self, ClientSetupError> {
         let base_url = identity.api_url.clone();
-        let roots = trust::load(ca_file)?;
+        check_proxy_variables()?;
+        let roots = trust::load(ca_file).map_err(ClientSetupError::Trust)?;
         Ok(Self::with_signer(
             base_url,
             identity.into_signer(),

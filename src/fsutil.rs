@@ -85,11 +85,47 @@ pub enum JsonFileError {
     /// The file exists but could not be read.
     Read { path: PathBuf, source: io::Error },
     /// The file is not JSON of the expected shape.
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Parse { path: PathBuf, source: JsonProblem },
 }
+
+/// Where and how a JSON text fails to parse, and nothing of the text itself: serde's own
+/// messages quote the values they stumble on, and these files hold verifiers and
+/// passwords, so a log line or an error chain must never carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonProblem {
+    pub kind: &'static str,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl JsonProblem {
+    fn of(e: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let kind = match e.classify() {
+            Category::Io => "a read error",
+            Category::Syntax => "a syntax error",
+            Category::Data => "a value of the wrong type or a missing field",
+            Category::Eof => "an unexpected end of the file",
+        };
+        JsonProblem {
+            kind,
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+impl fmt::Display for JsonProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {}, column {}",
+            self.kind, self.line, self.column
+        )
+    }
+}
+
+impl std::error::Error for JsonProblem {}
 
 impl JsonFileError {
     pub fn path(&self) -> &Path {
@@ -121,19 +157,21 @@ impl std::error::Error for JsonFileError {
     }
 }
 
+/// Parses `text`, read from `path`; the error says where it fails, never what is there.
+pub fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, JsonFileError> {
+    serde_json::from_str(text).map_err(|e| JsonFileError::Parse {
+        path: path.to_owned(),
+        source: JsonProblem::of(&e),
+    })
+}
+
 /// Reads and parses the JSON file at `path`; `Ok(None)` when there is none.
 pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, JsonFileError> {
     let text = read_optional(path).map_err(|source| JsonFileError::Read {
         path: path.to_owned(),
         source,
     })?;
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|source| JsonFileError::Parse {
-            path: path.to_owned(),
-            source,
-        })
-    })
-    .transpose()
+    text.map(|t| parse_json(path, &t)).transpose()
 }
 
 #[cfg(test)]
@@ -185,6 +223,19 @@ mod tests {
         let e = load_json::<Vec<u32>>(&path).unwrap_err();
         assert!(matches!(e, JsonFileError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("v.json"), "{e}");
+        // Where it fails, never what is there: serde would quote the value.
+        write_atomic(
+            &path,
+            br#"{"a": "SCRAM-SHA-256$4096:c2FsdA==$secret"}"#,
+            PRIVATE,
+        )
+        .unwrap();
+        let e = load_json::<Vec<u32>>(&path).unwrap_err();
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(
+            !chain.contains("SCRAM") && chain.contains("line 1"),
+            "{chain}"
+        );
         write_atomic(&path, b"[1, 2]", PRIVATE).unwrap();
         assert_eq!(load_json::<Vec<u32>>(&path).unwrap(), Some(vec![1, 2]));
         fs::remove_dir_all(&dir).unwrap();

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::{self, JsonFileError};
+use crate::secret_file::SecretFileError;
 
 /// Errors finding or loading the identity. Each says which file and what to do.
 #[derive(Debug)]
@@ -37,10 +37,11 @@ pub enum IdentityError {
     /// identity.json or cli_global.json is not valid JSON of the expected shape.
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        source: fsutil::JsonProblem,
     },
-    /// The private key is readable by group or others.
-    KeyPermissions { path: PathBuf, mode: u32 },
+    /// The private key is readable by group or others, or cannot be read
+    /// ([`crate::secret_file`]'s rule).
+    Key(SecretFileError),
     /// The private key is not a PKCS#8 PEM Ed25519 key.
     BadKey { path: PathBuf, reason: String },
     /// The API URL is not https (and not loopback http).
@@ -74,13 +75,7 @@ impl fmt::Display for IdentityError {
             ),
             IdentityError::Read { path, .. } => write!(f, "cannot read {}", path.display()),
             IdentityError::Parse { path, .. } => write!(f, "{} is not valid", path.display()),
-            IdentityError::KeyPermissions { path, mode } => write!(
-                f,
-                "private key {} is readable by others (mode {:03o}); refusing to use it. Fix with: chmod 600 '{}'",
-                path.display(),
-                mode,
-                path.display()
-            ),
+            IdentityError::Key(e) => write!(f, "{e}"),
             IdentityError::BadKey { path, reason } => {
                 write!(
                     f,
@@ -104,6 +99,7 @@ impl std::error::Error for IdentityError {
         match self {
             IdentityError::Read { source, .. } => Some(source),
             IdentityError::Parse { source, .. } => Some(source),
+            IdentityError::Key(e) => e.source(),
             _ => None,
         }
     }
@@ -400,20 +396,11 @@ pub struct RequestSigner {
 impl RequestSigner {
     /// Loads a PKCS#8 PEM key, refusing one that group or others can read.
     pub fn from_pem_file(path: &Path, machine_id: &str) -> Result<Self, IdentityError> {
-        let meta = std::fs::metadata(path).map_err(|source| IdentityError::Read {
+        let bytes = crate::secret_file::read(path, "the identity's private key")
+            .map_err(IdentityError::Key)?;
+        let pem = String::from_utf8(bytes).map_err(|_| IdentityError::BadKey {
             path: path.to_owned(),
-            source,
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(IdentityError::KeyPermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        let pem = std::fs::read_to_string(path).map_err(|source| IdentityError::Read {
-            path: path.to_owned(),
-            source,
+            reason: "it is not text".into(),
         })?;
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| IdentityError::BadKey {
             path: path.to_owned(),

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod pidfile;
 pub mod providers;
 pub mod secret;
+pub mod secret_file;
 pub mod service;
 pub mod settings;
 pub mod suggest;

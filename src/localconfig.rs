@@ -12,6 +12,7 @@ use crate::api::{Connection, SyncConfig};
 use crate::fsutil::{self, JsonFileError};
 use crate::providers::{DbTimeouts, ProviderKind, Target, TlsSettings, UnknownProvider};
 use crate::secret::FieldNames;
+use crate::secret_file::{self, SecretFileError};
 
 /// Connection block of the local config. `Debug` is safe: the password is a [`Secret`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -46,16 +47,25 @@ fn is_zero(v: &u64) -> bool {
 
 /// A local config that exists but cannot be used.
 #[derive(Debug)]
-pub struct LocalConfigError(pub JsonFileError);
+pub enum LocalConfigError {
+    /// It cannot be read, or others may read it ([`crate::secret_file`]: it holds the
+    /// admin password).
+    File(SecretFileError),
+    /// It is not a local config.
+    Json(JsonFileError),
+}
 
 impl fmt::Display for LocalConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.0.path().display();
-        match &self.0 {
-            JsonFileError::Read { .. } => write!(f, "cannot read local agent config {path}"),
-            JsonFileError::Parse { .. } => write!(
+        match self {
+            LocalConfigError::File(e @ SecretFileError::TooOpen { .. }) => write!(f, "{e}"),
+            LocalConfigError::File(e) => {
+                write!(f, "cannot read local agent config {}", e.path().display())
+            }
+            LocalConfigError::Json(e) => write!(
                 f,
-                "local agent config {path} is not valid JSON of the expected shape; fix it or run `configure` again"
+                "local agent config {} is not valid JSON of the expected shape; fix it or run `configure` again",
+                e.path().display()
             ),
         }
     }
@@ -63,14 +73,32 @@ impl fmt::Display for LocalConfigError {
 
 impl std::error::Error for LocalConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        match self {
+            LocalConfigError::File(e) => e.source(),
+            LocalConfigError::Json(e) => e.source(),
+        }
     }
 }
 
 impl LocalConfig {
-    /// Reads the config at `path`; `Ok(None)` when there is none.
+    /// Reads the config at `path`; `Ok(None)` when there is none. Refused when group or
+    /// others may read it, as every file holding a credential is.
     pub fn load(path: &Path) -> Result<Option<LocalConfig>, LocalConfigError> {
-        fsutil::load_json(path).map_err(LocalConfigError)
+        let Some(bytes) = secret_file::read_optional(path, "local agent config")
+            .map_err(LocalConfigError::File)?
+        else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            LocalConfigError::File(SecretFileError::Read {
+                what: "local agent config",
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+            })
+        })?;
+        fsutil::parse_json(path, &text)
+            .map(Some)
+            .map_err(LocalConfigError::Json)
     }
 }
 
@@ -111,6 +139,10 @@ impl fmt::Display for TargetError {
 }
 
 impl std::error::Error for TargetError {}
+
+/// What [`crate::secret_file`]'s messages call a TLS client key (or a combined certificate
+/// and key file).
+pub const TLS_KEY: &str = "TLS client key";
 
 /// Builds the database target from the sync config, with the local config's connection
 /// details (when present and non-empty) taking precedence.
@@ -168,6 +200,9 @@ pub fn build_target(
     };
     if target.host.is_empty() {
         return Err(TargetError::NoHost);
+    }
+    if let Some(key) = &target.tls.key_file {
+        secret_file::check(key, TLS_KEY).map_err(|e| TargetError::Tls(e.to_string()))?;
     }
     let overrides = local.map(|l| &l.connection);
     let fields = FieldNames::with_overrides(

@@ -65,6 +65,8 @@ fn usage_exit(command: Option<&str>) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A setting the agent does not understand stops every command (exit 2), after the
+    // logger is set up from the command line, so the error is written as asked.
     let settings = Settings::from_env();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let parsed = cli::parse(args.iter().cloned());
@@ -74,31 +76,39 @@ fn main() -> ExitCode {
         Err(_) => cli::log_format_in(args.iter().cloned()),
     };
     let journal = logging::stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref());
-    let log = LogSettings::decide(
-        flag.as_deref(),
-        settings.log.as_deref(),
-        settings.log_format.as_deref(),
-        journal,
-    );
+    let (level, format) = match &settings {
+        Ok(s) => (s.log.as_deref(), s.log_format.as_deref()),
+        Err(_) => (None, None),
+    };
+    let log = LogSettings::decide(flag.as_deref(), level, format, journal);
     let log = match log {
         Ok(log) => log,
         Err(e) => {
             // Write the complaint in whatever format can still be made out.
-            let fallback = LogSettings::decide(
-                flag.as_deref(),
-                None,
-                settings.log_format.as_deref(),
-                journal,
-            )
-            .or_else(|_| LogSettings::decide(flag.as_deref(), None, None, journal))
-            .or_else(|_| LogSettings::decide(None, None, None, journal))
-            .expect("the default log settings are valid");
+            let fallback = LogSettings::decide(flag.as_deref(), None, format, journal)
+                .or_else(|_| LogSettings::decide(flag.as_deref(), None, None, journal))
+                .or_else(|_| LogSettings::decide(None, None, None, journal))
+                .expect("the default log settings are valid");
             logging::init(fallback);
             print_error(&e);
             return usage_exit(parsed.err().and_then(|e| e.command));
         }
     };
     logging::init(log);
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            print_error(&e);
+            let command = match &parsed {
+                Ok(invocation) if matches!(invocation.command, Command::Status { .. }) => {
+                    Some("status")
+                }
+                Ok(_) => None,
+                Err(e) => e.command,
+            };
+            return usage_exit(command);
+        }
+    };
     let command = match parsed {
         Ok(invocation) => invocation.command,
         Err(e) => {

@@ -3,9 +3,11 @@
 //!
 //! The kernel decides who runs: the agent holds an exclusive `flock` on the file for its
 //! whole life, so two agents started at the same moment cannot both get it, and a crashed
-//! agent's lock is gone with its process (no stale-PID guessing, no `/proc` reading). `list`
-//! and `stop` ask the same question the same way: is the file locked? The PID written inside
-//! only says *which* process holds it. Removed on a clean exit.
+//! agent's lock is gone with its process (no stale-PID guessing). `list` and `stop` ask the
+//! same question the same way: is the file locked? The PID written inside only says
+//! *which* process holds it, and anyone holding the lock can write any PID there, so
+//! before a PID is signalled [`holds_lock`] asks the kernel (`/proc/PID/fdinfo`) whether
+//! that process is the one holding the lock. Removed on a clean exit.
 //! A leaf: imports only `fsutil`.
 
 use std::fmt;
@@ -95,6 +97,48 @@ fn is_zombie(pid: u32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+/// Whether process `pid` itself holds the exclusive `flock` on `path`: one of its open
+/// descriptors is that very file (same device and inode, as its `/proc/PID/fd` link
+/// resolves), and the kernel lists on that descriptor (`/proc/PID/fdinfo`) a write flock
+/// taken by `pid`. A process that only inherited the descriptor, or that merely has its
+/// PID written in the file, does not pass. Linux only; elsewhere, or for a process this
+/// user may not inspect, the answer is an error, which callers treat as "no".
+pub fn holds_lock(pid: u32, path: &Path) -> io::Result<bool> {
+    let file = std::fs::symlink_metadata(path)?;
+    if !file.file_type().is_file() {
+        return Ok(false);
+    }
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let fd = fd?;
+        let Ok(open) = std::fs::metadata(fd.path()) else {
+            continue;
+        };
+        if open.dev() != file.dev() || open.ino() != file.ino() {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))?;
+        if info.lines().any(|line| is_write_flock_of(line, pid)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `lock:\t1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`, taken by `pid`.
+fn is_write_flock_of(line: &str, pid: u32) -> bool {
+    let Some(rest) = line.strip_prefix("lock:") else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    matches!(
+        fields.as_slice(),
+        [_, "FLOCK", _, "WRITE", locker, ..] if *locker == pid.to_string()
+    )
 }
 
 /// Asks the kernel whether an agent holds `path`: a shared lock is refused exactly while an
@@ -234,6 +278,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fdinfo_lock_lines_are_read_by_kind_mode_and_locker() {
+        let line = "lock:\t1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF";
+        assert!(is_write_flock_of(line, 1234));
+        assert!(!is_write_flock_of(line, 123));
+        assert!(!is_write_flock_of(&line.replace("WRITE", "READ "), 1234));
+        assert!(!is_write_flock_of(&line.replace("FLOCK", "POSIX"), 1234));
+        assert!(!is_write_flock_of("pos:\t0", 1234));
+    }
+
+    #[test]
     fn the_lock_decides_who_runs_not_the_pid_inside() {
         let dir = std::env::temp_dir().join(format!("ska-pid-{}", std::process::id()));
         let path = dir.join("sk_x.pid");
@@ -255,6 +309,10 @@ mod tests {
             Err(PidFileError::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
             other => panic!("second acquire: {other:?}"),
         }
+        assert!(holds_lock(std::process::id(), &path).unwrap());
+        // Another live process (our parent) does not hold it, whatever the file says.
+        let parent = std::os::unix::process::parent_id();
+        assert!(!holds_lock(parent, &path).unwrap_or(false));
         drop(held);
         assert_eq!(lock_state(&path), LockState::Absent);
         std::fs::remove_dir_all(&dir).unwrap();

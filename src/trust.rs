@@ -55,42 +55,67 @@ impl fmt::Display for TrustError {
 impl std::error::Error for TrustError {}
 
 /// Reads the trust anchors the environment asks for (see the module documentation), plus
-/// the CAs in `ca_file` (`SIKKERKEY_CA_FILE`).
+/// the CAs in `ca_file` (`SIKKERKEY_CA_FILE`). A variable that is set must be usable:
+/// empty, unreadable, or holding no certificate is an error naming it, never a quiet
+/// fallback to another store.
 pub fn load(ca_file: Option<&Path>) -> Result<TrustRoots, TrustError> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    let system = rustls_native_certs::load_native_certs();
-    let mut certificates: Vec<Vec<u8>> = system.certs.iter().map(|c| c.to_vec()).collect();
-    let mut description = match (var(SSL_CERT_FILE), var(SSL_CERT_DIR)) {
-        (None, None) => format!("the system trust store ({})", count(certificates.len())),
-        (file, dir) => {
-            let named: Vec<String> = [(SSL_CERT_FILE, file), (SSL_CERT_DIR, dir)]
-                .into_iter()
-                .filter_map(|(n, v)| v.map(|v| format!("{n}={}", Path::new(&v).display())))
-                .collect();
-            // Asked for by name: an unusable file is a configuration error, not a fallback.
-            if certificates.is_empty() {
-                return Err(TrustError {
-                    variable: if var(SSL_CERT_FILE).is_some() {
-                        SSL_CERT_FILE
-                    } else {
-                        SSL_CERT_DIR
-                    },
-                    path: PathBuf::from(
-                        var(SSL_CERT_FILE).or(var(SSL_CERT_DIR)).unwrap_or_default(),
-                    ),
-                    reason: reasons(&system.errors, "it holds no certificate"),
-                });
-            }
-            format!("{} ({})", named.join(" "), count(certificates.len()))
-        }
-    };
-    if certificates.is_empty() {
+    let file = named_path(SSL_CERT_FILE)?;
+    let dirs = named_path(SSL_CERT_DIR)?;
+    let (mut certificates, mut description) = if file.is_none() && dirs.is_none() {
+        let system = rustls_native_certs::load_native_certs();
         if !system.errors.is_empty() {
             log::debug!(
                 "reading the system trust store: {}",
                 reasons(&system.errors, "")
             );
         }
+        let certificates: Vec<Vec<u8>> = system.certs.iter().map(|c| c.to_vec()).collect();
+        let description = format!("the system trust store ({})", count(certificates.len()));
+        (certificates, description)
+    } else {
+        // Asked for by name: what is named replaces the system store, and every part of
+        // it must load.
+        let mut certificates = Vec::new();
+        let mut named = Vec::new();
+        if let Some(path) = &file {
+            let loaded = rustls_native_certs::load_certs_from_paths(Some(path), None);
+            if loaded.certs.is_empty() || !loaded.errors.is_empty() {
+                return Err(TrustError {
+                    variable: SSL_CERT_FILE,
+                    path: path.clone(),
+                    reason: reasons(&loaded.errors, "it holds no PEM certificate"),
+                });
+            }
+            certificates.extend(loaded.certs.iter().map(|c| c.to_vec()));
+            named.push(format!("{SSL_CERT_FILE}={}", path.display()));
+        }
+        if let Some(list) = &dirs {
+            for dir in std::env::split_paths(list).filter(|d| !d.as_os_str().is_empty()) {
+                let loaded = rustls_native_certs::load_certs_from_paths(None, Some(&dir));
+                if !loaded.errors.is_empty() {
+                    return Err(TrustError {
+                        variable: SSL_CERT_DIR,
+                        path: dir,
+                        reason: reasons(&loaded.errors, ""),
+                    });
+                }
+                certificates.extend(loaded.certs.iter().map(|c| c.to_vec()));
+            }
+            named.push(format!("{SSL_CERT_DIR}={}", list.display()));
+        }
+        certificates.sort();
+        certificates.dedup();
+        if certificates.is_empty() {
+            return Err(TrustError {
+                variable: SSL_CERT_DIR,
+                path: dirs.unwrap_or_default(),
+                reason: "it holds no PEM certificate".into(),
+            });
+        }
+        let description = format!("{} ({})", named.join(" "), count(certificates.len()));
+        (certificates, description)
+    };
+    if certificates.is_empty() {
         description = "the bundled Mozilla root set (no system trust store found)".into();
     }
     if let Some(path) = ca_file.map(Path::to_path_buf) {
@@ -115,6 +140,20 @@ pub fn load(ca_file: Option<&Path>) -> Result<TrustRoots, TrustError> {
         certificates,
         description,
     })
+}
+
+/// The path a trust variable names; set but empty is an error (OpenSSL would read an empty
+/// path and trust nothing; skipping it would trust another store than the one asked for).
+fn named_path(variable: &'static str) -> Result<Option<PathBuf>, TrustError> {
+    match std::env::var_os(variable) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Err(TrustError {
+            variable,
+            path: PathBuf::new(),
+            reason: "it is set but empty".into(),
+        }),
+        Some(v) => Ok(Some(PathBuf::from(v))),
+    }
 }
 
 fn count(cas: usize) -> String {

@@ -7,11 +7,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::files::check_secret_id;
 use crate::fsutil::{self, JsonFileError};
 use crate::secret::Secret;
 
@@ -195,6 +196,30 @@ pub enum Loaded {
     },
 }
 
+/// What sets a damaged copy's name apart: `{secret}.journal.damaged-<unix time>`.
+const DAMAGED_INFIX: &str = ".damaged-";
+
+/// How long set-aside journals are kept. They are for a human to read after the agent
+/// recovered (the agent never reads them again), and they may hold a stored verifier, so
+/// they do not stay forever: at most `keep` per secret, none older than `max_age`.
+pub struct Retention {
+    pub keep: usize,
+    pub max_age: Duration,
+}
+
+/// README ("Files") documents these numbers.
+pub const DAMAGED_RETENTION: Retention = Retention {
+    keep: 5,
+    max_age: Duration::from_secs(30 * 24 * 3600),
+};
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The journal file of one secret.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -216,14 +241,18 @@ impl Journal {
     pub fn load_for(&self, secret_id: &str) -> Result<Loaded, JournalError> {
         let why = match self.load() {
             Ok(None) => return Ok(Loaded::Empty),
-            Ok(Some(e)) if e.secret_id != secret_id => {
-                format!("it records a rotation of another secret ({})", e.secret_id)
-            }
+            // The id is quoted only when it is a well-formed one: nothing else of a file
+            // that is not this secret's journal reaches the log.
+            Ok(Some(e)) if e.secret_id != secret_id => match check_secret_id(&e.secret_id) {
+                Ok(()) => format!("it records a rotation of another secret ({})", e.secret_id),
+                Err(_) => "it records a rotation of another secret".to_owned(),
+            },
             Ok(Some(e)) if !READABLE_VERSIONS.contains(&e.version) => format!(
                 "it is of journal version {}, which this agent cannot read (it reads {:?})",
                 e.version, READABLE_VERSIONS
             ),
             Ok(Some(e)) => return Ok(Loaded::Entry(Box::new(e))),
+            // Where the text fails, never what it holds (JsonProblem quotes nothing).
             Err(JournalError::Load(JsonFileError::Parse { source, .. })) => {
                 format!("it is not a journal entry ({source})")
             }
@@ -237,15 +266,13 @@ impl Journal {
         Ok(Loaded::Damaged { why })
     }
 
-    /// Moves the file to `{journal}.damaged-<unix time>`, mode 0600, for a human to read.
+    /// Moves the file to `{journal}.damaged-<unix time>`, mode 0600, for a human to read,
+    /// then prunes the older copies ([`Journal::prune_damaged`]).
     pub fn set_aside(&self) -> Result<PathBuf, JournalError> {
         use std::os::unix::fs::PermissionsExt;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = unix_now();
         let mut name = self.path.clone().into_os_string();
-        name.push(format!(".damaged-{now}"));
+        name.push(format!("{DAMAGED_INFIX}{now}"));
         let moved_to = PathBuf::from(name);
         let io = |source| JournalError::Write {
             path: self.path.clone(),
@@ -253,15 +280,54 @@ impl Journal {
         };
         std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         std::fs::rename(&self.path, &moved_to).map_err(io)?;
+        self.prune_damaged(now);
         Ok(moved_to)
+    }
+
+    /// Deletes the set-aside copies of this journal that [`DAMAGED_RETENTION`] no longer
+    /// keeps: those set aside more than its `max_age` before `now`, and all but the newest
+    /// `keep`. Returns the paths deleted. Failures are logged and left for the next call:
+    /// pruning never stops a job.
+    pub fn prune_damaged(&self, now: u64) -> Vec<PathBuf> {
+        let (Some(dir), Some(name)) = (
+            self.path.parent(),
+            self.path.file_name().and_then(|n| n.to_str()),
+        ) else {
+            return Vec::new();
+        };
+        let prefix = format!("{name}{DAMAGED_INFIX}");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut copies: Vec<(u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let file_name = e.file_name();
+                let at = file_name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+                Some((at, e.path()))
+            })
+            .collect();
+        copies.sort_by(|a, b| b.cmp(a));
+        let max_age = DAMAGED_RETENTION.max_age.as_secs();
+        let mut deleted = Vec::new();
+        for (i, (at, path)) in copies.into_iter().enumerate() {
+            if i < DAMAGED_RETENTION.keep && now.saturating_sub(at) <= max_age {
+                continue;
+            }
+            match fsutil::remove_if_exists(&path) {
+                Ok(_) => deleted.push(path),
+                Err(e) => log::warn!(
+                    "cannot delete the old damaged journal {}: {e}",
+                    path.display()
+                ),
+            }
+        }
+        deleted
     }
 
     /// Writes `entry` durably (temp file, fsync, rename) before returning.
     pub fn save(&self, entry: &mut JournalEntry) -> Result<(), JournalError> {
-        entry.updated_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        entry.updated_at = unix_now();
         let text = serde_json::to_vec_pretty(entry).expect("journal entries always serialize");
         fsutil::write_atomic(&self.path, &text, fsutil::PRIVATE).map_err(|source| {
             JournalError::Write {
@@ -320,6 +386,42 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damaged_copies_are_kept_five_at_most_and_thirty_days_at_most() {
+        let dir = std::env::temp_dir().join(format!("ska-journal-prune-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let journal = Journal::new(dir.join("sk_1.journal"));
+        let now = 2_000_000_000;
+        let day = 24 * 3600;
+        let ages = [0, 1, 2, 3, 4, 5, 29 * day, 31 * day];
+        for age in ages {
+            std::fs::write(dir.join(format!("sk_1.journal.damaged-{}", now - age)), "x").unwrap();
+        }
+        // Another secret's copies and other files are not this journal's to prune.
+        std::fs::write(
+            dir.join(format!("sk_2.journal.damaged-{}", now - 40 * day)),
+            "x",
+        )
+        .unwrap();
+        std::fs::write(dir.join("sk_1.journal.damaged-notes"), "x").unwrap();
+        let deleted = journal.prune_damaged(now);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(deleted.len(), 3, "{deleted:?}");
+        let mut expected: Vec<String> = ages[..5]
+            .iter()
+            .map(|age| format!("sk_1.journal.damaged-{}", now - age))
+            .collect();
+        expected.push("sk_1.journal.damaged-notes".into());
+        expected.push(format!("sk_2.journal.damaged-{}", now - 40 * day));
+        expected.sort();
+        assert_eq!(left, expected);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

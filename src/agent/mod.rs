@@ -5,6 +5,7 @@
 //! unreachable), database check on the worker, first heartbeat, then the first sync
 //! config goes to the worker, which finishes any journaled rotation before a new one.
 
+pub mod drift;
 pub mod heartbeat;
 pub mod journal;
 pub mod poller;

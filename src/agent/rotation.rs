@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use crate::api::{ApiClient, ApiError, ErrorClass, PendingRotation, SyncConfig};
 use crate::localconfig::TargetSource;
-use crate::providers::{self, FailureKind, Provider, ProviderError, StoredCredential, Target};
+use crate::providers::{
+    self, FailureKind, Provider, ProviderError, Refusal, StoredCredential, Target,
+};
 use crate::secret::{Credential, FieldNames, Secret, ValueError, credential_from_value, scrub};
 
 use super::Context;
+pub use super::drift::DriftPolicy;
+use super::drift::{self, DriftWatch, Step};
 use super::journal::{
     Journal, JournalEntry, JournalError, JournaledTarget, Loaded, Phase, Snapshot,
 };
@@ -98,26 +102,6 @@ pub struct EngineSettings {
     pub drift: DriftPolicy,
 }
 
-/// How the engine watches for drift: the database no longer accepting the live value
-/// (a failover to a lagging replica, a restarted memory-only Redis, a manual ALTER, a
-/// dropped user) while no rotation is in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DriftPolicy {
-    /// How often an idle agent logs in with the live value; `None` turns the check off.
-    pub interval: Option<Duration>,
-    /// Whether a drift found is repaired (set the live value again) or only reported.
-    pub repair: bool,
-}
-
-impl Default for DriftPolicy {
-    fn default() -> Self {
-        DriftPolicy {
-            interval: Some(Duration::from_secs(60)),
-            repair: true,
-        }
-    }
-}
-
 /// The rotation id a drift repair journals under: no rotation on the server has it, so a
 /// restart that finds it settles the database on the live value.
 pub const DRIFT_REPAIR_ID: &str = "drift-repair";
@@ -134,12 +118,14 @@ pub struct RotationEngine {
     unhealthy: bool,
     /// When the current job reached the worker, for the timing in the log.
     job_started: Instant,
-    /// When the live value was last tried against the database.
-    drift_checked: Instant,
-    /// A drift found and not repaired (detect-only, or the repair failed): reported on
-    /// every heartbeat, and checked again on every poll until it is gone.
-    drift_seen: Option<String>,
+    /// Drift: when the next check is due and what is reported meanwhile (drift.rs).
+    drift: DriftWatch,
+    /// When set-aside damaged journals were last pruned.
+    pruned_at: Option<Instant>,
 }
+
+/// How often a running agent prunes set-aside damaged journals.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Whether a rotation's apply step starts fresh or resumes one a previous process left in
 /// the journal.
@@ -163,13 +149,13 @@ fn ms(d: Duration) -> f64 {
 impl RotationEngine {
     pub fn new(settings: EngineSettings) -> Self {
         RotationEngine {
+            drift: DriftWatch::new(settings.drift, Instant::now()),
+            pruned_at: None,
             settings,
             finished: None,
             checked_any_password_works: false,
             unhealthy: false,
             job_started: Instant::now(),
-            drift_checked: Instant::now(),
-            drift_seen: None,
         }
     }
 
@@ -223,11 +209,11 @@ impl RotationEngine {
         self.job_started = Instant::now();
         match self.handle_sync_inner(sync, fetched_at) {
             Ok(outcome @ Some(Outcome::Rejected | Outcome::AwaitingAck)) => outcome,
-            Ok(outcome) if self.drift_seen.is_some() => {
+            Ok(outcome) if self.drift.report().is_some() => {
                 self.settings
                     .ctx
                     .board
-                    .set_worker_error(self.drift_seen.clone());
+                    .set_worker_error(self.drift.report().map(str::to_owned));
                 outcome
             }
             Ok(outcome) => {
@@ -270,6 +256,7 @@ impl RotationEngine {
         fetched_at: Instant,
     ) -> Result<Option<Outcome>, StepError> {
         self.update_target(sync);
+        self.prune_damaged_journals_if_due();
         let mut outcome = None;
         let journaled = match self
             .settings
@@ -310,84 +297,170 @@ impl RotationEngine {
         self.rotate(&pending, &sync.managed_username).map(Some)
     }
 
-    /// Idle, nothing journaled: every drift interval (every poll while a drift is known),
-    /// one login with the live value. Refused → report it in a heartbeat at once, then (unless
-    /// detect-only) set the live value again through the journaled apply → verify path.
+    /// Set-aside damaged journals are pruned at the first job and hourly after it
+    /// (`journal::DAMAGED_RETENTION`).
+    fn prune_damaged_journals_if_due(&mut self) {
+        if self.pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.pruned_at = Some(Instant::now());
+        let now = unix_now();
+        for path in self.settings.journal.prune_damaged(now) {
+            log::info!(
+                "secret {}: deleted {}, a damaged journal older than the retention (the newest {} and {} days are kept)",
+                self.settings.ctx.secret_id,
+                path.display(),
+                super::journal::DAMAGED_RETENTION.keep,
+                super::journal::DAMAGED_RETENTION.max_age.as_secs() / 86_400
+            );
+        }
+    }
+
+    /// Idle, nothing journaled: the drift check, when due (drift.rs has the rules). One
+    /// login with the live value at most. Refused: the admin says why; only a wrong
+    /// password is repaired, by setting the live value through the journaled path without
+    /// a login; the next check, at the next poll, logs in to prove it. Whatever is
+    /// reported goes to the log once and to every heartbeat until it is gone.
     fn check_drift_if_due(&mut self, sync: &SyncConfig) -> Result<(), StepError> {
-        let Some(every) = self.settings.drift.interval else {
-            return Ok(());
-        };
-        if self.drift_seen.is_none() && self.drift_checked.elapsed() < every {
+        let now = Instant::now();
+        if !self.drift.due(now) {
             return Ok(());
         }
-        self.drift_checked = Instant::now();
         let secret_id = self.settings.ctx.secret_id.clone();
         let live = match self.settings.ctx.api.live_value(&secret_id) {
             Ok(v) => v,
             Err(e) => {
                 log::warn!("secret {secret_id}: drift check skipped: {e}");
+                self.drift.check_skipped(now);
                 return Ok(());
             }
         };
         let cred = self.credential(&live, &sync.managed_username)?;
-        let target = &self.settings.target;
-        let refused = match providers::verify_only(target, &cred.username, &cred.password) {
-            Ok(()) => {
-                if self.drift_seen.take().is_some() {
-                    log::info!(
-                        "secret {secret_id}: the live value of \"{}\" logs in again",
+        let target = self.settings.target.clone();
+        let cause = format!(
+            "drift: {} at {} refuses the secret's live value for \"{}\"",
+            target.kind.display_name(),
+            target.endpoint(),
+            cred.username
+        );
+        if self.drift.ask_admin_first() {
+            // A refusal the admin could see: ask it again rather than fail another login.
+            match providers::explain_refusal(&target, &cred.username, &cred.password) {
+                Ok(facts) => match self.drift.admin_says(&facts, now) {
+                    Some(Step::Nothing) => return Ok(()),
+                    Some(Step::Repair) => {
+                        let verdict = drift::judge(Refusal::BadPassword, Some(&facts), false);
+                        let (step, report, changed) =
+                            self.drift.refused(verdict, Some(&facts), &cause, now);
+                        self.announce(&report, changed);
+                        return self.act_on(step, &cred, &cause, now);
+                    }
+                    None => {}
+                },
+                Err(e) => {
+                    log::warn!(
+                        "secret {secret_id}: drift check: the admin cannot look at \"{}\" ({e}); trying the login",
                         cred.username
                     );
+                }
+            }
+        }
+        let refused = match providers::verify_only(&target, &cred.username, &cred.password) {
+            Ok(()) => {
+                if let Some((repaired, _)) = self.drift.logged_in(now) {
+                    if repaired {
+                        log::warn!(
+                            "secret {secret_id}: drift repaired: {} at {} refused the live value of \"{}\"; it was set again and logs in",
+                            target.kind.display_name(),
+                            target.endpoint(),
+                            cred.username
+                        );
+                    } else {
+                        log::info!(
+                            "secret {secret_id}: the live value of \"{}\" logs in again",
+                            cred.username
+                        );
+                    }
                     self.settings.ctx.board.set_worker_error(None);
                 }
                 return Ok(());
             }
             Err(e) if e.kind == FailureKind::AuthRejected => e,
             // Unreachable, timed out: not drift; the usual error path reports it.
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                self.drift.check_skipped(now);
+                return Err(e.into());
+            }
         };
-        let cause = format!(
-            "drift: the database refuses the secret's live value for \"{}\" ({refused})",
-            cred.username
+        let facts = match providers::explain_refusal(&target, &cred.username, &cred.password) {
+            Ok(facts) => Some(facts),
+            Err(e) => {
+                log::debug!(
+                    "secret {secret_id}: drift check: the admin cannot look at \"{}\": {e}",
+                    cred.username
+                );
+                None
+            }
+        };
+        let verdict = drift::judge(
+            refused.refusal().unwrap_or(Refusal::Unclear),
+            facts.as_ref(),
+            self.drift.just_repaired(),
         );
-        log::error!("secret {secret_id}: {cause}");
-        if !self.settings.drift.repair {
-            let msg = format!("{cause}; detect-only mode, not repairing");
-            self.drift_seen = Some(msg.clone());
-            self.settings.ctx.board.set_worker_error(Some(msg));
-            return Ok(());
-        }
-        // Say so before repairing, so the dashboard sees the drift even when the repair
-        // succeeds at once.
+        let cause = format!("{cause} ({refused})");
+        let (step, report, changed) = self.drift.refused(verdict, facts.as_ref(), &cause, now);
+        self.announce(&report, changed);
+        self.act_on(step, &cred, &cause, now)
+    }
+
+    /// A drift report: logged and sent in a heartbeat at once when it is new, so the
+    /// dashboard sees it even when a repair follows at once; every later heartbeat carries
+    /// it from the status board.
+    fn announce(&mut self, report: &str, changed: bool) {
         self.settings
             .ctx
             .board
-            .set_worker_error(Some(format!("{cause}; repairing")));
-        super::heartbeat::Heartbeat::beat(&self.settings.ctx);
-        match self.repair_drift(&cred) {
+            .set_worker_error(Some(report.to_owned()));
+        if changed {
+            log::error!("secret {}: {report}", self.settings.ctx.secret_id);
+            super::heartbeat::Heartbeat::beat(&self.settings.ctx);
+        }
+    }
+
+    fn act_on(
+        &mut self,
+        step: Step,
+        cred: &Credential,
+        cause: &str,
+        now: Instant,
+    ) -> Result<(), StepError> {
+        if step != Step::Repair {
+            return Ok(());
+        }
+        match self.repair_drift(cred) {
             Ok(()) => {
-                log::warn!(
-                    "secret {secret_id}: drift repaired: {} at {} refused the live value of \"{}\"; it was set again and logs in",
-                    self.settings.target.kind.display_name(),
-                    self.settings.target.endpoint(),
+                self.drift.repaired(now);
+                log::info!(
+                    "secret {}: the live value of \"{}\" was set again; the next poll logs in to check it",
+                    self.settings.ctx.secret_id,
                     cred.username
                 );
-                self.drift_seen = None;
                 Ok(())
             }
             Err(e) => {
-                let msg = format!("{cause}; the repair failed: {e}");
-                self.drift_seen = Some(msg.clone());
-                Err(StepError::Mismatch(msg))
+                let report = format!("{cause}; the repair failed: {e}");
+                let changed = self.drift.repair_failed(report.clone(), now);
+                self.announce(&report, changed);
+                Ok(())
             }
         }
     }
 
     /// Sets the live value the way a rotation applies a new one: snapshot, journal, set
-    /// (creating the user if it is gone), verify. The journal makes a crash mid-repair
-    /// safe: the restart finds a rotation the server never heard of and settles on the
-    /// live value. A failed verification keeps the live value in place (it is what the
-    /// server holds) and reports.
+    /// (creating the user if it is gone). The journal makes a crash mid-repair safe: the
+    /// restart finds a rotation the server never heard of and settles on the live value.
+    /// No login here: a login refused now would be a second failed one in this check; the
+    /// next check's login proves the repair.
     fn repair_drift(&mut self, cred: &Credential) -> Result<(), StepError> {
         let mut db = self.open()?;
         db.validate(&cred.username, &cred.password)?;
@@ -410,9 +483,7 @@ impl RotationEngine {
         );
         entry.target = Some(journaled_target(&self.settings.target));
         self.settings.journal.save(&mut entry)?;
-        let result = db
-            .put_password(&cred.username, &cred.password, exists)
-            .and_then(|()| db.verify_login(&cred.username, &cred.password));
+        let result = db.put_password(&cred.username, &cred.password, exists);
         self.settings.journal.clear()?;
         Ok(result?)
     }

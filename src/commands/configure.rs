@@ -17,6 +17,7 @@ use crate::localconfig::{LocalConfig, LocalConnection};
 use crate::providers::ProviderKind;
 use crate::providers::tls::{LocalTls, TlsSettings};
 use crate::secret::Secret;
+use crate::secret_file::{self, SecretFileError};
 use crate::settings::Settings;
 
 fn usage(message: impl Into<String>) -> CommandError {
@@ -32,12 +33,15 @@ fn strip_line_ending(mut s: String) -> String {
     s
 }
 
+/// The admin password file: refused when group or others may read it, as every file
+/// holding a credential is ([`crate::secret_file`]).
 fn read_password_file(path: &Path) -> Result<Secret, CommandError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        usage(format!(
-            "cannot read the admin password file {}: {e}",
+    let bytes = secret_file::read(path, "the admin password file").map_err(|e| match e {
+        SecretFileError::TooOpen { .. } => CommandError::new(Exit::Config, e.to_string()),
+        SecretFileError::Read { source, .. } => usage(format!(
+            "cannot read the admin password file {}: {source}",
             path.display()
-        ))
+        )),
     })?;
     let text = String::from_utf8(bytes).map_err(|_| {
         usage(format!(
@@ -162,6 +166,10 @@ fn tls_settings(kind: ProviderKind, flags: &TlsFlags) -> Result<Option<LocalTls>
         key_file: absolute(&flags.key_file)?,
     };
     let settings = TlsSettings::resolve(kind, Some(&tls), &|_| None).map_err(usage)?;
+    if let Some(key) = &settings.key_file {
+        secret_file::check(key, crate::localconfig::TLS_KEY)
+            .map_err(|e| CommandError::new(Exit::Config, e.to_string()))?;
+    }
     settings.check_files().map_err(|e| usage(e.to_string()))?;
     Ok(Some(tls))
 }

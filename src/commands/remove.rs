@@ -32,7 +32,7 @@ pub fn run(secret: &str, force: bool, settings: &Settings) -> Result<Exit, Comma
             ));
         }
         AgentProcess::Running(pid) => {
-            local::terminate(secret, pid, settings.stop_timeout)?;
+            local::terminate(&files, secret, pid, settings.stop_timeout)?;
             println!("stopped the agent for secret {secret} (PID {pid})");
             stopped = true;
         }

@@ -30,6 +30,9 @@ pub fn timing(knobs: &TestKnobs) -> (Timing, HttpTimeouts) {
     if let Some(d) = knobs.drift {
         timing.drift.interval = Some(d);
     }
+    if let Some(d) = knobs.drift_repair_window {
+        timing.drift.repair_window = d;
+    }
     if let Some(d) = knobs.http_timeout {
         http.connect = d;
         http.total = d;

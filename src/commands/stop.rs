@@ -35,7 +35,7 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             Ok(Exit::Ok)
         }
         AgentProcess::Running(pid) => {
-            local::terminate(secret, pid, settings.stop_timeout)?;
+            local::terminate(&files, secret, pid, settings.stop_timeout)?;
             // A clean exit removes the PID file; one killed earlier may have left it.
             let _ = crate::pidfile::remove_stale(&files.pid());
             println!("stopped the agent for secret {secret} (PID {pid})");

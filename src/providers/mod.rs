@@ -227,6 +227,43 @@ pub enum FailureKind {
     Database,
 }
 
+/// What the server's answer to a refused login says about the password, from its error
+/// code alone. Drift repair acts only on a wrong password; `rotation`'s drift watch also
+/// asks the admin ([`Provider::explain_refusal`]) before it trusts this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The password (or the user name) is wrong: PostgreSQL 28P01, MySQL/MariaDB 1045.
+    /// Also what a missing user gets: servers do not say which.
+    BadPassword,
+    /// The account may not log in whatever the password: PostgreSQL 28000 (NOLOGIN, a
+    /// `pg_hba.conf` reject), a locked, blocked or expired MySQL/MariaDB account.
+    NotPermitted,
+    /// The answer does not tell: Redis's WRONGPASS also means a disabled user, MongoDB's
+    /// AuthenticationFailed means anything.
+    Unclear,
+}
+
+/// What the admin sees about a user whose login was refused, without logging in as it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefusalFacts {
+    pub password: PasswordMatch,
+    /// Why the database refuses the user whatever the password (`role "app" is NOLOGIN`),
+    /// when the admin can see it.
+    pub obstacle: Option<String>,
+}
+
+/// Whether the database's stored verifier or hash is the one of a given password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PasswordMatch {
+    /// The admin cannot read it, or it is of a kind the agent cannot compute.
+    #[default]
+    Unknown,
+    /// The user does not exist.
+    Absent,
+    Matches,
+    Differs,
+}
+
 /// The one error type of the provider layer. Names the provider, the endpoint, what the
 /// agent was doing and, where it helps, what to do about it. Never holds a password.
 #[derive(Debug, Clone)]
@@ -238,6 +275,9 @@ pub struct ProviderError {
     pub action: String,
     /// The database's own message.
     pub detail: String,
+    /// For a refused login (`AuthRejected`): what the server's code says about the
+    /// password; [`ProviderError::refusal`] reads it.
+    refusal: Option<Refusal>,
 }
 
 impl ProviderError {
@@ -253,7 +293,20 @@ impl ProviderError {
             kind,
             action: action.into(),
             detail: detail.into(),
+            refusal: None,
         }
+    }
+
+    /// The same error, saying what the server's code tells about the password.
+    pub fn with_refusal(mut self, refusal: Refusal) -> Self {
+        self.refusal = Some(refusal);
+        self
+    }
+
+    /// What a refused login's code says: [`Refusal::Unclear`] where the provider did not
+    /// classify it; `None` for an error that is no refused login.
+    pub fn refusal(&self) -> Option<Refusal> {
+        (self.kind == FailureKind::AuthRejected).then(|| self.refusal.unwrap_or(Refusal::Unclear))
     }
 
     fn hint(&self) -> &'static str {
@@ -406,6 +459,25 @@ pub trait Provider {
     fn tls_status(&mut self) -> TlsStatus {
         TlsStatus::Unknown
     }
+
+    /// After a login as `username` with `password` was refused: what the admin sees that
+    /// explains it (does the stored verifier match `password`; is the account disabled,
+    /// locked or expired), without logging in as the user, so it costs no failed login.
+    /// The default knows only whether the user exists.
+    fn explain_refusal(
+        &mut self,
+        username: &str,
+        _password: &Secret,
+    ) -> Result<RefusalFacts, ProviderError> {
+        Ok(RefusalFacts {
+            password: if self.user_exists(username)? {
+                PasswordMatch::Unknown
+            } else {
+                PasswordMatch::Absent
+            },
+            obstacle: None,
+        })
+    }
 }
 
 /// Connects as the admin to the target's database.
@@ -456,6 +528,18 @@ pub fn verify_only(
         ProviderKind::Mongodb => mongodb::verify_login(target, username, password),
         _ => open(target)?.verify_login(username, password),
     }
+}
+
+/// After a refused drift login: what the admin sees about the user
+/// ([`Provider::explain_refusal`]), on an admin session of its own.
+pub fn explain_refusal(
+    target: &Target,
+    username: &str,
+    password: &Secret,
+) -> Result<RefusalFacts, ProviderError> {
+    open(target)?
+        .explain_refusal(username, password)
+        .map_err(|e| e.redacted(&[password]))
 }
 
 fn feature_name(kind: ProviderKind) -> &'static str {

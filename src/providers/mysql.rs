@@ -19,7 +19,10 @@ use std::cell::RefCell;
 pub use client::{Conn, Error as ClientError};
 use client::{ConnectOptions, Endpoint};
 
-use super::{FailureKind, Provider, ProviderError, StoredCredential, Target, TlsStatus, tls};
+use super::{
+    FailureKind, PasswordMatch, Provider, ProviderError, Refusal, RefusalFacts, StoredCredential,
+    Target, TlsStatus, tls,
+};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -47,6 +50,10 @@ mod code {
     /// MySQL's max_execution_time.
     pub const QUERY_TIMEOUT: u16 = 3024;
     pub const ACCOUNT_LOCKED_MYSQL: u16 = 3118;
+    /// MySQL's FAILED_LOGIN_ATTEMPTS / PASSWORD_LOCK_TIME lock.
+    pub const PASSWORD_LOCKED_MYSQL: u16 = 3955;
+    /// MariaDB's max_password_errors block (until FLUSH PRIVILEGES or ALTER USER).
+    pub const USER_BLOCKED_MARIADB: u16 = 4150;
     pub const ACCOUNT_LOCKED_MARIADB: u16 = 4151;
 }
 
@@ -382,6 +389,30 @@ impl Provider for Mysql {
         Ok(!self.hosts(username)?.is_empty())
     }
 
+    /// Every account's stored hash against `password` (all match, or any differs), and
+    /// a locked or expired account. What the admin cannot read stays unknown.
+    fn explain_refusal(
+        &mut self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<RefusalFacts, ProviderError> {
+        let hosts = self.hosts(username)?;
+        if hosts.is_empty() {
+            return Ok(RefusalFacts {
+                password: PasswordMatch::Absent,
+                obstacle: None,
+            });
+        }
+        let password = match self.read_accounts(username, &hosts)? {
+            Ok(snapshot) => accounts_match(&snapshot, password),
+            Err(_) => PasswordMatch::Unknown,
+        };
+        Ok(RefusalFacts {
+            password,
+            obstacle: self.account_obstacle(username),
+        })
+    }
+
     fn read_stored(&mut self, username: &str) -> Result<StoredCredential, ProviderError> {
         let hosts = self.hosts(username)?;
         if hosts.is_empty() {
@@ -483,6 +514,67 @@ impl Provider for Mysql {
                 e
             }),
         }
+    }
+}
+
+/// Whether every account's hash is the one of `password` (a login may land on any of
+/// them), or some account's is not.
+fn accounts_match(snapshot: &Snapshot, password: &Secret) -> PasswordMatch {
+    let mut all = true;
+    for account in &snapshot.accounts {
+        let results: Vec<Option<bool>> = account
+            .methods
+            .iter()
+            .map(|m| {
+                m.hash()
+                    .ok()
+                    .and_then(|h| hash::stored_matches(&m.plugin, &h, password))
+            })
+            .collect();
+        if results.contains(&Some(true)) {
+            continue;
+        }
+        if !results.is_empty() && results.iter().all(|r| *r == Some(false)) {
+            return PasswordMatch::Differs;
+        }
+        all = false;
+    }
+    if all {
+        PasswordMatch::Matches
+    } else {
+        PasswordMatch::Unknown
+    }
+}
+
+impl Mysql {
+    /// A locked or expired account of `username`, as the admin sees it; `None` when there
+    /// is none or the admin cannot read it.
+    fn account_obstacle(&mut self, username: &str) -> Option<String> {
+        let user = self.dialect.string(username);
+        let query = match self.dialect.flavor {
+            Flavor::Mysql => format!(
+                "SELECT Host, account_locked = 'Y', password_expired = 'Y' FROM mysql.user WHERE User = {user}"
+            ),
+            Flavor::Mariadb => format!(
+                "SELECT g.Host, IFNULL(JSON_EXTRACT(g.Priv, '$.account_locked') = 'true', 0), \
+                 IFNULL(u.password_expired, 'N') = 'Y' \
+                 FROM mysql.global_priv g LEFT JOIN mysql.user u ON u.User = g.User AND u.Host = g.Host \
+                 WHERE g.User = {user}"
+            ),
+        };
+        let rows: Vec<(String, bool, bool)> = self.conn.borrow_mut().query(&query).ok()?;
+        let what: Vec<String> = rows
+            .iter()
+            .filter_map(|(host, locked, expired)| {
+                let why = match (locked, expired) {
+                    (true, _) => "is locked (ACCOUNT LOCK)",
+                    (false, true) => "has an expired password (PASSWORD EXPIRE)",
+                    _ => return None,
+                };
+                Some(format!("account \"{username}\"@\"{host}\" {why}"))
+            })
+            .collect();
+        (!what.is_empty()).then(|| what.join("; "))
     }
 }
 
@@ -689,6 +781,8 @@ fn error(target: &Target, action: &str, e: &ClientError, secrets: &[&Secret]) ->
                 code::ACCESS_DENIED
                 | code::ACCESS_DENIED_NO_PASSWORD
                 | code::ACCOUNT_LOCKED_MYSQL
+                | code::PASSWORD_LOCKED_MYSQL
+                | code::USER_BLOCKED_MARIADB
                 | code::ACCOUNT_LOCKED_MARIADB
                 | code::MUST_CHANGE_PASSWORD
                 | code::MUST_CHANGE_PASSWORD_LOGIN => FailureKind::AuthRejected,
@@ -761,7 +855,26 @@ fn error(target: &Target, action: &str, e: &ClientError, secrets: &[&Secret]) ->
             (FailureKind::Unreachable, scrub(&e.to_string(), secrets))
         }
     };
-    ProviderError::new(target, kind, action, detail)
+    let error = ProviderError::new(target, kind, action, detail);
+    match server_code(e).and_then(refusal) {
+        Some(r) if kind == FailureKind::AuthRejected => error.with_refusal(r),
+        _ => error,
+    }
+}
+
+/// What a refused login's code says about the password. 1045 is also what a login gets
+/// when no account matches its host; the drift watch asks the admin before acting on it.
+fn refusal(code: u16) -> Option<Refusal> {
+    match code {
+        code::ACCESS_DENIED => Some(Refusal::BadPassword),
+        code::ACCOUNT_LOCKED_MYSQL
+        | code::PASSWORD_LOCKED_MYSQL
+        | code::USER_BLOCKED_MARIADB
+        | code::ACCOUNT_LOCKED_MARIADB
+        | code::MUST_CHANGE_PASSWORD
+        | code::MUST_CHANGE_PASSWORD_LOGIN => Some(Refusal::NotPermitted),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

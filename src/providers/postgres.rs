@@ -22,6 +22,8 @@
 mod auth_guard;
 mod socket;
 
+mod scram;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -40,8 +42,8 @@ type RustlsConnect = <MakeRustlsConnect as MakeTlsConnect<AuthGuard<PgSocket>>>:
 
 use super::inflight::CallMark;
 use super::{
-    FailureKind, Provider, ProviderError, ProviderKind, StoredCredential, Target, TlsMode,
-    TlsStatus, tls,
+    FailureKind, PasswordMatch, Provider, ProviderError, ProviderKind, Refusal, RefusalFacts,
+    StoredCredential, Target, TlsMode, TlsStatus, tls,
 };
 use crate::secret::Secret;
 
@@ -405,6 +407,58 @@ impl Provider for Postgres {
         )
     }
 
+    /// NOLOGIN and an expired `VALID UNTIL` from `pg_roles` (any admin may read it); the
+    /// stored verifier against `password` from `pg_authid` (a superuser admin only).
+    fn explain_refusal(
+        &mut self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<RefusalFacts, ProviderError> {
+        let action = format!("looking at role \"{username}\" after a refused login");
+        let row = self
+            .call(self.client().query_opt(
+                "SELECT rolcanlogin, rolvaliduntil IS NOT NULL AND rolvaliduntil < now(), \
+                        rolvaliduntil::text \
+                 FROM pg_roles WHERE rolname = $1",
+                &[&username],
+            ))
+            .map_err(|e| e.into_provider(&self.target, &action))?;
+        let Some(row) = row else {
+            return Ok(RefusalFacts {
+                password: PasswordMatch::Absent,
+                obstacle: None,
+            });
+        };
+        let (can_login, expired, until): (bool, bool, Option<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let obstacle = if !can_login {
+            Some(format!(
+                "role \"{username}\" is NOLOGIN (ALTER ROLE {} LOGIN allows it)",
+                quote_ident(username)
+            ))
+        } else if expired {
+            Some(format!(
+                "the password of role \"{username}\" expired at {} (VALID UNTIL)",
+                until.unwrap_or_default()
+            ))
+        } else {
+            None
+        };
+        let password = match self.read_stored(username)? {
+            StoredCredential::Absent => PasswordMatch::Absent,
+            StoredCredential::Stored(stored) => {
+                let stored = (!stored.is_empty()).then_some(stored.as_str());
+                match scram::stored_matches(stored, username, password) {
+                    Some(true) => PasswordMatch::Matches,
+                    Some(false) => PasswordMatch::Differs,
+                    None => PasswordMatch::Unknown,
+                }
+            }
+            StoredCredential::Unreadable { .. } => PasswordMatch::Unknown,
+        };
+        Ok(RefusalFacts { password, obstacle })
+    }
+
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
         login_on(
             self.runtime.as_ref().expect("runtime present until drop"),
@@ -574,9 +628,32 @@ fn refused_password(target: &Target, e: &tokio_postgres::Error) -> Option<String
     None
 }
 
+/// What a refused login's SQLSTATE says: 28P01 is a wrong password (or a role that does
+/// not exist: the server does not say which), 28000 a role that may not log in (NOLOGIN)
+/// or a `pg_hba.conf` entry that refuses it.
+fn refusal(code: &SqlState) -> Option<Refusal> {
+    if *code == SqlState::INVALID_PASSWORD {
+        Some(Refusal::BadPassword)
+    } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        Some(Refusal::NotPermitted)
+    } else {
+        None
+    }
+}
+
 fn error(target: &Target, action: &str, e: &tokio_postgres::Error) -> ProviderError {
-    if let Some(refusal) = refused_password(target, e) {
-        return ProviderError::new(target, FailureKind::Tls, action, refusal);
+    if let Some(why) = refused_password(target, e) {
+        return ProviderError::new(target, FailureKind::Tls, action, why);
+    }
+    if let Some(r) = e.as_db_error().and_then(|db| refusal(db.code())) {
+        let db = e.as_db_error().expect("checked above");
+        return ProviderError::new(
+            target,
+            FailureKind::AuthRejected,
+            action,
+            format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        )
+        .with_refusal(r);
     }
     let (kind, detail) = match e.as_db_error() {
         Some(db) => {

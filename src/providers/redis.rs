@@ -13,7 +13,8 @@ use ::redis::{
 };
 
 use super::{
-    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
+    FailureKind, PasswordMatch, Provider, ProviderError, RefusalFacts, StoredCredential, Target,
+    TlsMode, TlsStatus, tls,
 };
 use crate::secret::{Secret, scrub};
 
@@ -285,6 +286,36 @@ impl Provider for Redis {
         Ok(match self.get_user(user)? {
             None => StoredCredential::Absent,
             Some(u) => StoredCredential::Stored(u.snapshot().to_text()),
+        })
+    }
+
+    /// `ACL GETUSER`: a user that is `off` refuses every login (Redis answers WRONGPASS
+    /// either way); its SHA-256 password hashes say whether `password` is one of them.
+    fn explain_refusal(
+        &mut self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<RefusalFacts, ProviderError> {
+        let user = user_name(username);
+        if !self.acl {
+            return Ok(RefusalFacts::default());
+        }
+        let Some(u) = self.get_user(user)? else {
+            return Ok(RefusalFacts {
+                password: PasswordMatch::Absent,
+                obstacle: None,
+            });
+        };
+        let password = if u.nopass || u.passwords.contains(&sha256_hex(password)) {
+            PasswordMatch::Matches
+        } else {
+            PasswordMatch::Differs
+        };
+        Ok(RefusalFacts {
+            password,
+            obstacle: (!u.enabled).then(|| {
+                format!("ACL user \"{user}\" is disabled (off; ACL SETUSER {user} on allows it)")
+            }),
         })
     }
 

@@ -147,6 +147,78 @@ fn an_unusable_ca_file_stops_the_agent_with_a_configuration_error() {
     assert_eq!(w.cp.calls(Endpoint::SyncConfig), 0);
 }
 
+/// Trust and proxy variables fail closed (issue 18, item 6): set but empty, unreadable, or
+/// not a proxy URL the client can use stops the agent with exit 3 naming the variable,
+/// before any request. Before, an empty SSL_CERT_FILE fell back to the bundled roots and a
+/// malformed HTTPS_PROXY was skipped, so the agent went direct. A proxy's password is
+/// never repeated.
+#[test]
+fn empty_or_garbage_trust_and_proxy_variables_stop_the_agent() {
+    let cp = FakeControlPlane::start();
+    let machine = crate::support::Machine::new(&cp);
+    let missing_dir = machine.home.path().join("no-such-dir");
+    let missing_dir = missing_dir.to_str().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "SSL_CERT_FILE",
+            "",
+            "cannot use the CA certificates in SSL_CERT_FILE=: it is set but empty",
+        ),
+        (
+            "SSL_CERT_DIR",
+            "",
+            "cannot use the CA certificates in SSL_CERT_DIR=: it is set but empty",
+        ),
+        (
+            "SSL_CERT_DIR",
+            missing_dir,
+            "cannot use the CA certificates in SSL_CERT_DIR=",
+        ),
+        (
+            "HTTPS_PROXY",
+            "",
+            "cannot use the proxy in HTTPS_PROXY: it is set but empty",
+        ),
+        (
+            "https_proxy",
+            "http://user:s3cret-pw@[::1",
+            "cannot use the proxy in https_proxy: it is not a proxy URL",
+        ),
+        (
+            "ALL_PROXY",
+            "not a url",
+            "cannot use the proxy in ALL_PROXY: it is not a proxy URL",
+        ),
+        (
+            "all_proxy",
+            "socks5://127.0.0.1:1080",
+            "cannot use the proxy in all_proxy: only http:// and https:// proxies",
+        ),
+        (
+            "HTTP_PROXY",
+            " http://127.0.0.1:3128",
+            "cannot use the proxy in HTTP_PROXY: it is not a proxy URL",
+        ),
+    ];
+    for (var, value, expect) in cases {
+        let mut cmd = machine.command(&["start", "--secret", "sk_env"]);
+        cmd.env(var, value);
+        let mut agent = AgentProcess::spawn(cmd);
+        let status = agent.wait_exit(SOON);
+        let out = agent.output();
+        assert_eq!(status.code(), Some(3), "{var}={value:?}: {out}");
+        assert!(
+            out.contains(expect),
+            "{var}={value:?}: expected {expect:?} in:\n{out}"
+        );
+        assert!(
+            !out.contains("s3cret-pw"),
+            "the proxy password was printed:\n{out}"
+        );
+    }
+    assert_eq!(cp.calls(Endpoint::SyncConfig), 0, "a request went out");
+}
+
 /// HTTPS_PROXY sends every call through the proxy's CONNECT tunnel (TLS stays end to end,
 /// so the CA is still checked); NO_PROXY naming the host goes direct.
 #[test]

@@ -63,6 +63,65 @@ fn a_truncated_journal_is_set_aside_and_the_secret_recovers_from_the_server() {
     w.finish(agent, &[&w.old_pw, &new_pw]);
 }
 
+/// The log never quotes a damaged journal (issue 18, item 10): serde's messages quote the
+/// value they stumble on, and a journal holds the stored verifier. Here the verifier sits
+/// where the phase belongs; the agent says where the file fails (line and column), never
+/// what is there. And set-aside copies do not pile up: of the older ones, only the newest
+/// five within 30 days survive the next one being set aside.
+#[test]
+fn a_damaged_journal_is_never_quoted_and_old_copies_are_pruned() {
+    let Some(pg) = Pg::open() else { return };
+    let w = World::plain(&pg);
+    let new_pw = format!("new-{}", random_text(16));
+    let kind = kill_after_apply(&w, "rot_quote", &w.user, &new_pw);
+    assert_eq!(kind, "stored", "the test admin reads pg_authid");
+    let journal = w.machine.journal(&w.secret);
+    let entry: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+    let verifier = entry["snapshot"]["value"].as_str().unwrap().to_owned();
+    assert!(verifier.starts_with("SCRAM-SHA-256$"), "{verifier}");
+    let mut damaged = entry.clone();
+    damaged["phase"] = serde_json::json!(verifier);
+    std::fs::write(&journal, serde_json::to_string_pretty(&damaged).unwrap()).unwrap();
+    // Copies set aside before: six recent ones and one from 31 days ago.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let agents = w.machine.agents_dir();
+    let old_copy = |age: u64| agents.join(format!("{}.journal.damaged-{}", w.secret, now - age));
+    for age in [10, 20, 30, 40, 50, 60, 31 * 24 * 3600] {
+        std::fs::write(old_copy(age), "older damage").unwrap();
+    }
+
+    let agent = w.machine.spawn_agent(&w.secret);
+    agent.wait_until(SOON, "the journal moved aside", || !w.journal_exists());
+    w.wait_confirmed("rot_quote", &agent);
+    let out = agent.output();
+    assert!(out.contains("rotation journal is unusable"), "{out}");
+    assert!(
+        out.contains("line "),
+        "the error says where the file fails:\n{out}"
+    );
+    // Neither the verifier nor any of its parts (salt, keys) reaches the log.
+    for part in verifier.split(['$', ':']).filter(|p| p.len() >= 8) {
+        assert!(
+            !out.contains(part),
+            "the log quotes the journal ({part}):\n{out}"
+        );
+    }
+    let mut copies = damaged_copies(&w);
+    copies.sort();
+    assert_eq!(copies.len(), 5, "{copies:?}");
+    for age in [50, 60, 31 * 24 * 3600] {
+        assert!(!old_copy(age).exists(), "kept {}", old_copy(age).display());
+    }
+    for age in [10, 20, 30, 40] {
+        assert!(old_copy(age).exists(), "pruned {}", old_copy(age).display());
+    }
+    w.finish(agent, &[&w.old_pw, &new_pw]);
+}
+
 #[test]
 fn a_journal_of_another_secret_is_set_aside_not_obeyed() {
     let Some(pg) = Pg::open() else { return };

@@ -1,7 +1,12 @@
 //! Drift (issue 11, item 1): the database stops accepting the live value behind the agent's
 //! back (a user dropped, a password changed by hand). An idle agent notices within its drift
 //! interval, says so in a heartbeat, and makes the live value log in again through the
-//! journaled apply → verify path; in detect-only mode it only reports, until fixed.
+//! journaled apply path; in detect-only mode it only reports, until fixed.
+//!
+//! Only a wrong password is repaired (issue 18, item 4): a login refused for another reason
+//! (NOLOGIN, a locked or disabled account) is reported once and costs one failed login, as
+//! the server counts them, however many polls follow; where the admin cannot tell, logins
+//! back off; and repairs are capped per hour.
 
 use std::time::{Duration, Instant};
 
@@ -106,6 +111,95 @@ fn the_check_is_one_login_as_the_managed_user(db: &dyn Database) {
     w.finish(agent, &[&w.old_pw, "not-the-admin-password"]);
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+/// Checks at every poll (150 ms), so ten polls are ten chances to fail a login.
+fn start_checking_every_poll(w: &World, repair: bool, extra: &[(&str, &str)]) -> AgentProcess {
+    let mut env = vec![("SIKKERKEY_AGENT_DRIFT_MS", "150")];
+    if !repair {
+        env.push(("SIKKERKEY_DRIFT_REPAIR", "off"));
+    }
+    env.extend_from_slice(extra);
+    let mut agent = w.spawn_agent_with(&env);
+    w.wait_healthy(&mut agent);
+    agent
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+/// Waits until the agent has polled `n` more times.
+fn wait_polls(w: &World, agent: &AgentProcess, n: usize) -> usize {
+    let start = w.cp.calls(crate::support::Endpoint::SyncConfig);
+    agent.wait_until(SOON, &format!("{n} more polls"), || {
+        w.cp.calls(crate::support::Endpoint::SyncConfig) >= start + n
+    });
+    w.cp.calls(crate::support::Endpoint::SyncConfig) - start
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+/// The user's logins are blocked (NOLOGIN, ACCOUNT LOCK, ACL off) while the password is
+/// right: the agent reports it once, naming `names`, never repairs it, and over ten polls
+/// the server counts one failed login (`failed_logins`, when the server can count them).
+/// Once unblocked, the next check sees the live value log in again.
+fn a_refusal_that_is_not_the_password_costs_one_failed_login(
+    db: &dyn Database,
+    names: &str,
+    failed_logins: Option<&dyn Fn(&str) -> usize>,
+) {
+    let w = World::plain(db);
+    let agent = start_checking_every_poll(&w, true, &[]);
+    let before = failed_logins.map(|count| count(&w.user));
+    db.block_login(&w.user);
+    let blocked = Instant::now();
+    agent.wait_until(SOON, "the refusal reported", || {
+        w.cp.heartbeats(&w.secret)
+            .iter()
+            .any(|h| h.at > blocked && h.status == "error" && h.error.contains(names))
+    });
+    let polls = wait_polls(&w, &agent, 10);
+    let out = agent.output();
+    if let (Some(count), Some(before)) = (failed_logins, before) {
+        let failed = count(&w.user) - before;
+        eprintln!(
+            "MEASURED: {} blocked login ({names}): {failed} failed login(s) over {polls} polls",
+            db.provider_type()
+        );
+        assert_eq!(
+            failed, 1,
+            "failed logins over {polls} polls; agent output:\n{out}"
+        );
+    }
+    let reported = out
+        .lines()
+        .filter(|l| l.contains("not a wrong password"))
+        .count();
+    assert_eq!(reported, 1, "reported once per change:\n{out}");
+    assert!(
+        !out.contains("set again") && !out.contains("drift repaired"),
+        "{out}"
+    );
+    assert!(!w.journal_exists());
+    let beats = w.cp.heartbeats(&w.secret);
+    let last = beats.last().unwrap();
+    assert!(
+        last.status == "error" && last.error.contains(names),
+        "{last:?}"
+    );
+    db.unblock_login(&w.user);
+    agent.wait_until(SOON, "the live value logs in again", || {
+        agent.output().contains("logs in again")
+    });
+    let n = w.cp.heartbeats(&w.secret).len();
+    agent.wait_until(SOON, "healthy again", || {
+        w.cp.heartbeats(&w.secret)
+            .get(n..)
+            .is_some_and(|hs| hs.iter().any(|h| h.status == "healthy"))
+    });
+    assert!(db.can_login(&w.user, &w.old_pw));
+    if std::env::var_os("SKA_SHOW_AGENT").is_some() {
+        eprintln!("{}", agent.output());
+    }
+    w.finish(agent, &[&w.old_pw]);
+}
+
 fn dropped(w: &World) {
     w.db.drop_user(&w.user);
 }
@@ -162,6 +256,123 @@ mod postgres {
     fn the_idle_check_needs_no_admin() {
         let Some(pg) = Pg::open() else { return };
         the_check_is_one_login_as_the_managed_user(&pg);
+    }
+
+    /// Issue 18 item 4's case: a NOLOGIN role with drift on, failed logins counted in the
+    /// server's own log over ten polls: one.
+    #[test]
+    fn a_nologin_role_costs_one_failed_login_and_is_never_repaired() {
+        let Some(pg) = Pg::open() else { return };
+        a_refusal_that_is_not_the_password_costs_one_failed_login(
+            &pg,
+            "NOLOGIN",
+            Some(&|user| pg.failed_logins(user)),
+        );
+    }
+
+    fn set_by_hand(pg: &Pg, user: &str, password: &str) {
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        pg.exec(&format!(
+            "ALTER ROLE {} PASSWORD '{verifier}'",
+            crate::support::db::postgres::ident(user)
+        ));
+    }
+
+    /// Detect-only after a manual change, with an admin that cannot read stored
+    /// verifiers (CREATEROLE): it cannot tell without a login, so it logs in again with
+    /// backoff: far fewer failed logins than polls (one per poll before). With a
+    /// superuser admin the stored verifier shows the password is still wrong, so after
+    /// the first failed login it asks the admin, not the login.
+    #[test]
+    fn detect_only_after_a_manual_change_backs_off_or_asks_the_admin() {
+        let Some(pg) = Pg::open() else { return };
+        for readable in [false, true] {
+            let w = World::plain(&pg);
+            let admin = (!readable).then(|| pg.createrole_admin_for(&w.user));
+            if let Some((name, pw)) = &admin {
+                w.use_admin(name, pw);
+            }
+            let agent = start_checking_every_poll(&w, false, &[]);
+            let before = pg.failed_logins(&w.user);
+            set_by_hand(&pg, &w.user, "set-by-a-dba");
+            let changed = Instant::now();
+            agent.wait_until(SOON, "a detect-only drift heartbeat", || {
+                w.cp.heartbeats(&w.secret)
+                    .iter()
+                    .any(|h| h.at > changed && h.error.contains("detect-only"))
+            });
+            let polls = wait_polls(&w, &agent, 40);
+            let failed = pg.failed_logins(&w.user) - before;
+            eprintln!(
+                "MEASURED: PostgreSQL detect-only, admin {} stored verifiers: {failed} failed login(s) over {polls} polls",
+                if readable { "reads" } else { "cannot read" }
+            );
+            if readable {
+                assert_eq!(failed, 1, "{}", agent.output());
+            } else {
+                // Backoff from one poll, doubling: about log2(polls) + 1 logins.
+                let bound = (polls as f64).log2().floor() as usize + 2;
+                assert!(
+                    (2..=bound).contains(&failed),
+                    "{failed} over {polls} polls (bound {bound}):\n{}",
+                    agent.output()
+                );
+            }
+            assert!(!agent.output().contains("set again"));
+            // The DBA puts the live value back: healthy again.
+            set_by_hand(&pg, &w.user, &w.old_pw);
+            let n = w.cp.heartbeats(&w.secret).len();
+            agent.wait_until(SOON, "healthy once fixed", || {
+                w.cp.heartbeats(&w.secret)
+                    .get(n..)
+                    .is_some_and(|hs| hs.iter().any(|h| h.status == "healthy"))
+            });
+            w.finish(agent, &[&w.old_pw]);
+            if let Some((name, _)) = admin {
+                pg.drop_user(&name);
+            }
+        }
+    }
+
+    /// At most three repairs in the cap's window (here shortened to 15 s): a fourth change
+    /// within it is reported, not repaired, until the first repair leaves the window.
+    #[test]
+    fn repairs_are_capped_per_window() {
+        let Some(pg) = Pg::open() else { return };
+        let w = World::plain(&pg);
+        let agent = start_checking_every_poll(
+            &w,
+            true,
+            &[("SIKKERKEY_AGENT_DRIFT_REPAIR_WINDOW_MS", "15000")],
+        );
+        let repairs = || agent.output().matches("drift repaired").count();
+        let mut first_repair = None;
+        for n in 1..=3 {
+            set_by_hand(&pg, &w.user, &format!("set-by-hand-{n}"));
+            agent.wait_until(SOON, &format!("repair {n}"), || repairs() == n);
+            first_repair.get_or_insert_with(Instant::now);
+            assert!(pg.can_login(&w.user, &w.old_pw));
+        }
+        let first_repair = first_repair.unwrap();
+        set_by_hand(&pg, &w.user, "set-by-hand-4");
+        let changed = Instant::now();
+        agent.wait_until(SOON, "the cap reported", || {
+            w.cp.heartbeats(&w.secret)
+                .iter()
+                .any(|h| h.at > changed && h.error.contains("(the cap)"))
+        });
+        assert_eq!(repairs(), 3);
+        assert!(!pg.can_login(&w.user, &w.old_pw), "repaired past the cap");
+        agent.wait_until(SOON, "the fourth repair, once the window moved on", || {
+            repairs() == 4
+        });
+        let waited = first_repair.elapsed();
+        assert!(
+            waited >= Duration::from_secs(13),
+            "repaired {waited:?} after the first repair"
+        );
+        assert!(pg.can_login(&w.user, &w.old_pw));
+        w.finish(agent, &[&w.old_pw]);
     }
 
     #[test]
@@ -238,6 +449,36 @@ fn mongodb_a_dropped_user_is_recreated() {
         "MongoDB",
         "user dropped",
         drift_is_reported_and_repaired(&mongo, &dropped),
+    );
+}
+
+/// MariaDB: a locked account (ACCOUNT LOCK) is not a wrong password. The test server's
+/// failed logins are not counted per user, so this checks the verdict and the silence.
+#[cfg(feature = "mysql")]
+#[test]
+fn mysql_a_locked_account_is_reported_not_repaired() {
+    let Some(my) = crate::support::db::mysql::My::open() else {
+        return;
+    };
+    a_refusal_that_is_not_the_password_costs_one_failed_login(
+        &my,
+        "is locked (ACCOUNT LOCK)",
+        None,
+    );
+}
+
+/// Redis answers WRONGPASS for a disabled user too; the admin's ACL GETUSER tells them
+/// apart. Failed logins counted by the server's ACL LOG.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_a_disabled_user_costs_one_failed_login_and_is_never_repaired() {
+    let Some(db) = crate::support::db::redis::RedisServer::open() else {
+        return;
+    };
+    a_refusal_that_is_not_the_password_costs_one_failed_login(
+        &db,
+        "is disabled",
+        Some(&|user| db.failed_logins(user)),
     );
 }
 

@@ -15,6 +15,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("fsutil", &[]),
     ("memory", &[]),
     ("secret", &[]),
+    ("secret_file", &[]),
     ("settings", &["secret"]),
     ("pidfile", &["fsutil"]),
     ("suggest", &[]),
@@ -24,11 +25,14 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("help", &["exit", "logging", "providers"]),
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
-    ("identity", &["fsutil"]),
+    ("identity", &["fsutil", "secret_file"]),
     ("trust", &[]),
     ("api", &["identity", "secret", "trust"]),
     ("providers", &["secret", "suggest"]),
-    ("localconfig", &["api", "fsutil", "providers", "secret"]),
+    (
+        "localconfig",
+        &["api", "fsutil", "providers", "secret", "secret_file"],
+    ),
     (
         "service",
         &["exit", "files", "fsutil", "identity", "settings"],
@@ -67,6 +71,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "pidfile",
             "providers",
             "secret",
+            "secret_file",
             "service",
             "settings",
         ],

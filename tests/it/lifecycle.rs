@@ -165,6 +165,115 @@ fn readable_private_key_is_refused() {
     assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
 }
 
+/// The local config holds the admin password: like the identity key, it is refused when
+/// group or others may read it, before anything is fetched; and a TLS client key named by
+/// PGSSLKEY (read by the agent, not by `configure`) obeys the same rule.
+#[test]
+fn a_local_config_or_tls_key_others_can_read_is_refused() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    cp.add_secret(
+        "sk_open",
+        SecretState::new(
+            "postgresql",
+            json!({"host": "127.0.0.1", "port": 5432, "database": "postgres",
+                   "adminUser": "admin", "adminPass": "admin-pass", "projectReference": ""}),
+            "u",
+            "{}",
+        ),
+    );
+    let config = machine.agents_dir().join("sk_open.json");
+    std::fs::create_dir_all(machine.agents_dir()).unwrap();
+    std::fs::write(
+        &config,
+        json!({"secretId": "sk_open", "providerType": "postgresql",
+               "connection": {"host": "127.0.0.1", "port": 5432, "adminUser": "admin",
+                              "adminPass": "local-admin-pass"}})
+        .to_string(),
+    )
+    .unwrap();
+    set_mode(&config, 0o644);
+    let mut agent = machine.spawn_agent("sk_open");
+    agent.expect_exit(Exit::Config);
+    assert_contains(
+        &agent.output(),
+        &format!(
+            "local agent config {} is readable or writable by others (mode 0644)",
+            config.display()
+        ),
+    );
+    assert_contains(&agent.output(), "chmod 600");
+    assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
+    std::fs::remove_file(&config).unwrap();
+
+    let key = machine.home.path().join("client.key");
+    let cert = machine.home.path().join("client.pem");
+    std::fs::write(&key, "key").unwrap();
+    std::fs::write(&cert, "cert").unwrap();
+    set_mode(&key, 0o644);
+    let mut cmd = machine.command(&["start", "--secret", "sk_open"]);
+    cmd.env("PGSSLMODE", "require")
+        .env("PGSSLCERT", &cert)
+        .env("PGSSLKEY", &key);
+    let mut agent = crate::support::AgentProcess::spawn(cmd);
+    agent.expect_exit(Exit::Config);
+    assert_contains(
+        &agent.output(),
+        &format!(
+            "TLS client key {} is readable or writable by others (mode 0644)",
+            key.display()
+        ),
+    );
+}
+
+/// Settings fail closed (issue 18, item 6): a value the agent does not understand exits 2
+/// naming the variable and what it accepts, before anything runs. Before,
+/// `SIKKERKEY_DRIFT_REPAIR=disabled` still repaired and `SIKKERKEY_DRIFT_CHECK_SECONDS=off`
+/// meant 60 s.
+#[test]
+fn a_setting_with_a_value_the_agent_does_not_understand_exits_2() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    for (var, value, accepted) in [
+        (
+            "SIKKERKEY_DRIFT_REPAIR",
+            "disabled",
+            "off, detect-only, false, no, 0 (detect-only)",
+        ),
+        (
+            "SIKKERKEY_DRIFT_CHECK_SECONDS",
+            "off",
+            "a whole number of seconds (0 turns the check off)",
+        ),
+        (
+            "SIKKERKEY_STOP_TIMEOUT_MS",
+            "60s",
+            "a whole number of milliseconds",
+        ),
+    ] {
+        for command in [&["start", "--secret", "sk_set"][..], &["list"][..]] {
+            let mut cmd = machine.command(command);
+            cmd.env(var, value);
+            let mut agent = crate::support::AgentProcess::spawn(cmd);
+            agent.expect_exit(Exit::Usage);
+            assert_contains(&agent.output(), &format!("error: {var}=\"{value}\""));
+            assert_contains(&agent.output(), accepted);
+        }
+        // `status` keeps the monitoring-plugin convention: UNKNOWN, not CRITICAL.
+        let mut cmd = machine.command(&["status", "--secret", "sk_set"]);
+        cmd.env(var, value);
+        let mut status = crate::support::AgentProcess::spawn(cmd);
+        assert_eq!(
+            status.wait_exit(SOON).code(),
+            Some(3),
+            "{}",
+            status.output()
+        );
+        assert_contains(&status.output(), &format!("error: {var}=\"{value}\""));
+    }
+    assert_eq!(cp.calls(Endpoint::SyncConfig), 0);
+}
+
 #[test]
 fn plain_http_to_a_remote_host_is_refused() {
     let cp = FakeControlPlane::start();

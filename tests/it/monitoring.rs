@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::assertions::{Exit, assert_contains, assert_lacks};
 use crate::support::cli::{bare, run};
-use crate::support::{FakeControlPlane, Machine, SOON, TempDir, require_env};
+use crate::support::{FakeControlPlane, Machine, SOON, TempDir, require_env, set_mode};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -40,6 +40,8 @@ fn agent_files(home: &Path, secret: &str, host: &str, heartbeat_error: &str) {
         .to_string(),
     )
     .unwrap();
+    // It holds the admin password: private, as `configure` writes it.
+    set_mode(&agents.join(format!("{secret}.json")), 0o600);
     let at = now() - 5;
     std::fs::write(
         agents.join(format!("{secret}.state.json")),
@@ -192,6 +194,7 @@ fn prometheus_text_passes_promtool_and_the_textfile_collector() {
         r#"{"secretId":"sk_new","providerType":"redis","connection":{"host":"10.0.0.9","port":6379,"adminUser":"","adminPass":"x"}}"#,
     )
     .unwrap();
+    set_mode(&agents.join("sk_new.json"), 0o600);
     let text = run(bare(home.path(), &["list", "-o", "prometheus"]))
         .expect(Exit::Ok)
         .stdout;
@@ -445,6 +448,7 @@ fn start_uses_the_official_location_with_a_warning() {
         .to_string(),
     )
     .unwrap();
+    set_mode(&official, 0o600);
     let out = machine
         .command(&["start", "--secret", &secret])
         .env("HOME", home.path())

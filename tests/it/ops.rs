@@ -444,6 +444,8 @@ fn list_as_root_finds_agents_other_users_installed_as_services() {
         r#"{"secretId":"sk_theirs","providerType":"redis","connection":{"host":"10.0.0.9","port":6379,"adminUser":"","adminPass":"x"}}"#,
     )
     .unwrap();
+    // It holds the admin password: private, as `configure` writes it.
+    crate::support::set_mode(&agents.join("sk_theirs.json"), 0o600);
     let unit = run_cmd({
         let mut c = me.command(&["install", "--secret", "sk_theirs"]);
         c.env("SIKKERKEY_HOME", other.path())

@@ -172,6 +172,17 @@ impl FromValue for u16 {
     }
 }
 
+/// A comparison's result: MySQL and MariaDB return `0` or `1`.
+impl FromValue for bool {
+    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
+        match String::from_value(value)?.trim() {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            other => Err(format!("\"{other}\" is not a truth value")),
+        }
+    }
+}
+
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
         value.map(|v| T::from_value(Some(v))).transpose()

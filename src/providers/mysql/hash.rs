@@ -61,6 +61,28 @@ pub fn caching_sha2(password: &Secret, salt: &[u8; SHA2_SALT_LEN]) -> String {
     )
 }
 
+/// Whether `stored`, an account's hash for `plugin` as the server keeps it, is the one of
+/// `password`; `None` for a plugin whose hash the agent cannot compute.
+pub fn stored_matches(plugin: &str, stored: &[u8], password: &Secret) -> Option<bool> {
+    match plugin {
+        "mysql_native_password" => Some(stored.eq_ignore_ascii_case(native(password).as_bytes())),
+        "ed25519" => Some(stored == ed25519(password).as_bytes()),
+        "caching_sha2_password" => {
+            // `$A$` + the rounds in thousands as three hex digits + `$` + salt + digest.
+            let text = std::str::from_utf8(stored).ok()?;
+            let rest = text.strip_prefix("$A$")?;
+            let (rounds, rest) = rest.split_once('$')?;
+            let rounds = usize::from_str_radix(rounds, 16).ok()? * 1000;
+            if rest.len() != SHA2_SALT_LEN + 43 || !rest.is_char_boundary(SHA2_SALT_LEN) {
+                return None;
+            }
+            let (salt, digest) = rest.split_at(SHA2_SALT_LEN);
+            Some(sha256_crypt(password.expose().as_bytes(), salt.as_bytes(), rounds) == digest)
+        }
+        _ => None,
+    }
+}
+
 /// SHA-256-crypt (Drepper, "Unix crypt using SHA-256 and SHA-512") without the salt
 /// length limit of 16: the 43-character encoded digest.
 pub fn sha256_crypt(key: &[u8], salt: &[u8], rounds: usize) -> String {
@@ -151,6 +173,40 @@ fn repeat_to(block: &[u8], len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_hashes_are_recognised_for_their_password_only() {
+        let pw = Secret::new("pa'ss-ø");
+        let other = Secret::new("other");
+        let salt = *b"abcdefghij0123456789";
+        for (plugin, stored) in [
+            ("mysql_native_password", native(&pw)),
+            ("ed25519", ed25519(&pw)),
+            ("caching_sha2_password", caching_sha2(&pw, &salt)),
+        ] {
+            assert_eq!(
+                stored_matches(plugin, stored.as_bytes(), &pw),
+                Some(true),
+                "{plugin}"
+            );
+            assert_eq!(
+                stored_matches(plugin, stored.as_bytes(), &other),
+                Some(false),
+                "{plugin}"
+            );
+        }
+        // MySQL 9's 10000 rounds are "00A", in hex.
+        let nine = format!(
+            "$A$00A${}{}",
+            "abcdefghij0123456789",
+            sha256_crypt(pw.expose().as_bytes(), &salt, 10_000)
+        );
+        assert_eq!(
+            stored_matches("caching_sha2_password", nine.as_bytes(), &pw),
+            Some(true)
+        );
+        assert_eq!(stored_matches("sha256_password", b"x", &pw), None);
+    }
 
     #[test]
     fn native_hash_matches_the_server() {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::support::assertions::{Exit, assert_contains, assert_lacks};
 use crate::support::cli::{BIN, agent_file, bare, mode, read_json, run};
-use crate::support::{TempDir, unique_name};
+use crate::support::{TempDir, set_mode, unique_name};
 
 use super::{configure_args, configure_ok, python3};
 
@@ -18,6 +18,7 @@ fn configure_writes_a_private_config_from_a_password_file() {
     let password = "pa'ss\"wo\\rd $HOME ø ";
     let pw_file = home.path().join("admin-pass");
     std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    set_mode(&pw_file, 0o600);
     let pw_arg = pw_file.to_str().unwrap();
     let args = configure_args(
         "sk_cfg1",
@@ -180,6 +181,7 @@ fn configure_refuses_bad_input_and_writes_nothing() {
     );
     let empty = h.join("empty-pw");
     std::fs::write(&empty, "\n").unwrap();
+    set_mode(&empty, 0o600);
     assert_configure_refused(
         h,
         &configure_args(
@@ -301,4 +303,75 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert_lacks(&out.stdout, &password);
     let cfg = read_json(&agent_file(home.path(), "sk_tty", "json"));
     assert_eq!(cfg["connection"]["adminPass"], password.as_str());
+}
+
+/// Files holding a credential obey the identity key's rule (libpq's for its key): the
+/// admin password file and a TLS client key that group or others may read are refused
+/// (exit 3) with the file, its mode and the chmod that fixes it, and nothing is written.
+/// A root-owned file may also be 0640 (shared with a service user through its group).
+#[test]
+fn configure_refuses_a_password_file_or_tls_key_others_can_read() {
+    let home = TempDir::new("cfg");
+    let h = home.path();
+    let pw_file = h.join("admin-pass");
+    std::fs::write(&pw_file, "pw-in-a-file\n").unwrap();
+    let key = h.join("client.key");
+    std::fs::write(&key, "not even a key").unwrap();
+    let cert = h.join("client.pem");
+    std::fs::write(&cert, "a certificate").unwrap();
+    let config = agent_file(h, "sk_perm", "json");
+    let pw_args = configure_args(
+        "sk_perm",
+        "postgresql",
+        &["--admin-pass-file", pw_file.to_str().unwrap()],
+    );
+    for mode_bits in [0o644, 0o604, 0o660] {
+        set_mode(&pw_file, mode_bits);
+        let out = run(bare(h, &pw_args)).expect(Exit::Config);
+        assert_contains(
+            &out.stderr,
+            &format!(
+                "the admin password file {} is readable or writable by",
+                pw_file.display()
+            ),
+        );
+        assert_contains(&out.stderr, &format!("(mode {mode_bits:04o})"));
+        assert_contains(&out.stderr, &format!("chmod 600 '{}'", pw_file.display()));
+        assert!(!config.exists(), "a refused configure wrote the config");
+    }
+    set_mode(&pw_file, 0o600);
+    run(bare(h, &pw_args)).expect(Exit::Ok);
+    // Tests run as root, who owns the file: 0640 is libpq's allowance for root's files.
+    if running_as_root() {
+        set_mode(&pw_file, 0o640);
+        run(bare(h, &pw_args)).expect(Exit::Ok);
+    }
+    let tls_args = configure_args(
+        "sk_perm",
+        "postgresql",
+        &[
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    set_mode(&key, 0o644);
+    let mut c = bare(h, &tls_args);
+    c.env("SIKKERKEY_ADMIN_PASS", "pw");
+    let out = run(c).expect(Exit::Config);
+    assert_contains(
+        &out.stderr,
+        &format!(
+            "TLS client key {} is readable or writable by others (mode 0644)",
+            key.display()
+        ),
+    );
+    assert_contains(&out.stderr, &format!("chmod 600 '{}'", key.display()));
+}
+
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }

@@ -58,6 +58,7 @@ fn test_without_local_config_or_identity_fails_the_config_check() {
     let agents = home.path().join("agents");
     std::fs::create_dir_all(&agents).unwrap();
     std::fs::write(agents.join("sk_none.json"), "{not json").unwrap();
+    crate::support::set_mode(&agents.join("sk_none.json"), 0o600);
     let out = run(bare(home.path(), &["test", "--secret", "sk_none"])).expect(Exit::CheckFailed);
     assert!(
         out.stdout.starts_with("FAIL  config") && out.stdout.contains("is not valid JSON"),

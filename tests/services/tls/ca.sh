@@ -43,6 +43,8 @@ ensure_test_ca() {
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' || return 1
   # Readable by the servers, which may run as their own users; the directory is per run.
   chmod 644 "$d"/*.pem "$d"/*.key
+  # The client key is read by the agent only, which refuses a key others may read.
+  chmod 600 "$d/client.key"
   export SKA_TLS_DIR="$d" SKA_TLS_CA="$d/ca.pem" SKA_TLS_WRONG_CA="$d/wrong-ca.pem" \
     SKA_TLS_SERVER_CERT="$d/server.pem" SKA_TLS_SERVER_KEY="$d/server.key" \
     SKA_TLS_CLIENT_CERT="$d/client.pem" SKA_TLS_CLIENT_KEY="$d/client.key" \

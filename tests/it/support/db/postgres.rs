@@ -51,6 +51,23 @@ impl Pg {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// Logins refused for `name`, as the server counts them: the FATAL lines of its log
+    /// for a wrong password or a role not permitted to log in (PostgreSQL logs every
+    /// refused login at FATAL, whatever log_connections says).
+    pub fn failed_logins(&self, name: &str) -> usize {
+        let dir = std::env::var("SKA_SERVICES_DIR")
+            .expect("SKA_SERVICES_DIR: run the tests through tests/services/run.sh");
+        let path = std::path::Path::new(&dir).join("postgres/server.log");
+        let log = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read the server log {}: {e}", path.display()));
+        let not_permitted = format!("role \"{name}\" is not permitted to log in");
+        let wrong_password = format!("password authentication failed for user \"{name}\"");
+        log.lines()
+            .filter(|l| l.contains("FATAL:"))
+            .filter(|l| l.contains(&not_permitted) || l.contains(&wrong_password))
+            .count()
+    }
+
     pub fn stored_verifier(&self, name: &str) -> Option<String> {
         self.admin()
             .query_opt(

@@ -267,6 +267,61 @@ impl RedisServer {
         run(&mut self.admin(), args)
     }
 
+    /// Logins refused for `user`, as the server counts them: the `count` of its `ACL LOG`
+    /// entries with reason `auth` (a wrong password and a disabled user alike).
+    pub fn failed_logins(&self, user: &str) -> usize {
+        let Value::Array(entries) = self.cmd(&["ACL", "LOG", "1000"]) else {
+            panic!("ACL LOG gave no list");
+        };
+        entries
+            .iter()
+            .filter_map(|entry| {
+                let pairs: Vec<(String, Value)> = match entry {
+                    Value::Array(items) => items
+                        .chunks(2)
+                        .filter_map(|kv| match kv {
+                            [Value::BulkString(k), v] => {
+                                Some((String::from_utf8_lossy(k).into_owned(), v.clone()))
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    Value::Map(items) => items
+                        .iter()
+                        .filter_map(|(k, v)| match k {
+                            Value::BulkString(k) => {
+                                Some((String::from_utf8_lossy(k).into_owned(), v.clone()))
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => return None,
+                };
+                let text = |name: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .and_then(|(_, v)| match v {
+                            Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                            Value::SimpleString(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                };
+                let count =
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == "count")
+                        .and_then(|(_, v)| match v {
+                            Value::Int(n) => usize::try_from(*n).ok(),
+                            _ => None,
+                        })?;
+                (text("reason").as_deref() == Some("auth")
+                    && text("username").as_deref() == Some(user))
+                .then_some(count)
+            })
+            .sum()
+    }
+
     pub fn get_user(&self, user: &str) -> Value {
         self.cmd(&["ACL", "GETUSER", user])
     }
