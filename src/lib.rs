@@ -12,6 +12,7 @@ pub mod exit;
 pub mod files;
 pub mod fsutil;
 pub mod help;
+pub mod hex;
 pub mod identity;
 pub mod localconfig;
 pub mod logging;

@@ -55,7 +55,7 @@ impl PasswordDigest {
     pub fn of(password: &Secret) -> Self {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).expect("the operating system's random number generator failed");
-        let salt = hex(&salt);
+        let salt = crate::hex::lower(&salt);
         let sha256 = digest(&salt, password);
         PasswordDigest { salt, sha256 }
     }
@@ -69,11 +69,7 @@ fn digest(salt: &str, password: &Secret) -> String {
     let mut h = Sha256::new();
     h.update(salt.as_bytes());
     h.update(password.expose().as_bytes());
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::lower(&h.finalize())
 }
 
 /// The journal format this agent writes; it reads this one and the ones listed in

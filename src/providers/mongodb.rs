@@ -457,7 +457,7 @@ impl AnchorsFile {
             ))
         };
         getrandom::fill(&mut random).map_err(|e| setup(&e))?;
-        let name: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::hex::lower(&random);
         let path = std::env::temp_dir().join(format!("sikkerkey-agent-ca-{name}.pem"));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -485,8 +485,7 @@ fn tls_setup_error(target: &Target, action: &str, e: tls::TlsError) -> ProviderE
 fn probe_name() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sikkerkey-agent-probe-{hex}")
+    format!("sikkerkey-agent-probe-{}", crate::hex::lower(&bytes))
 }
 
 /// A driver call that failed or ran out of time, before it becomes a [`ProviderError`].

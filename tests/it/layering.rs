@@ -13,6 +13,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("exit", &[]),
     ("files", &[]),
     ("fsutil", &[]),
+    ("hex", &[]),
     ("memory", &[]),
     ("secret", &[]),
     ("secret_file", &[]),
@@ -25,10 +26,10 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("help", &["exit", "logging", "providers"]),
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
-    ("identity", &["fsutil", "secret_file"]),
+    ("identity", &["fsutil", "hex", "secret_file"]),
     ("trust", &[]),
     ("api", &["identity", "secret", "trust"]),
-    ("providers", &["secret", "suggest"]),
+    ("providers", &["hex", "secret", "suggest"]),
     (
         "localconfig",
         &["api", "fsutil", "providers", "secret", "secret_file"],
@@ -46,6 +47,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
             "exit",
             "files",
             "fsutil",
+            "hex",
             "localconfig",
             "logging",
             "memory",

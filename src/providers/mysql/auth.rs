@@ -141,10 +141,6 @@ fn challenge(nonce: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     const NONCE: &[u8; 20] = b"abcdefghijklmnopqrst";
 
     // Expected values computed independently with Python's hashlib:
@@ -153,11 +149,11 @@ mod tests {
     #[test]
     fn scrambles_match_the_protocols_formulas() {
         assert_eq!(
-            hex(&scramble_native(NONCE, b"secret")),
+            crate::hex::lower(&scramble_native(NONCE, b"secret")),
             "8817c50fa779daef010ee7577825b0847df9842e"
         );
         assert_eq!(
-            hex(&scramble_sha256(NONCE, b"secret")),
+            crate::hex::lower(&scramble_sha256(NONCE, b"secret")),
             "c76e2898612a4cf042c77fa8c4702c4c64c0c2c557c53c4d75595aaa6abae809"
         );
         // A trailing NUL on the nonce is not part of the challenge.

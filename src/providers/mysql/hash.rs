@@ -20,7 +20,7 @@ pub fn native(password: &Secret) -> String {
     // sha1 0.10 implements digest 0.10's trait, sha2 0.11 digest 0.11's.
     let stage1 = <Sha1 as sha1::Digest>::digest(password.expose().as_bytes());
     let stage2 = <Sha1 as sha1::Digest>::digest(stage1);
-    format!("*{}", super::sql::hex(&stage2))
+    format!("*{}", crate::hex::upper(&stage2))
 }
 
 /// 43 base64 characters: the public key MariaDB's ed25519 plugin stores.

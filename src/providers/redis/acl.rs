@@ -56,10 +56,7 @@ pub fn user_name_problem(user: &str, persistence: &Persistence) -> Option<&'stat
 
 /// Lowercase hex SHA-256: how Redis stores and shows ACL passwords.
 pub fn sha256_hex(password: &Secret) -> String {
-    Sha256::digest(password.expose().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::lower(&Sha256::digest(password.expose().as_bytes()))
 }
 
 fn is_sha256_hex(text: &str) -> bool {
