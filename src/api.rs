@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock;
 use crate::identity::{Identity, RequestSigner, SignedHeaders};
 use crate::secret::Secret;
 use crate::trust::{self, TrustError, TrustRoots};
@@ -627,7 +628,7 @@ impl ApiClient {
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| reason_phrase(status).to_owned());
         if status == 401 {
-            let skew = server_time.map(|t| t - unix_now());
+            let skew = server_time.map(|t| t - clock::unix_now() as i64);
             if skew.is_some_and(|s| s.abs() > SKEW_TOLERANCE_SECS)
                 || message.to_ascii_lowercase().contains("timestamp")
             {
@@ -648,17 +649,8 @@ impl ApiClient {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Seconds since 1970 of an HTTP `Date` in IMF-fixdate form
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send. Our own:
-/// parsing it with jiff, which env_logger links, grew the static binary (bench/crates.md
-/// has the figures).
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 lets servers send.
 fn parse_http_date(text: &str) -> Option<i64> {
     let mut parts = text.split_whitespace();
     let _weekday = parts.next()?;
@@ -674,14 +666,7 @@ fn parse_http_date(text: &str) -> Option<i64> {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
-    // Days from civil (proleptic Gregorian), as in Howard Hinnant's date algorithms.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = clock::days_from_civil(year, month, day);
     Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 

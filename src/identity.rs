@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -421,11 +420,7 @@ impl RequestSigner {
 
     /// Headers for `METHOD path` with `body`, timestamped now with a fresh nonce.
     pub fn sign(&self, method: &str, path: &str, body: &[u8]) -> SignedHeaders {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-            .to_string();
+        let timestamp = crate::clock::unix_now().to_string();
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
         let nonce = B64.encode(nonce);

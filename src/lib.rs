@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod exit;
 pub mod files;

@@ -13,9 +13,10 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io::Write;
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter};
+
+use crate::clock;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,49 +181,6 @@ pub fn priority(level: Level) -> u8 {
     }
 }
 
-/// Days since 1970-01-01 as (year, month, day), by Howard Hinnant's algorithm. Our own:
-/// formatting dates with jiff, which env_logger links, grew the static binary
-/// (bench/crates.md has the figures).
-fn civil_date(days: u64) -> (i64, i64, i64) {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// Now as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn now_rfc3339() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (year, month, day) = civil_date(secs / 86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-        now.subsec_millis()
-    )
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-pub fn format_utc(unix: u64) -> String {
-    let secs = unix % 86_400;
-    let (year, month, day) = civil_date(unix / 86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// One JSON line (without the newline).
 pub fn json_line(level: Level, message: &str) -> String {
     let secret = SECRET.get();
@@ -234,7 +192,7 @@ pub fn json_line(level: Level, message: &str) -> String {
     let q = |s: &str| serde_json::to_string(s).expect("a string always serializes");
     let mut line = format!(
         "{{\"time\":{},\"level\":{}",
-        q(&now_rfc3339()),
+        q(&clock::now_utc_millis()),
         q(&level.as_str().to_ascii_lowercase())
     );
     if let Some(s) = secret {
@@ -410,10 +368,5 @@ mod tests {
         assert!(v.get("rotation").is_none());
         assert_eq!(priority(Level::Error), 3);
         assert_eq!(priority(Level::Trace), 7);
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(format_utc(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }

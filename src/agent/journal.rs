@@ -7,11 +7,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::unix_now;
 use crate::files::check_secret_id;
 use crate::fsutil::{self, JsonFileError};
 use crate::secret::Secret;
@@ -208,13 +209,6 @@ pub const DAMAGED_RETENTION: Retention = Retention {
     keep: 5,
     max_age: Duration::from_secs(30 * 24 * 3600),
 };
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// The journal file of one secret.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -104,12 +104,7 @@ pub struct StatusBoard {
 /// A database call unanswered for this long is reported, unless set otherwise.
 const SLOW_CALL: Duration = Duration::from_secs(5);
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_now;
 
 impl StatusBoard {
     pub fn new(state_path: Option<PathBuf>, job_deadline: Duration, file: StateFile) -> Self {

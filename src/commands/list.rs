@@ -14,6 +14,7 @@ use super::local::{self, AgentProcess};
 use super::printable::printable;
 use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::cli::OutputFormat;
+use crate::clock::format_utc;
 use crate::exit::Exit;
 use crate::files::{AgentFiles, agents_dir, check_secret_id, official_agents_dir};
 use crate::localconfig::LocalConfig;
@@ -134,8 +135,6 @@ pub fn entry(files: &AgentFiles) -> AgentEntry {
             .unwrap_or_default(),
     }
 }
-
-pub use crate::logging::format_utc;
 
 fn status_text(e: &AgentEntry) -> String {
     let mut s = if e.running {

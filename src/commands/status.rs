@@ -7,9 +7,10 @@ use super::CommandError;
 use super::list::{self, AgentEntry};
 use super::local;
 use super::printable::printable;
-use crate::agent::status::{FINISHED_OUTCOMES, StateFile, unix_now};
+use crate::agent::status::{FINISHED_OUTCOMES, StateFile};
 use crate::agent::summary::human_age;
 use crate::cli::OutputFormat;
+use crate::clock::{format_utc, unix_now};
 use crate::settings::Settings;
 
 /// A Nagios service state; the discriminant is the exit code.
@@ -211,7 +212,7 @@ pub fn run(
         Some(h) => format!(
             "{} at {} ({} ago){}{}",
             h.status,
-            list::format_utc(h.at),
+            format_utc(h.at),
             human_age(now.saturating_sub(h.at)),
             if h.delivered { "" } else { ", not delivered" },
             if h.error.is_empty() {
@@ -227,7 +228,7 @@ pub fn run(
             "{} {} at {} ({} ago){}",
             r.rotation_id,
             r.outcome,
-            list::format_utc(r.at),
+            format_utc(r.at),
             human_age(now.saturating_sub(r.at)),
             if r.error.is_empty() {
                 String::new()
