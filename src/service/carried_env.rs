@@ -9,6 +9,8 @@
 //! world-readable (and systemd shows `Environment=` to every user), so the installer says
 //! where to put it instead.
 
+use crate::trust::CA_FILE_VAR;
+
 /// Variables carried into the service when set at install time, in this order.
 pub const CARRIED: &[&str] = &[
     "HTTPS_PROXY",
@@ -37,9 +39,6 @@ fn is_path(name: &str, value: &str) -> bool {
         _ => false,
     }
 }
-
-/// The agent's own CA variable (read through `Settings`, like every `SIKKERKEY_*` one).
-pub const CA_FILE_VAR: &str = "SIKKERKEY_CA_FILE";
 
 /// The carried variables `lookup` finds set, and a warning for each one left out.
 pub fn select(

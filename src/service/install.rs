@@ -138,7 +138,7 @@ impl Plan {
         // SIKKERKEY_CA_FILE comes from the settings; the proxy and SSL_* variables belong
         // to the HTTP and TLS conventions every program shares.
         let (network, mut warnings) = super::carried_env::select(|name| match name {
-            super::carried_env::CA_FILE_VAR => settings
+            crate::trust::CA_FILE_VAR => settings
                 .ca_file
                 .as_ref()
                 .and_then(|p| p.to_str())

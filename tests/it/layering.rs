@@ -37,7 +37,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ),
     (
         "service",
-        &["exit", "files", "fsutil", "identity", "settings"],
+        &["exit", "files", "fsutil", "identity", "settings", "trust"],
     ),
     // The runtime.
     (
