@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
+use crate::defaults;
 use crate::identity::{Identity, RequestSigner, SignedHeaders};
 use crate::secret::Secret;
 use crate::trust::{self, TrustError, TrustRoots};
@@ -25,8 +26,8 @@ pub struct HttpTimeouts {
 impl Default for HttpTimeouts {
     fn default() -> Self {
         HttpTimeouts {
-            connect: Duration::from_secs(10),
-            total: Duration::from_secs(30),
+            connect: defaults::HTTP_CONNECT,
+            total: defaults::HTTP_TOTAL,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod defaults;
 pub mod exit;
 pub mod files;
 pub mod fsutil;

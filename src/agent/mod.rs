@@ -58,9 +58,9 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             poll_override: None,
-            heartbeat: Duration::from_secs(30),
+            heartbeat: crate::defaults::HEARTBEAT,
             db: DbTimeouts::default(),
-            job_deadline: Duration::from_secs(120),
+            job_deadline: crate::defaults::JOB_DEADLINE,
             drift: rotation::DriftPolicy::default(),
         }
     }

@@ -142,8 +142,8 @@ pub struct DbTimeouts {
 impl Default for DbTimeouts {
     fn default() -> Self {
         DbTimeouts {
-            connect: Duration::from_secs(10),
-            statement: Duration::from_secs(15),
+            connect: crate::defaults::DB_CONNECT,
+            statement: crate::defaults::DB_STATEMENT,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The systemd unit's `TimeoutStartSec=`, `TimeoutStopSec=` and `WatchdogSec=`, derived
-//! from the agent's own timeouts so that systemd never kills an agent that is doing what
-//! it was designed to do, and always kills one that is not. The agent's defaults are
-//! repeated here (`service` sits below `agent` and `api` in the layers);
-//! tests/it/systemd.rs checks that they still match `agent::Timing` and `HttpTimeouts`.
+//! from the agent's own timeouts (`defaults.rs`, which the runtime and the HTTP client
+//! read too) so that systemd never kills an agent that is doing what it was designed to
+//! do, and always kills one that is not.
 
 use std::time::Duration;
+
+use crate::defaults;
 
 /// The agent's defaults this derivation rests on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,11 +16,11 @@ pub struct AgentTimeouts {
     pub http_total: Duration,
 }
 
-/// `agent::Timing::default()` and `api::HttpTimeouts::default()`, as this file knows them.
+/// The product's defaults.
 pub const AGENT_DEFAULTS: AgentTimeouts = AgentTimeouts {
-    heartbeat: Duration::from_secs(30),
-    job_deadline: Duration::from_secs(120),
-    http_total: Duration::from_secs(30),
+    heartbeat: defaults::HEARTBEAT,
+    job_deadline: defaults::JOB_DEADLINE,
+    http_total: defaults::HTTP_TOTAL,
 };
 
 /// Seconds for the unit's three timeouts.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const MAY_IMPORT: &[(&str, &[&str])] = &[
     // Leaves: the building blocks, importing (almost) nothing.
     ("clock", &[]),
+    ("defaults", &[]),
     ("exit", &[]),
     ("files", &[]),
     ("fsutil", &[]),
@@ -29,15 +30,17 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     // The domain: identity and wire format, databases, local config, service files.
     ("identity", &["clock", "fsutil", "hex", "secret_file"]),
     ("trust", &[]),
-    ("api", &["clock", "identity", "secret", "trust"]),
-    ("providers", &["hex", "secret", "suggest"]),
+    ("api", &["clock", "defaults", "identity", "secret", "trust"]),
+    ("providers", &["defaults", "hex", "secret", "suggest"]),
     (
         "localconfig",
         &["api", "fsutil", "providers", "secret", "secret_file"],
     ),
     (
         "service",
-        &["exit", "files", "fsutil", "identity", "settings", "trust"],
+        &[
+            "defaults", "exit", "files", "fsutil", "identity", "settings", "trust",
+        ],
     ),
     // The runtime.
     (
@@ -45,6 +48,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
         &[
             "api",
             "clock",
+            "defaults",
             // A crashed thread ends the process itself, with Exit::WorkerCrashed (watch.rs).
             "exit",
             "files",

@@ -480,8 +480,8 @@ fn a_real_rotation_stays_inside_the_units_sandbox() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// `service/timeouts.rs` repeats the agent's defaults (it sits below `agent` and `api`);
-/// they must still be the agent's.
+/// The unit's timeouts are derived from the defaults the agent and its HTTP client really
+/// start with.
 #[test]
 fn the_units_timeouts_rest_on_the_agents_real_defaults() {
     use sikkerkey_agent::service::timeouts::AGENT_DEFAULTS;
