@@ -5,25 +5,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// The value of a unit's `Environment="SIKKERKEY_HOME=..."` line, unquoted as
-/// `service::render::systemd_quote` quoted it.
+use crate::service::render::systemd_unquote;
+
+/// The value of a unit's `Environment="SIKKERKEY_HOME=..."` line.
 pub fn home_from_unit(unit: &str) -> Option<PathBuf> {
     unit.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("Environment=")?;
-        let inner = value.strip_prefix('"')?.strip_suffix('"')?;
-        let mut out = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => out.extend(chars.next()),
-                '%' => {
-                    chars.next();
-                    out.push('%');
-                }
-                c => out.push(c),
-            }
-        }
-        out.strip_prefix("SIKKERKEY_HOME=").map(PathBuf::from)
+        let word = line.trim().strip_prefix("Environment=")?;
+        let value = systemd_unquote(word, false)?;
+        value.strip_prefix("SIKKERKEY_HOME=").map(PathBuf::from)
     })
 }
 

@@ -41,6 +41,30 @@ pub fn systemd_quote(value: &str, expands_variables: bool) -> String {
     out
 }
 
+/// The value of one double-quoted systemd word as [`systemd_quote`] wrote it (with the
+/// same `expands_variables`); `None` when `word` is not in double quotes.
+pub fn systemd_unquote(word: &str, expands_variables: bool) -> Option<String> {
+    let inner = word.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            // Each stands doubled: `%%`, and `$$` where variables expand.
+            '%' => {
+                chars.next();
+                out.push('%');
+            }
+            '$' if expands_variables => {
+                chars.next();
+                out.push('$');
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 /// Escapes text for an XML element or attribute.
 pub fn xml_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -292,6 +316,19 @@ mod tests {
             r#""a b\"c\\d%%e$$f""#
         );
         assert_eq!(systemd_quote("a$b", false), "\"a$b\"");
+        for value in [
+            r#"a b"c\d%e$f"#,
+            "",
+            "%%",
+            "\\\"",
+            "/srv/odd \"dir\" 100%\\x",
+        ] {
+            for expands in [false, true] {
+                let quoted = systemd_quote(value, expands);
+                assert_eq!(systemd_unquote(&quoted, expands).as_deref(), Some(value));
+            }
+        }
+        assert_eq!(systemd_unquote("bare", false), None);
     }
 
     #[test]
