@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use super::list::AgentEntry;
+use super::agents::AgentEntry;
 use super::printable::printable;
 use crate::agent::status::FINISHED_OUTCOMES;
 

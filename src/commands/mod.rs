@@ -1,6 +1,7 @@
 //! One module per command. Each takes parsed arguments and returns an exit code or an
 //! error that `main` prints.
 
+pub mod agents;
 pub mod completions;
 pub mod configure;
 pub mod install;

@@ -4,7 +4,7 @@
 //! data after a `|`; `-o json` gives the same facts to scripts.
 
 use super::CommandError;
-use super::list::{self, AgentEntry};
+use super::agents::{self, AgentEntry};
 use super::local;
 use super::printable::printable;
 use crate::agent::status::{FINISHED_OUTCOMES, StateFile};
@@ -163,7 +163,7 @@ pub fn run(
     ]
     .iter()
     .any(|p| p.exists());
-    let entry = list::entry(&files);
+    let entry = agents::entry(&files);
     let state = StateFile::load_or_default(&files.state());
     let now = unix_now();
     let (verdict, why) = assess(&entry, &state, now, any_files);
