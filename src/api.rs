@@ -13,6 +13,7 @@ use crate::clock;
 use crate::defaults;
 use crate::identity::{Identity, RequestSigner, SignedHeaders};
 use crate::secret::Secret;
+use crate::tls_failure::TlsFailure;
 use crate::trust::{self, TrustError, TrustRoots};
 
 /// Timeouts for control-plane calls.
@@ -149,10 +150,10 @@ impl fmt::Display for ApiError {
                 // The reason is part of the message (retry warnings print only this
                 // line); ureq's errors carry no secrets.
                 write!(f, "{call} for secret {secret_id} could not reach {url}: ")?;
-                match tls_failure(source) {
+                match tls_failure(source, url) {
                     Some(reason) => write!(
                         f,
-                        "TLS failed: {reason} (if a private CA or a TLS-inspecting proxy signs its certificate, set {} or SSL_CERT_FILE to that CA's PEM file)",
+                        "TLS failed: {reason}; if a private CA or a TLS-inspecting proxy signs its certificate, set {} or SSL_CERT_FILE to that CA's PEM file",
                         trust::CA_FILE_VAR
                     ),
                     None => write!(f, "{source}"),
@@ -198,27 +199,19 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// Why a TLS handshake failed, in words, or `None` for failures that are not TLS.
-fn tls_failure(e: &ureq::Error) -> Option<String> {
-    use rustls::{CertificateError, Error as Tls};
-    let tls = match e {
-        ureq::Error::Rustls(t) => Some(t),
-        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<Tls>()),
-        ureq::Error::Tls(text) => return Some((*text).to_owned()),
-        _ => None,
-    }?;
-    Some(match tls {
-        Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "its certificate is not signed by a CA this agent trusts (UnknownIssuer)".into()
+/// Why a TLS handshake with the control plane at `url` failed, in words, or `None` for
+/// failures that are not TLS.
+fn tls_failure(e: &ureq::Error, url: &str) -> Option<String> {
+    let failure = match e {
+        ureq::Error::Rustls(t) => TlsFailure::of_rustls(t),
+        ureq::Error::Io(io) => TlsFailure::of_rustls(io.get_ref()?.downcast_ref()?),
+        ureq::Error::Tls(text) => {
+            TlsFailure::of_text(text).unwrap_or_else(|| TlsFailure::Other((*text).to_owned()))
         }
-        Tls::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => "its certificate is not valid for this host name (NotValidForName)".into(),
-        Tls::InvalidCertificate(
-            CertificateError::Expired | CertificateError::ExpiredContext { .. },
-        ) => "its certificate has expired (Expired)".into(),
-        other => other.to_string(),
-    })
+        _ => return None,
+    };
+    let host = crate::identity::UrlParts::split(url).map_or(url, |u| u.host);
+    Some(failure.describe(host))
 }
 
 impl std::error::Error for ApiError {}

@@ -26,4 +26,5 @@ pub mod secret_file;
 pub mod service;
 pub mod settings;
 pub mod suggest;
+pub mod tls_failure;
 pub mod trust;

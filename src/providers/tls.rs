@@ -33,6 +33,7 @@ use rustls::{
 use serde::{Deserialize, Serialize};
 
 use super::ProviderKind;
+use crate::tls_failure::TlsFailure;
 
 /// How much TLS a connection demands, modelled on libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -653,99 +654,32 @@ pub fn explain_failure(
     host: &str,
     mode: TlsMode,
 ) -> Option<String> {
-    let mut text = String::new();
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(r) = rustls_error {
-            return Some(explain_rustls(r, host, mode));
-        }
-        text.push_str(&format!("{e} {e:?} "));
-        current = e.source();
-    }
-    explain_text(&text, host, mode)
+    TlsFailure::in_chain(error).map(|f| explain(&f, host, mode))
 }
 
 /// [`explain_failure`] for drivers that only keep the text of the TLS error.
 pub fn explain_text(text: &str, host: &str, mode: TlsMode) -> Option<String> {
-    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
-    let reason = if has(&["UnknownIssuer", "unknown issuer", "UnknownCA", "unknown ca"]) {
-        unknown_ca()
-    } else if has(&[
-        "NotValidForName",
-        "not valid for name",
-        "CertNotValidForName",
-    ]) {
-        name_mismatch(host)
-    } else if has(&["Expired", "expired"]) && has(&["certificate", "Certificate"]) {
-        "the server's certificate has expired (or the clock here is wrong)".to_owned()
-    } else if has(&["NotValidYet"]) {
-        "the server's certificate is not valid yet (or the clock here is wrong)".to_owned()
-    } else if has(&[
-        "server does not support TLS",
-        "server does not have this capability",
-        "does not support SSL",
-    ]) {
-        format!("the server does not offer TLS, and mode {mode} never falls back to plaintext")
-    } else if has(&[
-        "InvalidContentType",
-        "corrupt message",
-        "CorruptMessage",
-        "TLS handshake timed out",
-    ]) {
-        "the server did not answer in TLS: is this its TLS port, and is TLS on there?".to_owned()
-    } else if has(&[
-        "CertificateRequired",
-        "certificate required",
-        "HandshakeFailure",
-        "BadCertificate",
-        "bad certificate",
-        "peer sent no certificates",
-    ]) {
-        "the server refused the handshake (does it demand a client certificate? give --tls-cert-file and --tls-key-file)".to_owned()
-    } else if has(&["InvalidCertificate", "invalid peer certificate"]) {
-        "the server's certificate is invalid".to_owned()
-    } else {
-        return None;
-    };
-    Some(format!("TLS ({mode}) to {host} failed: {reason}"))
+    TlsFailure::of_text(text).map(|f| explain(&f, host, mode))
 }
 
-fn unknown_ca() -> String {
-    "the server's certificate is not signed by a trusted CA (unknown CA; give the CA that signed it with --tls-ca-file)".to_owned()
-}
-
-fn name_mismatch(host: &str) -> String {
-    format!(
-        "the server's certificate is not valid for \"{host}\" (name mismatch; connect by a name or address the certificate lists)"
-    )
-}
-
-fn explain_rustls(e: &rustls::Error, host: &str, mode: TlsMode) -> String {
-    let reason = match e {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => unknown_ca(),
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                name_mismatch(host)
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "the server's certificate has expired (or the clock here is wrong)".to_owned()
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "the server's certificate is not valid yet (or the clock here is wrong)".to_owned()
-            }
-            other => format!("the server's certificate is invalid: {other:?}"),
-        },
-        other => {
-            return explain_text(&format!("{other} {other:?}"), host, mode)
-                .unwrap_or_else(|| format!("TLS ({mode}) to {host} failed: {other}"));
+/// The failure in the shared words, and what to do about it in a database's settings.
+fn explain(failure: &TlsFailure, host: &str, mode: TlsMode) -> String {
+    let remedy = match failure {
+        TlsFailure::UnknownCa => "; give the CA that signed it with --tls-ca-file".to_owned(),
+        TlsFailure::NameMismatch => {
+            "; connect by a name or address the certificate lists".to_owned()
         }
+        TlsFailure::NoTls => format!(", and mode {mode} never falls back to plaintext"),
+        TlsFailure::Refused => {
+            " (does it demand a client certificate? give --tls-cert-file and --tls-key-file)"
+                .to_owned()
+        }
+        _ => String::new(),
     };
-    format!("TLS ({mode}) to {host} failed: {reason}")
+    format!(
+        "TLS ({mode}) to {host} failed: {}{remedy}",
+        failure.describe(host)
+    )
 }
 
 /// What a connection negotiated, for `test`.

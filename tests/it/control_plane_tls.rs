@@ -96,11 +96,11 @@ fn an_untrusted_control_plane_certificate_is_refused_with_the_url_and_reason() {
             cmd.env("SSL_CERT_FILE", path);
         }
         let mut agent = AgentProcess::spawn(cmd);
-        agent.wait_for_output("UnknownIssuer", SOON);
+        agent.wait_for_output("unknown CA", SOON);
         let out = agent.output();
         assert!(
             out.contains(&format!(
-                "could not reach {url}: TLS failed: its certificate is not signed by a CA this agent trusts"
+                "could not reach {url}: TLS failed: the server's certificate is not signed by a trusted CA (unknown CA)"
             )),
             "the error does not name the URL and TLS:\n{out}"
         );
@@ -283,10 +283,10 @@ fn a_trusted_certificate_for_another_host_name_is_refused() {
     let mut cmd = start_command(&w);
     cmd.env("SSL_CERT_FILE", &ca.cert);
     let mut agent = AgentProcess::spawn(cmd);
-    agent.wait_for_output("NotValidForName", SOON);
+    agent.wait_for_output("name mismatch", SOON);
     assert!(
         agent.output().contains(&format!(
-            "could not reach {}: TLS failed: its certificate is not valid for this host name",
+            "could not reach {}: TLS failed: the server's certificate is not valid for \"127.0.0.1\" (name mismatch)",
             w.cp.url()
         )),
         "{}",

@@ -22,6 +22,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("settings", &["secret"]),
     ("pidfile", &["fsutil"]),
     ("suggest", &[]),
+    ("tls_failure", &[]),
     ("logging", &["clock"]),
     // The one definition of the command line, which `cli` parses against; its choices
     // come from the types they become (provider kinds, TLS modes, log formats).
@@ -30,8 +31,21 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     // The domain: identity and wire format, databases, local config, service files.
     ("identity", &["clock", "fsutil", "hex", "secret_file"]),
     ("trust", &[]),
-    ("api", &["clock", "defaults", "identity", "secret", "trust"]),
-    ("providers", &["defaults", "hex", "secret", "suggest"]),
+    (
+        "api",
+        &[
+            "clock",
+            "defaults",
+            "identity",
+            "secret",
+            "tls_failure",
+            "trust",
+        ],
+    ),
+    (
+        "providers",
+        &["defaults", "hex", "secret", "suggest", "tls_failure"],
+    ),
     (
         "localconfig",
         &["api", "fsutil", "providers", "secret", "secret_file"],
