@@ -20,9 +20,11 @@ use mongodb::error::{Error as MongoError, ErrorKind};
 use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 use tokio::runtime::Runtime;
 
-use super::{
-    FailureKind, Provider, ProviderError, StoredCredential, Target, TlsMode, TlsStatus, tls,
-};
+use super::error::{FailureKind, ProviderError};
+use super::provider::{Provider, StoredCredential};
+use super::runtime::{block_on_bounded, login_on_own_runtime};
+use super::target::Target;
+use super::tls::{self, TlsMode, TlsStatus};
 use crate::secret::{Secret, scrub};
 
 /// Server error codes the provider acts on.
@@ -56,7 +58,7 @@ impl Mongo {
     /// Starts a runtime, connects as the admin and proves the login with a `ping`.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let runtime = super::job_runtime(target, &action)?;
+        let runtime = super::runtime::job_runtime(target, &action)?;
         let database = managed_database(target);
         let (options, anchors) = client_options(
             target,
@@ -297,7 +299,7 @@ impl Provider for Mongo {
     }
 
     fn tls_status(&mut self) -> TlsStatus {
-        tls::probe_target(&self.target)
+        self.target.probe_tls()
     }
 
     /// Authenticates as the user against its database on a new client (new connections,
@@ -314,9 +316,7 @@ pub fn verify_login(
     username: &str,
     password: &Secret,
 ) -> Result<(), ProviderError> {
-    super::login_on_own_runtime(target, username, SHUTDOWN_GRACE, |runtime| {
-        login_on(runtime, target, username, password)
-    })
+    login_on_own_runtime(target, username, password, SHUTDOWN_GRACE, login_on)
 }
 
 /// Authenticates as `username` against the managed database and runs a `ping`, on a
@@ -358,11 +358,9 @@ fn run_bounded<T>(
     call: impl IntoFuture<Output = Result<T, MongoError>>,
 ) -> Result<T, CallError> {
     let budget = target.timeouts.connect + target.timeouts.statement;
-    let _mark = super::inflight::CallMark::start();
-    // The timer is made inside the runtime: tokio's timers need its context.
-    match runtime.block_on(async { tokio::time::timeout(budget, call).await }) {
-        Ok(result) => result.map_err(CallError::Driver),
-        Err(_) => Err(CallError::TimedOut(budget)),
+    match block_on_bounded(runtime, budget, call) {
+        Some(result) => result.map_err(CallError::Driver),
+        None => Err(CallError::TimedOut(budget)),
     }
 }
 
@@ -609,7 +607,8 @@ fn tidy(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{DbTimeouts, ProviderKind};
+    use crate::providers::kind::ProviderKind;
+    use crate::providers::target::DbTimeouts;
 
     fn target() -> Target {
         Target {

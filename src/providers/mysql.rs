@@ -19,10 +19,10 @@ use std::cell::RefCell;
 pub use client::{Conn, Error as ClientError};
 use client::{ConnectOptions, Endpoint};
 
-use super::{
-    FailureKind, PasswordMatch, Provider, ProviderError, Refusal, RefusalFacts, StoredCredential,
-    Target, TlsStatus, tls,
-};
+use super::error::{FailureKind, ProviderError, Refusal};
+use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
+use super::target::Target;
+use super::tls::{self, TlsStatus};
 use crate::secret::{Secret, scrub};
 
 use sql::{AccountAuth, AuthMethod, Snapshot};
@@ -880,7 +880,8 @@ fn refusal(code: u16) -> Option<Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{DbTimeouts, ProviderKind};
+    use crate::providers::kind::ProviderKind;
+    use crate::providers::target::DbTimeouts;
 
     fn target() -> Target {
         Target {

@@ -40,11 +40,12 @@ use socket::PgSocket;
 /// The rustls connector for our guarded socket (its type is private to the crate).
 type RustlsConnect = <MakeRustlsConnect as MakeTlsConnect<AuthGuard<PgSocket>>>::TlsConnect;
 
-use super::inflight::CallMark;
-use super::{
-    FailureKind, PasswordMatch, Provider, ProviderError, ProviderKind, Refusal, RefusalFacts,
-    StoredCredential, Target, TlsMode, TlsStatus, tls,
-};
+use super::error::{FailureKind, ProviderError, Refusal};
+use super::kind::ProviderKind;
+use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
+use super::runtime::{block_on_bounded, login_on_own_runtime};
+use super::target::Target;
+use super::tls::{self, TlsMode, TlsStatus};
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
@@ -158,11 +159,7 @@ fn bounded_call<T>(
     budget: Duration,
     future: impl Future<Output = Result<T, CallError>>,
 ) -> Result<T, CallError> {
-    let _mark = CallMark::start();
-    match runtime.block_on(async { tokio::time::timeout(budget, future).await }) {
-        Ok(result) => result,
-        Err(_) => Err(CallError::TimedOut(budget)),
-    }
+    block_on_bounded(runtime, budget, future).unwrap_or(Err(CallError::TimedOut(budget)))
 }
 
 /// Connects and authenticates within the connect timeout; the connection's I/O task runs
@@ -205,7 +202,7 @@ impl Postgres {
     /// Connects as the admin and bounds every later statement by the target's timeout.
     pub fn connect(target: &Target) -> Result<Self, ProviderError> {
         let action = format!("connecting as admin \"{}\"", target.admin_user);
-        let runtime = super::job_runtime(target, &action)?;
+        let runtime = super::runtime::job_runtime(target, &action)?;
         let client = connect_on(
             &runtime,
             target,
@@ -514,9 +511,7 @@ pub fn verify_login(
     username: &str,
     password: &Secret,
 ) -> Result<(), ProviderError> {
-    super::login_on_own_runtime(target, username, SHUTDOWN_GRACE, |runtime| {
-        login_on(runtime, target, username, password)
-    })
+    login_on_own_runtime(target, username, password, SHUTDOWN_GRACE, login_on)
 }
 
 fn login_on(

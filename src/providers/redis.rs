@@ -12,10 +12,10 @@ use ::redis::{
     RedisConnectionInfo, RedisError, TlsCertificates, Value,
 };
 
-use super::{
-    FailureKind, PasswordMatch, Provider, ProviderError, RefusalFacts, StoredCredential, Target,
-    TlsMode, TlsStatus, tls,
-};
+use super::error::{FailureKind, ProviderError};
+use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
+use super::target::Target;
+use super::tls::{self, TlsMode, TlsStatus};
 use crate::secret::{Secret, scrub};
 
 use acl::AclUser;
@@ -367,7 +367,7 @@ impl Provider for Redis {
     }
 
     fn tls_status(&mut self) -> TlsStatus {
-        tls::probe_target(&self.target)
+        self.target.probe_tls()
     }
 
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {

@@ -32,7 +32,7 @@ use rustls::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::ProviderKind;
+use super::kind::ProviderKind;
 use crate::tls_failure::TlsFailure;
 
 /// How much TLS a connection demands, modelled on libpq's `sslmode`.
@@ -724,22 +724,6 @@ pub enum ProbeFailure {
     Connect(String),
     /// The handshake failed or went unanswered; explained in operator's words.
     Handshake(String),
-}
-
-/// For drivers that do not show their TLS session (Redis, MongoDB): plaintext when the
-/// target asks for no TLS, else what a handshake of our own with the same settings says
-/// the server negotiates.
-pub fn probe_target(target: &super::Target) -> TlsStatus {
-    if !target.tls.demands_tls() {
-        return TlsStatus::Plaintext;
-    }
-    probe(
-        &target.host,
-        target.port,
-        &target.tls,
-        target.timeouts.connect,
-    )
-    .unwrap_or(TlsStatus::Unknown)
 }
 
 /// Opens a TCP connection to a server that speaks TLS from the first byte (Redis on its
