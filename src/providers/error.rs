@@ -30,7 +30,8 @@ pub enum FailureKind {
 
 /// What the server's answer to a refused login says about the password, from its error
 /// code alone. Drift repair acts only on a wrong password; `rotation`'s drift watch also
-/// asks the admin ([`Provider::explain_refusal`]) before it trusts this.
+/// asks the admin ([`Provider::explain_refusal`](super::Provider::explain_refusal)) before
+/// it trusts this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The password (or the user name) is wrong: PostgreSQL 28P01, MySQL/MariaDB 1045.
