@@ -275,7 +275,7 @@ pub fn select_vault(home: &Path, env_choice: Option<&str>) -> Result<PathBuf, Id
 ///
 /// The URL is split the way RFC 3986 and the HTTP client (`http::Uri`, under ureq) split
 /// it, so the host checked is the host connected to: in `http://127.0.0.1:80@evil.example`
-/// that is `evil.example` (`api.rs` has a test holding the two parsers to the same answer).
+/// that is `evil.example` (`api/client.rs` has a test holding the two parsers to the same answer).
 /// User info is refused outright (the agent authenticates by signature; credentials in a
 /// URL only end up in logs). A path prefix (`https://host/sikkerkey`) is kept: requests go
 /// to `{prefix}/v1/...` and the signature covers that whole path.

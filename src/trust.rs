@@ -7,7 +7,7 @@
 //! - Where the system has no CA bundle at all (a minimal container image), the Mozilla root
 //!   set compiled into the binary is used instead.
 //!
-//! Only certificate loading lives here; `api.rs` hands the result to the HTTP client.
+//! Only certificate loading lives here; `api/` hands the result to the HTTP client.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
