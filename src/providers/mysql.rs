@@ -6,56 +6,34 @@
 //!
 //! The connection is the agent's own client (`mysql/client.rs` over `mysql/wire.rs`, the
 //! plugins in `mysql/auth.rs`), so that the TLS trust and what a login may reveal follow
-//! `providers::tls`: see `client.rs` for why not the `mysql` crate.
+//! `providers::tls`: see `client.rs` for why not the `mysql` crate. Beside this file:
+//! `accounts.rs` reads a user's accounts, `login.rs` logs in as the user (TCP, or the
+//! server's socket for `localhost` accounts), `errors.rs` maps failures to
+//! [`ProviderError`]s, `hash.rs` computes and recognises stored hashes.
 
+mod accounts;
 mod auth;
 mod client;
+mod errors;
 mod hash;
+mod login;
 mod sql;
 mod wire;
 
 use std::cell::RefCell;
 
 pub use client::{Conn, Error as ClientError};
-use client::{ConnectOptions, Endpoint};
+use errors::{error, host_list, is_access_denied, server_message};
+use login::{LOCALHOST, LocalSocket, new_conn};
 
-use super::error::{FailureKind, ProviderError, Refusal};
+use super::error::{FailureKind, ProviderError};
 use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
 use super::target::Target;
-use super::tls::{self, TlsStatus};
-use crate::secret::{Secret, scrub};
+use super::tls::TlsStatus;
+use crate::secret::Secret;
 
-use sql::{AccountAuth, AuthMethod, Snapshot};
+use sql::{AccountAuth, Snapshot};
 pub use sql::{Dialect, Flavor};
-
-/// Server error codes the provider acts on (shared by MySQL and MariaDB unless noted).
-mod code {
-    pub const DBACCESS_DENIED: u16 = 1044;
-    pub const ACCESS_DENIED: u16 = 1045;
-    /// MariaDB's refusal when no account matches the client's host at all.
-    pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
-    pub const BAD_DB: u16 = 1049;
-    pub const PARSE_ERROR: u16 = 1064;
-    pub const TABLEACCESS_DENIED: u16 = 1142;
-    pub const COLUMNACCESS_DENIED: u16 = 1143;
-    pub const NO_SUCH_TABLE: u16 = 1146;
-    pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
-    pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
-    pub const WRONG_STRING_LENGTH: u16 = 1470;
-    pub const MUST_CHANGE_PASSWORD: u16 = 1820;
-    pub const NOT_VALID_PASSWORD: u16 = 1819;
-    pub const MUST_CHANGE_PASSWORD_LOGIN: u16 = 1862;
-    /// MariaDB's max_statement_time.
-    pub const STATEMENT_TIMEOUT: u16 = 1969;
-    /// MySQL's max_execution_time.
-    pub const QUERY_TIMEOUT: u16 = 3024;
-    pub const ACCOUNT_LOCKED_MYSQL: u16 = 3118;
-    /// MySQL's FAILED_LOGIN_ATTEMPTS / PASSWORD_LOCK_TIME lock.
-    pub const PASSWORD_LOCKED_MYSQL: u16 = 3955;
-    /// MariaDB's max_password_errors block (until FLUSH PRIVILEGES or ALTER USER).
-    pub const USER_BLOCKED_MARIADB: u16 = 4150;
-    pub const ACCOUNT_LOCKED_MARIADB: u16 = 4151;
-}
 
 /// An admin session on one MySQL or MariaDB server.
 pub struct Mysql {
@@ -234,69 +212,9 @@ impl Mysql {
         Ok(Ok(Snapshot { accounts }))
     }
 
-    /// MariaDB 10.4+: the whole `IDENTIFIED VIA a OR b` chain lives in mysql.global_priv.
-    /// Every account of `username` with its authentication, read the way this server
-    /// keeps it (MariaDB before 10.4 has no `mysql.global_priv`).
+    /// Every account of `username` with its authentication.
     fn accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
-        match self.dialect.flavor {
-            Flavor::Mariadb => match self.mariadb_accounts(username) {
-                Err(e) if server_code(&e) == Some(code::NO_SUCH_TABLE) => {
-                    self.legacy_mariadb_accounts(username)
-                }
-                other => other,
-            },
-            Flavor::Mysql => self.mysql_accounts(username),
-        }
-    }
-
-    fn mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
-        let rows: Vec<(String, String)> = self.conn.borrow_mut().query(&format!(
-            "SELECT Host, Priv FROM mysql.global_priv WHERE User = {}",
-            self.dialect.string(username)
-        ))?;
-        let mut accounts = Vec::with_capacity(rows.len());
-        for (host, priv_json) in rows {
-            let methods = sql::methods_from_mariadb_priv(&priv_json).map_err(malformed)?;
-            accounts.push(AccountAuth { host, methods });
-        }
-        Ok(accounts)
-    }
-
-    /// MariaDB before 10.4: mysql.user is a table; an empty plugin means the `Password` column.
-    fn legacy_mariadb_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
-        let rows: Vec<(String, String, Vec<u8>, Vec<u8>)> = self.conn.borrow_mut().query(&format!(
-            "SELECT Host, plugin, authentication_string, Password FROM mysql.user WHERE User = {}",
-            self.dialect.string(username)
-        ))?;
-        Ok(rows
-            .into_iter()
-            .map(|(host, plugin, auth, password)| {
-                let method = if plugin.is_empty() {
-                    AuthMethod::new("mysql_native_password", &password)
-                } else {
-                    AuthMethod::new(&plugin, &auth)
-                };
-                AccountAuth {
-                    host,
-                    methods: vec![method],
-                }
-            })
-            .collect())
-    }
-
-    fn mysql_accounts(&mut self, username: &str) -> Result<Vec<AccountAuth>, ClientError> {
-        let rows: Vec<(String, String, Option<Vec<u8>>)> =
-            self.conn.borrow_mut().query(&format!(
-                "SELECT Host, plugin, authentication_string FROM mysql.user WHERE User = {}",
-                self.dialect.string(username)
-            ))?;
-        Ok(rows
-            .into_iter()
-            .map(|(host, plugin, auth)| AccountAuth {
-                host,
-                methods: vec![AuthMethod::new(&plugin, &auth.unwrap_or_default())],
-            })
-            .collect())
+        accounts::read(&mut self.conn.borrow_mut(), &self.dialect, username)
     }
 
     /// The admin's global privileges from `SHOW GRANTS`.
@@ -404,12 +322,12 @@ impl Provider for Mysql {
             });
         }
         let password = match self.read_accounts(username, &hosts)? {
-            Ok(snapshot) => accounts_match(&snapshot, password),
+            Ok(snapshot) => accounts::matching(&snapshot, password),
             Err(_) => PasswordMatch::Unknown,
         };
         Ok(RefusalFacts {
             password,
-            obstacle: self.account_obstacle(username),
+            obstacle: accounts::obstacle(&mut self.conn.borrow_mut(), &self.dialect, username),
         })
     }
 
@@ -495,16 +413,22 @@ impl Provider for Mysql {
         let local = hosts.iter().any(|h| h == LOCALHOST);
         let remote = hosts.iter().any(|h| h != LOCALHOST);
         if remote || hosts.is_empty() {
-            self.login_tcp(username, password, &hosts)?;
+            login::tcp(
+                &self.target,
+                username,
+                password,
+                &hosts,
+                &self.anonymous_hosts,
+            )?;
         }
         if !local {
             return Ok(());
         }
         match &self.socket {
-            Some(socket) => self.login_socket(socket, username, password),
+            Some(socket) => login::socket(&self.target, socket, username, password),
             // The 'localhost' account was changed in the same statement as a verified one.
             None if remote => Ok(()),
-            None => self.login_tcp(username, password, &hosts).map_err(|mut e| {
+            None => login::tcp(&self.target, username, password, &hosts, &self.anonymous_hosts).map_err(|mut e| {
                 if e.kind == FailureKind::AuthRejected {
                     e.detail = format!(
                         "user \"{username}\" has only the account \"{username}\"@\"localhost\", which logins over TCP from this agent do not reach, and the server's Unix socket is not on this machine ({}); run the agent on the database host, or give the user an account for the agent's address (CREATE USER '{username}'@'<agent address>' ...)",
@@ -514,446 +438,5 @@ impl Provider for Mysql {
                 e
             }),
         }
-    }
-}
-
-/// Whether every account's hash is the one of `password` (a login may land on any of
-/// them), or some account's is not.
-fn accounts_match(snapshot: &Snapshot, password: &Secret) -> PasswordMatch {
-    let mut all = true;
-    for account in &snapshot.accounts {
-        let results: Vec<Option<bool>> = account
-            .methods
-            .iter()
-            .map(|m| {
-                m.hash()
-                    .ok()
-                    .and_then(|h| hash::stored_matches(&m.plugin, &h, password))
-            })
-            .collect();
-        if results.contains(&Some(true)) {
-            continue;
-        }
-        if !results.is_empty() && results.iter().all(|r| *r == Some(false)) {
-            return PasswordMatch::Differs;
-        }
-        all = false;
-    }
-    if all {
-        PasswordMatch::Matches
-    } else {
-        PasswordMatch::Unknown
-    }
-}
-
-impl Mysql {
-    /// A locked or expired account of `username`, as the admin sees it; `None` when there
-    /// is none or the admin cannot read it.
-    fn account_obstacle(&mut self, username: &str) -> Option<String> {
-        let user = self.dialect.string(username);
-        let query = match self.dialect.flavor {
-            Flavor::Mysql => format!(
-                "SELECT Host, account_locked = 'Y', password_expired = 'Y' FROM mysql.user WHERE User = {user}"
-            ),
-            Flavor::Mariadb => format!(
-                "SELECT g.Host, IFNULL(JSON_EXTRACT(g.Priv, '$.account_locked') = 'true', 0), \
-                 IFNULL(u.password_expired, 'N') = 'Y' \
-                 FROM mysql.global_priv g LEFT JOIN mysql.user u ON u.User = g.User AND u.Host = g.Host \
-                 WHERE g.User = {user}"
-            ),
-        };
-        let rows: Vec<(String, bool, bool)> = self.conn.borrow_mut().query(&query).ok()?;
-        let what: Vec<String> = rows
-            .iter()
-            .filter_map(|(host, locked, expired)| {
-                let why = match (locked, expired) {
-                    (true, _) => "is locked (ACCOUNT LOCK)",
-                    (false, true) => "has an expired password (PASSWORD EXPIRE)",
-                    _ => return None,
-                };
-                Some(format!("account \"{username}\"@\"{host}\" {why}"))
-            })
-            .collect();
-        (!what.is_empty()).then(|| what.join("; "))
-    }
-}
-
-/// The host part of the accounts that logins over the server's Unix socket match.
-const LOCALHOST: &str = "localhost";
-
-/// The database server's Unix socket, usable from this machine.
-#[derive(Debug, Clone)]
-struct LocalSocket {
-    path: String,
-    /// `@@port` and `@@datadir` of the server the admin is connected to: a login over the
-    /// socket must land on the same server, not another one on this host.
-    port: u16,
-    datadir: String,
-}
-
-impl LocalSocket {
-    /// `@@socket` of the admin's server, when that path is a socket on this machine.
-    fn find(conn: &mut Conn) -> Option<LocalSocket> {
-        use std::os::unix::fs::FileTypeExt;
-        let (path, port, datadir): (Option<String>, u16, String) = conn
-            .query_first("SELECT @@socket, @@port, @@datadir")
-            .ok()
-            .flatten()?;
-        let path = path.filter(|p| !p.is_empty())?;
-        std::fs::metadata(&path)
-            .ok()
-            .filter(|m| m.file_type().is_socket())?;
-        Some(LocalSocket {
-            path,
-            port,
-            datadir,
-        })
-    }
-}
-
-impl Mysql {
-    fn login_tcp(
-        &self,
-        username: &str,
-        password: &Secret,
-        hosts: &[String],
-    ) -> Result<(), ProviderError> {
-        let action = format!("logging in as \"{username}\"");
-        match new_conn(&self.target, username, password, true).and_then(|mut conn| conn.ping()) {
-            Ok(()) => Ok(()),
-            // Both come after a successful authentication: the password works.
-            Err(e) if matches!(server_code(&e), Some(code::BAD_DB | code::DBACCESS_DENIED)) => {
-                Ok(())
-            }
-            Err(e) => {
-                let mut err = error(&self.target, &action, &e, &[password]);
-                if err.kind == FailureKind::AuthRejected && !self.anonymous_hosts.is_empty() {
-                    err.detail.push_str(&format!(
-                        "; note: anonymous accounts exist for {}, and they take precedence over \"{username}\"@\"%\" for logins from those hosts (drop them with DROP USER ''@'host')",
-                        host_list(&self.anonymous_hosts)
-                    ));
-                }
-                if err.kind == FailureKind::AuthRejected && !hosts.is_empty() {
-                    err.detail.push_str(&format!(
-                        "; the user's accounts are on hosts {}",
-                        host_list(hosts)
-                    ));
-                }
-                Err(err)
-            }
-        }
-    }
-
-    /// Logs in over the server's socket and checks that it is the same server.
-    fn login_socket(
-        &self,
-        socket: &LocalSocket,
-        username: &str,
-        password: &Secret,
-    ) -> Result<(), ProviderError> {
-        let action = format!(
-            "logging in as \"{username}\"@\"localhost\" over the server's socket {}",
-            socket.path
-        );
-        // The socket never leaves this machine, so it needs no TLS (the server counts it as
-        // a secure transport), and whoever listens on it is the server.
-        let opts = ConnectOptions {
-            endpoint: Endpoint::Socket(&socket.path),
-            ..connect_options(&self.target, username, password, true)
-        };
-        let conn = match Conn::connect(&opts) {
-            Ok(conn) => Some(conn),
-            Err(e) if matches!(server_code(&e), Some(code::BAD_DB | code::DBACCESS_DENIED)) => None,
-            Err(e) => return Err(error(&self.target, &action, &e, &[password])),
-        };
-        if let Some(mut conn) = conn {
-            let same: Option<(u16, String)> = conn
-                .query_first("SELECT @@port, @@datadir")
-                .map_err(|e| error(&self.target, &action, &e, &[password]))?;
-            if same != Some((socket.port, socket.datadir.clone())) {
-                return Err(ProviderError::new(
-                    &self.target,
-                    FailureKind::Database,
-                    action,
-                    "the socket belongs to another server on this machine",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A session as `user` over TCP, with the target's TLS settings. With `prefer`, a server
-/// that does not offer TLS is spoken to in plaintext on the same connection; a failed
-/// handshake never falls back.
-fn new_conn(
-    target: &Target,
-    user: &str,
-    password: &Secret,
-    with_database: bool,
-) -> Result<Conn, ClientError> {
-    Conn::connect(&connect_options(target, user, password, with_database))
-}
-
-/// A login with every wait bounded; it goes exactly where it is configured (a socket
-/// login would match different accounts), never to a socket on its own.
-fn connect_options<'a>(
-    target: &'a Target,
-    user: &'a str,
-    password: &'a Secret,
-    with_database: bool,
-) -> ConnectOptions<'a> {
-    ConnectOptions {
-        endpoint: Endpoint::Tcp {
-            host: &target.host,
-            port: target.port,
-        },
-        user,
-        password,
-        database: Some(target.database.as_str()).filter(|d| with_database && !d.is_empty()),
-        tls: &target.tls,
-        connect_timeout: target.timeouts.connect,
-        io_timeout: target.timeouts.statement,
-    }
-}
-
-fn host_list(hosts: &[String]) -> String {
-    hosts
-        .iter()
-        .map(|h| format!("\"{h}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn malformed(detail: String) -> ClientError {
-    ClientError::Protocol(detail)
-}
-
-fn server_code(e: &ClientError) -> Option<u16> {
-    match e {
-        ClientError::Server { code, .. } => Some(*code),
-        _ => None,
-    }
-}
-
-fn server_message(e: &ClientError) -> String {
-    match e {
-        ClientError::Server { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn is_access_denied(e: &ClientError) -> bool {
-    matches!(
-        server_code(e),
-        Some(
-            code::TABLEACCESS_DENIED
-                | code::COLUMNACCESS_DENIED
-                | code::SPECIFIC_ACCESS_DENIED
-                | code::DBACCESS_DENIED
-        )
-    )
-}
-
-/// Whether an I/O error is a socket timeout (which Linux reports as `WouldBlock`).
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
-}
-
-/// What the agent's other ways to let a MySQL login reveal the password are.
-const MYSQL_ALTERNATIVES: &str = "; or run the agent on the database host, where 'user'@'localhost' accounts log in over the server's Unix socket; or give the account mysql_native_password or ed25519, whose logins reveal nothing, or let one verified login put a caching_sha2_password account in the server's cache";
-
-/// Maps a client error to the provider error, keeping the server's message but never a
-/// password: parse errors quote the statement, so their text is dropped.
-fn error(target: &Target, action: &str, e: &ClientError, secrets: &[&Secret]) -> ProviderError {
-    let mode = target.tls.mode;
-    let tls_error = |reason: String| ProviderError::new(target, FailureKind::Tls, action, reason);
-    let (kind, detail) = match e {
-        ClientError::Server {
-            code: c,
-            state,
-            message,
-        } => {
-            let kind = match *c {
-                code::ACCESS_DENIED
-                | code::ACCESS_DENIED_NO_PASSWORD
-                | code::ACCOUNT_LOCKED_MYSQL
-                | code::PASSWORD_LOCKED_MYSQL
-                | code::USER_BLOCKED_MARIADB
-                | code::ACCOUNT_LOCKED_MARIADB
-                | code::MUST_CHANGE_PASSWORD
-                | code::MUST_CHANGE_PASSWORD_LOGIN => FailureKind::AuthRejected,
-                code::TABLEACCESS_DENIED
-                | code::COLUMNACCESS_DENIED
-                | code::SPECIFIC_ACCESS_DENIED
-                | code::DBACCESS_DENIED => FailureKind::Privilege,
-                code::LOCK_WAIT_TIMEOUT | code::STATEMENT_TIMEOUT | code::QUERY_TIMEOUT => {
-                    FailureKind::Timeout
-                }
-                code::WRONG_STRING_LENGTH | code::NOT_VALID_PASSWORD => FailureKind::InvalidInput,
-                _ => FailureKind::Database,
-            };
-            let message = if *c == code::PARSE_ERROR {
-                "the server could not parse the statement (its text is withheld because it may hold a password)".to_owned()
-            } else {
-                scrub(message, secrets)
-            };
-            (kind, format!("{message} (error {c}, SQLSTATE {state})"))
-        }
-        // A failed handshake, or no TLS where it was demanded: the server never saw a login.
-        ClientError::Tls(io) => {
-            let explained = if is_timeout(io) {
-                tls::explain_text("TLS handshake timed out", &target.host, mode)
-            } else {
-                tls::explain_failure(io, &target.host, mode)
-            };
-            return tls_error(
-                explained
-                    .unwrap_or_else(|| format!("TLS ({mode}) to {} failed: {io}", target.host)),
-            );
-        }
-        ClientError::NoTls => {
-            return tls_error(
-                tls::explain_text("server does not support TLS", &target.host, mode)
-                    .expect("a known phrase"),
-            );
-        }
-        // The server asked for what would reveal the password; nothing was sent.
-        ClientError::Refused { request, over_tls } => {
-            let channel = if *over_tls {
-                tls::Unverified::Tls
-            } else {
-                tls::Unverified::Plaintext
-            };
-            return tls_error(tls::password_refusal(
-                request,
-                channel,
-                &target.tls,
-                MYSQL_ALTERNATIVES,
-            ));
-        }
-        ClientError::UnsupportedAuth(why) => (FailureKind::Database, why.clone()),
-        ClientError::Io(io) if is_timeout(io) => (
-            FailureKind::Timeout,
-            format!(
-                "no answer within {} s ({})",
-                target.timeouts.statement.as_secs_f32(),
-                scrub(&io.to_string(), secrets)
-            ),
-        ),
-        ClientError::ConnectTimeout(_) => (
-            FailureKind::Unreachable,
-            format!(
-                "no connection within {} s",
-                target.timeouts.connect.as_secs_f32()
-            ),
-        ),
-        ClientError::Connect(_) | ClientError::Io(_) | ClientError::Protocol(_) => {
-            (FailureKind::Unreachable, scrub(&e.to_string(), secrets))
-        }
-    };
-    let error = ProviderError::new(target, kind, action, detail);
-    match server_code(e).and_then(refusal) {
-        Some(r) if kind == FailureKind::AuthRejected => error.with_refusal(r),
-        _ => error,
-    }
-}
-
-/// What a refused login's code says about the password. 1045 is also what a login gets
-/// when no account matches its host; the drift watch asks the admin before acting on it.
-fn refusal(code: u16) -> Option<Refusal> {
-    match code {
-        code::ACCESS_DENIED => Some(Refusal::BadPassword),
-        code::ACCOUNT_LOCKED_MYSQL
-        | code::PASSWORD_LOCKED_MYSQL
-        | code::USER_BLOCKED_MARIADB
-        | code::ACCOUNT_LOCKED_MARIADB
-        | code::MUST_CHANGE_PASSWORD
-        | code::MUST_CHANGE_PASSWORD_LOGIN => Some(Refusal::NotPermitted),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::providers::kind::ProviderKind;
-    use crate::providers::target::DbTimeouts;
-
-    fn target() -> Target {
-        Target {
-            kind: ProviderKind::Mysql,
-            host: "db".into(),
-            port: 3306,
-            database: String::new(),
-            admin_user: "root".into(),
-            admin_pass: Secret::new("adminpw"),
-            project_reference: String::new(),
-            timeouts: DbTimeouts::default(),
-            tls: Default::default(),
-        }
-    }
-
-    fn server(code: u16, message: &str) -> ClientError {
-        ClientError::Server {
-            state: "28000".into(),
-            message: message.into(),
-            code,
-        }
-    }
-
-    #[test]
-    fn server_errors_map_to_what_the_engine_acts_on() {
-        let t = target();
-        let kind = |code| error(&t, "x", &server(code, "m"), &[]).kind;
-        assert_eq!(kind(code::ACCESS_DENIED), FailureKind::AuthRejected);
-        assert_eq!(
-            kind(code::ACCOUNT_LOCKED_MARIADB),
-            FailureKind::AuthRejected
-        );
-        assert_eq!(kind(code::TABLEACCESS_DENIED), FailureKind::Privilege);
-        assert_eq!(kind(code::STATEMENT_TIMEOUT), FailureKind::Timeout);
-        assert_eq!(kind(code::WRONG_STRING_LENGTH), FailureKind::InvalidInput);
-        assert_eq!(kind(1396), FailureKind::Database);
-        let io = ClientError::Io(std::io::Error::from(std::io::ErrorKind::WouldBlock));
-        assert_eq!(error(&t, "x", &io, &[]).kind, FailureKind::Timeout);
-        let refused =
-            ClientError::Connect(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        assert_eq!(error(&t, "x", &refused, &[]).kind, FailureKind::Unreachable);
-        let unsafe_request = ClientError::Refused {
-            request: auth::FULL_AUTHENTICATION,
-            over_tls: false,
-        };
-        let e = error(&t, "x", &unsafe_request, &[]);
-        assert_eq!(e.kind, FailureKind::Tls);
-        assert!(
-            e.detail.contains("verify-full") && e.detail.contains("plaintext"),
-            "{}",
-            e.detail
-        );
-    }
-
-    #[test]
-    fn error_text_never_carries_the_password() {
-        let t = target();
-        let pw = Secret::new("s3cr'et\\pw");
-        let e = error(
-            &t,
-            "x",
-            &server(code::PARSE_ERROR, "near 's3cr''et\\\\pw' at line 1"),
-            &[&pw],
-        );
-        assert!(!e.detail.contains("s3cr"), "{}", e.detail);
-        let e = error(
-            &t,
-            "x",
-            &server(1819, "password s3cr'et\\pw is weak"),
-            &[&pw],
-        );
-        assert!(!e.detail.contains("s3cr'et"), "{}", e.detail);
-        assert_eq!(e.kind, FailureKind::InvalidInput);
     }
 }
