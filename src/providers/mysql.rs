@@ -17,6 +17,7 @@ mod client;
 mod errors;
 mod hash;
 mod login;
+mod snapshot;
 mod sql;
 mod wire;
 
@@ -32,7 +33,7 @@ use super::target::Target;
 use super::tls::TlsStatus;
 use crate::secret::Secret;
 
-use sql::{AccountAuth, Snapshot};
+use snapshot::{AccountAuth, Snapshot};
 pub use sql::{Dialect, Flavor};
 
 /// An admin session on one MySQL or MariaDB server.

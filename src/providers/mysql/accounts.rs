@@ -5,7 +5,8 @@
 use super::client::{Conn, Error as ClientError};
 use super::errors::{code, malformed, server_code};
 use super::hash;
-use super::sql::{self, AccountAuth, AuthMethod, Dialect, Flavor, Snapshot};
+use super::snapshot::{AccountAuth, AuthMethod, Snapshot, methods_from_mariadb_priv};
+use super::sql::{Dialect, Flavor};
 use crate::providers::provider::PasswordMatch;
 use crate::secret::Secret;
 
@@ -39,7 +40,7 @@ fn mariadb(
     ))?;
     let mut accounts = Vec::with_capacity(rows.len());
     for (host, priv_json) in rows {
-        let methods = sql::methods_from_mariadb_priv(&priv_json).map_err(malformed)?;
+        let methods = methods_from_mariadb_priv(&priv_json).map_err(malformed)?;
         accounts.push(AccountAuth { host, methods });
     }
     Ok(accounts)

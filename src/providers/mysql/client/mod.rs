@@ -8,9 +8,13 @@
 //! and the server's RSA key is never requested.
 //!
 //! Every read and write has the socket's timeout; nothing here keeps the password after
-//! authentication.
+//! authentication. `packets.rs` reads and writes the connection phase's packets,
+//! `rows.rs` converts result rows, `error.rs` says what failed.
 
-use std::fmt;
+mod error;
+mod packets;
+mod rows;
+
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
@@ -20,30 +24,19 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
+pub use error::Error;
+use packets::{
+    Greeting, cap, handshake_response, is_eof, ok_status, read_greeting, server_error, ssl_request,
+};
+pub use rows::{FromRow, Row};
+
 use super::auth::{self, Answer, Plugin};
-use super::wire::{Framed, Reader, Transport, put_lenenc_int};
+use super::wire::{Framed, Reader, Transport};
 use crate::providers::tls::{TlsMode, TlsSettings};
 use crate::secret::Secret;
 
-/// Capability flags (the subset the agent uses or checks).
-mod cap {
-    pub const LONG_PASSWORD: u32 = 1;
-    pub const LONG_FLAG: u32 = 1 << 2;
-    pub const CONNECT_WITH_DB: u32 = 1 << 3;
-    pub const PROTOCOL_41: u32 = 1 << 9;
-    pub const SSL: u32 = 1 << 11;
-    pub const TRANSACTIONS: u32 = 1 << 13;
-    pub const SECURE_CONNECTION: u32 = 1 << 15;
-    pub const MULTI_RESULTS: u32 = 1 << 17;
-    pub const PLUGIN_AUTH: u32 = 1 << 19;
-    pub const PLUGIN_AUTH_LENENC_CLIENT_DATA: u32 = 1 << 21;
-}
-
 /// `SERVER_MORE_RESULTS_EXISTS` in an OK or EOF packet's status.
 const MORE_RESULTS: u16 = 0x0008;
-/// utf8mb4_general_ci, which every MySQL and MariaDB with utf8mb4 knows.
-const UTF8MB4: u8 = 45;
-const MAX_PACKET: u32 = 1 << 24;
 const COM_QUIT: u8 = 0x01;
 const COM_QUERY: u8 = 0x03;
 const COM_PING: u8 = 0x0E;
@@ -72,152 +65,6 @@ pub struct ConnectOptions<'a> {
     pub io_timeout: Duration,
 }
 
-/// Why a connection or a query failed.
-#[derive(Debug)]
-pub enum Error {
-    /// The server's ERR packet.
-    Server {
-        code: u16,
-        state: String,
-        message: String,
-    },
-    /// No connection within the connect timeout.
-    ConnectTimeout(Duration),
-    /// No connection: refused, unreachable, no address.
-    Connect(io::Error),
-    /// The TLS handshake failed or was not answered.
-    Tls(io::Error),
-    /// TLS is demanded and the server does not offer it.
-    NoTls,
-    /// The server asked for something that reveals the password, on a connection that did
-    /// not verify the server. Nothing was sent.
-    Refused {
-        request: &'static str,
-        over_tls: bool,
-    },
-    /// An authentication method the agent does not speak.
-    UnsupportedAuth(String),
-    /// Reading or writing failed after connecting (a timeout shows as one).
-    Io(io::Error),
-    /// The server's bytes are not the protocol.
-    Protocol(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Server {
-                code,
-                state,
-                message,
-            } => write!(f, "{message} (error {code}, SQLSTATE {state})"),
-            Error::ConnectTimeout(t) => {
-                write!(f, "no connection within {} s", t.as_secs_f32())
-            }
-            Error::Connect(e) => write!(f, "cannot connect: {e}"),
-            Error::Tls(e) => write!(f, "TLS handshake failed: {e}"),
-            Error::NoTls => f.write_str("the server does not support TLS"),
-            Error::Refused { request, .. } => write!(
-                f,
-                "refused to send {request} to a server that was not verified"
-            ),
-            Error::UnsupportedAuth(why) => f.write_str(why),
-            Error::Io(e) => write!(f, "{e}"),
-            Error::Protocol(what) => write!(f, "the server broke the protocol: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Connect(e) | Error::Tls(e) | Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Self {
-        Error::Io(e)
-    }
-}
-
-/// One row of a text result set: each column's bytes, `None` for SQL NULL.
-pub type Row = Vec<Option<Vec<u8>>>;
-
-/// A column value as a Rust type.
-pub trait FromValue: Sized {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String>;
-}
-
-impl FromValue for Vec<u8> {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
-        value.ok_or_else(|| "NULL where a value was expected".to_owned())
-    }
-}
-
-impl FromValue for String {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
-        String::from_utf8(Vec::from_value(value)?).map_err(|_| "a value is not UTF-8".to_owned())
-    }
-}
-
-impl FromValue for u16 {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
-        let text = String::from_value(value)?;
-        text.trim()
-            .parse()
-            .map_err(|_| format!("\"{text}\" is not a port number"))
-    }
-}
-
-/// A comparison's result: MySQL and MariaDB return `0` or `1`.
-impl FromValue for bool {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
-        match String::from_value(value)?.trim() {
-            "0" => Ok(false),
-            "1" => Ok(true),
-            other => Err(format!("\"{other}\" is not a truth value")),
-        }
-    }
-}
-
-impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
-        value.map(|v| T::from_value(Some(v))).transpose()
-    }
-}
-
-/// A row as a Rust type: one value, or a tuple of them.
-pub trait FromRow: Sized {
-    fn from_row(row: Row) -> Result<Self, String>;
-}
-
-fn column<T: FromValue>(row: &mut std::vec::IntoIter<Option<Vec<u8>>>) -> Result<T, String> {
-    T::from_value(row.next().ok_or("fewer columns than expected")?)
-}
-
-impl FromRow for String {
-    fn from_row(row: Row) -> Result<Self, String> {
-        column(&mut row.into_iter())
-    }
-}
-
-macro_rules! tuple_from_row {
-    ($($t:ident),+) => {
-        impl<$($t: FromValue),+> FromRow for ($($t,)+) {
-            fn from_row(row: Row) -> Result<Self, String> {
-                let mut it = row.into_iter();
-                Ok(($(column::<$t>(&mut it)?,)+))
-            }
-        }
-    };
-}
-tuple_from_row!(A, B);
-tuple_from_row!(A, B, C);
-tuple_from_row!(A, B, C, D);
-
 /// What TLS a session negotiated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSession {
@@ -231,13 +78,6 @@ pub struct Conn {
     tls: Option<TlsSession>,
     /// Whether the login went through (only then is there a session to quit).
     authenticated: bool,
-}
-
-/// What the server's greeting says (protocol version 10).
-struct Greeting {
-    capabilities: u32,
-    nonce: Vec<u8>,
-    plugin: Plugin,
 }
 
 impl Conn {
@@ -305,7 +145,14 @@ impl Conn {
             Answer::Proof(data) => data,
             _ => unreachable!("native and caching_sha2 answer with a proof"),
         };
-        let response = handshake_response(greeting, opts, self.tls.is_some(), &plugin, &first);
+        let response = handshake_response(
+            greeting,
+            opts.user,
+            opts.database,
+            self.tls.is_some(),
+            &plugin,
+            &first,
+        );
         self.framed.write_packet(&response)?;
         loop {
             let packet = self.framed.read_packet()?;
@@ -507,110 +354,6 @@ fn tcp(host: &str, port: u16, connect: Duration, io: Duration) -> Result<TcpStre
     }))
 }
 
-fn read_greeting(packet: &[u8]) -> Result<Greeting, Error> {
-    if packet.first() == Some(&0xFF) {
-        return Err(server_error(packet));
-    }
-    let bad = |what: &str| Error::Protocol(format!("a malformed greeting ({what})"));
-    let mut r = Reader::new(packet);
-    let version = r.u8()?;
-    if version != 10 {
-        return Err(bad(&format!("protocol version {version}")));
-    }
-    let _server_version = r.nul_terminated();
-    let _connection_id = r.u32()?;
-    let mut nonce = r.take(8)?.to_vec();
-    let _filler = r.u8()?;
-    let mut capabilities = u32::from(r.u16()?);
-    let mut plugin = Plugin::Native;
-    if !r.is_empty() {
-        let _charset = r.u8()?;
-        let _status = r.u16()?;
-        capabilities |= u32::from(r.u16()?) << 16;
-        let data_len = usize::from(r.u8()?);
-        let _reserved = r.take(10)?;
-        if capabilities & cap::SECURE_CONNECTION != 0 {
-            let n = data_len.saturating_sub(8).max(13);
-            let part2 = r.take(n.min(r.len()))?;
-            nonce.extend_from_slice(part2.strip_suffix(&[0]).unwrap_or(part2));
-        }
-        if capabilities & cap::PLUGIN_AUTH != 0 {
-            plugin = Plugin::from_name(r.nul_terminated());
-        }
-    }
-    if capabilities & cap::PROTOCOL_41 == 0 || capabilities & cap::SECURE_CONNECTION == 0 {
-        return Err(Error::UnsupportedAuth(
-            "the server speaks only the pre-4.1 protocol, which the agent does not".into(),
-        ));
-    }
-    Ok(Greeting {
-        capabilities,
-        nonce,
-        plugin,
-    })
-}
-
-/// The capabilities this client asks for (only those the server has).
-fn client_flags(greeting: &Greeting, opts: &ConnectOptions<'_>, tls: bool) -> u32 {
-    let mut flags = cap::LONG_PASSWORD
-        | cap::LONG_FLAG
-        | cap::PROTOCOL_41
-        | cap::TRANSACTIONS
-        | cap::SECURE_CONNECTION
-        | cap::MULTI_RESULTS
-        | cap::PLUGIN_AUTH
-        | cap::PLUGIN_AUTH_LENENC_CLIENT_DATA;
-    if opts.database.is_some() {
-        flags |= cap::CONNECT_WITH_DB;
-    }
-    if tls {
-        flags |= cap::SSL;
-    }
-    flags & greeting.capabilities
-}
-
-/// The SSLRequest: the first 32 bytes of a handshake response, with CLIENT_SSL.
-fn ssl_request(greeting: &Greeting, opts: &ConnectOptions<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32);
-    out.extend_from_slice(&client_flags(greeting, opts, true).to_le_bytes());
-    out.extend_from_slice(&MAX_PACKET.to_le_bytes());
-    out.push(UTF8MB4);
-    out.extend_from_slice(&[0; 23]);
-    out
-}
-
-fn handshake_response(
-    greeting: &Greeting,
-    opts: &ConnectOptions<'_>,
-    tls: bool,
-    plugin: &Plugin,
-    auth_data: &[u8],
-) -> Vec<u8> {
-    let flags = client_flags(greeting, opts, tls);
-    let mut out = Vec::with_capacity(128);
-    out.extend_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&MAX_PACKET.to_le_bytes());
-    out.push(UTF8MB4);
-    out.extend_from_slice(&[0; 23]);
-    out.extend_from_slice(opts.user.as_bytes());
-    out.push(0);
-    if flags & cap::PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
-        put_lenenc_int(&mut out, auth_data.len() as u64);
-    } else {
-        out.push(auth_data.len() as u8);
-    }
-    out.extend_from_slice(auth_data);
-    if let Some(db) = opts.database.filter(|_| flags & cap::CONNECT_WITH_DB != 0) {
-        out.extend_from_slice(db.as_bytes());
-        out.push(0);
-    }
-    if flags & cap::PLUGIN_AUTH != 0 {
-        out.extend_from_slice(plugin.name().as_bytes());
-        out.push(0);
-    }
-    out
-}
-
 /// Sends the SSLRequest and completes a TLS handshake with the agent's configuration for
 /// the mode, before anything else crosses the wire.
 fn start_tls(
@@ -619,7 +362,7 @@ fn start_tls(
     opts: &ConnectOptions<'_>,
     host: &str,
 ) -> Result<(Framed, TlsSession), Error> {
-    framed.write_packet(&ssl_request(greeting, opts))?;
+    framed.write_packet(&ssl_request(greeting, opts.database.is_some()))?;
     let config = opts
         .tls
         .client_config()
@@ -658,36 +401,6 @@ fn start_tls(
     // The handshake response continues the sequence the SSLRequest began.
     let upgraded = Framed::with_sequence(Transport::Tls(Box::new(stream)), seq);
     Ok((upgraded, session))
-}
-
-fn server_error(packet: &[u8]) -> Error {
-    let mut r = Reader::new(packet.get(1..).unwrap_or_default());
-    let code = r.u16().unwrap_or(0);
-    let rest = r.rest();
-    let (state, message) = match rest.strip_prefix(b"#") {
-        Some(tail) if tail.len() >= 5 => {
-            (String::from_utf8_lossy(&tail[..5]).into_owned(), &tail[5..])
-        }
-        _ => ("HY000".to_owned(), rest),
-    };
-    Error::Server {
-        code,
-        state,
-        message: String::from_utf8_lossy(message).into_owned(),
-    }
-}
-
-/// The status flags of an OK packet.
-fn ok_status(packet: &[u8]) -> Result<u16, Error> {
-    let mut r = Reader::new(&packet[1..]);
-    let _affected = r.lenenc_int()?;
-    let _last_id = r.lenenc_int()?;
-    Ok(r.u16()?)
-}
-
-/// The EOF packet of the pre-5.7 framing: 0xFE and at most 8 more bytes.
-fn is_eof(packet: &[u8]) -> bool {
-    packet.first() == Some(&0xFE) && packet.len() < 9
 }
 
 #[cfg(test)]
