@@ -15,45 +15,34 @@
 //! TLS: the connector is rustls with the verifier of the target's mode (`providers::tls`),
 //! shared by the admin connection and every login. The provider opens the socket itself
 //! (`postgres/socket.rs`) and hands it to the driver's `connect_raw` behind an
-//! [`auth_guard::AuthGuard`], which refuses cleartext and MD5 password requests unless the
+//! `auth_guard::AuthGuard`, which refuses cleartext and MD5 password requests unless the
 //! server's certificate was verified or the connection is a Unix socket; SCRAM, with
-//! channel binding whenever TLS is up, is always allowed.
+//! channel binding whenever TLS is up, is always allowed. `connect.rs` opens sessions and
+//! bounds every call, `errors.rs` says what a failure means.
 
 mod auth_guard;
+mod connect;
+mod errors;
+mod scram;
 mod socket;
 
-mod scram;
-
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use tokio_postgres::config::{ChannelBinding, SslMode};
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{Client, Config};
-use tokio_postgres_rustls::MakeRustlsConnect;
 
-use auth_guard::{AuthGuard, GuardedTlsConnect, UnsafePasswordRequest, Watch};
-use socket::PgSocket;
+use connect::{CLIENT_GRACE, CallError, bounded, connect_on, login_name};
 
-/// The rustls connector for our guarded socket (its type is private to the crate).
-type RustlsConnect = <MakeRustlsConnect as MakeTlsConnect<AuthGuard<PgSocket>>>::TlsConnect;
-
-use super::error::{FailureKind, ProviderError, Refusal};
-use super::kind::ProviderKind;
+use super::error::{FailureKind, ProviderError};
 use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
-use super::runtime::{block_on_bounded, login_on_own_runtime};
+use super::runtime::login_on_own_runtime;
 use super::target::Target;
-use super::tls::{self, TlsMode, TlsStatus};
+use super::tls::TlsStatus;
 use crate::secret::Secret;
 
 /// PostgreSQL truncates longer identifiers, which would give the password to another name.
 const MAX_IDENTIFIER_BYTES: usize = 63;
-
-/// Added to the statement timeout on the client side, so that a merely slow statement
-/// ends with the server's own cancel ("canceling statement due to statement timeout").
-const CLIENT_GRACE: Duration = Duration::from_secs(2);
 
 /// How long dropping a provider may wait for the runtime's blocking threads (a name lookup).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -102,100 +91,6 @@ pub struct Postgres {
     client: Option<Client>,
     /// `None` only while dropping.
     runtime: Option<Runtime>,
-}
-
-/// A call that failed or ran out of time, before it becomes a [`ProviderError`].
-enum CallError {
-    Db(tokio_postgres::Error),
-    /// No socket to the server.
-    Connect(std::io::Error),
-    /// No answer within this long.
-    TimedOut(Duration),
-    /// Failed before reaching the database (the TLS settings could not be loaded).
-    Setup(ProviderError),
-}
-
-impl CallError {
-    fn code(&self) -> Option<&SqlState> {
-        match self {
-            CallError::Db(e) => e.code(),
-            CallError::Connect(_) | CallError::TimedOut(_) | CallError::Setup(_) => None,
-        }
-    }
-
-    fn into_provider(self, target: &Target, action: &str) -> ProviderError {
-        match self {
-            CallError::Db(e) => error(target, action, &e),
-            CallError::Connect(e) => ProviderError::new(
-                target,
-                FailureKind::Unreachable,
-                action,
-                format!("error connecting to server: {e}"),
-            ),
-            CallError::TimedOut(waited) => ProviderError::new(
-                target,
-                FailureKind::Timeout,
-                action,
-                format!("database not answering for {} s", waited.as_secs()),
-            ),
-            CallError::Setup(e) => e,
-        }
-    }
-}
-
-/// Runs `future` on `runtime` for at most `budget`, marking the call in flight.
-fn bounded<T>(
-    runtime: &Runtime,
-    budget: Duration,
-    future: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, CallError> {
-    bounded_call(runtime, budget, async {
-        future.await.map_err(CallError::Db)
-    })
-}
-
-fn bounded_call<T>(
-    runtime: &Runtime,
-    budget: Duration,
-    future: impl Future<Output = Result<T, CallError>>,
-) -> Result<T, CallError> {
-    block_on_bounded(runtime, budget, future).unwrap_or(Err(CallError::TimedOut(budget)))
-}
-
-/// Connects and authenticates within the connect timeout; the connection's I/O task runs
-/// on `runtime` whenever a later call drives it. The socket is ours, behind a guard that
-/// refuses a cleartext or MD5 password request on a connection that did not verify the
-/// server (see `auth_guard`).
-fn connect_on(
-    runtime: &Runtime,
-    target: &Target,
-    login: &str,
-    password: &Secret,
-) -> Result<Client, CallError> {
-    let config = config_for(target, login, password);
-    let tls =
-        tls_connector(target, &format!("connecting as \"{login}\"")).map_err(CallError::Setup)?;
-    let watch = if socket::is_unix_socket_dir(&target.host) {
-        // The socket never leaves this machine: whoever listens there is the server.
-        Watch::trusted()
-    } else if config.get_ssl_mode() == SslMode::Disable {
-        Watch::plaintext()
-    } else {
-        Watch::after_ssl_request()
-    };
-    let (client, connection) = bounded_call(runtime, target.timeouts.connect, async {
-        let socket = PgSocket::open(&target.host, target.port, target.timeouts.statement)
-            .await
-            .map_err(CallError::Connect)?;
-        config
-            .connect_raw(AuthGuard::new(socket, watch), tls)
-            .await
-            .map_err(CallError::Db)
-    })?;
-    runtime.spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
 }
 
 impl Postgres {
@@ -480,29 +375,6 @@ impl Provider for Postgres {
     }
 }
 
-/// The TLS hook for the driver. The driver asks the server for TLS first in every mode
-/// but `disable`; with `prefer` it goes on in plaintext only when the server says it has
-/// no TLS, never after a failed handshake. The stream it returns is guarded unless the
-/// mode verified the certificate.
-fn tls_connector(
-    target: &Target,
-    action: &str,
-) -> Result<GuardedTlsConnect<RustlsConnect>, ProviderError> {
-    let config = target
-        .tls
-        .client_config()
-        .map_err(|e| ProviderError::new(target, FailureKind::Tls, action, e.to_string()))?;
-    let inner = MakeTlsConnect::<AuthGuard<PgSocket>>::make_tls_connect(
-        &mut MakeRustlsConnect::new(config),
-        &target.host,
-    )
-    .unwrap_or_else(|never| match never {});
-    Ok(GuardedTlsConnect {
-        inner,
-        verified: target.tls.authenticates_server(),
-    })
-}
-
 /// Logs in as `username` on a fresh connection to the target's database, within the
 /// connect timeout, on a runtime of its own. A missing database counts as success:
 /// PostgreSQL authenticates before it looks the database up.
@@ -531,52 +403,10 @@ fn login_on(
     }
 }
 
-/// The name a login uses: Supabase's pooler wants `user.projectref`, SQL does not.
 /// The SCRAM-SHA-256 verifier sent instead of the password, so the plaintext never
 /// reaches the server's statement log.
 fn verifier(password: &Secret) -> String {
     postgres_protocol::password::scram_sha_256(password.expose().as_bytes())
-}
-
-fn login_name(target: &Target, user: &str) -> String {
-    if target.kind == ProviderKind::PostgresqlSupabase && !target.project_reference.is_empty() {
-        format!("{user}.{}", target.project_reference)
-    } else {
-        user.to_owned()
-    }
-}
-
-fn config_for(target: &Target, login: &str, password: &Secret) -> Config {
-    let mut config = Config::new();
-    let database = if target.database.is_empty() {
-        "postgres"
-    } else {
-        target.database.as_str()
-    };
-    // libpq ignores sslmode on a Unix socket; so does the agent (no TLS there).
-    let ssl_mode = match target.tls.mode {
-        _ if socket::is_unix_socket_dir(&target.host) => SslMode::Disable,
-        TlsMode::Disable => SslMode::Disable,
-        TlsMode::Prefer => SslMode::Prefer,
-        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
-    };
-    config
-        .host(&target.host)
-        .port(target.port)
-        .user(login)
-        .password(password.expose())
-        .dbname(database)
-        .application_name("sikkerkey-agent")
-        .ssl_mode(ssl_mode)
-        // SCRAM-SHA-256-PLUS whenever TLS is up and the server offers it. Not `Require`:
-        // poolers (PgBouncer, Supabase's) and servers before PostgreSQL 11 have no channel
-        // binding, and on an unverified channel the guard already keeps the password back.
-        .channel_binding(ChannelBinding::Prefer)
-        .connect_timeout(target.timeouts.connect)
-        .tcp_user_timeout(target.timeouts.statement)
-        .keepalives(true)
-        .keepalives_idle(std::time::Duration::from_secs(10));
-    config
 }
 
 /// `"name"` with every `"` doubled: the exact name, whatever it contains.
@@ -589,102 +419,10 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// What went wrong with TLS, when the failure is about TLS at all.
-fn tls_failure(target: &Target, e: &tokio_postgres::Error) -> Option<String> {
-    if target.tls.mode == TlsMode::Disable {
-        return None;
-    }
-    tls::explain_failure(e, &target.host, target.tls.mode)
-}
-
-/// The guard's refusal, when it ended the connection, explained with the target's settings.
-fn refused_password(target: &Target, e: &tokio_postgres::Error) -> Option<String> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(refused) = s
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<UnsafePasswordRequest>())
-        {
-            let channel = if refused.over_tls {
-                tls::Unverified::Tls
-            } else {
-                tls::Unverified::Plaintext
-            };
-            return Some(tls::password_refusal(
-                refused.describe(),
-                channel,
-                &target.tls,
-                "; or connect over the server's Unix socket (--host /var/run/postgresql); or have the role log in with SCRAM (pg_hba method scram-sha-256, its password set again under password_encryption = 'scram-sha-256'), which reveals nothing",
-            ));
-        }
-        source = s.source();
-    }
-    None
-}
-
-/// What a refused login's SQLSTATE says: 28P01 is a wrong password (or a role that does
-/// not exist: the server does not say which), 28000 a role that may not log in (NOLOGIN)
-/// or a `pg_hba.conf` entry that refuses it.
-fn refusal(code: &SqlState) -> Option<Refusal> {
-    if *code == SqlState::INVALID_PASSWORD {
-        Some(Refusal::BadPassword)
-    } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
-        Some(Refusal::NotPermitted)
-    } else {
-        None
-    }
-}
-
-fn error(target: &Target, action: &str, e: &tokio_postgres::Error) -> ProviderError {
-    if let Some(why) = refused_password(target, e) {
-        return ProviderError::new(target, FailureKind::Tls, action, why);
-    }
-    if let Some(r) = e.as_db_error().and_then(|db| refusal(db.code())) {
-        let db = e.as_db_error().expect("checked above");
-        return ProviderError::new(
-            target,
-            FailureKind::AuthRejected,
-            action,
-            format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        )
-        .with_refusal(r);
-    }
-    let (kind, detail) = match e.as_db_error() {
-        Some(db) => {
-            let kind = match *db.code() {
-                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-                    FailureKind::AuthRejected
-                }
-                SqlState::INSUFFICIENT_PRIVILEGE => FailureKind::Privilege,
-                SqlState::QUERY_CANCELED | SqlState::LOCK_NOT_AVAILABLE => FailureKind::Timeout,
-                _ => FailureKind::Database,
-            };
-            (
-                kind,
-                format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-            )
-        }
-        None => match tls_failure(target, e) {
-            Some(explained) => (FailureKind::Tls, explained),
-            None => {
-                let mut detail = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(s) = source {
-                    detail.push_str(": ");
-                    detail.push_str(&s.to_string());
-                    source = s.source();
-                }
-                (FailureKind::Unreachable, detail)
-            }
-        },
-    };
-    ProviderError::new(target, kind, action, detail)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::kind::ProviderKind;
 
     #[test]
     fn identifiers_and_literals_are_doubled_not_stripped() {
