@@ -71,14 +71,19 @@ pub fn verify_only(
     password: &Secret,
 ) -> Result<(), ProviderError> {
     match target.kind {
+        // The async drivers log in on a runtime made for this one login.
         #[cfg(feature = "postgres")]
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => {
-            postgres::verify_login(target, username, password)
+            let grace = postgres::SHUTDOWN_GRACE;
+            runtime::login_on_own_runtime(target, username, password, grace, postgres::login_on)
+        }
+        #[cfg(feature = "mongodb")]
+        ProviderKind::Mongodb => {
+            let grace = mongodb::SHUTDOWN_GRACE;
+            runtime::login_on_own_runtime(target, username, password, grace, mongodb::login_on)
         }
         #[cfg(feature = "redis")]
         ProviderKind::Redis => redis::verify_login(target, username, password),
-        #[cfg(feature = "mongodb")]
-        ProviderKind::Mongodb => mongodb::verify_login(target, username, password),
         _ => open(target)?.verify_login(username, password),
     }
 }

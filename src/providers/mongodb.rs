@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 
 use super::error::{FailureKind, ProviderError};
 use super::provider::{Provider, StoredCredential};
-use super::runtime::{block_on_bounded, login_on_own_runtime};
+use super::runtime::block_on_bounded;
 use super::target::Target;
 use super::tls::{self, TlsMode, TlsStatus};
 use crate::secret::{Secret, scrub};
@@ -41,7 +41,7 @@ const ADMIN_DATABASE: &str = "admin";
 const MANAGED_ROLE: &str = "readWrite";
 
 /// How long a client may take to say goodbye (end its sessions) when a job is over.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// An admin client for one MongoDB deployment, with the runtime that drives it.
 pub struct Mongo {
@@ -309,19 +309,9 @@ impl Provider for Mongo {
     }
 }
 
-/// Logs in as `username` with a client of its own on a runtime of its own: the drift
-/// check's one login, with no admin session.
-pub fn verify_login(
-    target: &Target,
-    username: &str,
-    password: &Secret,
-) -> Result<(), ProviderError> {
-    login_on_own_runtime(target, username, password, SHUTDOWN_GRACE, login_on)
-}
-
 /// Authenticates as `username` against the managed database and runs a `ping`, on a
-/// client made for this one login.
-fn login_on(
+/// client made for this one login (new connections, nothing shared with an admin).
+pub(super) fn login_on(
     runtime: &Runtime,
     target: &Target,
     username: &str,

@@ -36,7 +36,6 @@ use connect::{CLIENT_GRACE, CallError, bounded, connect_on, login_name};
 
 use super::error::{FailureKind, ProviderError};
 use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
-use super::runtime::login_on_own_runtime;
 use super::target::Target;
 use super::tls::TlsStatus;
 use crate::secret::Secret;
@@ -45,7 +44,7 @@ use crate::secret::Secret;
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// How long dropping a provider may wait for the runtime's blocking threads (a name lookup).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// The first PostgreSQL version (`server_version_num`) in which CREATEROLE alone no longer
 /// lets a role change another role's password: it also needs ADMIN OPTION on that role.
@@ -376,17 +375,9 @@ impl Provider for Postgres {
 }
 
 /// Logs in as `username` on a fresh connection to the target's database, within the
-/// connect timeout, on a runtime of its own. A missing database counts as success:
-/// PostgreSQL authenticates before it looks the database up.
-pub fn verify_login(
-    target: &Target,
-    username: &str,
-    password: &Secret,
-) -> Result<(), ProviderError> {
-    login_on_own_runtime(target, username, password, SHUTDOWN_GRACE, login_on)
-}
-
-fn login_on(
+/// connect timeout, on `runtime`. A missing database counts as success: PostgreSQL
+/// authenticates before it looks the database up.
+pub(super) fn login_on(
     runtime: &Runtime,
     target: &Target,
     username: &str,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sikkerkey_agent::providers::{self, FailureKind, StoredCredential, Target, postgres};
+use sikkerkey_agent::providers::{self, FailureKind, StoredCredential, Target};
 use sikkerkey_agent::secret::Secret;
 
 use crate::support::assertions::assert_contains;
@@ -37,13 +37,13 @@ db_test!(
 
         // Authentication succeeds, then the database is missing: the password works.
         let missing = target(pg, "no_such_database_here");
-        assert!(postgres::verify_login(&missing, &user, &Secret::new(&pw)).is_ok());
-        let e = postgres::verify_login(&missing, &user, &Secret::new("wrong")).unwrap_err();
+        assert!(providers::verify_only(&missing, &user, &Secret::new(&pw)).is_ok());
+        let e = providers::verify_only(&missing, &user, &Secret::new("wrong")).unwrap_err();
         assert_eq!(e.kind, FailureKind::AuthRejected, "{e}");
 
         let mut dead = target(pg, "postgres");
         dead.port = closed_port();
-        let e = postgres::verify_login(&dead, &user, &Secret::new(&pw)).unwrap_err();
+        let e = providers::verify_only(&dead, &user, &Secret::new(&pw)).unwrap_err();
         assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
         let e = providers::open(&dead).err().expect("nothing listens there");
         assert_eq!(e.kind, FailureKind::Unreachable, "{e}");
