@@ -22,7 +22,7 @@ use tokio::runtime::Runtime;
 
 use super::error::{FailureKind, ProviderError};
 use super::provider::{Provider, StoredCredential};
-use super::runtime::block_on_bounded;
+use super::runtime::{DriverClient, Session, block_on_bounded};
 use super::target::Target;
 use super::tls::{self, TlsMode, TlsStatus};
 use crate::secret::{Secret, scrub};
@@ -48,10 +48,18 @@ pub struct Mongo {
     target: Target,
     /// Where managed users live.
     database: String,
-    /// `None` only while dropping.
-    admin: Option<Client>,
-    /// `None` only while dropping.
-    runtime: Option<Runtime>,
+    session: Session<Client>,
+}
+
+impl DriverClient for Client {
+    const SHUTDOWN_GRACE: Duration = SHUTDOWN_GRACE;
+
+    /// Ends the client's sessions on the server.
+    fn goodbye(self, runtime: &Runtime) {
+        runtime.block_on(async move {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.shutdown()).await;
+        });
+    }
 }
 
 impl Mongo {
@@ -78,19 +86,18 @@ impl Mongo {
         let mongo = Mongo {
             target: target.clone(),
             database,
-            admin: Some(admin),
-            runtime: Some(runtime),
+            session: Session::new(admin, runtime),
         };
         mongo.admin_command(ADMIN_DATABASE, &action, doc! { "ping": 1 })?;
         Ok(mongo)
     }
 
     fn runtime(&self) -> &Runtime {
-        self.runtime.as_ref().expect("runtime present until drop")
+        self.session.runtime()
     }
 
     fn admin(&self) -> &Client {
-        self.admin.as_ref().expect("client present until drop")
+        self.session.client()
     }
 
     /// Runs one driver call to completion, bounded by connect + statement timeouts (server
@@ -174,21 +181,6 @@ impl Mongo {
                 db = self.database,
             ),
         )
-    }
-}
-
-impl Drop for Mongo {
-    /// Ends the admin's sessions, then stops the runtime: after a job no driver thread or
-    /// task is left behind.
-    fn drop(&mut self) {
-        let (Some(admin), Some(runtime)) = (self.admin.take(), self.runtime.take()) else {
-            return;
-        };
-        runtime.block_on(async move {
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, admin.shutdown()).await;
-        });
-        // A name lookup stuck in a blocking thread must not hold the worker up.
-        runtime.shutdown_timeout(SHUTDOWN_GRACE);
     }
 }
 

@@ -36,6 +36,7 @@ use connect::{CLIENT_GRACE, CallError, bounded, connect_on, login_name};
 
 use super::error::{FailureKind, ProviderError};
 use super::provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
+use super::runtime::{DriverClient, Session};
 use super::target::Target;
 use super::tls::TlsStatus;
 use crate::secret::Secret;
@@ -86,10 +87,12 @@ impl RolePrivileges {
 /// An admin connection to one PostgreSQL database, with the runtime that drives it.
 pub struct Postgres {
     target: Target,
-    /// `None` only while dropping.
-    client: Option<Client>,
-    /// `None` only while dropping.
-    runtime: Option<Runtime>,
+    session: Session<Client>,
+}
+
+/// Dropping the client closes the connection.
+impl DriverClient for Client {
+    const SHUTDOWN_GRACE: Duration = SHUTDOWN_GRACE;
 }
 
 impl Postgres {
@@ -106,8 +109,7 @@ impl Postgres {
         .map_err(|e| e.into_provider(target, &action))?;
         let pg = Postgres {
             target: target.clone(),
-            client: Some(client),
-            runtime: Some(runtime),
+            session: Session::new(client, runtime),
         };
         let ms = target.timeouts.statement.as_millis();
         pg.execute(
@@ -120,7 +122,7 @@ impl Postgres {
     }
 
     fn client(&self) -> &Client {
-        self.client.as_ref().expect("client present until drop")
+        self.session.client()
     }
 
     /// One round trip, bounded by the statement timeout plus grace.
@@ -129,7 +131,7 @@ impl Postgres {
         future: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, CallError> {
         bounded(
-            self.runtime.as_ref().expect("runtime present until drop"),
+            self.session.runtime(),
             self.target.timeouts.statement + CLIENT_GRACE,
             future,
         )
@@ -149,16 +151,6 @@ impl Postgres {
     fn execute(&self, action: &str, sql: &str) -> Result<(), ProviderError> {
         self.call(self.client().batch_execute(sql))
             .map_err(|e| e.into_provider(&self.target, action))
-    }
-}
-
-impl Drop for Postgres {
-    /// Closes the connection, then stops the runtime: after a job no driver task is left.
-    fn drop(&mut self) {
-        drop(self.client.take());
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(SHUTDOWN_GRACE);
-        }
     }
 }
 
@@ -351,12 +343,7 @@ impl Provider for Postgres {
     }
 
     fn login(&self, username: &str, password: &Secret) -> Result<(), ProviderError> {
-        login_on(
-            self.runtime.as_ref().expect("runtime present until drop"),
-            &self.target,
-            username,
-            password,
-        )
+        login_on(self.session.runtime(), &self.target, username, password)
     }
 
     fn tls_status(&mut self) -> TlsStatus {
