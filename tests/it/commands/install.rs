@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::TempDir;
 use crate::support::assertions::{Exit, assert_contains, assert_lacks};
-use crate::support::cli::{BIN, mode, run};
+use crate::support::cli::{BIN, bare, mode, run};
 
 use super::python3;
 
@@ -46,47 +46,73 @@ impl StandIns {
     }
 }
 
-/// The environment of `install`/`uninstall` for `platform`: the stand-ins first on PATH,
-/// the definition directory in a temp dir, and a known user name.
-fn service_env(
-    home: &Path,
-    platform: &str,
-    service_dir: &Path,
-    stand_ins: &StandIns,
-) -> Vec<(&'static str, std::ffi::OsString)> {
-    let path = format!(
-        "{}:{}",
-        stand_ins.dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    vec![
-        ("PATH", path.into()),
-        ("SIKKERKEY_HOME", home.into()),
-        ("SIKKERKEY_SERVICE_PLATFORM", platform.into()),
-        ("SIKKERKEY_SERVICE_DIR", service_dir.into()),
-        ("SKA_RECORD", stand_ins.record.clone().into()),
-        ("HOME", home.into()),
-        ("USER", "ska-test-user".into()),
-    ]
+/// One test's service set-up: a temp dir (SIKKERKEY_HOME, and the definition directory
+/// unless the test names another) and stand-ins for the service managers in `managers`.
+struct Setup {
+    tmp: TempDir,
+    stand_ins: StandIns,
 }
 
-fn service_command(
-    home: &Path,
-    platform: &str,
-    service_dir: &Path,
-    stand_ins: &StandIns,
-    args: &[&str],
-) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env_clear()
-        .envs(service_env(home, platform, service_dir, stand_ins));
-    c
-}
+impl Setup {
+    fn new(managers: &[&str]) -> Setup {
+        Setup {
+            tmp: TempDir::new("svc"),
+            stand_ins: StandIns::new(managers),
+        }
+    }
 
-/// [`service_command`] with `tmp` as both SIKKERKEY_HOME and the definition directory.
-fn in_tmp(tmp: &TempDir, platform: &str, stand_ins: &StandIns, args: &[&str]) -> Command {
-    service_command(tmp.path(), platform, tmp.path(), stand_ins, args)
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// What the stand-ins were run with, one call a row.
+    fn calls(&self) -> Vec<Vec<String>> {
+        self.stand_ins.calls()
+    }
+
+    /// `args` for `platform`, with the temp dir as home and definition directory.
+    fn command(&self, platform: &str, args: &[&str]) -> Command {
+        self.command_in(self.path(), platform, self.path(), args)
+    }
+
+    /// `args` for `platform` with this `home` and definition directory.
+    fn command_in(
+        &self,
+        home: &Path,
+        platform: &str,
+        service_dir: &Path,
+        args: &[&str],
+    ) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_clear()
+            .envs(self.env_in(home, platform, service_dir));
+        c
+    }
+
+    /// The environment of `install`/`uninstall` for `platform`: the stand-ins first on
+    /// PATH, the definition directory in a temp dir, and a known user name.
+    fn env_in(
+        &self,
+        home: &Path,
+        platform: &str,
+        service_dir: &Path,
+    ) -> Vec<(&'static str, std::ffi::OsString)> {
+        let path = format!(
+            "{}:{}",
+            self.stand_ins.dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        vec![
+            ("PATH", path.into()),
+            ("SIKKERKEY_HOME", home.into()),
+            ("SIKKERKEY_SERVICE_PLATFORM", platform.into()),
+            ("SIKKERKEY_SERVICE_DIR", service_dir.into()),
+            ("SKA_RECORD", self.stand_ins.record.clone().into()),
+            ("HOME", home.into()),
+            ("USER", "ska-test-user".into()),
+        ]
+    }
 }
 
 /// The name of the user running the tests, as the service would get it.
@@ -151,6 +177,14 @@ fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The unit's `Environment=` assignments, each split as systemd splits it.
+fn unit_environment(unit: &str) -> Vec<String> {
+    unit_values(unit, "Environment")
+        .iter()
+        .flat_map(|v| systemd_words(v, false))
+        .collect()
+}
+
 /// The agent binary at a path with a space, `$` and `%`: a hard link when the file system
 /// allows, else a copy. `current_exe` then reports this path.
 fn awkward_binary(dir: &Path) -> PathBuf {
@@ -196,10 +230,7 @@ fn install_prints_a_systemd_unit_that_systemd_accepts() {
         systemd_words(exec[0], true),
         [exe.to_str().unwrap(), "start", "--secret", "sk_unit"]
     );
-    let env: Vec<String> = unit_values(&unit, "Environment")
-        .iter()
-        .flat_map(|v| systemd_words(v, false))
-        .collect();
+    let env = unit_environment(&unit);
     assert_eq!(
         env,
         [
@@ -286,14 +317,12 @@ fn systemd_analyze() -> Option<&'static str> {
 #[test]
 fn install_prints_a_well_formed_launchd_plist() {
     let Some(python) = python3() else { return };
-    let tmp = TempDir::new("svc");
-    let home = tmp.path().join("a&b <c> 'd' \"e\"");
-    let stand_ins = StandIns::new(&[]);
-    let out = run(service_command(
+    let setup = Setup::new(&[]);
+    let home = setup.path().join("a&b <c> 'd' \"e\"");
+    let out = run(setup.command_in(
         &home,
         "launchd",
-        &tmp.path().join("LaunchAgents"),
-        &stand_ins,
+        &setup.path().join("LaunchAgents"),
         &["install", "--secret", "sk_mac"],
     ))
     .expect(Exit::Ok);
@@ -341,7 +370,7 @@ print(json.dumps(d))
             "StandardErrorPath": log
         })
     );
-    let dest = tmp
+    let dest = setup
         .path()
         .join("LaunchAgents/com.sikkerkey.agent.sk_mac.plist");
     assert_contains(
@@ -352,15 +381,8 @@ print(json.dumps(d))
 
 #[test]
 fn install_prints_windows_commands_with_an_sc_fallback() {
-    let tmp = TempDir::new("svc");
-    let stand_ins = StandIns::new(&[]);
-    let out = run(in_tmp(
-        &tmp,
-        "windows",
-        &stand_ins,
-        &["install", "--secret", "sk_win-1"],
-    ))
-    .expect(Exit::Ok);
+    let setup = Setup::new(&[]);
+    let out = run(setup.command("windows", &["install", "--secret", "sk_win-1"])).expect(Exit::Ok);
     for want in [
         &format!("nssm install SikkerKeyAgent_sk_win_1 {BIN} start --secret sk_win-1\r\n"),
         "nssm set SikkerKeyAgent_sk_win_1 AppExit Default Restart\r\n",
@@ -377,15 +399,14 @@ fn install_prints_windows_commands_with_an_sc_fallback() {
             out.stdout
         );
     }
-    assert!(stand_ins.calls().is_empty());
+    assert!(setup.calls().is_empty());
 }
 
 #[test]
 fn install_now_and_uninstall_drive_systemd() {
-    let tmp = TempDir::new("svc");
-    let units = tmp.path().join("units");
-    let stand_ins = StandIns::new(&["systemctl"]);
-    let cmd = |args: &[&str]| service_command(tmp.path(), "systemd", &units, &stand_ins, args);
+    let setup = Setup::new(&["systemctl"]);
+    let units = setup.path().join("units");
+    let cmd = |args: &[&str]| setup.command_in(setup.path(), "systemd", &units, args);
     let printed = run(cmd(&["install", "--secret", "sk_sd"]))
         .expect(Exit::Ok)
         .stdout;
@@ -403,7 +424,7 @@ fn install_now_and_uninstall_drive_systemd() {
         out.stdout
     );
     assert_eq!(
-        stand_ins.calls(),
+        setup.calls(),
         [
             call(&["systemctl", "daemon-reload"]),
             call(&[
@@ -422,7 +443,7 @@ fn install_now_and_uninstall_drive_systemd() {
         "stopped and disabled sikkerkey-agent-sk_sd.service",
     );
     assert_eq!(
-        stand_ins.calls()[2..],
+        setup.calls()[2..],
         [
             call(&[
                 "systemctl",
@@ -441,20 +462,18 @@ fn install_now_and_uninstall_drive_systemd() {
             unit_path.display()
         ),
     );
-    assert_eq!(stand_ins.calls().len(), 4);
+    assert_eq!(setup.calls().len(), 4);
 }
 
 #[test]
 fn install_now_rolls_back_when_the_service_manager_fails() {
-    let tmp = TempDir::new("svc");
-    let units = tmp.path().join("units");
+    let setup = Setup::new(&["systemctl"]);
+    let units = setup.path().join("units");
     let unit_path = units.join("sikkerkey-agent-sk_fail.service");
-    let stand_ins = StandIns::new(&["systemctl"]);
-    let mut c = service_command(
-        tmp.path(),
+    let mut c = setup.command_in(
+        setup.path(),
         "systemd",
         &units,
-        &stand_ins,
         &["install", "--secret", "sk_fail", "--now"],
     );
     c.env("SKA_STANDIN_FAIL", "1");
@@ -469,7 +488,7 @@ fn install_now_rolls_back_when_the_service_manager_fails() {
         "the unit stayed after a failed install"
     );
     assert_eq!(
-        stand_ins.calls(),
+        setup.calls(),
         [
             call(&["systemctl", "daemon-reload"]),
             call(&["systemctl", "daemon-reload"])
@@ -478,11 +497,10 @@ fn install_now_rolls_back_when_the_service_manager_fails() {
 
     // A reinstall that fails puts the unit that was there back.
     std::fs::write(&unit_path, "[Unit]\nDescription=the old one\n").unwrap();
-    let mut c = service_command(
-        tmp.path(),
+    let mut c = setup.command_in(
+        setup.path(),
         "systemd",
         &units,
-        &stand_ins,
         &["install", "--secret", "sk_fail", "--now"],
     );
     c.env("SKA_STANDIN_FAIL", "1");
@@ -495,14 +513,13 @@ fn install_now_rolls_back_when_the_service_manager_fails() {
     std::fs::remove_file(&unit_path).unwrap();
 
     // Without a service manager at all.
-    let mut c = service_command(
-        tmp.path(),
+    let mut c = setup.command_in(
+        setup.path(),
         "systemd",
         &units,
-        &StandIns::new(&[]),
         &["install", "--secret", "sk_fail", "--now"],
     );
-    c.env("PATH", tmp.path());
+    c.env("PATH", setup.path());
     let out = run(c).expect(Exit::Failure);
     assert_contains(&out.stderr, "`systemctl` was not found on PATH");
     assert!(!unit_path.exists());
@@ -575,11 +592,10 @@ fn without_a_running_systemd_install_leaves_nothing_and_uninstall_still_deletes(
 
 #[test]
 fn install_now_and_uninstall_drive_launchd() {
-    let tmp = TempDir::new("svc");
-    let home = tmp.path().join("home");
-    let agents = tmp.path().join("LaunchAgents");
-    let stand_ins = StandIns::new(&["launchctl"]);
-    let cmd = |args: &[&str]| service_command(&home, "launchd", &agents, &stand_ins, args);
+    let setup = Setup::new(&["launchctl"]);
+    let home = setup.path().join("home");
+    let agents = setup.path().join("LaunchAgents");
+    let cmd = |args: &[&str]| setup.command_in(&home, "launchd", &agents, args);
     run(cmd(&["install", "--secret", "sk_ld", "--now"])).expect(Exit::Ok);
     let plist = agents.join("com.sikkerkey.agent.sk_ld.plist");
     assert_eq!(mode(&plist), 0o644);
@@ -588,23 +604,22 @@ fn install_now_and_uninstall_drive_launchd() {
         "the log directory must exist before launchd opens the log"
     );
     let plist_arg = plist.to_str().unwrap();
-    assert_eq!(stand_ins.calls(), [call(&["launchctl", "load", plist_arg])]);
+    assert_eq!(setup.calls(), [call(&["launchctl", "load", plist_arg])]);
     run(cmd(&["uninstall", "--secret", "sk_ld"])).expect(Exit::Ok);
     assert!(!plist.exists());
     assert_eq!(
-        stand_ins.calls()[1..],
+        setup.calls()[1..],
         [call(&["launchctl", "unload", plist_arg])]
     );
 }
 
 #[test]
 fn install_now_and_uninstall_drive_nssm() {
-    let tmp = TempDir::new("svc");
-    let stand_ins = StandIns::new(&["nssm"]);
-    let cmd = |args: &[&str]| in_tmp(&tmp, "windows", &stand_ins, args);
+    let setup = Setup::new(&["nssm"]);
+    let cmd = |args: &[&str]| setup.command("windows", args);
     run(cmd(&["install", "--secret", "sk_w", "--now"])).expect(Exit::Ok);
-    let calls = stand_ins.calls();
-    let home = tmp.path().display().to_string();
+    let calls = setup.calls();
+    let home = setup.path().display().to_string();
     assert_eq!(
         calls[0],
         call(&[
@@ -638,22 +653,21 @@ fn install_now_and_uninstall_drive_nssm() {
     let n = calls.len();
     run(cmd(&["uninstall", "--secret", "sk_w"])).expect(Exit::Ok);
     assert_eq!(
-        stand_ins.calls()[n..],
+        setup.calls()[n..],
         [
             call(&["nssm", "stop", "SikkerKeyAgent_sk_w"]),
             call(&["nssm", "remove", "SikkerKeyAgent_sk_w", "confirm"]),
         ]
     );
     // No NSSM: a clear error and nothing run.
-    let without = StandIns::new(&[]);
-    let mut c = service_command(
-        tmp.path(),
+    let without = Setup::new(&[]);
+    let mut c = without.command_in(
+        setup.path(),
         "windows",
-        tmp.path(),
-        &without,
+        setup.path(),
         &["install", "--secret", "sk_w", "--now"],
     );
-    c.env("PATH", without.dir.path());
+    c.env("PATH", without.stand_ins.dir.path());
     let out = run(c).expect(Exit::Failure);
     assert_contains(
         &out.stderr,
@@ -664,14 +678,8 @@ fn install_now_and_uninstall_drive_nssm() {
 
 #[test]
 fn install_runs_the_service_as_the_user_behind_sudo() {
-    let tmp = TempDir::new("svc");
-    let stand_ins = StandIns::new(&[]);
-    let mut c = in_tmp(
-        &tmp,
-        "systemd",
-        &stand_ins,
-        &["install", "--secret", "sk_sudo"],
-    );
+    let setup = Setup::new(&[]);
+    let mut c = setup.command("systemd", &["install", "--secret", "sk_sudo"]);
     c.env_remove("SIKKERKEY_HOME")
         .env("SUDO_USER", "nobody")
         .env("USER", "root");
@@ -692,12 +700,7 @@ fn install_runs_the_service_as_the_user_behind_sudo() {
         );
         assert_lacks(&out.stderr, "will run as root");
         // launchd agents belong to the user: refused under sudo.
-        let mut c = in_tmp(
-            &tmp,
-            "launchd",
-            &stand_ins,
-            &["install", "--secret", "sk_sudo"],
-        );
+        let mut c = setup.command("launchd", &["install", "--secret", "sk_sudo"]);
         c.env("SUDO_USER", "nobody");
         let out = run(c).expect(Exit::Failure);
         assert_contains(&out.stderr, "run `install` without sudo");
@@ -709,44 +712,24 @@ fn install_runs_the_service_as_the_user_behind_sudo() {
 
 #[test]
 fn install_refuses_bad_input() {
-    let tmp = TempDir::new("svc");
-    let stand_ins = StandIns::new(&[]);
-    let out = run(in_tmp(
-        &tmp,
-        "solaris",
-        &stand_ins,
-        &["install", "--secret", "sk_x"],
-    ))
-    .expect(Exit::Usage);
+    let setup = Setup::new(&[]);
+    let out = run(setup.command("solaris", &["install", "--secret", "sk_x"])).expect(Exit::Usage);
     assert_contains(&out.stderr, "unknown service platform \"solaris\"");
-    run(in_tmp(
-        &tmp,
-        "systemd",
-        &stand_ins,
-        &["install", "--secret", "x/../y"],
-    ))
-    .expect(Exit::Usage);
-    run(in_tmp(&tmp, "systemd", &stand_ins, &["install"])).expect(Exit::Usage);
-    run(in_tmp(
-        &tmp,
-        "systemd",
-        &stand_ins,
-        &["uninstall", "--secret", "sk_x", "--now"],
-    ))
-    .expect(Exit::Usage);
-    assert!(stand_ins.calls().is_empty());
+    run(setup.command("systemd", &["install", "--secret", "x/../y"])).expect(Exit::Usage);
+    run(setup.command("systemd", &["install"])).expect(Exit::Usage);
+    run(setup.command("systemd", &["uninstall", "--secret", "sk_x", "--now"])).expect(Exit::Usage);
+    assert!(setup.calls().is_empty());
 }
 
 /// `sudo sikkerkey agent install --secret sk_abc123 --now` from sync-agent.txt, through a
 /// symlink named `sikkerkey`.
 #[test]
 fn the_official_install_command_line_works_through_a_symlink() {
-    let tmp = TempDir::new("svc");
-    let link = tmp.path().join("sikkerkey");
+    let setup = Setup::new(&["systemctl"]);
+    let link = setup.path().join("sikkerkey");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
-    let units = tmp.path().join("units");
-    let stand_ins = StandIns::new(&["systemctl"]);
-    let env = service_env(tmp.path(), "systemd", &units, &stand_ins);
+    let units = setup.path().join("units");
+    let env = setup.env_in(setup.path(), "systemd", &units);
     let mut official = Command::new(&link);
     official
         .args(["agent", "install", "--secret", "sk_abc123", "--now"])
@@ -760,7 +743,7 @@ fn the_official_install_command_line_works_through_a_symlink() {
         [format!("\"{BIN}\" start --secret sk_abc123").as_str()]
     );
     assert_eq!(
-        stand_ins.calls()[1],
+        setup.calls()[1],
         call(&[
             "systemctl",
             "enable",
@@ -796,22 +779,15 @@ fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
     let tmp = TempDir::new("svc");
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let mut c = Command::new(BIN);
-    c.args(["install", "--secret", "sk_env"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SIKKERKEY_HOME", &home)
-        .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+    let mut c = bare(&home, &["install", "--secret", "sk_env"]);
+    c.env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
         .env("USER", "root")
         .env("HTTPS_PROXY", "http://proxy.corp:3128")
         .env("NO_PROXY", "localhost,.internal")
         .env("SIKKERKEY_CA_FILE", "/etc/ska/corp ca%.pem")
         .env("http_proxy", "http://ann:s3cretpw@proxy.corp:3128");
     let out = run(c).expect(Exit::Ok);
-    let env: Vec<String> = unit_values(&out.stdout, "Environment")
-        .iter()
-        .flat_map(|v| systemd_words(v, false))
-        .collect();
+    let env = unit_environment(&out.stdout);
     assert_eq!(
         env,
         [
@@ -838,22 +814,15 @@ fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
 #[test]
 fn install_carries_the_libpq_tls_variables() {
     let tmp = TempDir::new("svc");
-    let mut c = Command::new(BIN);
-    c.args(["install", "--secret", "sk_pg"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SIKKERKEY_HOME", tmp.path())
-        .env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+    let mut c = bare(tmp.path(), &["install", "--secret", "sk_pg"]);
+    c.env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
         .env("USER", "root")
         .env("PGSSLMODE", "verify-full")
         .env("PGSSLROOTCERT", "/etc/pg/root ca.pem")
         .env("PGSSLCERT", "/etc/pg/client.crt")
         .env("PGSSLKEY", "client.key");
     let out = run(c).expect(Exit::Ok);
-    let env: Vec<String> = unit_values(&out.stdout, "Environment")
-        .iter()
-        .flat_map(|v| systemd_words(v, false))
-        .collect();
+    let env = unit_environment(&out.stdout);
     assert_eq!(
         env[1..],
         [
