@@ -20,6 +20,7 @@ mod healing;
 mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
+mod matrix;
 mod ops;
 mod scenarios;
 mod tls;
@@ -66,5 +67,5 @@ mod pg_privileges;
 #[cfg(feature = "postgres")]
 mod systemd;
 
-#[cfg(all(feature = "mysql", feature = "postgres"))]
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod statement_logs;

