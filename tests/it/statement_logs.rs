@@ -146,7 +146,7 @@ pub fn postgres_log_never_sees_the_new_password(pg: &Pg, log_path: &std::path::P
     w.cp.set_pending(&w.secret, "rot_pglog", &secret_value(&w.user, &new_pw));
     w.wait_confirmed("rot_pglog", &agent);
     reset();
-    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    let log = String::from_utf8_lossy(&std::fs::read(log_path).unwrap()).into_owned();
     assert!(
         log.lines().any(|l| l.contains("statement: ALTER ROLE")
             && l.contains(&w.user)

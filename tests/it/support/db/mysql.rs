@@ -193,8 +193,17 @@ impl Database for My {
         }
     }
     fn can_login(&self, name: &str, password: &str) -> bool {
-        self.try_login(name, password)
-            .unwrap_or_else(|e| panic!("cannot reach the test server: {e}"))
+        match self.try_login(name, password) {
+            Ok(ok) => ok,
+            // MySQL 9 answers a login to an account that does not exist with a plugin the
+            // client does not speak (sha256_password); no account, no login.
+            Err(::mysql::Error::DriverError(::mysql::DriverError::UnknownAuthPlugin(_)))
+                if self.hosts(name).is_empty() =>
+            {
+                false
+            }
+            Err(e) => panic!("cannot reach the test server: {e}"),
+        }
     }
     fn block_login(&self, name: &str) {
         for host in self.hosts(name) {
@@ -212,8 +221,9 @@ impl Database for My {
             ));
         }
     }
+    /// Within Oracle MySQL's 32 characters (MariaDB allows 80).
     fn hostile_name(&self) -> String {
-        format!("app'\"; DROP USER x; --\\ø{}", unique_name("h"))
+        format!("'\";DROP x;--\\ø{}", unique_name("h"))
     }
     fn weak_admin(&self) -> WeakAdmin {
         let (user, password) = self.limited_admin(&[]);
