@@ -22,12 +22,11 @@ mod postgres;
 #[macro_use]
 mod redis;
 
-use crate::support::require_env;
-
 /// `SKA_{prefix}_{name}` from tests/services/matrix.sh, or `None` (a skip outside CI, a
 /// failure under it).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub fn var(prefix: &str, name: &str) -> Option<String> {
-    require_env(
+    crate::support::require_env(
         &format!("SKA_{prefix}_{name}"),
         &format!("the matrix server {prefix}"),
     )
