@@ -84,6 +84,8 @@ debroot_build() {
       n=$((n + 1))
     done < <(echo "$plan" | sed -n 's/^Inst \([^ ]*\) (\([^ ]*\) .*/\1 \2/p')
     [[ $n -gt 0 ]] || { log "apt planned nothing for $*"; exit 1; }
+    # Unpacked: the .debs are not needed again (a new build downloads what it needs).
+    rm -f "$state/archives/"*.deb
   ) 8>"$state/.lock" || { rm -rf "$tmp"; return 1; }
   [[ -x "$tmp/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" ]] || {
     log "no dynamic loader in the $suite root"; rm -rf "$tmp"; return 1; }
