@@ -25,7 +25,7 @@ use super::{
 };
 use crate::secret::{Secret, scrub};
 
-use sql::{AccountAuth, AuthMethod, Snapshot};
+use sql::{AccountAuth, AuthMethod, SHA2_ROUNDS_QUERY, Snapshot};
 pub use sql::{Dialect, Flavor};
 
 /// Server error codes the provider acts on (shared by MySQL and MariaDB unless noted).
@@ -83,6 +83,16 @@ impl Mysql {
                 .query_first("SELECT VERSION(), @@SESSION.sql_mode")?
                 .unwrap_or_default();
             let dialect = Dialect::from_server(&version, &sql_mode);
+            // New caching_sha2_password hashes get the server's configured round count.
+            let rounds = match dialect.reads_sha2_rounds() {
+                true => conn
+                    .query_first::<(u32,)>(SHA2_ROUNDS_QUERY)
+                    .ok()
+                    .flatten()
+                    .map(|(rounds,)| rounds),
+                false => None,
+            };
+            let dialect = dialect.with_sha2_rounds(rounds);
             let seconds = target.timeouts.statement.as_secs().max(1);
             conn.query_drop(&format!("SET SESSION lock_wait_timeout = {seconds}"))?;
             if dialect.flavor == Flavor::Mariadb {

@@ -698,6 +698,9 @@ pub fn explain_text(text: &str, host: &str, mode: TlsMode) -> Option<String> {
         "TLS handshake timed out",
     ]) {
         "the server did not answer in TLS: is this its TLS port, and is TLS on there?".to_owned()
+    } else if has(&["unexpected end of file", "UnexpectedEof"]) {
+        // A plaintext mongod closes the connection on a ClientHello.
+        "the server did not answer in TLS (it closed the connection in the handshake): is this its TLS port, and is TLS on there?".to_owned()
     } else if has(&[
         "CertificateRequired",
         "certificate required",
