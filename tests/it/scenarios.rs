@@ -455,6 +455,9 @@ macro_rules! shared_scenarios {
         $crate::support::db::db_test!(admin_lacks_privileges, $open, |db| {
             $crate::scenarios::admin_lacks_privileges(db)
         });
+        $crate::support::db::db_test!(drift_a_dropped_user_is_recreated, $open, |db| {
+            $crate::drift::a_dropped_user_is_recreated(db)
+        });
     };
 }
 #[allow(unused_imports)]

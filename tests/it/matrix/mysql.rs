@@ -11,8 +11,16 @@ use crate::support::random_text;
 use crate::support::world::{World, assert_password, secret_value};
 use crate::tls::{Pki, Server, Servers, TlsServer};
 
+/// The server as agents reach it: Oracle MySQL with `verify-full` (its accounts use
+/// caching_sha2_password, whose logins after a password change need a verified server),
+/// MariaDB with the provider's default.
 pub fn open(prefix: &str) -> Option<My> {
-    My::from_env(prefix, &format!("the matrix server {prefix}"))
+    let service = format!("the matrix server {prefix}");
+    let my = My::from_env(prefix, &service)?;
+    if my.is_oracle_mysql() {
+        return My::from_env_verified(prefix, &service);
+    }
+    Some(my)
 }
 
 /// One matrix server seen by the TLS checks: `tls` logs in as the REQUIRE SSL admin.
@@ -51,6 +59,9 @@ impl TlsServer for MyTls {
     }
     fn servers(&self) -> &Servers {
         &self.pair
+    }
+    fn wrong_password_needs_verified_server(&self) -> bool {
+        self.my.is_oracle_mysql()
     }
     fn restrict(&self, name: &str, client_cert: bool) -> bool {
         let require = if client_cert { "X509" } else { "SSL" };

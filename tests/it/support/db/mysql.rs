@@ -28,6 +28,9 @@ pub struct My {
     pub port: u16,
     pub admin_user: String,
     pub admin_pass: String,
+    /// The CA the agent verifies the server with (`verify-full`), for servers whose
+    /// caching_sha2_password logins need it; `None`: the provider's default, `prefer`.
+    pub agent_ca: Option<String>,
 }
 
 /// `'text'` for the test's NO_BACKSLASH_ESCAPES sessions.
@@ -50,7 +53,18 @@ impl My {
             port: var("PORT")?.parse().unwrap(),
             admin_user: var("ADMIN_USER")?,
             admin_pass: var("ADMIN_PASS")?,
+            agent_ca: None,
         })
+    }
+
+    /// [`My::from_env`] for a server with TLS from the run's CA, which agents reach with
+    /// `verify-full`: MySQL 8+'s caching_sha2_password logins send the password itself
+    /// when the server's cache lacks it (always, right after a password change), and the
+    /// agent gives it only to a server it verified.
+    pub fn from_env_verified(prefix: &str, service: &str) -> Option<My> {
+        let mut my = Self::from_env(prefix, service)?;
+        my.agent_ca = Some(require_env("SKA_TLS_CA", service)?);
+        Some(my)
     }
 
     /// Whether the server is Oracle MySQL (not MariaDB).
@@ -179,6 +193,10 @@ impl Database for My {
     }
     fn admin_password(&self) -> String {
         self.admin_pass.clone()
+    }
+    fn agent_tls(&self) -> Option<Value> {
+        let ca = self.agent_ca.as_ref()?;
+        Some(json!({"mode": "verify-full", "caFile": ca}))
     }
     fn create_user(&self, name: &str, password: &str) {
         self.exec(&format!(
