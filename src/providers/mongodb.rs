@@ -127,6 +127,11 @@ impl Mongo {
     /// Whether `username` exists in the managed database (`usersInfo {user, db}`, which
     /// takes the name as data, never parsed as `user@db`).
     fn find_user(&self, username: &str) -> Result<bool, ProviderError> {
+        Ok(self.user_document(username)?.is_some())
+    }
+
+    /// The user's `usersInfo` document, if the user exists in the managed database.
+    fn user_document(&self, username: &str) -> Result<Option<Document>, ProviderError> {
         let reply = self.admin_command(
             &self.database,
             &format!(
@@ -143,11 +148,14 @@ impl Mongo {
                 "the reply has no users array",
             )
         })?;
-        Ok(users.iter().any(|u| match u {
-            Bson::Document(d) => {
-                d.get_str("user") == Ok(username) && d.get_str("db") == Ok(self.database.as_str())
+        Ok(users.iter().find_map(|u| match u {
+            Bson::Document(d)
+                if d.get_str("user") == Ok(username)
+                    && d.get_str("db") == Ok(self.database.as_str()) =>
+            {
+                Some(d.clone())
             }
-            _ => false,
+            _ => None,
         }))
     }
 
@@ -261,7 +269,17 @@ impl Provider for Mongo {
             "setting the password of user \"{username}\" in database \"{}\"",
             self.database
         );
-        let command = doc! { "updateUser": username, "pwd": password.expose() };
+        let mut command = doc! { "updateUser": username, "pwd": password.expose() };
+        // Without `mechanisms`, a new password gets every SCRAM mechanism the server
+        // supports: a user kept on SCRAM-SHA-1 (or on SCRAM-SHA-256) alone would gain the
+        // other. Name the ones it has, so only the password changes.
+        if let Some(mechanisms) = self
+            .user_document(username)?
+            .as_ref()
+            .and_then(scram_mechanisms)
+        {
+            command.insert("mechanisms", mechanisms);
+        }
         self.admin_command(&self.database, &action, command)
             .map(drop)
     }
@@ -344,6 +362,18 @@ fn run_bounded<T>(
         Some(result) => result.map_err(CallError::Driver),
         None => Err(CallError::TimedOut(budget)),
     }
+}
+
+/// The SCRAM mechanisms a `usersInfo` document lists, when it lists any (servers before
+/// 4.0, and some compatible ones, do not).
+fn scram_mechanisms(user: &Document) -> Option<Bson> {
+    let listed = user.get_array("mechanisms").ok()?;
+    let scram: Vec<Bson> = listed
+        .iter()
+        .filter(|m| m.as_str().is_some_and(|m| m.starts_with("SCRAM-")))
+        .cloned()
+        .collect();
+    (!scram.is_empty()).then_some(Bson::Array(scram))
 }
 
 /// Where managed users live: the target's database, `admin` when none is given.
@@ -639,6 +669,25 @@ mod tests {
             ),
             "SCRAM failure: authentication failed: Command failed: Error code 18 (AuthenticationFailed): authentication failed"
         );
+    }
+
+    #[test]
+    fn the_users_scram_mechanisms_are_named_again() {
+        let user = doc! { "user": "u", "db": "app", "mechanisms": ["SCRAM-SHA-1"] };
+        assert_eq!(
+            scram_mechanisms(&user),
+            Some(Bson::Array(vec!["SCRAM-SHA-1".into()]))
+        );
+        let both = doc! { "mechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256", "MONGODB-X509"] };
+        assert_eq!(
+            scram_mechanisms(&both),
+            Some(Bson::Array(vec![
+                "SCRAM-SHA-1".into(),
+                "SCRAM-SHA-256".into()
+            ]))
+        );
+        assert_eq!(scram_mechanisms(&doc! { "user": "u" }), None);
+        assert_eq!(scram_mechanisms(&doc! { "mechanisms": [] }), None);
     }
 
     #[test]

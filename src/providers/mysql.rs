@@ -34,6 +34,7 @@ use super::tls::TlsStatus;
 use crate::secret::Secret;
 
 use snapshot::{AccountAuth, Snapshot};
+use sql::SHA2_ROUNDS_QUERY;
 pub use sql::{Dialect, Flavor};
 
 /// An admin session on one MySQL or MariaDB server.
@@ -62,6 +63,16 @@ impl Mysql {
                 .query_first("SELECT VERSION(), @@SESSION.sql_mode")?
                 .unwrap_or_default();
             let dialect = Dialect::from_server(&version, &sql_mode);
+            // New caching_sha2_password hashes get the server's configured round count.
+            let rounds = match dialect.reads_sha2_rounds() {
+                true => conn
+                    .query_first::<(u32,)>(SHA2_ROUNDS_QUERY)
+                    .ok()
+                    .flatten()
+                    .map(|(rounds,)| rounds),
+                false => None,
+            };
+            let dialect = dialect.with_sha2_rounds(rounds);
             let seconds = target.timeouts.statement.as_secs().max(1);
             conn.query_drop(&format!("SET SESSION lock_wait_timeout = {seconds}"))?;
             if dialect.flavor == Flavor::Mariadb {

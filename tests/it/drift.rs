@@ -204,6 +204,16 @@ fn dropped(w: &World) {
     w.db.drop_user(&w.user);
 }
 
+/// The user is dropped behind the agent's back: reported, then created again with the
+/// live value (one of the shared scenarios, so it runs on every server version).
+pub fn a_dropped_user_is_recreated(db: &dyn Database) {
+    report(
+        db.provider_type(),
+        "user dropped",
+        drift_is_reported_and_repaired(db, &dropped),
+    );
+}
+
 fn report(provider: &str, how: &str, (reported, repaired): (Duration, Duration)) {
     eprintln!(
         "MEASURED: {provider} {how}: error heartbeat after {} ms, live value logs in after {} ms (drift interval {DRIFT_MS} ms, poll 150 ms)",
@@ -222,16 +232,6 @@ fn report(provider: &str, how: &str, (reported, repaired): (Duration, Duration))
 mod postgres {
     use super::*;
     use crate::support::db::postgres::Pg;
-
-    #[test]
-    fn a_dropped_role_is_recreated() {
-        let Some(pg) = Pg::open() else { return };
-        report(
-            "PostgreSQL",
-            "role dropped",
-            drift_is_reported_and_repaired(&pg, &dropped),
-        );
-    }
 
     #[test]
     fn a_password_changed_by_hand_is_set_back() {
@@ -411,45 +411,6 @@ mod postgres {
         assert!(!agent.output().contains("drift repaired"));
         w.finish(agent, &[&w.old_pw]);
     }
-}
-
-#[cfg(feature = "mysql")]
-#[test]
-fn mysql_a_dropped_user_is_recreated() {
-    let Some(my) = crate::support::db::mysql::My::open() else {
-        return;
-    };
-    report(
-        "MariaDB",
-        "user dropped",
-        drift_is_reported_and_repaired(&my, &dropped),
-    );
-}
-
-#[cfg(feature = "redis")]
-#[test]
-fn redis_a_dropped_user_is_recreated() {
-    let Some(db) = crate::support::db::redis::RedisServer::open() else {
-        return;
-    };
-    report(
-        "Redis",
-        "user dropped",
-        drift_is_reported_and_repaired(&db, &dropped),
-    );
-}
-
-#[cfg(feature = "mongodb")]
-#[test]
-fn mongodb_a_dropped_user_is_recreated() {
-    let Some(mongo) = crate::support::db::mongodb::Mongo::open() else {
-        return;
-    };
-    report(
-        "MongoDB",
-        "user dropped",
-        drift_is_reported_and_repaired(&mongo, &dropped),
-    );
 }
 
 /// MariaDB: a locked account (ACCOUNT LOCK) is not a wrong password. The test server's

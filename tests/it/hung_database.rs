@@ -48,12 +48,17 @@ fn freeze_mid_statement(pg: &Pg, w: &World, agent: &AgentProcess, rotation: &str
 #[test]
 fn a_database_frozen_mid_statement_is_reported_and_settles_without_a_restart() {
     let Some(pg) = Pg::open() else { return };
+    frozen_mid_statement_is_reported_and_settles(&pg);
+}
+
+/// The scenario of the test above against `pg` (the matrix runs it on every version).
+pub fn frozen_mid_statement_is_reported_and_settles(pg: &Pg) {
     let old_pw = format!("old-{}", random_text(12));
-    let w = World::new(&pg, crate::support::unique_name("ska_hang"), old_pw, true);
+    let w = World::new(pg, crate::support::unique_name("ska_hang"), old_pw, true);
     let agent = start_agent(&w);
     let new_pw = "rot_frozen-pw".to_owned();
 
-    let frozen = freeze_mid_statement(&pg, &w, &agent, "rot_frozen");
+    let frozen = freeze_mid_statement(pg, &w, &agent, "rot_frozen");
     agent.wait_until(
         SOON,
         "an error heartbeat naming the silent database",
@@ -99,7 +104,7 @@ fn a_database_frozen_mid_statement_is_reported_and_settles_without_a_restart() {
         !w.journal_exists()
     });
     let to_settled = answering.elapsed();
-    assert_password(&pg, &w.user, &w.old_pw, &new_pw);
+    assert_password(pg, &w.user, &w.old_pw, &new_pw);
     let n = w.cp.heartbeats(&w.secret).len();
     agent.wait_until(SOON, "a healthy heartbeat", || {
         w.cp.heartbeats(&w.secret)

@@ -21,6 +21,7 @@ mod healing;
 mod layering;
 #[cfg(feature = "postgres")]
 mod lifecycle;
+mod matrix;
 mod monitoring;
 mod ops;
 mod scenarios;
@@ -69,5 +70,5 @@ mod pg_privileges;
 #[cfg(feature = "postgres")]
 mod systemd;
 
-#[cfg(all(feature = "mysql", feature = "postgres"))]
+#[cfg(any(feature = "mysql", feature = "postgres"))]
 mod statement_logs;

@@ -25,19 +25,22 @@ fn started_with_a_createrole_admin(pg: &Pg) -> (World<'_>, AgentProcess, String,
 db_test!(
     rollback_restores_the_exact_stored_verifier,
     Pg::open(),
-    |pg| {
-        let w = World::plain(pg);
-        let before = pg.stored_verifier(&w.user).unwrap();
-        let agent = w.start();
-        w.rotate_with_logins_blocked(&agent, "rot_exact", "new-pw-exact");
-        assert_eq!(
-            pg.stored_verifier(&w.user).unwrap(),
-            before,
-            "rollback must put the very same verifier back"
-        );
-        w.finish(agent, &[&w.old_pw, "new-pw-exact"]);
-    }
+    |pg| rollback_puts_back_the_exact_verifier(pg)
 );
+
+/// A rotation whose verification fails puts the very same stored verifier back.
+pub fn rollback_puts_back_the_exact_verifier(pg: &Pg) {
+    let w = World::plain(pg);
+    let before = pg.stored_verifier(&w.user).unwrap();
+    let agent = w.start();
+    w.rotate_with_logins_blocked(&agent, "rot_exact", "new-pw-exact");
+    assert_eq!(
+        pg.stored_verifier(&w.user).unwrap(),
+        before,
+        "rollback must put the very same verifier back"
+    );
+    w.finish(agent, &[&w.old_pw, "new-pw-exact"]);
+}
 
 db_test!(
     role_created_by_a_failed_rotation_is_dropped,

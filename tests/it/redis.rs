@@ -182,7 +182,13 @@ db_test!(
 db_test!(
     a_server_without_acls_rotates_requirepass,
     RedisServer::start(Mode::NoAcl),
-    |r| {
+    |r| rotates_requirepass_without_acls(r)
+);
+
+/// The "legacy" path (no ACLs: `CONFIG SET requirepass`), on a server started in
+/// [`Mode::NoAcl`].
+pub fn rotates_requirepass_without_acls(r: &RedisServer) {
+    {
         let mut p = r.provider();
         assert!(!p.has_acl());
         p.check_admin().unwrap();
@@ -206,7 +212,7 @@ db_test!(
             .unwrap();
         assert!(r.try_login("", &r.admin_pass) && !r.try_login("", "req-new"));
     }
-);
+}
 
 db_test!(
     changes_survive_a_restart_with_an_acl_file,
@@ -292,16 +298,20 @@ db_test!(
 db_test!(
     requirepass_survives_a_restart_with_a_config_file,
     RedisServer::start(Mode::NoAclConfigFile),
-    |r| {
-        let mut p = r.provider();
-        assert!(!p.has_acl());
-        assert_eq!(p.persistence(), &Persistence::ConfigFile);
-        p.set_password("", &Secret::new("req-conf-new")).unwrap();
-        drop(p);
-        r.restart();
-        assert!(r.try_login("", "req-conf-new") && !r.try_login("", &r.admin_pass));
-    }
+    requirepass_is_kept_in_the_config_file
 );
+
+/// requirepass changed by the provider is written to the config file (`CONFIG REWRITE`),
+/// on a server started in [`Mode::NoAclConfigFile`].
+pub fn requirepass_is_kept_in_the_config_file(r: &mut RedisServer) {
+    let mut p = r.provider();
+    assert!(!p.has_acl());
+    assert_eq!(p.persistence(), &Persistence::ConfigFile);
+    p.set_password("", &Secret::new("req-conf-new")).unwrap();
+    drop(p);
+    r.restart();
+    assert!(r.try_login("", "req-conf-new") && !r.try_login("", &r.admin_pass));
+}
 
 db_test!(
     check_admin_names_the_missing_acl_rights,

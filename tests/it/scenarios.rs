@@ -194,6 +194,8 @@ pub fn kill_after_apply(w: &World, rotation: &str, rotated: &str, new_pw: &str) 
         w.journal_phase().as_deref() == Some("confirming")
     });
     agent.kill9();
+    // Its last confirm may still be on the way: handled (and refused) before faults go.
+    w.cp.settle();
     let snapshot = w.journal_snapshot_kind().expect("a readable journal");
     assert_no_leak(
         &agent.output(),
@@ -452,6 +454,9 @@ macro_rules! shared_scenarios {
         });
         $crate::support::db::db_test!(admin_lacks_privileges, $open, |db| {
             $crate::scenarios::admin_lacks_privileges(db)
+        });
+        $crate::support::db::db_test!(drift_a_dropped_user_is_recreated, $open, |db| {
+            $crate::drift::a_dropped_user_is_recreated(db)
         });
     };
 }

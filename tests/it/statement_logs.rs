@@ -1,16 +1,21 @@
-//! A rotation never leaves the new password in a server's statement log: MariaDB's
-//! general log (every statement, as received) and PostgreSQL with `log_statement = 'all'`.
-//! Each test first proves the log captured the rotation's statement, so a log that was
-//! off cannot make it pass.
+//! A rotation never leaves the new password in a server's statement log: the general log
+//! and the binary log of MySQL and MariaDB (every statement, as received, and as
+//! replicated) and PostgreSQL with `log_statement = 'all'`. Each test first proves the log
+//! captured the rotation's statement, so a log that was off cannot make it pass. The
+//! matrix (tests/it/matrix/) runs the same checks on every server version.
 
+#[cfg(feature = "mysql")]
 use ::mysql::prelude::Queryable;
 
+#[cfg(feature = "mysql")]
 use crate::support::db::mysql::{My, lit};
+#[cfg(feature = "postgres")]
 use crate::support::db::postgres::Pg;
 use crate::support::random_text;
 use crate::support::world::{World, assert_password, secret_value};
 
 /// Loads MariaDB's ed25519 plugin unless it is there (tests may race to install it).
+#[cfg(feature = "mysql")]
 fn ensure_ed25519(my: &My) {
     let mut admin = my.admin();
     let loaded: Option<u64> = admin
@@ -33,6 +38,7 @@ fn ensure_ed25519(my: &My) {
 /// rotated by the agent: both hosts get the new password as hashes of their own kind, the
 /// general log holds the statement without the password, and the new password logs in
 /// while the old one is refused.
+#[cfg(feature = "mysql")]
 #[test]
 fn mariadb_general_log_never_sees_the_new_password() {
     let Some(my) = My::open() else { return };
@@ -107,6 +113,7 @@ fn mariadb_general_log_never_sees_the_new_password() {
 
 /// PostgreSQL: the agent sends a SCRAM verifier, so with every statement logged the
 /// password still never appears in the server log.
+#[cfg(feature = "postgres")]
 #[test]
 fn postgres_statement_log_never_sees_the_new_password() {
     let Some(pg) = Pg::open() else { return };
@@ -114,9 +121,15 @@ fn postgres_statement_log_never_sees_the_new_password() {
         &std::env::var("SKA_SERVICES_DIR").expect("SKA_SERVICES_DIR from tests/services/run.sh"),
     )
     .join("postgres/server.log");
+    postgres_log_never_sees_the_new_password(&pg, &log_path);
+}
+
+/// The check of the test above against `pg`, whose server log is the file `log_path`.
+#[cfg(feature = "postgres")]
+pub fn postgres_log_never_sees_the_new_password(pg: &Pg, log_path: &std::path::Path) {
     assert!(log_path.exists(), "no server log at {}", log_path.display());
-    let admin_user = std::env::var("SKA_PG_ADMIN_USER").unwrap();
-    let w = World::plain(&pg);
+    let admin_user = pg.admin_user.clone();
+    let w = World::plain(pg);
     // Only the agent's admin sessions from now on; a role setting applies to every new one.
     pg.admin()
         .batch_execute(&format!(
@@ -133,7 +146,7 @@ fn postgres_statement_log_never_sees_the_new_password() {
     w.cp.set_pending(&w.secret, "rot_pglog", &secret_value(&w.user, &new_pw));
     w.wait_confirmed("rot_pglog", &agent);
     reset();
-    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    let log = String::from_utf8_lossy(&std::fs::read(log_path).unwrap()).into_owned();
     assert!(
         log.lines().any(|l| l.contains("statement: ALTER ROLE")
             && l.contains(&w.user)
@@ -144,9 +157,75 @@ fn postgres_statement_log_never_sees_the_new_password() {
         !log.contains(&new_pw),
         "the new password is in PostgreSQL's statement log"
     );
-    assert_password(&pg, &w.user, &new_pw, &w.old_pw);
+    assert_password(pg, &w.user, &new_pw, &w.old_pw);
     agent.wait_until(crate::support::SOON, "the journal is cleared", || {
         !w.journal_exists()
     });
+    w.finish(agent, &[&new_pw, &w.old_pw]);
+}
+
+/// MySQL and MariaDB with the general log and the binary log on: a rotation by the agent
+/// confirms, its ALTER USER is in both logs (as the stored hash), and the new password is
+/// in neither. On Oracle MySQL the account stays on caching_sha2_password.
+#[cfg(feature = "mysql")]
+pub fn mysql_general_log_and_binlog_never_see_the_new_password(my: &My) {
+    let w = World::plain(my);
+    my.exec("SET GLOBAL log_output = 'TABLE'");
+    my.exec("SET GLOBAL general_log = 1");
+    let agent = w.start();
+    let new_pw = format!("new-{}", random_text(20));
+    w.cp.set_pending(&w.secret, "rot_binlog", &secret_value(&w.user, &new_pw));
+    w.wait_confirmed("rot_binlog", &agent);
+    w.wait_journal_cleared(&agent);
+    my.exec("SET GLOBAL general_log = 0");
+
+    let mut admin = my.admin();
+    let general: Vec<String> = admin
+        .query("SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log")
+        .unwrap();
+    let alter = general
+        .iter()
+        .find(|s| s.starts_with("ALTER USER") && s.contains(&w.user))
+        .unwrap_or_else(|| panic!("the general log missed the rotation's ALTER USER"));
+    eprintln!("general log: {alter}");
+    assert!(
+        general.iter().all(|s| !s.contains(&new_pw)),
+        "the new password is in the general log"
+    );
+
+    // Every binary log the server has, event by event, as the server shows them.
+    let logs: Vec<::mysql::Row> = admin.query("SHOW BINARY LOGS").unwrap();
+    assert!(!logs.is_empty(), "the binary log is off");
+    let mut events = Vec::new();
+    for log in logs {
+        let name: String = log.get(0).unwrap();
+        let rows: Vec<::mysql::Row> = admin
+            .query(format!("SHOW BINLOG EVENTS IN {}", lit(&name)))
+            .unwrap();
+        for row in rows {
+            let info: Option<Vec<u8>> = row.get("Info");
+            events.push(String::from_utf8_lossy(&info.unwrap_or_default()).into_owned());
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("ALTER USER") && e.contains(&w.user)),
+        "the binary log missed the rotation's ALTER USER"
+    );
+    assert!(
+        events.iter().all(|e| !e.contains(&new_pw)),
+        "the new password is in the binary log"
+    );
+    assert_password(my, &w.user, &new_pw, &w.old_pw);
+    if my.is_oracle_mysql() {
+        let plugin: Option<String> = admin
+            .exec_first(
+                "SELECT plugin FROM mysql.user WHERE User = ? AND Host = '%'",
+                (&w.user,),
+            )
+            .unwrap();
+        assert_eq!(plugin.as_deref(), Some("caching_sha2_password"));
+    }
     w.finish(agent, &[&new_pw, &w.old_pw]);
 }

@@ -27,6 +27,7 @@ SQL
   MYSQL_PWD="$pass" mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u ska_admin -e 'SELECT 1' >/dev/null \
     || { log "the MariaDB test admin cannot log in"; return 1; }
   log "MariaDB $(mariadbd --version | awk '{print $3}') on 127.0.0.1:$port"
+  register_server mariadb "MariaDB $(mariadbd --version | awk '{print $3}' | cut -d- -f1)" "$(debian_package mariadb-server)"
   start_mariadb_tls
 }
 

@@ -88,6 +88,11 @@ else:
 EOF
   export SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" SKA_MONGO_SERVER="$MONGO_NAME"
   log "$MONGO_NAME on 127.0.0.1:$MONGO_PORT (auth on)"
+  if [[ "$MONGO_NAME" == SecantusDB* ]]; then
+    register_server mongo "$MONGO_NAME (a MongoDB-compatible server in Python)" "PyPI SecantusDB"
+  else
+    register_server mongo "$MONGO_NAME" "$mongod"
+  fi
   start_mongo_tls
 }
 

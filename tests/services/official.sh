@@ -5,7 +5,8 @@
 OFFICIAL_VERSION=4.2.0
 
 start_official() {
-  local cache="${XDG_CACHE_HOME:-$HOME/.cache}/sikkerkey-agent-tests/official-$OFFICIAL_VERSION"
+  local cache
+  cache="$(cache_dir)/official-$OFFICIAL_VERSION"
   local bin="$cache/node_modules/@sikkerkey/cli-linux-x64/sikkerkey"
   if [[ ! -x "$bin" ]]; then
     command -v npm >/dev/null 2>&1 || ensure_packages npm

@@ -25,6 +25,7 @@ start_postgres() {
   fi
   PGPASSWORD="$pass" "$bindir/psql" -h 127.0.0.1 -p "$port" -U ska_admin -d postgres -qtAc 'select 1' >/dev/null
   log "PostgreSQL on 127.0.0.1:$port (scram-sha-256)"
+  register_server postgres "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}')" "$(debian_package postgresql)"
   start_postgres_tls
 }
 
@@ -47,11 +48,13 @@ as_postgres() {
 # login, local or TCP, demands scram-sha-256. Files already in $2 (certificates) are handed
 # to the server's user with it.
 init_scram_cluster() {
-  local bindir="$1" dir="$2" pass="$3"
+  local bindir="$1" dir="$2" pass="$3" quiet=()
+  # --no-instructions is new in PostgreSQL 14.
+  "$bindir/initdb" --help | grep -q -- --no-instructions && quiet=(--no-instructions)
   printf '%s\n' "$pass" > "$dir/pwfile"
   [[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$dir"
   as_postgres "$bindir/initdb" -D "$dir/data" -U ska_admin --pwfile="$dir/pwfile" \
-    --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 \
+    --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 "${quiet[@]}" >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   rm -f "$dir/pwfile"
 }

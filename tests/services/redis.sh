@@ -15,6 +15,7 @@ start_redis() {
   # The TLS tests start redis-server on a tls-port with the run's certificates.
   ensure_test_ca
   log "Redis $version at $server (each test starts its own server)"
+  register_server redis "Redis $version" "$(debian_package redis-server)"
 }
 
 stop_redis() {

@@ -19,6 +19,25 @@ export SKA_SERVICES_DIR
 
 log() { echo "[services] $*" >&2; }
 
+# Which server each group of tests ran against, for the support table that `make test`
+# prints at the end (tests/support-table.sh): one line per server, KEY<TAB>product and
+# version<TAB>where it came from.
+SKA_RESULTS_DIR="${SKA_RESULTS_DIR:-$here/../../target/test-matrix}"
+mkdir -p "$SKA_RESULTS_DIR"
+SKA_RESULTS_DIR="$(cd "$SKA_RESULTS_DIR" && pwd)"
+: > "$SKA_RESULTS_DIR/servers.tsv"
+export SKA_RESULTS_DIR
+register_server() {
+  printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$SKA_RESULTS_DIR/servers.tsv"
+}
+
+# "Debian <codename> <package>": where a server from this machine's own release came from.
+debian_package() {
+  local codename
+  codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+  echo "Debian ${codename:-stable} $1"
+}
+
 # A TCP port nothing listens on, from the ephemeral range's lower neighbours.
 free_port() {
   local port
@@ -36,6 +55,16 @@ random_password() {
   head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24
 }
 
+# Where downloads are kept between runs (server binaries, virtualenvs, npm packages).
+cache_dir() {
+  local cache="${SKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sikkerkey-agent-tests}"
+  mkdir -p "$cache"
+  echo "$cache"
+}
+
+# apt/dpkg is shared with whatever else runs on the machine: wait for its lock, not fail.
+APT_GET=(apt-get -o DPkg::Lock::Timeout=600)
+
 apt_updated=""
 # apt-get install, once per run, only for packages that are missing.
 ensure_packages() {
@@ -47,9 +76,9 @@ ensure_packages() {
   if [[ $(id -u) -ne 0 ]]; then
     log "missing packages ${missing[*]} and not root: install them first"; return 1
   fi
-  if [[ -z "$apt_updated" ]]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2; apt_updated=1; fi
+  if [[ -z "$apt_updated" ]]; then DEBIAN_FRONTEND=noninteractive "${APT_GET[@]}" update -qq >&2; apt_updated=1; fi
   log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive "${APT_GET[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 # Waits up to $2 seconds for command $1 to succeed.
@@ -97,9 +126,8 @@ stop_child() {
 cached_venv() {
   local name="$1" module="$2" cache venv
   shift 2
-  cache="${SKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sikkerkey-agent-tests}"
+  cache="$(cache_dir)"
   venv="$cache/$name"
-  mkdir -p "$cache"
   (
     flock 9
     if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import $module" 2>/dev/null; then
@@ -123,21 +151,29 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Helpers the services share (the test CA, TLS-enabled variants of the servers).
-for file in "$here"/tls/*.sh; do
+# Helpers the services share (the test CA, TLS-enabled variants of the servers, server
+# builds from package registries).
+for file in "$here"/tls/*.sh "$here"/lib/*.sh; do
   # shellcheck source=/dev/null
   source "$file"
 done
 
+# Every service's functions first (one may use another's helpers), then the starts.
+names=()
 for file in "$here"/*.sh; do
   name="$(basename "$file" .sh)"
   [[ "$name" == "run" ]] && continue
   # shellcheck source=/dev/null
   source "$file"
+  names+=("$name")
+done
+
+for name in "${names[@]}"; do
   if [[ -n "$only" && ",$only," != *",$name,"* ]]; then continue; fi
   log "starting $name"
-  "start_$name"
+  # Stopped on exit even when it fails half-way: whatever it did start must go.
   started+=("$name")
+  "start_$name"
 done
 
 log "services up: ${started[*]}"

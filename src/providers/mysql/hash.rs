@@ -5,8 +5,11 @@
 //! - `mysql_native_password`: `*` + hex(SHA1(SHA1(password))).
 //! - MariaDB `ed25519`: base64 (unpadded) of the Ed25519 public key whose secret is
 //!   SHA-512(password), the way MariaDB's client_ed25519 derives it.
-//! - MySQL `caching_sha2_password`: `$A$005$` + a 20-byte salt + SHA-256-crypt (Drepper's
-//!   algorithm, 5000 rounds) of the password with that salt, in crypt's base64.
+//! - MySQL `caching_sha2_password`: `$A$` + the round count in thousands as three hex
+//!   digits + `$` + a 20-byte salt + SHA-256-crypt (Drepper's algorithm) of the password
+//!   with that salt and round count, in crypt's base64: `$A$005$...` at 5000 rounds (what
+//!   MySQL 8.0 and 8.4 store), `$A$00A$...` at 10000 (MySQL 9's default). The agent uses
+//!   the count the server is configured for (`caching_sha2_password_digest_rounds`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -33,8 +36,11 @@ pub fn ed25519(password: &Secret) -> String {
 
 /// Length of the salt MySQL's caching_sha2_password uses.
 pub const SHA2_SALT_LEN: usize = 20;
-/// MySQL stores the round count in thousands: "005" is 5000.
-const SHA2_ROUNDS: usize = 5000;
+/// The round count of servers that cannot be asked (before MySQL 8.0.24) and the least
+/// any server accepts; MySQL stores the count in thousands as hex: "005" is 5000.
+pub const SHA2_DEFAULT_ROUNDS: u32 = 5000;
+/// The most rounds the three hex digits hold (MySQL's own limit too).
+const SHA2_MAX_ROUNDS: u32 = 0xFFF * 1000;
 
 /// crypt's base64 alphabet; every salt character is drawn from it too, so the stored
 /// string is printable ASCII that needs no escaping on any server version.
@@ -50,12 +56,17 @@ pub fn sha2_salt() -> Result<[u8; SHA2_SALT_LEN], getrandom::Error> {
     Ok(salt)
 }
 
-/// The 70-character caching_sha2_password string for `password` and `salt`.
-pub fn caching_sha2(password: &Secret, salt: &[u8; SHA2_SALT_LEN]) -> String {
-    let digest = sha256_crypt(password.expose().as_bytes(), salt, SHA2_ROUNDS);
+/// The 70-character caching_sha2_password string for `password` and `salt`, hashed with
+/// `rounds` (whole thousands, 5000 to 4095000, as the server keeps them).
+pub fn caching_sha2(password: &Secret, salt: &[u8; SHA2_SALT_LEN], rounds: u32) -> String {
+    let thousands = rounds.clamp(SHA2_DEFAULT_ROUNDS, SHA2_MAX_ROUNDS) / 1000;
+    let digest = sha256_crypt(
+        password.expose().as_bytes(),
+        salt,
+        thousands as usize * 1000,
+    );
     format!(
-        "$A${:03}${}{}",
-        SHA2_ROUNDS / 1000,
+        "$A${thousands:03X}${}{}",
         String::from_utf8_lossy(salt),
         digest
     )
@@ -182,7 +193,10 @@ mod tests {
         for (plugin, stored) in [
             ("mysql_native_password", native(&pw)),
             ("ed25519", ed25519(&pw)),
-            ("caching_sha2_password", caching_sha2(&pw, &salt)),
+            (
+                "caching_sha2_password",
+                caching_sha2(&pw, &salt, SHA2_DEFAULT_ROUNDS),
+            ),
         ] {
             assert_eq!(
                 stored_matches(plugin, stored.as_bytes(), &pw),
@@ -227,10 +241,43 @@ mod tests {
         );
     }
 
+    /// `CREATE USER ... IDENTIFIED BY 'password'` on MySQL 9.7 with
+    /// caching_sha2_password_digest_rounds at 10000 and at 5000 (the matrix's servers):
+    /// the stored strings, whose salts are not printable.
+    #[test]
+    fn caching_sha2_matches_what_mysql_9_stores_at_both_round_counts() {
+        for stored_hex in [
+            "244124303041247E55151A390F270E134C6C1B6F676506106E2E7A4552576449303877653947746C334E674E564B3772546859734346757553345468326C4A69624D5A654730",
+            "244124303035240F381F517555653A4C4B046D1A384C34626879766F774C62362F304E4573764F6A55696C31724B674F46705555356255645A3738563434537543376B443837",
+        ] {
+            let stored = crate::hex::decode(stored_hex).unwrap();
+            let rounds = u32::from_str_radix(std::str::from_utf8(&stored[3..6]).unwrap(), 16)
+                .unwrap()
+                * 1000;
+            let salt: [u8; SHA2_SALT_LEN] = stored[7..27].try_into().unwrap();
+            let ours = caching_sha2(&Secret::new("password"), &salt, rounds);
+            assert_eq!(ours.as_bytes(), &stored[..], "{rounds} rounds");
+        }
+    }
+
+    #[test]
+    fn caching_sha2_writes_the_round_count_in_hex_thousands() {
+        let salt = sha2_salt().unwrap();
+        let pw = Secret::new("pw");
+        assert!(caching_sha2(&pw, &salt, 5000).starts_with("$A$005$"));
+        assert!(caching_sha2(&pw, &salt, 10_000).starts_with("$A$00A$"));
+        // Below the least the server accepts: the least; odd counts: whole thousands.
+        assert!(caching_sha2(&pw, &salt, 0).starts_with("$A$005$"));
+        assert_eq!(
+            caching_sha2(&pw, &salt, 12_345),
+            caching_sha2(&pw, &salt, 12_000)
+        );
+    }
+
     #[test]
     fn caching_sha2_has_the_stored_layout() {
         let salt = sha2_salt().unwrap();
-        let h = caching_sha2(&Secret::new("pw"), &salt);
+        let h = caching_sha2(&Secret::new("pw"), &salt, SHA2_DEFAULT_ROUNDS);
         assert_eq!(h.len(), 70);
         assert!(h.starts_with("$A$005$"));
         assert_eq!(&h.as_bytes()[7..27], &salt);

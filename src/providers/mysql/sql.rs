@@ -26,14 +26,19 @@ impl Flavor {
     }
 }
 
-/// What the admin session's SQL looks like: server family, version, and whether a
-/// backslash escapes inside string literals (it does not under `NO_BACKSLASH_ESCAPES`).
+/// What the admin session's SQL looks like: server family, version, whether a backslash
+/// escapes inside string literals (it does not under `NO_BACKSLASH_ESCAPES`), and the
+/// round count of the caching_sha2_password hashes the server stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {
     pub flavor: Flavor,
     pub version: (u16, u16, u16),
     pub backslash_escapes: bool,
+    pub sha2_rounds: u32,
 }
+
+/// The round count a MySQL server (8.0.24 and later) hashes caching_sha2_password with.
+pub const SHA2_ROUNDS_QUERY: &str = "SELECT @@GLOBAL.caching_sha2_password_digest_rounds";
 
 /// Where `CREATE USER` puts a user that has no account yet.
 pub const NEW_ACCOUNT_HOST: &str = "%";
@@ -67,7 +72,22 @@ impl Dialect {
             },
             version,
             backslash_escapes,
+            sha2_rounds: hash::SHA2_DEFAULT_ROUNDS,
         }
+    }
+
+    /// Whether the server can say how many rounds its caching_sha2_password hashes have
+    /// ([`SHA2_ROUNDS_QUERY`]); older ones all use 5000.
+    pub fn reads_sha2_rounds(&self) -> bool {
+        self.flavor == Flavor::Mysql && self.version >= (8, 0, 24)
+    }
+
+    /// This dialect with the server's caching_sha2_password round count, when it said one.
+    pub fn with_sha2_rounds(mut self, rounds: Option<u32>) -> Dialect {
+        if let Some(rounds) = rounds {
+            self.sha2_rounds = rounds;
+        }
+        self
     }
 
     /// A string literal holding exactly `text` under this session's sql_mode: quotes are
@@ -157,9 +177,10 @@ impl Dialect {
             (Flavor::Mysql, Some(p @ "mysql_native_password")) => {
                 (with_as(p, hash::native(password)), None)
             }
-            (Flavor::Mysql, Some(p @ "caching_sha2_password")) => {
-                (with_as(p, hash::caching_sha2(password, salt)), None)
-            }
+            (Flavor::Mysql, Some(p @ "caching_sha2_password")) => (
+                with_as(p, hash::caching_sha2(password, salt, self.sha2_rounds)),
+                None,
+            ),
             (Flavor::Mysql, other) => (
                 format!("IDENTIFIED BY {}", self.string(password.expose())),
                 Some(match other {
@@ -315,6 +336,7 @@ mod tests {
             flavor: Flavor::Mariadb,
             version: (10, 11, 6),
             backslash_escapes,
+            sha2_rounds: hash::SHA2_DEFAULT_ROUNDS,
         }
     }
 
@@ -323,6 +345,7 @@ mod tests {
             flavor: Flavor::Mysql,
             version: (8, 0, 36),
             backslash_escapes,
+            sha2_rounds: hash::SHA2_DEFAULT_ROUNDS,
         }
     }
 
@@ -373,6 +396,11 @@ mod tests {
         assert!(d.takes_hex_hashes());
         assert!(!Dialect::from_server("8.0.16", "").takes_hex_hashes());
         assert!(!mariadb(true).takes_hex_hashes());
+        // Only MySQL 8.0.24 and later can be asked for their round count.
+        assert!(d.reads_sha2_rounds() && !mariadb(true).reads_sha2_rounds());
+        assert!(!Dialect::from_server("8.0.23", "").reads_sha2_rounds());
+        assert_eq!(d.with_sha2_rounds(None).sha2_rounds, 5000);
+        assert_eq!(d.with_sha2_rounds(Some(10_000)).sha2_rounds, 10_000);
     }
 
     #[test]
@@ -456,7 +484,7 @@ mod tests {
                 "ALTER USER 'app'@'%' IDENTIFIED WITH 'caching_sha2_password' AS '{}', \
                  'app'@'a' IDENTIFIED WITH 'mysql_native_password' AS '{}', \
                  'app'@'b' IDENTIFIED BY 's3cret', 'app'@'c' IDENTIFIED BY 's3cret'",
-                hash::caching_sha2(&pw, SALT),
+                hash::caching_sha2(&pw, SALT, 5000),
                 hash::native(&pw)
             )
         );
@@ -479,7 +507,7 @@ mod tests {
             mysql8(true).create_user("a", &pw, SALT).expose(),
             format!(
                 "CREATE USER 'a'@'%' IDENTIFIED WITH 'caching_sha2_password' AS '{}'",
-                hash::caching_sha2(&pw, SALT)
+                hash::caching_sha2(&pw, SALT, 5000)
             )
         );
         let old = Dialect {

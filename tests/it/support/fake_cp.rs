@@ -129,6 +129,10 @@ struct State {
     confirms: Vec<(String, String)>,
     rejects: Vec<(String, String, String)>,
     calls: HashMap<Endpoint, usize>,
+    /// Connections accepted and not yet served to their end, and the client ports of all
+    /// accepted so far (for [`FakeControlPlane::settle`]).
+    open_connections: usize,
+    accepted_ports: HashSet<u16>,
     unauthorized: Vec<String>,
     bodies: Vec<String>,
     /// Where the API is mounted (`/sikkerkey`, or empty: at the root), as behind a
@@ -184,23 +188,42 @@ impl FakeControlPlane {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let st = st.clone();
+                    {
+                        let mut s = st.lock().unwrap_or_else(|e| e.into_inner());
+                        s.open_connections += 1;
+                        if let Ok(peer) = conn.peer_addr() {
+                            s.accepted_ports.insert(peer.port());
+                        }
+                    }
+                    let (st, counter) = (st.clone(), st.clone());
                     let tls = tls.clone();
-                    let _ = thread::Builder::new()
-                        .name("fake-cp-conn".into())
-                        .spawn(move || {
-                            let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
-                            let _ = conn.set_nodelay(true);
-                            match tls {
-                                None => serve_connection(conn, st),
-                                Some(config) => {
-                                    let Ok(session) = rustls::ServerConnection::new(config) else {
-                                        return;
-                                    };
-                                    serve_connection(rustls::StreamOwned::new(session, conn), st)
+                    let spawned =
+                        thread::Builder::new()
+                            .name("fake-cp-conn".into())
+                            .spawn(move || {
+                                let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+                                let _ = conn.set_nodelay(true);
+                                match tls {
+                                    None => serve_connection(conn, st.clone()),
+                                    Some(config) => {
+                                        if let Ok(session) = rustls::ServerConnection::new(config) {
+                                            serve_connection(
+                                                rustls::StreamOwned::new(session, conn),
+                                                st.clone(),
+                                            )
+                                        }
+                                    }
                                 }
-                            }
-                        });
+                                st.lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .open_connections -= 1;
+                            });
+                    if spawned.is_err() {
+                        counter
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .open_connections -= 1;
+                    }
                 }
             })
             .unwrap();
@@ -317,6 +340,37 @@ impl FakeControlPlane {
             .filter(|(s, _, _)| s == id)
             .map(|(_, r, e)| (r.clone(), e.clone()))
             .collect()
+    }
+
+    /// Waits until every request a client sent before this call has been handled: a
+    /// killed agent's last request may still sit in a socket buffer (or its connection in
+    /// the listen backlog), and would otherwise be handled after the test has moved on.
+    /// A connection of its own, accepted after every earlier one, marks the point; then
+    /// every open connection is served to its end.
+    pub fn settle(&self) {
+        let marker =
+            std::net::TcpStream::connect(self.addr).expect("connect to the fake control plane");
+        let port = marker.local_addr().unwrap().port();
+        self.wait_state("accepting a marker connection", |st| {
+            st.accepted_ports.contains(&port)
+        });
+        drop(marker);
+        self.wait_state("finishing its open connections", |st| {
+            st.open_connections == 0
+        });
+    }
+
+    /// Polls the state until `done` holds; panics after 30 s naming `what`. (This file is
+    /// also built alone, by the demo, so it has a wait of its own.)
+    fn wait_state(&self, what: &str, done: impl Fn(&State) -> bool) {
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        while !done(&self.lock()) {
+            assert!(
+                std::time::Instant::now() < end,
+                "the fake control plane timed out {what}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn calls(&self, endpoint: Endpoint) -> usize {

@@ -43,6 +43,13 @@ pub trait Database {
     fn drop_admin(&self, name: &str) {
         self.drop_user(name);
     }
+    /// The `tls` object of the local config an agent needs to reach this database, when
+    /// the provider's default will not do (a server whose logins reveal the password
+    /// unless the agent verifies it, e.g. MySQL 8+'s caching_sha2_password): the world
+    /// then writes `agents/{secret}.json` with the same connection as the sync config.
+    fn agent_tls(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// An admin without the privileges rotations need, and what the agent's refusal names.
@@ -74,6 +81,34 @@ pub fn provider_target(db: &dyn Database, host: &str, port: u16, timeout: Durati
         },
         tls: Default::default(),
     }
+}
+
+/// `agents/{secret}.json` as `configure` writes it (0600 in a 0700 directory): the sync
+/// config's connection object, with a `tls` object.
+pub fn write_local_config(
+    machine: &Machine,
+    secret: &str,
+    provider_type: &str,
+    connection: &Value,
+    tls: Value,
+) {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = machine.agents_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .unwrap();
+    let config = json!({"secretId": secret, "providerType": provider_type,
+                        "connection": connection, "tls": tls});
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join(format!("{secret}.json")))
+        .unwrap();
+    std::io::Write::write_all(&mut file, config.to_string().as_bytes()).unwrap();
 }
 
 /// A secret's value as the dashboard stores it: the user name and the password.
@@ -141,7 +176,7 @@ impl<'a> World<'a> {
                 &secret_value(&user, &old_pw),
             ),
         );
-        World {
+        let w = World {
             db,
             cp,
             machine,
@@ -149,7 +184,26 @@ impl<'a> World<'a> {
             user,
             old_pw,
             proxy,
-        }
+        };
+        w.write_local_tls_config();
+        w
+    }
+
+    /// For a database that names [`Database::agent_tls`]: `agents/{secret}.json` with the
+    /// sync config's current connection and that `tls` object (the agent then reads the
+    /// connection from this file, so every change to it is written here too).
+    fn write_local_tls_config(&self) {
+        let Some(tls) = self.db.agent_tls() else {
+            return;
+        };
+        let connection = self.cp.with_secret(&self.secret, |s| s.connection.clone());
+        write_local_config(
+            &self.machine,
+            &self.secret,
+            self.db.provider_type(),
+            &connection,
+            tls,
+        );
     }
 
     pub fn plain(db: &'a dyn Database) -> Self {
@@ -247,6 +301,7 @@ impl<'a> World<'a> {
             s.connection["adminUser"] = json!(user);
             s.connection["adminPass"] = json!(password);
         });
+        self.write_local_tls_config();
     }
 
     /// Whether some heartbeat so far reported an error containing `text`.

@@ -30,7 +30,7 @@ impl Drop for Process {
     }
 }
 
-struct RedisTls {
+pub struct RedisTls {
     pair: Servers,
     _servers: Vec<Process>,
 }
@@ -147,7 +147,13 @@ fn start(bin: &str, pki: &Pki, tls: bool, auth_clients: &str) -> (Process, Serve
 }
 
 fn from_env() -> Option<RedisTls> {
-    let bin = require_env("SKA_REDIS_SERVER", "Redis")?;
+    from_bin_env("SKA_REDIS_SERVER", "Redis")
+}
+
+/// A TLS-only and a plaintext-only server of the binary that environment variable `var`
+/// names (the base Redis, or one of the matrix's Valkey and Redis versions).
+pub fn from_bin_env(var: &str, service: &str) -> Option<RedisTls> {
+    let bin = require_env(var, service)?;
     let pki = Pki::from_env("Redis over TLS")?;
     let (p1, tls) = start(&bin, &pki, true, "optional");
     let (p2, plain) = start(&bin, &pki, false, "no");

@@ -21,14 +21,21 @@ impl FromValue for String {
     }
 }
 
-impl FromValue for u16 {
-    fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
-        let text = String::from_value(value)?;
-        text.trim()
-            .parse()
-            .map_err(|_| format!("\"{text}\" is not a port number"))
-    }
+/// Unsigned integers: ports, round counts.
+macro_rules! unsigned_from_value {
+    ($($t:ty),+) => {$(
+        impl FromValue for $t {
+            fn from_value(value: Option<Vec<u8>>) -> Result<Self, String> {
+                let text = String::from_value(value)?;
+                text.trim().parse().map_err(|_| {
+                    format!("\"{text}\" is not a whole number up to {}", <$t>::MAX)
+                })
+            }
+        }
+    )+};
 }
+
+unsigned_from_value!(u16, u32);
 
 /// A comparison's result: MySQL and MariaDB return `0` or `1`.
 impl FromValue for bool {
@@ -72,6 +79,7 @@ macro_rules! tuple_from_row {
         }
     };
 }
+tuple_from_row!(A);
 tuple_from_row!(A, B);
 tuple_from_row!(A, B, C);
 tuple_from_row!(A, B, C, D);

@@ -8,6 +8,7 @@
 use std::future::IntoFuture;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use ::mongodb::Client;
 use ::mongodb::bson::{Bson, Document, doc};
 use ::mongodb::error::ErrorKind;
-use ::mongodb::options::{ClientOptions, Credential, ServerAddress};
+use ::mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 use serde_json::{Value, json};
 use sikkerkey_agent::providers::{self, Provider, Target};
 use sikkerkey_agent::secret::Secret;
@@ -33,6 +34,8 @@ pub struct Mongo {
     pub port: u16,
     pub admin_user: String,
     pub admin_pass: String,
+    /// The CA of a TLS-only server: the test's own clients then use TLS (verify-full).
+    pub tls_ca: Option<String>,
     gate: LoginGate,
     runtime: tokio::runtime::Runtime,
     admin: Option<Client>,
@@ -41,17 +44,37 @@ pub struct Mongo {
 impl Mongo {
     /// The test server, or `None` (skip) outside CI when it is not running.
     pub fn open() -> Option<Mongo> {
-        let host = require_env("SKA_MONGO_HOST", "MongoDB")?;
-        let port: u16 = require_env("SKA_MONGO_PORT", "MongoDB")?.parse().unwrap();
-        let admin_user = require_env("SKA_MONGO_ADMIN_USER", "MongoDB")?;
-        let admin_pass = require_env("SKA_MONGO_ADMIN_PASS", "MongoDB")?;
+        Self::from_env("MONGO", "MongoDB")
+    }
+
+    /// The server tests/services/run.sh exported as `SKA_{prefix}_HOST`, `_PORT`,
+    /// `_ADMIN_USER` and `_ADMIN_PASS` (the base one, or a matrix mongod without TLS).
+    pub fn from_env(prefix: &str, service: &str) -> Option<Mongo> {
+        Self::from_env_with(prefix, service, None)
+    }
+
+    /// [`Mongo::from_env`] for a TLS-only server whose certificate the CA file `ca` signed.
+    pub fn from_env_with(prefix: &str, service: &str, tls_ca: Option<String>) -> Option<Mongo> {
+        let var = |name: &str| require_env(&format!("SKA_{prefix}_{name}"), service);
+        let host = var("HOST")?;
+        let port: u16 = var("PORT")?.parse().unwrap();
+        let admin_user = var("ADMIN_USER")?;
+        let admin_pass = var("ADMIN_PASS")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let admin = {
             let _context = runtime.enter();
-            Client::with_options(options(&host, port, &admin_user, &admin_pass, "admin")).unwrap()
+            Client::with_options(options(
+                &host,
+                port,
+                &admin_user,
+                &admin_pass,
+                "admin",
+                tls_ca.as_deref(),
+            ))
+            .unwrap()
         };
         let gate = LoginGate::start(&format!("{host}:{port}"));
         Some(Mongo {
@@ -59,6 +82,7 @@ impl Mongo {
             port,
             admin_user,
             admin_pass,
+            tls_ca,
             gate,
             runtime,
             admin: Some(admin),
@@ -107,7 +131,7 @@ impl Mongo {
         db: &str,
         port: u16,
     ) -> Result<bool, ::mongodb::error::Error> {
-        let opts = options(&self.host, port, name, password, db);
+        let opts = options(&self.host, port, name, password, db, self.tls_ca.as_deref());
         let db = db.to_owned();
         let result = self.runtime.block_on(async move {
             let client = Client::with_options(opts)?;
@@ -172,7 +196,14 @@ impl Drop for Mongo {
     }
 }
 
-fn options(host: &str, port: u16, user: &str, password: &str, source: &str) -> ClientOptions {
+fn options(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    source: &str,
+    tls_ca: Option<&str>,
+) -> ClientOptions {
     let credential = Credential::builder()
         .username(user.to_owned())
         .password(password.to_owned())
@@ -186,6 +217,14 @@ fn options(host: &str, port: u16, user: &str, password: &str, source: &str) -> C
         .credential(credential)
         .connect_timeout(Duration::from_secs(10))
         .server_selection_timeout(Duration::from_secs(10))
+        .tls(match tls_ca {
+            Some(ca) => Tls::Enabled(
+                TlsOptions::builder()
+                    .ca_file_path(PathBuf::from(ca))
+                    .build(),
+            ),
+            None => Tls::Disabled,
+        })
         .build()
 }
 

@@ -21,12 +21,27 @@ pub struct Pg {
 impl Pg {
     /// The test cluster, or `None` (skip) outside CI when it is not running.
     pub fn open() -> Option<Pg> {
+        Self::from_env("PG", "PostgreSQL")
+    }
+
+    /// The cluster tests/services/run.sh exported as `SKA_{prefix}_HOST`, `_PORT`,
+    /// `_ADMIN_USER` and `_ADMIN_PASS` (the base one, or one of the matrix's versions).
+    pub fn from_env(prefix: &str, service: &str) -> Option<Pg> {
+        let var = |name: &str| require_env(&format!("SKA_{prefix}_{name}"), service);
         Some(Pg {
-            host: require_env("SKA_PG_HOST", "PostgreSQL")?,
-            port: require_env("SKA_PG_PORT", "PostgreSQL")?.parse().unwrap(),
-            admin_user: require_env("SKA_PG_ADMIN_USER", "PostgreSQL")?,
-            admin_pass: require_env("SKA_PG_ADMIN_PASS", "PostgreSQL")?,
+            host: var("HOST")?,
+            port: var("PORT")?.parse().unwrap(),
+            admin_user: var("ADMIN_USER")?,
+            admin_pass: var("ADMIN_PASS")?,
         })
+    }
+
+    /// The server's `server_version_num` (e.g. 160014).
+    pub fn version_num(&self) -> i32 {
+        self.admin()
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .unwrap()
+            .get(0)
     }
 
     pub fn connect_as(&self, user: &str, password: &str) -> Result<Client, postgres::Error> {

@@ -61,7 +61,13 @@ impl RedisServer {
 
     /// Starts a server, or `None` (skip) outside CI when redis-server is not available.
     pub fn start(mode: Mode) -> Option<RedisServer> {
-        let bin = require_env("SKA_REDIS_SERVER", "Redis")?;
+        Self::start_from("SKA_REDIS_SERVER", "Redis", mode)
+    }
+
+    /// Starts the server binary that environment variable `var` names (the base Redis, or
+    /// one of the matrix's Valkey and Redis versions).
+    pub fn start_from(var: &str, service: &str, mode: Mode) -> Option<RedisServer> {
+        let bin = require_env(var, service)?;
         let mut server = RedisServer {
             bin,
             mode,
