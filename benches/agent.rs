@@ -160,26 +160,20 @@ impl TlsDb {
     fn configure(&self, s: &Settings, w: &World) {
         let port = self.port.to_string();
         let ca = self.ca.display().to_string();
-        let mut args = vec![
-            "configure",
-            "--secret",
-            &w.secret,
-            "--provider",
-            self.kind.as_str(),
-            "--host",
-            &self.host,
+        let mut flags = vec![
             "--port",
             &port,
-            "--admin-user",
-            &self.admin_user,
             "--tls",
             "verify-full",
             "--tls-ca-file",
             &ca,
         ];
         if !self.database.is_empty() {
-            args.extend(["--database", &self.database]);
+            flags.extend(["--database", &self.database]);
         }
+        let provider = self.kind.as_str();
+        let args =
+            support::cli::configure_args(&w.secret, provider, &self.host, &self.admin_user, &flags);
         let home = w.machine.home.path();
         let out = Command::new(&s.agent)
             .args(&args)

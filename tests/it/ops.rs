@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::SOON;
+use crate::support::cli::configure_args;
 use crate::support::world::secret_value;
 use crate::support::{
     Endpoint, FakeControlPlane, Fault, Machine, SecretState, TempDir, unique_name, wait_until,
@@ -512,17 +513,7 @@ fn help_typos_and_version_point_at_the_fix() {
         "{}",
         out.stderr
     );
-    let mut c = m.command(&[
-        "configure",
-        "--secret",
-        "sk_x",
-        "--provider",
-        "postgres",
-        "--host",
-        "db",
-        "--admin-user",
-        "a",
-    ]);
+    let mut c = m.command(&configure_args("sk_x", "postgres", "db", "a", &[]));
     c.env("SIKKERKEY_ADMIN_PASS", "pw");
     let out = run_cmd(c);
     assert_eq!(out.code, Some(2));

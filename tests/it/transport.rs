@@ -210,21 +210,14 @@ fn the_test_command_shows_the_refusal_and_what_would_allow_the_login() {
         let secret = unique_name("sk");
         let pass = format!("admin-{}", random_text(20));
         let port = mitm.port.to_string();
-        let mut configure = machine.command(&[
-            "configure",
-            "--secret",
+        let args = cli::configure_args(
             &secret,
-            "--provider",
             provider,
-            "--host",
             "127.0.0.1",
-            "--port",
-            &port,
-            "--admin-user",
             "sk_admin",
-        ]);
-        configure.env("SIKKERKEY_ADMIN_PASS", &pass);
-        cli::run(configure).expect(Exit::Ok);
+            &["--port", &port],
+        );
+        cli::configure_ok(machine.command(&args), &pass);
         let out = cli::run(machine.command(&["test", "--secret", &secret]));
         assert_unrevealed(&mitm, &Secret::new(&pass), provider);
         let out = out.expect(Exit::CheckFailed).all();

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::support::TempDir;
 use crate::support::assertions::{Exit, assert_contains};
-use crate::support::cli::{agent_file, bare, run};
+use crate::support::cli::{self, agent_file, bare, run};
 
 use super::{IdleAgent, dead_pid, write_pid};
 
@@ -30,22 +30,8 @@ fn list_shows_configured_stopped_and_running_agents() {
     let idle = IdleAgent::start("sk_live");
     let home = idle.home();
     // A configured agent that ran once: state file, a stale PID file, an unfinished rotation.
-    let mut c = bare(
-        home,
-        &[
-            "configure",
-            "--secret",
-            "sk_old",
-            "--provider",
-            "mysql",
-            "--host",
-            "db.example",
-            "--admin-user",
-            "root",
-        ],
-    );
-    c.env("SIKKERKEY_ADMIN_PASS", "pw");
-    run(c).expect(Exit::Ok);
+    let args = cli::configure_args("sk_old", "mysql", "db.example", "root", &[]);
+    cli::configure_ok(bare(home, &args), "pw");
     let stale = dead_pid();
     write_pid(home, "sk_old", stale);
     std::fs::write(agent_file(home, "sk_old", "journal"), "{}").unwrap();

@@ -15,7 +15,7 @@ mod test;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::cli::{agent_file, bare, run};
+use crate::support::cli::{self, agent_file, bare};
 use crate::support::{AgentProcess, Endpoint, FakeControlPlane, Fault, Machine, SOON, wait_until};
 
 /// A PID no process has: a child that already exited and was reaped.
@@ -64,28 +64,18 @@ impl IdleAgent {
     }
 }
 
+/// `configure` for `secret` on host db.internal with admin sk_admin, then `extra`.
 fn configure_args<'a>(secret: &'a str, provider: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "configure",
-        "--secret",
-        secret,
-        "--provider",
-        provider,
-        "--host",
-        "db.internal",
-        "--admin-user",
-        "sk_admin",
-    ];
-    args.extend_from_slice(extra);
-    args
+    cli::configure_args(secret, provider, "db.internal", "sk_admin", extra)
 }
 
 /// `configure` for `secret` (host db.internal, admin sk_admin) with the admin password
 /// from the environment; it must succeed.
 fn configure_ok(home: &Path, secret: &str, provider: &str, admin_pass: &str) {
-    let mut c = bare(home, &configure_args(secret, provider, &[]));
-    c.env("SIKKERKEY_ADMIN_PASS", admin_pass);
-    run(c).expect(crate::support::assertions::Exit::Ok);
+    cli::configure_ok(
+        bare(home, &configure_args(secret, provider, &[])),
+        admin_pass,
+    );
 }
 
 /// python3 for the terminal and plist checks: required under CI, else a printed skip.
@@ -113,8 +103,7 @@ fn python3() -> Option<&'static str> {
 mod with_postgres {
     use serde_json::json;
 
-    use crate::support::assertions::Exit;
-    use crate::support::cli::{closed_port, run};
+    use crate::support::cli::{self, closed_port};
     use crate::support::db::postgres::Pg;
     use crate::support::world::{Database, World};
 
@@ -133,25 +122,9 @@ mod with_postgres {
     pub fn configure(w: &World, admin_user: &str, admin_pass: &str, extra: &[&str]) {
         let (host, port) = w.db.endpoint();
         let port = port.to_string();
-        let mut args = vec![
-            "configure",
-            "--secret",
-            &w.secret,
-            "--provider",
-            "postgresql",
-            "--host",
-            &host,
-            "--port",
-            &port,
-            "--database",
-            "postgres",
-            "--admin-user",
-            admin_user,
-        ];
-        args.extend_from_slice(extra);
-        let mut c = w.machine.command(&args);
-        c.env("SIKKERKEY_ADMIN_PASS", admin_pass);
-        run(c).expect(Exit::Ok);
+        let flags = [&["--port", &port, "--database", "postgres"], extra].concat();
+        let args = cli::configure_args(&w.secret, "postgresql", &host, admin_user, &flags);
+        cli::configure_ok(w.machine.command(&args), admin_pass);
     }
 
     pub fn admin(pg: &Pg) -> (String, String) {

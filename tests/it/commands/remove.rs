@@ -5,7 +5,7 @@ use crate::support::TempDir;
 use crate::support::assertions::{Exit, assert_contains};
 use crate::support::cli::{agent_file, bare, run};
 
-use super::{IdleAgent, configure_ok, dead_pid, write_pid};
+use super::{IdleAgent, configure_args, configure_ok, dead_pid, write_pid};
 
 #[test]
 fn remove_deletes_config_pid_and_state() {
@@ -91,42 +91,16 @@ fn a_repeated_option_is_refused_naming_both_values() {
     // configure: neither value is written, and a password given twice is never echoed.
     let mut c = bare(
         tmp.path(),
-        &[
-            "configure",
-            "--secret",
-            "sk_c",
-            "--provider",
-            "mysql",
-            "--host",
-            "h1",
-            "--host",
-            "h2",
-            "--admin-user",
-            "u",
-        ],
+        &configure_args("sk_c", "mysql", &["--host", "h2"]),
     );
     c.env("SIKKERKEY_ADMIN_PASS", "pw");
     let out = run(c).expect(Exit::Usage);
-    assert_contains(&out.stderr, "--host is given twice (\"h1\" and \"h2\")");
-    let out = run(bare(
-        tmp.path(),
-        &[
-            "configure",
-            "--secret",
-            "sk_c",
-            "--provider",
-            "mysql",
-            "--host",
-            "h1",
-            "--admin-user",
-            "u",
-            "--admin-pass",
-            "first-pw",
-            "--admin-pass",
-            "second-pw",
-        ],
-    ))
-    .expect(Exit::Usage);
+    assert_contains(
+        &out.stderr,
+        "--host is given twice (\"db.internal\" and \"h2\")",
+    );
+    let twice = ["--admin-pass", "first-pw", "--admin-pass", "second-pw"];
+    let out = run(bare(tmp.path(), &configure_args("sk_c", "mysql", &twice))).expect(Exit::Usage);
     assert_contains(&out.stderr, "--admin-pass is given twice");
     assert!(!out.stderr.contains("first-pw") && !out.stderr.contains("second-pw"));
     assert!(!agent_file(tmp.path(), "sk_c", "json").exists());

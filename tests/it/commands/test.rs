@@ -3,31 +3,21 @@
 use serde_json::json;
 
 use crate::support::assertions::{Exit, assert_contains};
-use crate::support::cli::{bare, closed_port, run};
+use crate::support::cli::{bare, closed_port, configure_args, configure_ok, run};
 use crate::support::{FakeControlPlane, Machine, SecretState, TempDir};
 
 #[test]
 fn test_reports_an_unreachable_database_and_skips_the_rest() {
     let home = TempDir::new("test");
     let port = closed_port().to_string();
-    let mut c = bare(
-        home.path(),
-        &[
-            "configure",
-            "--secret",
-            "sk_t1",
-            "--provider",
-            "postgresql",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--admin-user",
-            "ska_admin",
-        ],
+    let args = configure_args(
+        "sk_t1",
+        "postgresql",
+        "127.0.0.1",
+        "ska_admin",
+        &["--port", &port],
     );
-    c.env("SIKKERKEY_ADMIN_PASS", "admin-secret-value");
-    run(c).expect(Exit::Ok);
+    configure_ok(bare(home.path(), &args), "admin-secret-value");
     let out = run(bare(home.path(), &["test", "--secret", "sk_t1"])).expect(Exit::CheckFailed);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(

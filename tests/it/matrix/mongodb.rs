@@ -11,7 +11,6 @@ use ::mongodb::bson::{Bson, doc};
 use serde_json::json;
 use sikkerkey_agent::providers::ProviderKind;
 
-use crate::support::assertions::Exit;
 use crate::support::cli;
 use crate::support::db::mongodb::Mongo;
 use crate::support::world::{World, assert_password, secret_value};
@@ -117,27 +116,18 @@ pub fn scram_mechanisms_are_kept(m: &Mongo, pki: Option<&Pki>) {
         if let Some(pki) = pki {
             let port = m.port.to_string();
             let ca = pki.ca.display().to_string();
-            let mut configure = machine.command(&[
-                "configure",
-                "--secret",
-                &secret,
-                "--provider",
-                "mongodb",
-                "--host",
-                &m.host,
+            let flags = [
                 "--port",
                 &port,
                 "--database",
                 database,
-                "--admin-user",
-                &m.admin_user,
                 "--tls",
                 "verify-full",
                 "--tls-ca-file",
                 &ca,
-            ]);
-            configure.env("SIKKERKEY_ADMIN_PASS", &m.admin_pass);
-            cli::run(configure).expect(Exit::Ok);
+            ];
+            let args = cli::configure_args(&secret, "mongodb", &m.host, &m.admin_user, &flags);
+            cli::configure_ok(machine.command(&args), &m.admin_pass);
         }
         let agent = machine.spawn_agent(&secret);
         agent.wait_until(SOON, "a healthy heartbeat", || {

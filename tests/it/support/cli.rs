@@ -59,6 +59,38 @@ pub fn bare(home: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// `configure`'s arguments for a secret on `provider` at `host` with `admin_user`, the
+/// flags every configured secret has, then `extra`. The admin password goes in
+/// `SIKKERKEY_ADMIN_PASS` ([`configure_ok`]), as an operator should pass it.
+pub fn configure_args<'a>(
+    secret: &'a str,
+    provider: &'a str,
+    host: &'a str,
+    admin_user: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "configure",
+        "--secret",
+        secret,
+        "--provider",
+        provider,
+        "--host",
+        host,
+        "--admin-user",
+        admin_user,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs a `configure` command with `admin_pass` in `SIKKERKEY_ADMIN_PASS`; it must succeed.
+#[track_caller]
+pub fn configure_ok(mut configure: Command, admin_pass: &str) {
+    configure.env("SIKKERKEY_ADMIN_PASS", admin_pass);
+    run(configure).expect(Exit::Ok);
+}
+
 /// A file's permission bits.
 pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -373,48 +373,22 @@ pub fn client_certificate_is_presented(db: &dyn TlsServer) {
 /// protocol and the verification, and a rotation confirms with the managed user (TLS
 /// only) logging in over the same settings.
 pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
-    let (user, old_pw) = tls_user(db, false).expect("a TLS-only user");
     let server = db.tls_server();
-    let cp = FakeControlPlane::start();
-    let machine = Machine::new(&cp);
-    let secret = unique_name("sk");
     // The server's copy of the connection has no TLS: the local config must supply it.
-    let connection = json!({"host": server.host, "port": server.port, "database": server.database,
-        "adminUser": server.admin_user, "adminPass": server.admin_pass, "projectReference": ""});
-    cp.add_secret(
-        &secret,
-        SecretState::new(
-            db.kind().as_str(),
-            connection,
-            &user,
-            &secret_value(&user, &old_pw),
-        ),
-    );
+    let Configured {
+        cp,
+        machine,
+        secret,
+        user,
+        password: old_pw,
+        ..
+    } = Configured::new(db, server.port);
     let ca = db.pki().ca.display().to_string();
-    let port = server.port.to_string();
-    let mut args = vec![
-        "configure",
-        "--secret",
-        &secret,
-        "--provider",
-        db.kind().as_str(),
-        "--host",
-        &server.host,
-        "--port",
-        &port,
-        "--admin-user",
-        &server.admin_user,
-        "--tls",
-        "verify-full",
-        "--tls-ca-file",
-        &ca,
-    ];
-    if !server.database.is_empty() {
-        args.extend(["--database", &server.database]);
-    }
-    let mut configure = machine.command(&args);
-    configure.env("SIKKERKEY_ADMIN_PASS", &server.admin_pass);
-    cli::run(configure).expect(Exit::Ok);
+    let tls = ["--tls", "verify-full", "--tls-ca-file", &ca];
+    cli::configure_ok(
+        configure_command(&machine, &secret, db, &server.host, server.port, &tls),
+        &server.admin_pass,
+    );
     let config =
         std::fs::read_to_string(machine.agents_dir().join(format!("{secret}.json"))).unwrap();
     let v: serde_json::Value = serde_json::from_str(&config).unwrap();
@@ -468,6 +442,33 @@ pub fn rotation_confirms_with_verify_full(db: &dyn TlsServer) {
     drop_user(db, &user);
 }
 
+/// `configure` on `machine` for `secret` on `db`'s TLS server, reached as `host`:`port`,
+/// with `flags`; the admin password is the caller's to add.
+fn configure_command(
+    machine: &Machine,
+    secret: &str,
+    db: &dyn TlsServer,
+    host: &str,
+    port: u16,
+    flags: &[&str],
+) -> std::process::Command {
+    let server = db.tls_server();
+    let port = port.to_string();
+    let mut more = vec!["--port", &port];
+    if !server.database.is_empty() {
+        more.extend(["--database", &server.database]);
+    }
+    more.extend_from_slice(flags);
+    let provider = db.kind().as_str();
+    machine.command(&cli::configure_args(
+        secret,
+        provider,
+        host,
+        &server.admin_user,
+        &more,
+    ))
+}
+
 /// A secret configured on a fresh machine for `db`'s TLS server, reached through `port`
 /// (a recorder in front of it), with the given TLS flags; the managed user is a TLS-only
 /// user of its own. Returns what `test` needs and the user to drop.
@@ -511,29 +512,16 @@ impl Configured {
     /// `configure` with these TLS flags, with `system_ca` as the system's trust store.
     fn configure(&self, db: &dyn TlsServer, tls: &[&str], system_ca: &std::path::Path) {
         let server = db.tls_server();
-        let port = self.port.to_string();
-        let mut args = vec![
-            "configure",
-            "--secret",
+        let mut configure = configure_command(
+            &self.machine,
             &self.secret,
-            "--provider",
-            db.kind().as_str(),
-            "--host",
+            db,
             &server.host,
-            "--port",
-            &port,
-            "--admin-user",
-            &server.admin_user,
-        ];
-        if !server.database.is_empty() {
-            args.extend(["--database", &server.database]);
-        }
-        args.extend_from_slice(tls);
-        let mut configure = self.machine.command(&args);
-        configure
-            .env("SIKKERKEY_ADMIN_PASS", &server.admin_pass)
-            .env("SSL_CERT_FILE", system_ca);
-        cli::run(configure).expect(Exit::Ok);
+            self.port,
+            tls,
+        );
+        configure.env("SSL_CERT_FILE", system_ca);
+        cli::configure_ok(configure, &server.admin_pass);
     }
 
     /// `test`, with `system_ca` as the system's trust store.
@@ -689,18 +677,7 @@ fn configure_refuses_contradictory_or_unreadable_tls_settings() {
         ("redis", &["--tls", "verify-ca"], "needs a CA file"),
     ];
     for (provider, flags, expect) in cases {
-        let mut args = vec![
-            "configure",
-            "--secret",
-            "sk_tls_conf",
-            "--provider",
-            provider,
-            "--host",
-            "127.0.0.1",
-            "--admin-user",
-            "admin",
-        ];
-        args.extend_from_slice(flags);
+        let args = cli::configure_args("sk_tls_conf", provider, "127.0.0.1", "admin", flags);
         let o = machine
             .command(&args)
             .env("SIKKERKEY_ADMIN_PASS", "admin-pass-value")
@@ -732,21 +709,14 @@ fn libpq_variables_that_authenticate_nothing_are_refused() {
         SecretState::new("postgresql", connection, "app", &secret_value("app", "pw")),
     );
     let port = cli::closed_port().to_string();
-    let mut configure = machine.command(&[
-        "configure",
-        "--secret",
+    let args = cli::configure_args(
         &secret,
-        "--provider",
         "postgresql",
-        "--host",
         "127.0.0.1",
-        "--port",
-        &port,
-        "--admin-user",
         "sk_admin",
-    ]);
-    configure.env("SIKKERKEY_ADMIN_PASS", "admin-pass-value");
-    cli::run(configure).expect(Exit::Ok);
+        &["--port", &port],
+    );
+    cli::configure_ok(machine.command(&args), "admin-pass-value");
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
             &[("PGSSLMODE", "require"), ("PGSSLROOTCERT", "system")],

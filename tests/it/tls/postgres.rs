@@ -70,42 +70,15 @@ crate::tls_tests!(from_env());
 /// object wins over them.
 #[test]
 fn pgssl_environment_applies_and_yields_to_the_local_config() {
-    use crate::support::world::secret_value;
-    use crate::support::{FakeControlPlane, Machine, SecretState, unique_name};
     let Some(pg) = from_env() else { return };
-    let (user, pw) = super::tls_user(&pg, false).unwrap();
-    let cp = FakeControlPlane::start();
-    let machine = Machine::new(&cp);
-    let secret = unique_name("sk");
     let s = &pg.pair.tls;
-    let connection = serde_json::json!({"host": s.host, "port": s.port, "database": "postgres",
-        "adminUser": s.admin_user, "adminPass": s.admin_pass, "projectReference": ""});
-    cp.add_secret(
-        &secret,
-        SecretState::new("postgresql", connection, &user, &secret_value(&user, &pw)),
-    );
-    let port = s.port.to_string();
+    let c = super::Configured::new(&pg, s.port);
     let configure = |extra: &[&str]| {
-        let mut args = vec![
-            "configure",
-            "--secret",
-            &secret,
-            "--provider",
-            "postgresql",
-            "--host",
-            &s.host,
-            "--port",
-            &port,
-            "--admin-user",
-            &s.admin_user,
-        ];
-        args.extend_from_slice(extra);
-        let mut configure = machine.command(&args);
-        configure.env("SIKKERKEY_ADMIN_PASS", &s.admin_pass);
-        cli::run(configure).expect(Exit::Ok);
+        let command = super::configure_command(&c.machine, &c.secret, &pg, &s.host, s.port, extra);
+        cli::configure_ok(command, &s.admin_pass);
     };
     let test = |ca: &std::path::Path| {
-        let mut test = machine.command(&["test", "--secret", &secret]);
+        let mut test = c.machine.command(&["test", "--secret", &c.secret]);
         test.env("PGSSLMODE", "verify-full")
             .env("PGSSLROOTCERT", ca);
         cli::run(test)
@@ -127,47 +100,22 @@ fn pgssl_environment_applies_and_yields_to_the_local_config() {
     configure(&["--tls", "require"]);
     let out = test(&pg.pair.pki.wrong_ca).expect(Exit::Ok).all();
     assert!(out.contains("mode require from the local config"), "{out}");
-    super::drop_user(&pg, &user);
+    super::drop_user(&pg, &c.user);
 }
 
 /// `PGSSLROOTCERT=system` is the system's trust store, and makes verify-full the mode, as
 /// in libpq 16: the name is checked, so a certificate for another name is refused.
 #[test]
 fn pgsslrootcert_system_means_verify_full_against_the_system_store() {
-    use crate::support::world::secret_value;
-    use crate::support::{FakeControlPlane, Machine, SecretState, unique_name};
     let Some(pg) = from_env() else { return };
-    let (user, pw) = super::tls_user(&pg, false).unwrap();
-    let cp = FakeControlPlane::start();
-    let machine = Machine::new(&cp);
-    let secret = unique_name("sk");
     let s = &pg.pair.tls;
-    let connection = serde_json::json!({"host": s.host, "port": s.port, "database": "postgres",
-        "adminUser": s.admin_user, "adminPass": s.admin_pass, "projectReference": ""});
-    cp.add_secret(
-        &secret,
-        SecretState::new("postgresql", connection, &user, &secret_value(&user, &pw)),
-    );
-    let port = s.port.to_string();
+    let c = super::Configured::new(&pg, s.port);
     let configure = |host: &str| {
-        let mut configure = machine.command(&[
-            "configure",
-            "--secret",
-            &secret,
-            "--provider",
-            "postgresql",
-            "--host",
-            host,
-            "--port",
-            &port,
-            "--admin-user",
-            &s.admin_user,
-        ]);
-        configure.env("SIKKERKEY_ADMIN_PASS", &s.admin_pass);
-        cli::run(configure).expect(Exit::Ok);
+        let command = super::configure_command(&c.machine, &c.secret, &pg, host, s.port, &[]);
+        cli::configure_ok(command, &s.admin_pass);
     };
     let test = || {
-        let mut test = machine.command(&["test", "--secret", &secret]);
+        let mut test = c.machine.command(&["test", "--secret", &c.secret]);
         test.env("PGSSLROOTCERT", "system")
             .env("SSL_CERT_FILE", &pg.pair.pki.ca);
         cli::run(test)
@@ -185,7 +133,7 @@ fn pgsslrootcert_system_means_verify_full_against_the_system_store() {
         out.contains("FAIL  login") && out.contains("name mismatch"),
         "{out}"
     );
-    super::drop_user(&pg, &user);
+    super::drop_user(&pg, &c.user);
 }
 
 /// A role whose pg_hba method is "password" (the server asks for it in clear): the agent
