@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::support::assertions::{Exit, assert_contains, assert_lacks};
 use crate::support::cli::{bare, run};
+use crate::support::world::unreachable_secret;
 use crate::support::{FakeControlPlane, Machine, SOON, TempDir, require_env, set_mode};
 
 fn now() -> u64 {
@@ -303,17 +304,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 fn in_json_format_every_stderr_line_is_a_json_object() {
     let cp = FakeControlPlane::start();
     let machine = Machine::new(&cp);
-    let secret = crate::support::unique_name("sk");
-    cp.add_secret(
-        &secret,
-        crate::support::SecretState::new(
-            "postgresql",
-            json!({"host": "127.0.0.1", "port": crate::support::cli::closed_port(), "database": "x",
-                   "adminUser": "a", "adminPass": "b", "projectReference": ""}),
-            "app",
-            &crate::support::world::secret_value("app", "pw"),
-        ),
-    );
+    let secret = unreachable_secret(&cp, "127.0.0.1", crate::support::cli::closed_port());
     let parse_all = |what: &str, stderr: &str| -> Vec<Value> {
         assert!(!stderr.trim().is_empty(), "{what}: nothing on stderr");
         stderr
@@ -424,17 +415,7 @@ fn a_local_config_where_the_official_cli_keeps_it_is_found() {
 fn start_uses_the_official_location_with_a_warning() {
     let cp = FakeControlPlane::start();
     let machine = Machine::new(&cp);
-    let secret = crate::support::unique_name("sk");
-    cp.add_secret(
-        &secret,
-        crate::support::SecretState::new(
-            "postgresql",
-            json!({"host": "server.invalid", "port": 1, "database": "x",
-                   "adminUser": "a", "adminPass": "b", "projectReference": ""}),
-            "app",
-            &crate::support::world::secret_value("app", "pw"),
-        ),
-    );
+    let secret = unreachable_secret(&cp, "server.invalid", 1);
     let home = TempDir::new("user");
     let port = crate::support::cli::closed_port();
     let agents = home.path().join(".sikkerkey/agents");

@@ -11,10 +11,8 @@ use serde_json::Value;
 
 use crate::support::SOON;
 use crate::support::cli::configure_args;
-use crate::support::world::secret_value;
-use crate::support::{
-    Endpoint, FakeControlPlane, Fault, Machine, SecretState, TempDir, unique_name, wait_until,
-};
+use crate::support::world::unreachable_secret;
+use crate::support::{Endpoint, FakeControlPlane, Fault, Machine, TempDir, wait_until};
 
 /// The agent with stderr going to a file, as systemd connects it to the journal.
 struct FileLogged {
@@ -95,18 +93,7 @@ impl FileLogged {
 
 /// A secret whose database is never reached: enough for the control-plane side.
 fn idle_secret(cp: &FakeControlPlane) -> String {
-    let secret = unique_name("sk");
-    cp.add_secret(
-        &secret,
-        SecretState::new(
-            "postgresql",
-            serde_json::json!({"host": "127.0.0.1", "port": 1, "database": "x",
-                               "adminUser": "a", "adminPass": "b", "projectReference": ""}),
-            "app",
-            &secret_value("app", "pw"),
-        ),
-    );
-    secret
+    unreachable_secret(cp, "127.0.0.1", 1)
 }
 
 #[test]
@@ -189,7 +176,11 @@ fn json_lines_name_the_secret_and_the_rotation() {
         );
         let rotation = format!("rot_json_{via_flag}");
         let new_pw = format!("new-{}", crate::support::random_text(16));
-        w.cp.set_pending(&w.secret, &rotation, &secret_value(&w.user, &new_pw));
+        w.cp.set_pending(
+            &w.secret,
+            &rotation,
+            &crate::support::world::secret_value(&w.user, &new_pw),
+        );
         wait_until(SOON, "confirmed", || {
             w.cp.confirms(&w.secret).contains(&rotation)
         });
@@ -333,7 +324,11 @@ fn status_exit_codes_follow_nagios_and_prometheus_text_parses() {
     // OK: running and healthy, after a confirmed rotation.
     let mut agent = w.start();
     let new_pw = format!("new-{}", crate::support::random_text(16));
-    w.cp.set_pending(&w.secret, "rot_status", &secret_value(&w.user, &new_pw));
+    w.cp.set_pending(
+        &w.secret,
+        "rot_status",
+        &crate::support::world::secret_value(&w.user, &new_pw),
+    );
     w.wait_confirmed("rot_status", &agent);
     w.wait_journal_cleared(&agent);
     agent.wait_until(SOON, "status OK", || {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::TempDir;
 use crate::support::assertions::{Exit, assert_contains, assert_lacks};
-use crate::support::cli::{BIN, bare, mode, run};
+use crate::support::cli::{BIN, Out, bare, mode, run};
 
 use super::python3;
 
@@ -175,6 +175,16 @@ fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
     unit.lines()
         .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .collect()
+}
+
+/// `install --secret {secret}` for systemd as root, printed, from a shell that has only
+/// PATH, SIKKERKEY_HOME=`home` and `env`.
+fn print_systemd_unit(home: &Path, secret: &str, env: &[(&str, &str)]) -> Out {
+    let mut c = bare(home, &["install", "--secret", secret]);
+    c.env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
+        .env("USER", "root")
+        .envs(env.iter().copied());
+    run(c).expect(Exit::Ok)
 }
 
 /// The unit's `Environment=` assignments, each split as systemd splits it.
@@ -470,14 +480,20 @@ fn install_now_rolls_back_when_the_service_manager_fails() {
     let setup = Setup::new(&["systemctl"]);
     let units = setup.path().join("units");
     let unit_path = units.join("sikkerkey-agent-sk_fail.service");
-    let mut c = setup.command_in(
-        setup.path(),
-        "systemd",
-        &units,
-        &["install", "--secret", "sk_fail", "--now"],
-    );
-    c.env("SKA_STANDIN_FAIL", "1");
-    let out = run(c).expect(Exit::Failure);
+    let install = || {
+        setup.command_in(
+            setup.path(),
+            "systemd",
+            &units,
+            &["install", "--secret", "sk_fail", "--now"],
+        )
+    };
+    let failing_install = || {
+        let mut c = install();
+        c.env("SKA_STANDIN_FAIL", "1");
+        run(c).expect(Exit::Failure)
+    };
+    let out = failing_install();
     assert_contains(
         &out.stderr,
         "error: `systemctl daemon-reload` failed (exit status: 3); rolled back (deleted ",
@@ -497,14 +513,7 @@ fn install_now_rolls_back_when_the_service_manager_fails() {
 
     // A reinstall that fails puts the unit that was there back.
     std::fs::write(&unit_path, "[Unit]\nDescription=the old one\n").unwrap();
-    let mut c = setup.command_in(
-        setup.path(),
-        "systemd",
-        &units,
-        &["install", "--secret", "sk_fail", "--now"],
-    );
-    c.env("SKA_STANDIN_FAIL", "1");
-    let out = run(c).expect(Exit::Failure);
+    let out = failing_install();
     assert_contains(&out.stderr, "the previous definition is in place again");
     assert_eq!(
         std::fs::read_to_string(&unit_path).unwrap(),
@@ -513,12 +522,7 @@ fn install_now_rolls_back_when_the_service_manager_fails() {
     std::fs::remove_file(&unit_path).unwrap();
 
     // Without a service manager at all.
-    let mut c = setup.command_in(
-        setup.path(),
-        "systemd",
-        &units,
-        &["install", "--secret", "sk_fail", "--now"],
-    );
+    let mut c = install();
     c.env("PATH", setup.path());
     let out = run(c).expect(Exit::Failure);
     assert_contains(&out.stderr, "`systemctl` was not found on PATH");
@@ -779,14 +783,16 @@ fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
     let tmp = TempDir::new("svc");
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let mut c = bare(&home, &["install", "--secret", "sk_env"]);
-    c.env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
-        .env("USER", "root")
-        .env("HTTPS_PROXY", "http://proxy.corp:3128")
-        .env("NO_PROXY", "localhost,.internal")
-        .env("SIKKERKEY_CA_FILE", "/etc/ska/corp ca%.pem")
-        .env("http_proxy", "http://ann:s3cretpw@proxy.corp:3128");
-    let out = run(c).expect(Exit::Ok);
+    let out = print_systemd_unit(
+        &home,
+        "sk_env",
+        &[
+            ("HTTPS_PROXY", "http://proxy.corp:3128"),
+            ("NO_PROXY", "localhost,.internal"),
+            ("SIKKERKEY_CA_FILE", "/etc/ska/corp ca%.pem"),
+            ("http_proxy", "http://ann:s3cretpw@proxy.corp:3128"),
+        ],
+    );
     let env = unit_environment(&out.stdout);
     assert_eq!(
         env,
@@ -814,14 +820,16 @@ fn install_carries_proxy_and_ca_variables_but_never_proxy_credentials() {
 #[test]
 fn install_carries_the_libpq_tls_variables() {
     let tmp = TempDir::new("svc");
-    let mut c = bare(tmp.path(), &["install", "--secret", "sk_pg"]);
-    c.env("SIKKERKEY_SERVICE_PLATFORM", "systemd")
-        .env("USER", "root")
-        .env("PGSSLMODE", "verify-full")
-        .env("PGSSLROOTCERT", "/etc/pg/root ca.pem")
-        .env("PGSSLCERT", "/etc/pg/client.crt")
-        .env("PGSSLKEY", "client.key");
-    let out = run(c).expect(Exit::Ok);
+    let out = print_systemd_unit(
+        tmp.path(),
+        "sk_pg",
+        &[
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/etc/pg/root ca.pem"),
+            ("PGSSLCERT", "/etc/pg/client.crt"),
+            ("PGSSLKEY", "client.key"),
+        ],
+    );
     let env = unit_environment(&out.stdout);
     assert_eq!(
         env[1..],

@@ -9,7 +9,6 @@
 
 use ::mongodb::bson::{Bson, doc};
 use serde_json::json;
-use sikkerkey_agent::providers::ProviderKind;
 
 use crate::support::cli;
 use crate::support::db::mongodb::Mongo;
@@ -18,7 +17,8 @@ use crate::support::{
     AgentProcess, FakeControlPlane, Machine, SOON, SecretState, random_text, require_env,
     unique_name, wait_until,
 };
-use crate::tls::{Pki, Server, Servers, TlsServer};
+use crate::tls::mongodb::MongoTls;
+use crate::tls::{Pki, Server, Servers};
 
 pub fn open(prefix: &str) -> Option<Mongo> {
     Mongo::from_env(prefix, &format!("the matrix server {prefix}"))
@@ -41,10 +41,6 @@ fn server(m: &Mongo) -> Server {
 }
 
 /// The TLS-only server `tls` and the plaintext-only `plain`, both real mongods.
-pub struct MongoTls {
-    pair: Servers,
-}
-
 pub fn tls_pair(tls: &str, plain: &str) -> Option<MongoTls> {
     let t = open_tls(tls)?;
     let p = open(plain)?;
@@ -55,23 +51,6 @@ pub fn tls_pair(tls: &str, plain: &str) -> Option<MongoTls> {
             plain: server(&p),
         },
     })
-}
-
-impl TlsServer for MongoTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Mongodb
-    }
-    fn servers(&self) -> &Servers {
-        &self.pair
-    }
-    /// Every user of a TLS-only server is TLS-only; mongod cannot demand a client
-    /// certificate of one user.
-    fn restrict(&self, _name: &str, client_cert: bool) -> bool {
-        !client_cert
-    }
-    fn has_verify_ca(&self) -> bool {
-        false
-    }
 }
 
 /// For each SCRAM mechanism alone, in the managed database `skatest` and in `admin`: a

@@ -116,6 +116,24 @@ pub fn secret_value(user: &str, password: &str) -> String {
     json!({"username": user, "password": password}).to_string()
 }
 
+/// A new secret on `cp` whose PostgreSQL database at `host`:`port` is never reached
+/// (nothing listens there, or the name does not resolve): enough for a test of the
+/// control-plane side or of what a failed database check says.
+pub fn unreachable_secret(cp: &FakeControlPlane, host: &str, port: u16) -> String {
+    let secret = unique_name("sk");
+    cp.add_secret(
+        &secret,
+        SecretState::new(
+            "postgresql",
+            json!({"host": host, "port": port, "database": "x",
+                   "adminUser": "a", "adminPass": "b", "projectReference": ""}),
+            "app",
+            &secret_value("app", "pw"),
+        ),
+    );
+    secret
+}
+
 /// The database has `expected` for `user`: it logs in, while `other` and a random
 /// password are refused.
 pub fn assert_password(db: &dyn Database, user: &str, expected: &str, other: &str) {

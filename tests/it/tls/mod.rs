@@ -16,7 +16,7 @@
 #![allow(dead_code)]
 
 #[cfg(feature = "mongodb")]
-mod mongodb;
+pub mod mongodb;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]

@@ -8,8 +8,9 @@ use sikkerkey_agent::providers::ProviderKind;
 
 use super::{Pki, Server, Servers, TlsServer};
 
-struct MongoTls {
-    pair: Servers,
+/// A TLS-only MongoDB server and a plaintext-only one (also the matrix's mongod).
+pub struct MongoTls {
+    pub pair: Servers,
 }
 
 fn from_env() -> Option<MongoTls> {
@@ -30,6 +31,8 @@ impl TlsServer for MongoTls {
     fn servers(&self) -> &Servers {
         &self.pair
     }
+    /// Every user of a TLS-only server is TLS-only; neither SecantusDB nor mongod can
+    /// demand a client certificate of one user.
     fn restrict(&self, _name: &str, client_cert: bool) -> bool {
         !client_cert
     }
