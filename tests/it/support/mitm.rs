@@ -75,8 +75,8 @@ impl Mitm {
 
     pub fn postgres(trick: PgTrick) -> Mitm {
         let tls = matches!(trick, PgTrick::OwnTlsThenCleartext | PgTrick::OwnTlsThenMd5);
-        Mitm::serve(tls, move |stream, record, tls_config| {
-            fake_postgres(stream, trick, record, tls_config)
+        Mitm::serve(tls, move |stream, tls_config| {
+            fake_postgres(stream, trick, tls_config)
         })
     }
 
@@ -85,14 +85,14 @@ impl Mitm {
             trick,
             MyTrick::OwnTlsThenFullAuth | MyTrick::OwnTlsThenClearPassword
         );
-        Mitm::serve(tls, move |stream, record, tls_config| {
-            fake_mysql(stream, trick, record, tls_config)
+        Mitm::serve(tls, move |stream, tls_config| {
+            fake_mysql(stream, trick, tls_config)
         })
     }
 
     fn serve(
         tls: bool,
-        handle: impl Fn(TcpStream, &Recording, Option<Arc<rustls::ServerConfig>>)
+        handle: impl Fn(Recorded<'_, TcpStream>, Option<Arc<rustls::ServerConfig>>)
         + Send
         + Sync
         + 'static,
@@ -116,7 +116,7 @@ impl Mitm {
             .spawn(move || {
                 for conn in listener.incoming() {
                     let Ok(conn) = conn else { continue };
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
                     let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
                     let index = {
                         let mut r = rec.lock().unwrap();
@@ -132,7 +132,11 @@ impl Mitm {
                     thread::Builder::new()
                         .name("mitm-conn".into())
                         .spawn(move || {
-                            handle(conn, &record, config);
+                            let recorded = Recorded {
+                                inner: conn,
+                                record: &record,
+                            };
+                            handle(recorded, config);
                             live.fetch_sub(1, Ordering::SeqCst);
                         })
                         .unwrap();
@@ -185,6 +189,21 @@ struct Recorded<'a, S> {
     record: &'a Recording,
 }
 
+impl<'a> Recorded<'a, TcpStream> {
+    /// The same connection in TLS with `config` (the handshake happens on first use), still
+    /// recording what it reads.
+    fn into_tls(
+        self,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Option<Recorded<'a, rustls::StreamOwned<rustls::ServerConnection, TcpStream>>> {
+        let session = rustls::ServerConnection::new(config).ok()?;
+        Some(Recorded {
+            inner: rustls::StreamOwned::new(session, self.inner),
+            record: self.record,
+        })
+    }
+}
+
 impl<S: Read> Read for Recorded<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -232,13 +251,10 @@ fn pg_auth_request(code: u32, extra: &[u8]) -> Vec<u8> {
 }
 
 fn fake_postgres(
-    tcp: TcpStream,
+    mut plain: Recorded<'_, TcpStream>,
     trick: PgTrick,
-    record: &Recording,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
-    let mut plain = Recorded { inner: tcp, record };
     // SSLRequest (the agent sends one in every mode but disable) or a startup message.
     let Some(first) = read_pg_startup(&mut plain) else {
         return;
@@ -253,13 +269,8 @@ fn fake_postgres(
             if plain.write_all(b"S").is_err() {
                 return;
             }
-            let Ok(session) = rustls::ServerConnection::new(config) else {
+            let Some(mut tls) = plain.into_tls(config) else {
                 return;
-            };
-            let mut tls = rustls::StreamOwned::new(session, plain.inner);
-            let mut tls = Recorded {
-                inner: &mut tls,
-                record,
             };
             if read_pg_startup(&mut tls).is_none() {
                 return;
@@ -361,13 +372,10 @@ fn greeting(tls: bool) -> Vec<u8> {
 }
 
 fn fake_mysql(
-    tcp: TcpStream,
+    mut plain: Recorded<'_, TcpStream>,
     trick: MyTrick,
-    record: &Recording,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) {
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(3)));
-    let mut plain = Recorded { inner: tcp, record };
     if plain
         .write_all(&my_packet(0, &greeting(tls.is_some())))
         .is_err()
@@ -390,13 +398,8 @@ fn fake_mysql(
     };
     match (client_caps & CAP_SSL != 0, tls) {
         (true, Some(config)) => {
-            let Ok(session) = rustls::ServerConnection::new(config) else {
+            let Some(mut tls) = plain.into_tls(config) else {
                 return;
-            };
-            let mut tls = rustls::StreamOwned::new(session, plain.inner);
-            let mut tls = Recorded {
-                inner: &mut tls,
-                record,
             };
             let Some((seq, _response)) = read_my_packet(&mut tls) else {
                 return;
