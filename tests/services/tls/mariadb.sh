@@ -9,10 +9,7 @@ start_mariadb_tls() {
   port="$(free_port)"
   pass="$(random_password)"
   mkdir -p "$dir"
-  cp "$SKA_TLS_SERVER_CERT" "$dir/server.pem"
-  cp "$SKA_TLS_SERVER_KEY" "$dir/server.key"
-  cp "$SKA_TLS_CA" "$dir/ca.pem"
-  chmod 600 "$dir/server.key"
+  copy_test_certs "$dir"
   MARIADB_TLS_DIR="$dir"
   launch_mariadb "MariaDB (TLS)" "$dir" "$port" --max-connections=200 --innodb-buffer-pool-size=16M \
     --ssl-cert="$dir/server.pem" --ssl-key="$dir/server.key" --ssl-ca="$dir/ca.pem" || return 1

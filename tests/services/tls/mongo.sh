@@ -4,10 +4,10 @@
 # (mongo.sh) stays plaintext-only: it is the server that `require` must refuse. Started
 # by start_mongo, after it has chosen the server and its virtualenv.
 
-# Runs the pymongo script on stdin against the TLS server (verified with the test CA).
-mongo_tls_py() {
-  SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_TLS_PORT" SKA_TLS_CA="$SKA_TLS_CA" \
-    "$MONGO_VENV/bin/python" - "$@"
+# lib/mongo_admin.py (`create` or `check`) against the TLS server, verified with the test CA.
+mongo_tls_admin() {
+  MONGO_PORT="$MONGO_TLS_PORT" MONGO_TLS_CA="$SKA_TLS_CA" MONGO_ADMIN_USER="$SKA_MONGOTLS_ADMIN_USER" \
+    MONGO_ADMIN_PASS="$SKA_MONGOTLS_ADMIN_PASS" "$MONGO_VENV/bin/python" "$here/lib/mongo_admin.py" "$@"
 }
 
 mongo_tls_launch() {
@@ -44,41 +44,12 @@ start_mongo_tls() {
   export SKA_MONGOTLS_ADMIN_USER=ska_admin SKA_MONGOTLS_ADMIN_PASS="$pass"
 
   mongo_tls_launch || return 1
-  mongo_tls_py <<'PY' || { tail -n 50 "$MONGO_TLS_DIR/server.log" >&2; return 1; }
-import os, pymongo
-c = pymongo.MongoClient(os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"]),
-                        directConnection=True, serverSelectionTimeoutMS=30000,
-                        tls=True, tlsCAFile=os.environ["SKA_TLS_CA"])
-c.admin.command("createUser", os.environ["SKA_MONGOTLS_ADMIN_USER"], pwd=os.environ["SKA_MONGOTLS_ADMIN_PASS"],
-                roles=[{"role": "root", "db": "admin"}])
-PY
+  mongo_tls_admin create || { tail -n 50 "$MONGO_TLS_DIR/server.log" >&2; return 1; }
   stop_mongo_tls
   mongo_tls_launch auth || return 1
 
   # Prove the server checks passwords over TLS and refuses plaintext before any test relies on it.
-  mongo_tls_py <<'PY' || { tail -n 50 "$MONGO_TLS_DIR/server.log" >&2; return 1; }
-import os, sys, pymongo
-from pymongo.errors import OperationFailure, PyMongoError
-host, port = os.environ["SKA_MONGO_HOST"], int(os.environ["SKA_MONGO_PORT"])
-def client(password, **tls):
-    return pymongo.MongoClient(host, port, directConnection=True, serverSelectionTimeoutMS=5000,
-                               username=os.environ["SKA_MONGOTLS_ADMIN_USER"], password=password,
-                               authSource="admin", **tls)
-verified = dict(tls=True, tlsCAFile=os.environ["SKA_TLS_CA"])
-client(os.environ["SKA_MONGOTLS_ADMIN_PASS"], **verified).admin.command("usersInfo", 1)
-try:
-    client("wrong-" + os.environ["SKA_MONGOTLS_ADMIN_PASS"], **verified).admin.command("ping")
-except OperationFailure:
-    pass
-else:
-    sys.exit("the MongoDB TLS test server accepts a wrong password")
-try:
-    client(os.environ["SKA_MONGOTLS_ADMIN_PASS"]).admin.command("ping")
-except PyMongoError:
-    pass
-else:
-    sys.exit("the MongoDB TLS test server accepts a plaintext session")
-PY
+  mongo_tls_admin check || { tail -n 50 "$MONGO_TLS_DIR/server.log" >&2; return 1; }
   export SKA_MONGOTLS_HOST=127.0.0.1 SKA_MONGOTLS_PORT="$MONGO_TLS_PORT"
   log "$MONGO_NAME (TLS only) on 127.0.0.1:$MONGO_TLS_PORT (auth on)"
 }

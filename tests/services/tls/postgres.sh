@@ -11,10 +11,7 @@ start_postgres_tls() {
   port="$(free_port)"
   pass="$(random_password)"
   mkdir -p "$dir"
-  cp "$SKA_TLS_SERVER_CERT" "$dir/server.pem"
-  cp "$SKA_TLS_SERVER_KEY" "$dir/server.key"
-  cp "$SKA_TLS_CA" "$dir/ca.pem"
-  chmod 600 "$dir/server.key"
+  copy_test_certs "$dir"
   init_scram_cluster "$bindir" "$dir" "$pass" || return 1
   as_postgres tee "$dir/data/pg_hba.conf" >/dev/null <<'HBA'
 local     all  +ska_pwauth            password
