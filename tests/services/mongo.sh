@@ -10,26 +10,24 @@
 
 SKA_SECANTUSDB_VERSION="0.7.0b3"
 
-# Starts the server in $MONGO_DIR on $MONGO_PORT, with --auth when $1 is "auth".
-mongo_launch() {
-  local args=("${MONGO_SERVER[@]}") rc=0
-  if [[ "${1:-}" == "auth" ]]; then args+=(--auth); fi
-  launch_listening "$MONGO_NAME" "$MONGO_PORT" "$MONGO_DIR/server.log" "${args[@]}" || rc=$?
-  MONGO_PID=$LAUNCHED_PID
-  return $rc
-}
-
-# Stops the server this script started, politely first.
-mongo_halt() {
-  stop_child "${MONGO_PID:-}"
-  MONGO_PID=""
-}
-
-# The first admin, or the proof that the server checks passwords (lib/mongo_admin.py,
-# `create` or `check`), for the test server; the credentials go through the environment.
-mongo_admin() {
-  MONGO_PORT="$MONGO_PORT" MONGO_ADMIN_USER="$SKA_MONGO_ADMIN_USER" MONGO_ADMIN_PASS="$SKA_MONGO_ADMIN_PASS" \
-    "$MONGO_VENV/bin/python" "$here/lib/mongo_admin.py" "$@"
+# Brings up a test server: the command "${@:4}" as $1 on port $2, logging to
+# $3/server.log, first without authentication while lib/mongo_admin.py creates the admin,
+# then for good with --auth once the script has shown that the server refuses a wrong
+# password (and plaintext, for a TLS-only server). The script reads MONGO_ADMIN_USER,
+# MONGO_ADMIN_PASS and, for a TLS-only server, MONGO_TLS_CA from the caller's
+# environment. The server's PID is left in LAUNCHED_PID, also after a failure.
+mongo_bring_up() {
+  local name="$1" port="$2" log_file="$3/server.log"
+  shift 3
+  local admin=(env MONGO_PORT="$port" "$MONGO_VENV/bin/python" "$here/lib/mongo_admin.py")
+  launch_listening "$name" "$port" "$log_file" "$@" || return 1
+  if ! "${admin[@]}" create; then
+    tail -n 50 "$log_file" >&2
+    return 1
+  fi
+  stop_child "$LAUNCHED_PID"
+  launch_listening "$name" "$port" "$log_file" "$@" --auth || return 1
+  "${admin[@]}" check || { tail -n 50 "$log_file" >&2; return 1; }
 }
 
 start_mongo() {
@@ -52,15 +50,11 @@ start_mongo() {
   user="ska:adm@in/%?"
   pass="$(random_password)@:/%?'\"ø"
   export SKA_MONGO_ADMIN_USER="$user" SKA_MONGO_ADMIN_PASS="$pass"
-
-  # Without auth first, to create the admin; then for good with auth on.
-  mongo_launch || return 1
-  mongo_admin create || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
-  mongo_halt
-  mongo_launch auth || return 1
-
-  # Prove the server checks passwords before any test relies on it.
-  mongo_admin check || { tail -n 50 "$MONGO_DIR/server.log" >&2; return 1; }
+  local rc=0
+  MONGO_ADMIN_USER="$user" MONGO_ADMIN_PASS="$pass" \
+    mongo_bring_up "$MONGO_NAME" "$MONGO_PORT" "$MONGO_DIR" "${MONGO_SERVER[@]}" || rc=$?
+  MONGO_PID=$LAUNCHED_PID
+  [[ $rc -eq 0 ]] || return 1
   export SKA_MONGO_HOST=127.0.0.1 SKA_MONGO_PORT="$MONGO_PORT" SKA_MONGO_SERVER="$MONGO_NAME"
   log "$MONGO_NAME on 127.0.0.1:$MONGO_PORT (auth on)"
   if [[ "$MONGO_NAME" == SecantusDB* ]]; then
@@ -73,5 +67,5 @@ start_mongo() {
 
 stop_mongo() {
   stop_mongo_tls
-  mongo_halt
+  stop_child "${MONGO_PID:-}"
 }

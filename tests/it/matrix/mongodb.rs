@@ -9,6 +9,7 @@
 
 use ::mongodb::bson::{Bson, doc};
 use serde_json::json;
+use sikkerkey_agent::providers::ProviderKind;
 
 use crate::support::cli;
 use crate::support::db::mongodb::Mongo;
@@ -46,6 +47,7 @@ pub fn tls_pair(tls: &str, plain: &str) -> Option<MongoTls> {
     let p = open(plain)?;
     Some(MongoTls {
         pair: Servers {
+            kind: ProviderKind::Mongodb,
             pki: Pki::from_env(&format!("the matrix server {tls} over TLS"))?,
             tls: server(&t),
             plain: server(&p),

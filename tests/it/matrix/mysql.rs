@@ -45,6 +45,7 @@ pub fn tls_server(prefix: &str) -> Option<MyTls> {
     let plain = server(my.admin_user.clone(), my.admin_pass.clone());
     Some(MyTls {
         pair: Servers {
+            kind: ProviderKind::Mysql,
             pki: Pki::from_env(&format!("the matrix server {prefix} over TLS"))?,
             tls,
             plain,
@@ -54,9 +55,6 @@ pub fn tls_server(prefix: &str) -> Option<MyTls> {
 }
 
 impl TlsServer for MyTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Mysql
-    }
     fn servers(&self) -> &Servers {
         &self.pair
     }

@@ -40,6 +40,7 @@ pub fn tls_server(prefix: &str) -> Option<PgTls> {
     let plain = server(pg.admin_user.clone(), pg.admin_pass.clone());
     Some(PgTls {
         pair: Servers {
+            kind: ProviderKind::Postgresql,
             pki: Pki::from_env(&format!("the matrix server {prefix} over TLS"))?,
             tls,
             plain,
@@ -49,9 +50,6 @@ pub fn tls_server(prefix: &str) -> Option<PgTls> {
 }
 
 impl TlsServer for PgTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Postgresql
-    }
     fn servers(&self) -> &Servers {
         &self.pair
     }

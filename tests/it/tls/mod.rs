@@ -112,6 +112,7 @@ impl Server {
 
 /// The run's certificates, a TLS-enabled server and a plaintext-only one of one kind.
 pub struct Servers {
+    pub kind: ProviderKind,
     pub pki: Pki,
     pub tls: Server,
     pub plain: Server,
@@ -119,8 +120,10 @@ pub struct Servers {
 
 /// A TLS-enabled test server of one provider, and a plaintext-only one of the same kind.
 pub trait TlsServer {
-    fn kind(&self) -> ProviderKind;
     fn servers(&self) -> &Servers;
+    fn kind(&self) -> ProviderKind {
+        self.servers().kind
+    }
     fn pki(&self) -> &Pki {
         &self.servers().pki
     }

@@ -17,6 +17,7 @@ fn from_env() -> Option<MongoTls> {
     let server = |prefix: &str| Server::from_env(prefix, "MongoDB", "");
     Some(MongoTls {
         pair: Servers {
+            kind: ProviderKind::Mongodb,
             pki: Pki::from_env("MongoDB over TLS")?,
             tls: server("MONGOTLS")?,
             plain: server("MONGO")?,
@@ -25,9 +26,6 @@ fn from_env() -> Option<MongoTls> {
 }
 
 impl TlsServer for MongoTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Mongodb
-    }
     fn servers(&self) -> &Servers {
         &self.pair
     }

@@ -16,6 +16,7 @@ fn from_env() -> Option<MyTls> {
     let server = |prefix: &str| Server::from_env(prefix, "MariaDB", "");
     Some(MyTls {
         pair: Servers {
+            kind: ProviderKind::Mysql,
             pki: Pki::from_env("MariaDB over TLS")?,
             tls: server("MYSQLTLS")?,
             plain: server("MYSQL")?,
@@ -39,9 +40,6 @@ impl MyTls {
 }
 
 impl TlsServer for MyTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Mysql
-    }
     fn servers(&self) -> &Servers {
         &self.pair
     }

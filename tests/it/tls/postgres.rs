@@ -19,6 +19,7 @@ fn from_env() -> Option<PgTls> {
     let server = |prefix: &str| Server::from_env(prefix, "PostgreSQL", "postgres");
     Some(PgTls {
         pair: Servers {
+            kind: ProviderKind::Postgresql,
             pki: Pki::from_env("PostgreSQL over TLS")?,
             tls: server("PGTLS")?,
             plain: server("PG")?,
@@ -47,9 +48,6 @@ impl PgTls {
 }
 
 impl TlsServer for PgTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Postgresql
-    }
     fn servers(&self) -> &Servers {
         &self.pair
     }

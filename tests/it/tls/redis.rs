@@ -158,15 +158,17 @@ pub fn from_bin_env(var: &str, service: &str) -> Option<RedisTls> {
     let (p1, tls) = start(&bin, &pki, true, "optional");
     let (p2, plain) = start(&bin, &pki, false, "no");
     Some(RedisTls {
-        pair: Servers { pki, tls, plain },
+        pair: Servers {
+            kind: ProviderKind::Redis,
+            pki,
+            tls,
+            plain,
+        },
         _servers: vec![p1, p2],
     })
 }
 
 impl TlsServer for RedisTls {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Redis
-    }
     fn servers(&self) -> &Servers {
         &self.pair
     }
