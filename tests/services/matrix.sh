@@ -160,6 +160,34 @@ SQL
 
 # ---- Oracle MySQL 9 (Debian sid) ----
 
+# What a MySQL-family matrix server starts from: the sid root with packages "${@:5}",
+# the server's directory for key $1 with the server ($3) and client ($4) programs of the
+# root wrapped into it and the run's certificates copied in. Prints the root and the
+# directory (one line each); $2 names the root in the cache.
+matrix_my_prepare() {
+  local key="$1" name="$2" server="$3" client="$4" root dir
+  shift 4
+  root="$(debroot sid "$name" "$@")" || return 1
+  dir="$SKA_SERVICES_DIR/${key,,}"
+  mkdir -p "$dir"
+  debroot_wrap "$root" "/usr/sbin/$server" "$dir/$server"
+  debroot_wrap "$root" "/usr/bin/$client" "$dir/$client"
+  copy_test_certs "$dir"
+  printf '%s\n%s\n' "$root" "$dir"
+}
+
+# The statements that make a matrix MySQL-family server's admins: ska_admin with password
+# $1, and ska_tls_admin with password $2, who may log in only over TLS. For the server's
+# client on stdin, so the passwords never reach argv.
+matrix_my_admins_sql() {
+  cat <<SQL
+CREATE USER 'ska_admin'@'%' IDENTIFIED BY '$1';
+GRANT ALL PRIVILEGES ON *.* TO 'ska_admin'@'%' WITH GRANT OPTION;
+CREATE USER 'ska_tls_admin'@'%' IDENTIFIED BY '$2' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON *.* TO 'ska_tls_admin'@'%' WITH GRANT OPTION;
+SQL
+}
+
 # Runs the mysql client of the server in $1 with the password file $2 and the rest.
 matrix_mysql_client() {
   local dir="$1" cnf="$2"
@@ -174,15 +202,11 @@ matrix_mysql_cnf() {
 
 matrix_mysql() {
   local key="$1" rounds="$2" root dir port pass tls_pass
-  root="$(debroot sid mysql "${SID_MYSQL[@]}")" || return 1
-  dir="$SKA_SERVICES_DIR/${key,,}"
-  mkdir -p "$dir"
-  debroot_wrap "$root" /usr/sbin/mysqld "$dir/mysqld"
-  debroot_wrap "$root" /usr/bin/mysql "$dir/mysql"
+  { read -r root && read -r dir; } < <(matrix_my_prepare "$key" mysql mysqld mysql "${SID_MYSQL[@]}") \
+    && [[ -n "$dir" ]] || return 1
   port="$(free_port)"
   pass="$(random_password)"
   tls_pass="$(random_password)"
-  copy_test_certs "$dir"
   local common=(--no-defaults --user=root --basedir="$root/usr" --lc-messages-dir="$root/usr/share/mysql"
     --plugin-dir="$root/usr/lib/mysql/plugin" --datadir="$dir/data" --secure-file-priv=)
   "$dir/mysqld" "${common[@]}" --initialize-insecure --log-error="$dir/init.log" \
@@ -199,12 +223,7 @@ matrix_mysql() {
     log "MySQL ($key) did not start; its log:"; cat "$dir/error.log" >&2; return 1
   fi
   # The passwords go through stdin, never argv.
-  "$dir/mysql" --no-defaults -S "$dir/mysqld.sock" -u root <<SQL || return 1
-CREATE USER 'ska_admin'@'%' IDENTIFIED BY '$pass';
-GRANT ALL PRIVILEGES ON *.* TO 'ska_admin'@'%' WITH GRANT OPTION;
-CREATE USER 'ska_tls_admin'@'%' IDENTIFIED BY '$tls_pass' REQUIRE SSL;
-GRANT ALL PRIVILEGES ON *.* TO 'ska_tls_admin'@'%' WITH GRANT OPTION;
-SQL
+  matrix_my_admins_sql "$pass" "$tls_pass" | "$dir/mysql" --no-defaults -S "$dir/mysqld.sock" -u root || return 1
   local good="$dir/good.cnf" bad="$dir/bad.cnf" tls="$dir/tls.cnf" tcp=(--protocol=tcp -h 127.0.0.1 -P "$port")
   matrix_mysql_cnf "$good" ska_admin "$pass"
   matrix_mysql_cnf "$bad" ska_admin "wrong-$pass"
@@ -234,15 +253,12 @@ SQL
 
 matrix_mariadb() {
   local key="$1" root dir port pass tls_pass
-  root="$(debroot sid mariadb "${SID_MARIADB[@]}")" || return 1
-  dir="$SKA_SERVICES_DIR/${key,,}"
+  { read -r root && read -r dir; } < <(matrix_my_prepare "$key" mariadb mariadbd mariadb "${SID_MARIADB[@]}") \
+    && [[ -n "$dir" ]] || return 1
   mkdir -p "$dir/plugin"
-  debroot_wrap "$root" /usr/sbin/mariadbd "$dir/mariadbd"
-  debroot_wrap "$root" /usr/bin/mariadb "$dir/mariadb"
   port="$(free_port)"
   pass="$(random_password)"
   tls_pass="$(random_password)"
-  copy_test_certs "$dir"
   local common=(--no-defaults --user=root --basedir="$root/usr" --lc-messages-dir="$root/usr/share/mariadb"
     --plugin-dir="$dir/plugin" --datadir="$dir/data")
   # What mariadb-install-db does, without its calls to helper programs: the system
@@ -267,12 +283,7 @@ matrix_mariadb() {
   if ! wait_for "'$dir/mariadb' --no-defaults -S '$dir/mysqld.sock' -u root -e 'SELECT 1'" 120; then
     log "MariaDB ($key) did not start; its log:"; cat "$dir/error.log" >&2; return 1
   fi
-  "$dir/mariadb" --no-defaults -S "$dir/mysqld.sock" -u root <<SQL || return 1
-CREATE USER 'ska_admin'@'%' IDENTIFIED BY '$pass';
-GRANT ALL PRIVILEGES ON *.* TO 'ska_admin'@'%' WITH GRANT OPTION;
-CREATE USER 'ska_tls_admin'@'%' IDENTIFIED BY '$tls_pass' REQUIRE SSL;
-GRANT ALL PRIVILEGES ON *.* TO 'ska_tls_admin'@'%' WITH GRANT OPTION;
-SQL
+  matrix_my_admins_sql "$pass" "$tls_pass" | "$dir/mariadb" --no-defaults -S "$dir/mysqld.sock" -u root || return 1
   # The checks use this machine's client (sid's refuses to verify a certificate for a
   # password it takes from the environment).
   command -v mariadb >/dev/null || ensure_packages mariadb-client || return 1
