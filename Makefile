@@ -20,8 +20,8 @@ STATIC_MAX_BYTES := 8388608
 FEATURES ?=
 FEATURE_FLAGS := $(if $(FEATURES),--no-default-features --features $(FEATURES))
 ## Not position-independent: a static-pie carries a relocation for every pointer in its
-## data (0.35 MiB of .rela.dyn) for the loader to apply at start; a fixed-address static
-## executable needs none. The price is that the binary's own code and data are not
+## data (.rela.dyn; bench/build.md has its size) for the loader to apply at start; a
+## fixed-address static executable needs none. The price is that the binary's own code and data are not
 ## placed at a random address (the stack, heap and mmap areas still are; the official
 ## agent's binary is not position-independent either). PIE=yes builds a static-pie
 ## instead, for hosts whose policy wants the program's code randomized too.

@@ -907,7 +907,7 @@ fn binary_line(name: &str, path: &Path) -> String {
     )
 }
 
-/// Issue 13's budgets: a third of the official agent, next to what the official agent
+/// The budgets (README, Size and speed): a third of the official agent, next to what the official agent
 /// measured in the same run; a missed budget says by how much.
 fn budgets(report: &mut String, s: &Settings, idle: &[IdleResult], rotations: &[RotationResult]) {
     let mib = |kib: u64| kib as f64 / 1024.0;

@@ -147,11 +147,11 @@ fn an_unusable_ca_file_stops_the_agent_with_a_configuration_error() {
     assert_eq!(w.cp.calls(Endpoint::SyncConfig), 0);
 }
 
-/// Trust and proxy variables fail closed (issue 18, item 6): set but empty, unreadable, or
-/// not a proxy URL the client can use stops the agent with exit 3 naming the variable,
-/// before any request. Before, an empty SSL_CERT_FILE fell back to the bundled roots and a
-/// malformed HTTPS_PROXY was skipped, so the agent went direct. A proxy's password is
-/// never repeated.
+/// Trust and proxy variables fail closed: set but empty, unreadable, or not a proxy URL the
+/// client can use stops the agent with exit 3 naming the variable, before any request (an
+/// empty SSL_CERT_FILE does not fall back to the bundled roots, and a malformed
+/// HTTPS_PROXY does not send the agent around the proxy). A proxy's password is never
+/// repeated.
 #[test]
 fn empty_or_garbage_trust_and_proxy_variables_stop_the_agent() {
     let cp = FakeControlPlane::start();

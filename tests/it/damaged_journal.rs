@@ -1,4 +1,4 @@
-//! Local state that is damaged or foreign never wedges a secret (issue 11, item 2): a
+//! Local state that is damaged or foreign never wedges a secret: a
 //! journal truncated after a kill between apply and confirm is moved aside, the database is
 //! brought back to the live value, then the pending rotation goes through; and a journaled
 //! rotation is finished on the database it ran against, even when the sync config now
@@ -63,7 +63,7 @@ fn a_truncated_journal_is_set_aside_and_the_secret_recovers_from_the_server() {
     w.finish(agent, &[&w.old_pw, &new_pw]);
 }
 
-/// The log never quotes a damaged journal (issue 18, item 10): serde's messages quote the
+/// The log never quotes a damaged journal: serde's messages quote the
 /// value they stumble on, and a journal holds the stored verifier. Here the verifier sits
 /// where the phase belongs; the agent says where the file fails (line and column), never
 /// what is there. And set-aside copies do not pile up: of the older ones, only the newest
@@ -188,8 +188,7 @@ fn a_journaled_rotation_is_finished_where_it_ran_when_the_config_moved() {
 }
 
 /// 403 while the journal holds an applied, unconfirmed rotation: the server never promoted
-/// it, so the database goes back to the old password before the agent exits (issue 11,
-/// item 5).
+/// it, so the database goes back to the old password before the agent exits.
 #[test]
 fn access_revoked_mid_rotation_puts_the_old_password_back_before_exiting() {
     let Some(pg) = Pg::open() else { return };

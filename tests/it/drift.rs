@@ -1,9 +1,9 @@
-//! Drift (issue 11, item 1): the database stops accepting the live value behind the agent's
+//! Drift: the database stops accepting the live value behind the agent's
 //! back (a user dropped, a password changed by hand). An idle agent notices within its drift
 //! interval, says so in a heartbeat, and makes the live value log in again through the
 //! journaled apply path; in detect-only mode it only reports, until fixed.
 //!
-//! Only a wrong password is repaired (issue 18, item 4): a login refused for another reason
+//! Only a wrong password is repaired: a login refused for another reason
 //! (NOLOGIN, a locked or disabled account) is reported once and costs one failed login, as
 //! the server counts them, however many polls follow; where the admin cannot tell, logins
 //! back off; and repairs are capped per hour.
@@ -258,8 +258,8 @@ mod postgres {
         the_check_is_one_login_as_the_managed_user(&pg);
     }
 
-    /// Issue 18 item 4's case: a NOLOGIN role with drift on, failed logins counted in the
-    /// server's own log over ten polls: one.
+    /// A NOLOGIN role with drift on: the failed logins counted in the server's own log
+    /// over ten polls are one.
     #[test]
     fn a_nologin_role_costs_one_failed_login_and_is_never_repaired() {
         let Some(pg) = Pg::open() else { return };

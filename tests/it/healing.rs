@@ -1,7 +1,8 @@
-//! The agent heals itself (issue 11): one agent per secret enforced by the kernel's lock,
+//! The agent heals itself: one agent per secret enforced by the kernel's lock,
 //! the API URL refused the way the HTTP client would read it, clock skew named, hung
 //! databases reported and settled without a restart, accounts verified over a path that
-//! reaches them. Each test causes its fault for real and fails without the fix.
+//! reaches them. Each test causes its fault for real and fails if the agent does not
+//! handle it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

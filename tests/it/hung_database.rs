@@ -1,4 +1,4 @@
-//! A PostgreSQL server that stops answering in the middle of a statement (issue 11, item 4):
+//! A PostgreSQL server that stops answering in the middle of a statement:
 //! the heartbeat turns to error while the call is still waiting, the call is abandoned after
 //! its timeout, the rotation settles without a restart once the server answers again, and
 //! SIGTERM during the hang exits within the documented bound. The hang is real: a proxy

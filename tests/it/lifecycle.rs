@@ -226,10 +226,9 @@ fn a_local_config_or_tls_key_others_can_read_is_refused() {
     );
 }
 
-/// Settings fail closed (issue 18, item 6): a value the agent does not understand exits 2
-/// naming the variable and what it accepts, before anything runs. Before,
-/// `SIKKERKEY_DRIFT_REPAIR=disabled` still repaired and `SIKKERKEY_DRIFT_CHECK_SECONDS=off`
-/// meant 60 s.
+/// Settings fail closed: a value the agent does not understand exits 2 naming the variable
+/// and what it accepts, before anything runs (`SIKKERKEY_DRIFT_REPAIR=disabled` does not
+/// repair, and `SIKKERKEY_DRIFT_CHECK_SECONDS=off` is not taken for the default 60 s).
 #[test]
 fn a_setting_with_a_value_the_agent_does_not_understand_exits_2() {
     let cp = FakeControlPlane::start();

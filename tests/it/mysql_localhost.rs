@@ -1,4 +1,4 @@
-//! MySQL/MariaDB accounts that TCP logins from the agent do not reach (issue 11, item 7):
+//! MySQL/MariaDB accounts that TCP logins from the agent do not reach:
 //! `'app'@'localhost'` alone, the common case for applications on the database host, is
 //! verified over the server's own Unix socket; an account no path reaches makes the
 //! rotation rejected with the accounts named, and the database keeps the old password.

@@ -1,4 +1,4 @@
-//! A role the agent cannot log in as never wedges it (issue 11, item 8). With an admin that
+//! A role the agent cannot log in as never wedges it. With an admin that
 //! cannot read stored verifiers (CREATEROLE, not SUPERUSER), a rollback puts the live
 //! value back and cannot check it by login when the role is NOLOGIN: the restore is
 //! accepted, the rotation rejected, the journal cleared. Three rotations are each

@@ -85,8 +85,8 @@ db_test!(
         let error = w.wait_rejected("rot_cr", &agent);
         assert_contains(&error, "verification failed");
         // The rollback re-sets the live value and cannot prove it by logging in: the blocked
-        // role may not log in at all. The restore is accepted and said so (issue 11, item 8),
-        // never retried forever with every later rotation stuck behind it.
+        // role may not log in at all. The restore is accepted and said so, never retried
+        // forever with every later rotation stuck behind it.
         agent.wait_until(
             SOON,
             "the agent to report the unverifiable rollback",

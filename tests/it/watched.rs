@@ -1,5 +1,5 @@
-//! Every thread watched, server input kept in range, polls resumed promptly after an outage
-//! (issue 11, items 3 and 5): a poll, heartbeat or main thread that panics ends the process with
+//! Every thread watched, server input kept in range, polls resumed promptly after an outage:
+//! a poll, heartbeat or main thread that panics ends the process with
 //! 70 and an error heartbeat; a poll interval of 2^64-1 s or 2 s is clamped with a warning
 //! and polling goes on; a failed poll is retried within one interval (and a fifth).
 
@@ -93,7 +93,7 @@ fn after_an_outage_the_next_poll_is_at_most_one_interval_late() {
 }
 
 /// A poll answer computed while a rotation was pending and delivered after the agent
-/// finished it must not start that rotation again (issue 11, item 5).
+/// finished it must not start that rotation again.
 #[test]
 fn a_stale_poll_answer_does_not_start_a_finished_rotation_again() {
     let Some(pg) = Pg::open() else { return };

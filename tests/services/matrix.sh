@@ -1,4 +1,4 @@
-# The server matrix (issue 16): the server versions users run beside the base set that
+# The server matrix: the server versions users run beside the base set that
 # the other services start, each a throwaway instance on a free port with the run's test
 # CA, for the shared scenarios in tests/it/matrix/. Where each comes from:
 #

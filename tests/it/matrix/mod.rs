@@ -1,4 +1,4 @@
-//! The server matrix (issue 16): the shared scenarios, the TLS checks, the statement logs
+//! The server matrix: the shared scenarios, the TLS checks, the statement logs
 //! and each database's own checks, run against every server version users run, beside
 //! the base set the other modules test (PostgreSQL 15, MariaDB 10.11, Redis 7,
 //! SecantusDB). tests/services/matrix.sh starts the servers (once per run, shared by all
