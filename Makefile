@@ -33,7 +33,7 @@ STATIC_BUILD = RUSTFLAGS="$$RUSTFLAGS $(STATIC_RUSTFLAGS)" \
 STATIC_CHECK = tests/static-check.sh $(STATIC_BIN) $(if $(FEATURES),,$(STATIC_MAX_BYTES))
 
 TARBALL := $(TARGET_DIR)/sikkerkey-agent-$(VERSION)-vendored.tar.gz
-## Shell completions and the man page, rendered from the help text (src/help.rs).
+## Shell completions and the man page, rendered from the help text (src/help/).
 DIST := dist
 
 SIZE_OUT := bench/size.txt

@@ -1,5 +1,5 @@
 //! Command-line parsing: argv in, an [`Invocation`] out. Pure data, no I/O, so tests can
-//! feed any argument list. One loop, driven by the definitions in `help.rs`: an option is
+//! feed any argument list. One loop, driven by the definitions in `help/`: an option is
 //! accepted exactly when the command's table lists it (or it is global), its value is
 //! checked against the table's choices, and a single-valued option given twice is an
 //! error naming both values. Accepts the official CLI's spelling: a leading `agent` word

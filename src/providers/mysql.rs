@@ -1,12 +1,12 @@
 //! MySQL and MariaDB: a managed user may have accounts on several hosts, so every
 //! rotation changes all of them in one statement, and rollback puts each account's plugin
-//! and stored hash back (never a plaintext). Statements are built in [`sql`] for the
+//! and stored hash back (never a plaintext). Statements are built in `sql.rs` for the
 //! session's dialect and escaping mode, with every value as a literal quoted for it; every
 //! call is bounded by socket timeouts.
 //!
-//! The connection is the agent's own client (`mysql/client.rs` over `mysql/wire.rs`, the
+//! The connection is the agent's own client (`mysql/client/` over `mysql/wire.rs`, the
 //! plugins in `mysql/auth.rs`), so that the TLS trust and what a login may reveal follow
-//! `providers::tls`: see `client.rs` for why not the `mysql` crate. Beside this file:
+//! `providers::tls`: see `client/mod.rs` for why not the `mysql` crate. Beside this file:
 //! `accounts.rs` reads a user's accounts, `login.rs` logs in as the user (TCP, or the
 //! server's socket for `localhost` accounts), `errors.rs` maps failures to
 //! [`ProviderError`]s, `hash.rs` computes and recognises stored hashes.

@@ -1,5 +1,5 @@
 //! The command line, `--help` and README.md say the same thing. The parser accepts
-//! exactly the options in `src/help.rs`, so what is checked here is what could still
+//! exactly the options in `src/help/defs.rs`, so what is checked here is what could still
 //! drift: each option reaches the binary's `--help` and its command's README section,
 //! each variable `settings.rs` reads (and each one `install` carries into a service) is
 //! in the help and README, and each exit code in `src/exit.rs` is in the help and in

@@ -23,6 +23,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("pidfile", &["fsutil"]),
     ("suggest", &[]),
     ("tls_failure", &[]),
+    ("trust", &[]),
     ("logging", &["clock"]),
     // The one definition of the command line, which `cli` parses against; its choices
     // come from the types they become (provider kinds, TLS modes, log formats).
@@ -30,7 +31,6 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
     ("identity", &["clock", "fsutil", "hex", "secret_file"]),
-    ("trust", &[]),
     (
         "api",
         &[
