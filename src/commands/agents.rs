@@ -15,7 +15,7 @@ use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
 use crate::files::{AgentFiles, agents_dir, check_secret_id, official_agents_dir};
 use crate::localconfig::LocalConfig;
 use crate::logging::say;
-use crate::providers::ProviderKind;
+use crate::providers::{self, ProviderKind};
 
 /// One agent, as `list -o json` prints it.
 #[derive(Debug, Serialize)]
@@ -60,6 +60,7 @@ fn secret_ids(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The local config's `host:port`; port 0 is the provider's default.
 fn endpoint(host: &str, port: u16, provider: &str) -> String {
     let port = match port {
         0 => provider
@@ -68,36 +69,25 @@ fn endpoint(host: &str, port: u16, provider: &str) -> String {
             .unwrap_or(0),
         p => p,
     };
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    providers::endpoint(host, port)
 }
 
 /// The entry of one secret's files.
 pub fn entry(files: &AgentFiles) -> AgentEntry {
+    // The files may hold any text: every warning is escaped for the terminal.
+    let warn = |text: &str| say(Level::Warn, &format!("warning: {}", printable(text)));
     let config_path = files.local_config();
     if let Some(w) = config_path.warning() {
-        say(Level::Warn, &format!("warning: {}", printable(&w)));
+        warn(&w);
     }
-    let config = match LocalConfig::load(&config_path.path) {
-        Ok(c) => c,
-        Err(e) => {
-            say(
-                Level::Warn,
-                &format!("warning: {}", printable(&e.to_string())),
-            );
-            None
-        }
-    };
+    let config = LocalConfig::load(&config_path.path).unwrap_or_else(|e| {
+        warn(&e.to_string());
+        None
+    });
     let state = match StateFile::load(&files.state()) {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => {
-            say(
-                Level::Warn,
-                &format!("warning: {}", printable(&e.to_string())),
-            );
+            warn(&e.to_string());
             StateFile::default()
         }
     };

@@ -28,7 +28,7 @@ pub mod tls;
 pub use error::{FailureKind, ProviderError, Refusal};
 pub use kind::{ProviderKind, UnknownProvider};
 pub use provider::{PasswordMatch, Provider, RefusalFacts, StoredCredential};
-pub use target::{DbTimeouts, Target};
+pub use target::{DbTimeouts, Target, endpoint};
 pub use tls::{TlsMode, TlsSettings, TlsStatus};
 
 use crate::secret::Secret;

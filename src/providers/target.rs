@@ -38,14 +38,19 @@ pub struct Target {
     pub tls: TlsSettings,
 }
 
+/// `host:port` as messages and `list` show it, an IPv6 address in brackets.
+pub fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 impl Target {
     /// `host:port`, for messages.
     pub fn endpoint(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        endpoint(&self.host, self.port)
     }
 
     /// What a connection negotiates, for drivers that do not show their TLS session
