@@ -25,6 +25,8 @@ pub mod drift_watch;
 mod restore;
 mod rotate;
 mod settle;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::Arc;
