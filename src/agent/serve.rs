@@ -16,16 +16,8 @@ use super::watch::{ThreadWatch, fail_point};
 
 /// Serves until a stop is requested; returns why it stopped.
 pub fn serve(running: Running, files: &AgentFiles) -> StopReason {
-    // The PID file (`..`) stays held until this returns.
-    let Running {
-        ctx,
-        timing,
-        source,
-        worker,
-        heartbeat,
-        poller,
-        ..
-    } = running;
+    // `running` (and with it the PID file) is held until this returns.
+    let ctx = &running.ctx;
     let (secret_id, board, notifier) = (&ctx.secret_id, &ctx.board, &ctx.notifier);
     let _main_watch = ThreadWatch::new("the main thread", ctx.clone());
     let status = || {
@@ -41,7 +33,7 @@ pub fn serve(running: Running, files: &AgentFiles) -> StopReason {
             Event::Stop(reason) => break reason,
             Event::Reload => {
                 notifier.reloading();
-                let _ = reload::reload(secret_id, &files.local_config().path, &source);
+                let _ = reload::reload(secret_id, &files.local_config().path, &running.source);
                 notifier.reloaded(&status());
             }
         }
@@ -51,10 +43,10 @@ pub fn serve(running: Running, files: &AgentFiles) -> StopReason {
         None => "stopping".to_owned(),
     });
     log::info!("secret {secret_id}: stopping ({reason}); letting any rotation in flight finish");
-    let grace = timing.stop_grace();
+    let grace = running.timing.stop_grace();
     // A crashed thread never gets here: watch.rs ends the process from its panic.
-    let _ = poller.join();
-    let _ = heartbeat.join();
+    let _ = running.poller.join();
+    let _ = running.heartbeat.join();
     if reason == StopReason::WorkerHung {
         // The worker is blocked inside a database driver; it ends with the process.
         return reason;
@@ -62,14 +54,14 @@ pub fn serve(running: Running, files: &AgentFiles) -> StopReason {
     // Every database call ends within its timeout, but a job against a hung database makes
     // several in a row; the stop waits for one call's worth, then leaves the rotation to
     // the journal (the next start finishes it).
-    if !wait_finished(&worker, grace) {
+    if !wait_finished(&running.worker, grace) {
         log::warn!(
             "secret {secret_id}: the database job did not end within {} s of the stop; exiting now, any rotation in flight stays journaled and the next start finishes it",
             grace.as_secs()
         );
         return reason;
     }
-    let _ = worker.join();
+    let _ = running.worker.join();
     reason
 }
 
