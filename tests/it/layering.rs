@@ -99,7 +99,7 @@ const DRIVER_CRATES: &[&str] = &[
 struct Source {
     /// Relative to `src/`, with `/` separators.
     path: String,
-    /// The top-level module it belongs to (`agent` for `agent/rotation.rs`).
+    /// The top-level module it belongs to (`agent` for `agent/engine/rotate.rs`).
     module: String,
     /// Code lines (1-based number, text) with `//` comments removed.
     lines: Vec<(usize, String)>,

@@ -19,13 +19,19 @@ pub trait Databases: Send {
         password: &Secret,
     ) -> Result<(), ProviderError>;
 
-    /// After a refused login: what the admin sees about the user, on a session of its own.
+    /// After a refused login: what the admin sees about the user
+    /// ([`Provider::explain_refusal`]), on an admin session of its own. The error never
+    /// carries the password.
     fn explain_refusal(
         &self,
         target: &Target,
         username: &str,
         password: &Secret,
-    ) -> Result<RefusalFacts, ProviderError>;
+    ) -> Result<RefusalFacts, ProviderError> {
+        self.open(target)?
+            .explain_refusal(username, password)
+            .map_err(|e| e.redacted(&[password]))
+    }
 }
 
 /// The databases this binary has drivers for.
@@ -43,14 +49,5 @@ impl Databases for Drivers {
         password: &Secret,
     ) -> Result<(), ProviderError> {
         providers::verify_only(target, username, password)
-    }
-
-    fn explain_refusal(
-        &self,
-        target: &Target,
-        username: &str,
-        password: &Secret,
-    ) -> Result<RefusalFacts, ProviderError> {
-        providers::explain_refusal(target, username, password)
     }
 }

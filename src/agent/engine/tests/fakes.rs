@@ -303,13 +303,4 @@ impl Databases for FakeDatabase {
     ) -> Result<(), ProviderError> {
         self.verify_login(username, password)
     }
-
-    fn explain_refusal(
-        &self,
-        target: &Target,
-        username: &str,
-        password: &Secret,
-    ) -> Result<RefusalFacts, ProviderError> {
-        self.open(target)?.explain_refusal(username, password)
-    }
 }
