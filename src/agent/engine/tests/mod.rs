@@ -1,7 +1,8 @@
 //! Unit tests of the engine against in-memory fakes (`fakes.rs`): no network, no database;
 //! the real journal, on a temporary directory. `table.rs` runs every journal phase against
-//! every server answer and every database outcome; `cases.rs` holds the cases a table
-//! cannot show (a user the rotation created, a live value naming another user, retries).
+//! every server answer and every database outcome, as `table.txt` lists them; `cases.rs`
+//! holds the cases a table cannot show (a user the rotation created, a live value naming
+//! another user, retries).
 
 mod cases;
 mod fakes;
