@@ -228,7 +228,7 @@ pub enum FailureKind {
 }
 
 /// What the server's answer to a refused login says about the password, from its error
-/// code alone. Drift repair acts only on a wrong password; `rotation`'s drift watch also
+/// code alone. Drift repair acts only on a wrong password; the engine's drift check also
 /// asks the admin ([`Provider::explain_refusal`]) before it trusts this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -528,18 +528,6 @@ pub fn verify_only(
         ProviderKind::Mongodb => mongodb::verify_login(target, username, password),
         _ => open(target)?.verify_login(username, password),
     }
-}
-
-/// After a refused drift login: what the admin sees about the user
-/// ([`Provider::explain_refusal`]), on an admin session of its own.
-pub fn explain_refusal(
-    target: &Target,
-    username: &str,
-    password: &Secret,
-) -> Result<RefusalFacts, ProviderError> {
-    open(target)?
-        .explain_refusal(username, password)
-        .map_err(|e| e.redacted(&[password]))
 }
 
 fn feature_name(kind: ProviderKind) -> &'static str {
