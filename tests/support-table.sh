@@ -17,7 +17,7 @@ output="$dir/test-output.txt"
 [[ -f "$output" ]] || { echo "support-table: no test output at $output" >&2; exit 1; }
 touch "$servers"
 
-awk -F'\t' -v date="$(date -u +%F)" '
+awk -F'\t' '
   # The base modules, by the server they run against.
   function base_key(name) {
     if (name ~ /^(postgres|postgres_provider|pg_privileges|hung_database|tls::postgres)::/ || name ~ /^statement_logs::postgres/) return "postgres"
@@ -40,9 +40,6 @@ awk -F'\t' -v date="$(date -u +%F)" '
     else if (result ~ /^ignored/) ignored[key]++
   }
   END {
-    printf "Support table (%s): tests per server version, from this run\n\n", date
-    print "| server | from | tests | passed | failed | ignored |"
-    print "|---|---|---:|---:|---:|---:|"
     for (i = 1; i <= n; i++) {
       k = order[i]
       printf "| %s | %s | %d | %d | %d | %d |\n", product[k], source[k], total[k], passed[k], failed[k], ignored[k]
@@ -52,4 +49,11 @@ awk -F'\t' -v date="$(date -u +%F)" '
       printf "| %s: NOT STARTED (its tests skipped or failed) | - | %d | %d | %d | %d |\n", k, total[k], passed[k], failed[k], ignored[k]
     }
   }
-' "$servers" FS=' ' "$output" | tee "$dir/support-table.md"
+' "$servers" FS=' ' "$output" | sort -V > "$dir/support-table.rows"
+{
+  printf 'Support table (%s): tests per server version, from this run\n\n' "$(date -u +%F)"
+  echo "| server | from | tests | passed | failed | ignored |"
+  echo "|---|---|---:|---:|---:|---:|"
+  cat "$dir/support-table.rows"
+} | tee "$dir/support-table.md"
+rm -f "$dir/support-table.rows"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::HeartbeatStatus;
 
-use super::Context;
+use super::context::Context;
 use super::sd_notify::Notifier;
 use super::shutdown::StopReason;
 use super::status::{StatusBoard, unix_now};
@@ -20,8 +20,6 @@ use super::watch::{ThreadWatch, fail_point};
 pub struct HeartbeatSettings {
     pub ctx: Context,
     pub interval: Duration,
-    /// Test-only: the thread panics at the fail point `heartbeat` when this names it.
-    pub test_panic_at: Option<String>,
 }
 
 /// The heartbeat thread's state; see the module doc.
@@ -36,21 +34,7 @@ impl Heartbeat {
 
     /// Sends one heartbeat now and records it.
     pub fn beat(ctx: &Context) {
-        let Context {
-            api,
-            secret_id,
-            board,
-            ..
-        } = ctx;
-        let status = board.health();
-        let delivered = match api.heartbeat(secret_id, &status) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!("secret {secret_id}: {e}");
-                false
-            }
-        };
-        board.record_heartbeat(&status, delivered);
+        ctx.board.send_heartbeat(ctx.api.as_ref(), &ctx.secret_id);
     }
 
     pub fn spawn(self) -> std::io::Result<thread::JoinHandle<()>> {
@@ -94,7 +78,7 @@ impl Heartbeat {
                 continue;
             }
             last_beat = Instant::now();
-            fail_point(self.settings.test_panic_at.as_deref(), "heartbeat");
+            fail_point("heartbeat");
             Self::beat(ctx);
             Self::notify_status(&ctx.notifier, &ctx.board);
             self.stop_if_worker_stuck();

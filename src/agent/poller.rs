@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::ErrorClass;
 
-use super::Context;
+use super::context::Context;
 use super::shutdown::StopReason;
 use super::watch::{ThreadWatch, fail_point};
 use super::worker::Job;
@@ -22,8 +22,6 @@ pub struct PollerSettings {
     pub interval_override: Option<Duration>,
     /// The `pollIntervalSeconds` of the sync config `interval` came from.
     pub asked_seconds: u64,
-    /// Test-only: the thread panics at the fail point `poll` when this names it.
-    pub test_panic_at: Option<String>,
     pub jobs: SyncSender<Job>,
 }
 
@@ -52,7 +50,7 @@ impl Poller {
         // The server's last requested interval, so an out-of-range one is warned about once.
         let mut last_asked = self.settings.asked_seconds;
         while !self.settings.ctx.shutdown.wait_timeout(delay) {
-            fail_point(self.settings.test_panic_at.as_deref(), "poll");
+            fail_point("poll");
             // The answer describes the server as it was when the request went out: a
             // rotation the worker finished while it was in flight may still show as
             // pending, and the engine compares with this time, not the arrival.

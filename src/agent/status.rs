@@ -9,20 +9,59 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::HeartbeatStatus;
+use crate::api::{Health, HeartbeatStatus};
 use crate::fsutil;
 
-/// Every outcome a finished rotation is recorded with ([`RotationRecord::outcome`]), so
-/// `list -o prometheus` can start each counter at 0.
-pub const FINISHED_OUTCOMES: [&str; 3] = ["confirmed", "rejected", "reconciled"];
+use super::control_plane::ControlPlane;
+
+/// How a job that acted on a rotation ended. A clean rejection is an outcome, not an
+/// error: the database is back on the old value and the server knows. The state file
+/// records the finished ones by their serde names (`confirmed`, `rejected`,
+/// `reconciled`); the variants are declared in the order of those names, which is the
+/// order of the state file's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// Applied, verified and confirmed: the database holds the new value.
+    Confirmed,
+    /// A journaled rotation the server no longer holds: the database matches the live value.
+    Reconciled,
+    /// Rejected with the database on the old value (or never touched).
+    Rejected,
+    /// The database is settled but the server has not acknowledged yet; the journal keeps
+    /// the rotation and the next poll settles it. Not a finished rotation: never recorded.
+    AwaitingAck,
+}
+
+impl Outcome {
+    /// Every outcome a finished rotation is recorded with ([`RotationRecord::outcome`]), so
+    /// `list -o prometheus` can start each counter at 0.
+    pub const FINISHED: [Outcome; 3] = [Outcome::Confirmed, Outcome::Rejected, Outcome::Reconciled];
+
+    /// The serde name: what the state file, `list` and the metrics labels say.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Confirmed => "confirmed",
+            Outcome::Reconciled => "reconciled",
+            Outcome::Rejected => "rejected",
+            Outcome::AwaitingAck => "awaitingAck",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The last rotation this agent finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RotationRecord {
     pub rotation_id: String,
-    /// `confirmed`, `rejected`, or `reconciled` (finished after a restart or server reset).
-    pub outcome: String,
+    /// One of [`Outcome::FINISHED`]; `reconciled`: finished after a restart or a server reset.
+    pub outcome: Outcome,
     pub at: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
@@ -33,8 +72,7 @@ pub struct RotationRecord {
 #[serde(rename_all = "camelCase")]
 pub struct HeartbeatRecord {
     pub at: u64,
-    /// `healthy` or `error`.
-    pub status: String,
+    pub status: Health,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
     /// Whether the server accepted it.
@@ -56,7 +94,7 @@ pub struct StateFile {
     pub last_rotation: Option<RotationRecord>,
     /// Rotations finished per outcome, over every run (for `list -o prometheus`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub rotations: BTreeMap<String, u64>,
+    pub rotations: BTreeMap<Outcome, u64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -171,11 +209,7 @@ impl StatusBoard {
 
     pub fn record_rotation(&self, record: RotationRecord) {
         let mut inner = self.lock();
-        *inner
-            .file
-            .rotations
-            .entry(record.outcome.clone())
-            .or_default() += 1;
+        *inner.file.rotations.entry(record.outcome).or_default() += 1;
         inner.file.last_rotation = Some(record);
         self.persist(&inner);
     }
@@ -187,17 +221,27 @@ impl StatusBoard {
 
     pub fn record_heartbeat(&self, status: &HeartbeatStatus, delivered: bool) {
         let mut inner = self.lock();
-        let (s, e) = match status {
-            HeartbeatStatus::Healthy => ("healthy", String::new()),
-            HeartbeatStatus::Error(m) => ("error", m.clone()),
-        };
         inner.file.last_heartbeat = Some(HeartbeatRecord {
             at: unix_now(),
-            status: s.into(),
-            error: e,
+            status: status.health(),
+            error: status.message().to_owned(),
             delivered,
         });
         self.persist(&inner);
+    }
+
+    /// Sends one heartbeat now, saying [`StatusBoard::health`], and records it. A failed
+    /// send is logged and recorded as not delivered; the next heartbeat tries again.
+    pub fn send_heartbeat(&self, cp: &dyn ControlPlane, secret_id: &str) {
+        let status = self.health();
+        let delivered = match cp.heartbeat(secret_id, &status) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("secret {secret_id}: {e}");
+                false
+            }
+        };
+        self.record_heartbeat(&status, delivered);
     }
 
     /// What the next heartbeat says: the most serious problem known, or healthy.
@@ -249,6 +293,31 @@ mod tests {
         assert_eq!(b.health(), HeartbeatStatus::Error("db".into()));
         b.set_worker_dead("panicked".into());
         assert_eq!(b.health(), HeartbeatStatus::Error("panicked".into()));
+    }
+
+    /// `list` reads state files written before the outcome and health were enums.
+    #[test]
+    fn state_files_keep_their_words() {
+        let text = r#"{"pid":1,"startedAt":5,"providerType":"postgresql","endpoint":"h:5432",
+            "lastHeartbeat":{"at":9,"status":"error","error":"x","delivered":true},
+            "lastRotation":{"rotationId":"rot_1","outcome":"reconciled","at":7},
+            "rotations":{"confirmed":2,"reconciled":1,"rejected":3}}"#;
+        let state: StateFile = serde_json::from_str(text).unwrap();
+        assert_eq!(state.last_heartbeat.as_ref().unwrap().status, Health::Error);
+        assert_eq!(
+            state.last_rotation.as_ref().unwrap().outcome,
+            Outcome::Reconciled
+        );
+        assert_eq!(state.rotations[&Outcome::Rejected], 3);
+        let again: serde_json::Value = serde_json::to_value(&state).unwrap();
+        let before: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(again, before);
+        // The counters keep their order on disk.
+        let written = serde_json::to_string(&state.rotations).unwrap();
+        assert_eq!(written, r#"{"confirmed":2,"reconciled":1,"rejected":3}"#);
+        for o in Outcome::FINISHED {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
     }
 
     #[test]

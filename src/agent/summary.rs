@@ -1,11 +1,19 @@
 //! One-line summaries of an agent's health for people: the `STATUS=` line `systemctl
-//! status` shows ("healthy; last rotation 3f2a… confirmed 2 h ago") and the ages `status`
-//! prints. Pure functions, so the wording is tested once.
+//! status` shows ("healthy; last rotation 3f2a… confirmed 2 h ago"), the ages `status`
+//! prints, and the short rotation ids every log line uses. Pure functions, so the wording
+//! is tested once.
 
 use crate::api::HeartbeatStatus;
 
-use super::rotation::short_id;
 use super::status::RotationRecord;
+
+/// The first characters of a rotation id, enough to find it in the dashboard.
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(12) {
+        Some((i, _)) => &id[..i],
+        None => id,
+    }
+}
 
 /// `seconds` as a rounded age: "12 s", "5 min", "2 h", "3 d".
 pub fn human_age(seconds: u64) -> String {
@@ -42,12 +50,13 @@ pub fn status_line(health: &HeartbeatStatus, last: Option<&RotationRecord>, now:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::status::Outcome;
 
     #[test]
     fn reads_like_a_sentence() {
         let r = RotationRecord {
             rotation_id: "rot_3f2a9b8c7d6e5f4a".into(),
-            outcome: "confirmed".into(),
+            outcome: Outcome::Confirmed,
             at: 1_000,
             error: String::new(),
         };

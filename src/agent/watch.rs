@@ -12,15 +12,14 @@
 //! worker's job runtime, which tokio used to turn into an error, is the worker's crash.
 
 use std::cell::RefCell;
-use std::sync::Once;
 use std::sync::mpsc;
+use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use crate::exit::Exit;
 
-use super::Context;
-use super::heartbeat::Heartbeat;
+use super::context::Context;
 
 /// How long the last heartbeat may take before the process exits without it. It is sent
 /// from a thread of its own: the panic may have left a lock held that the request needs.
@@ -87,7 +86,7 @@ impl Watched {
         let last = thread::Builder::new()
             .name("last-heartbeat".into())
             .spawn(move || {
-                Heartbeat::beat(&ctx);
+                ctx.board.send_heartbeat(ctx.api.as_ref(), &ctx.secret_id);
                 let _ = done.send(());
             });
         if last.is_ok() && sent.recv_timeout(LAST_WORD).is_err() {
@@ -100,10 +99,23 @@ impl Watched {
     }
 }
 
-/// Test hook: `SIKKERKEY_AGENT_TEST_PANIC=<name>` (passed in as `armed`) panics at the
-/// named point, so tests can check what a crashed thread does. Debug builds only.
-pub fn fail_point(armed: Option<&str>, name: &str) {
-    if cfg!(debug_assertions) && armed == Some(name) {
+/// The one armed fail point of this process, set once at start-up.
+static FAIL_POINT: OnceLock<String> = OnceLock::new();
+
+/// Arms the test hook `SIKKERKEY_AGENT_TEST_PANIC=<name>` for the whole process: called
+/// once, by `start`, from the settings' test knobs, before any thread runs. A later call
+/// changes nothing.
+pub fn arm_fail_point(name: Option<String>) {
+    if let Some(name) = name {
+        let _ = FAIL_POINT.set(name);
+    }
+}
+
+/// Test hook: panics when the armed fail point is `name`, so tests can check what a
+/// crashed thread does. The points: `main`, `poll`, `heartbeat`, `worker-sync`. Debug
+/// builds only.
+pub fn fail_point(name: &str) {
+    if cfg!(debug_assertions) && FAIL_POINT.get().is_some_and(|armed| armed == name) {
         panic!("test fail point {name}");
     }
 }

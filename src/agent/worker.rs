@@ -10,8 +10,8 @@ use crate::api::SyncConfig;
 use crate::memory;
 use crate::providers::ProviderError;
 
-use super::Context;
-use super::rotation::RotationEngine;
+use super::context::Context;
+use super::engine::Engine;
 use super::watch::{ThreadWatch, fail_point};
 
 /// Work for the worker.
@@ -29,10 +29,9 @@ pub enum Job {
 }
 
 pub fn spawn(
-    mut engine: RotationEngine,
+    mut engine: Engine,
     jobs: Receiver<Job>,
     ctx: Context,
-    test_panic_at: Option<String>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new().name("worker".into()).spawn(move || {
         let board = ctx.board.clone();
@@ -45,7 +44,7 @@ pub fn spawn(
                 }
                 Job::SecretGone => engine.undo_unconfirmed(),
                 Job::Sync { config, fetched_at } => {
-                    fail_point(test_panic_at.as_deref(), "worker-sync");
+                    fail_point("worker-sync");
                     engine.handle_sync(&config, fetched_at);
                 }
             }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::error::{ApiError, ClientSetupError};
 use super::proxy::{check_proxy_variables, describe_proxy};
-use super::wire::{ErrorAnswer, HeartbeatStatus, SyncConfig, ValueAnswer};
+use super::wire::{ErrorAnswer, HeartbeatBody, HeartbeatStatus, SyncConfig, ValueAnswer};
 use crate::clock;
 use crate::defaults;
 use crate::identity::{Identity, RequestSigner, SignedHeaders};
@@ -171,11 +171,8 @@ impl ApiClient {
 
     /// `POST /v1/secret/{id}/agent/heartbeat`.
     pub fn heartbeat(&self, secret_id: &str, status: &HeartbeatStatus) -> Result<(), ApiError> {
-        let (s, e) = match status {
-            HeartbeatStatus::Healthy => ("healthy", ""),
-            HeartbeatStatus::Error(m) => ("error", m.as_str()),
-        };
-        let body = serde_json::json!({"status": s, "error": e}).to_string();
+        let body = serde_json::to_string(&HeartbeatBody::from(status))
+            .expect("a heartbeat body always serializes");
         self.request(
             "sending a heartbeat",
             secret_id,

@@ -14,5 +14,6 @@ pub use client::{ApiClient, HttpTimeouts};
 pub use error::{ApiError, ClientSetupError, ErrorClass};
 pub use proxy::PROXY_VARIABLES;
 pub use wire::{
-    Connection, HeartbeatStatus, MAX_POLL_SECS, MIN_POLL_SECS, PendingRotation, SyncConfig,
+    Connection, Health, HeartbeatBody, HeartbeatStatus, MAX_POLL_SECS, MIN_POLL_SECS,
+    PendingRotation, SyncConfig,
 };

@@ -1,6 +1,7 @@
-//! The wire format of the control plane's answers (protocol.md): the sync config with its
-//! connection details and pending rotation, and the health a heartbeat reports.
+//! The wire format of the control plane (protocol.md): the sync config with its
+//! connection details and pending rotation, and the heartbeat's body and health.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -97,11 +98,69 @@ impl SyncConfig {
     }
 }
 
-/// Health reported by a heartbeat.
+/// A heartbeat's `status`: the two words protocol.md allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Error,
+}
+
+impl Health {
+    /// The wire word, which `list` and `status` print too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Health reported by a heartbeat, with the error's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeartbeatStatus {
     Healthy,
     Error(String),
+}
+
+impl HeartbeatStatus {
+    pub fn health(&self) -> Health {
+        match self {
+            HeartbeatStatus::Healthy => Health::Healthy,
+            HeartbeatStatus::Error(_) => Health::Error,
+        }
+    }
+
+    /// The error's message; empty when healthy.
+    pub fn message(&self) -> &str {
+        match self {
+            HeartbeatStatus::Healthy => "",
+            HeartbeatStatus::Error(m) => m,
+        }
+    }
+}
+
+/// The body of `POST /v1/secret/{id}/agent/heartbeat`: `{"status": ..., "error": ...}`,
+/// the error empty when healthy.
+#[derive(Debug, Serialize)]
+pub struct HeartbeatBody<'a> {
+    pub status: Health,
+    pub error: &'a str,
+}
+
+impl<'a> From<&'a HeartbeatStatus> for HeartbeatBody<'a> {
+    fn from(status: &'a HeartbeatStatus) -> Self {
+        HeartbeatBody {
+            status: status.health(),
+            error: status.message(),
+        }
+    }
 }
 
 /// The answer to `GET /v1/secret/{id}`.
@@ -155,6 +214,20 @@ mod tests {
             // Arithmetic on the result (the poller multiplies it by up to 3) cannot overflow.
             assert!(d.checked_mul(3).is_some());
         }
+    }
+
+    /// The heartbeat body is protocol.md's, byte for byte.
+    #[test]
+    fn heartbeat_bodies_are_the_protocols() {
+        let body = |s: &HeartbeatStatus| serde_json::to_string(&HeartbeatBody::from(s)).unwrap();
+        assert_eq!(
+            body(&HeartbeatStatus::Healthy),
+            r#"{"status":"healthy","error":""}"#
+        );
+        assert_eq!(
+            body(&HeartbeatStatus::Error("db \"down\"".into())),
+            r#"{"status":"error","error":"db \"down\""}"#
+        );
     }
 
     #[test]

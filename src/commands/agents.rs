@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::local::{self, AgentProcess};
 use super::printable::printable;
-use crate::agent::status::{HeartbeatRecord, RotationRecord, StateFile};
+use crate::agent::status::{HeartbeatRecord, Outcome, RotationRecord, StateFile};
 use crate::files::{AgentFiles, agents_dir, check_secret_id, official_agents_dir};
 use crate::localconfig::LocalConfig;
 use crate::logging::say;
@@ -37,7 +37,7 @@ pub struct AgentEntry {
     pub last_rotation: Option<RotationRecord>,
     /// Rotations finished per outcome, from the state file.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub rotations: BTreeMap<String, u64>,
+    pub rotations: BTreeMap<Outcome, u64>,
     /// The `SIKKERKEY_HOME` the agent's files are in, when it is another user's (found
     /// through their service); empty for agents under our own.
     #[serde(skip_serializing_if = "String::is_empty")]

@@ -13,7 +13,8 @@ use std::fmt::Write;
 
 use super::agents::AgentEntry;
 use super::printable::printable;
-use crate::agent::status::FINISHED_OUTCOMES;
+use crate::agent::status::Outcome;
+use crate::api::Health;
 
 /// Which text format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +124,7 @@ pub fn exposition(entries: &[AgentEntry], flavor: Flavor) -> String {
             let healthy = e.running
                 && e.last_heartbeat
                     .as_ref()
-                    .is_some_and(|h| h.status == "healthy");
+                    .is_some_and(|h| h.status == Health::Healthy);
             (labels(e, &[]), u8::from(healthy).to_string())
         }),
     );
@@ -146,7 +147,10 @@ pub fn exposition(entries: &[AgentEntry], flavor: Flavor) -> String {
         "When the last rotation finished (Unix time), labelled with its outcome.",
         entries.iter().filter_map(|e| {
             let r = e.last_rotation.as_ref()?;
-            Some((labels(e, &[("outcome", &r.outcome)]), r.at.to_string()))
+            Some((
+                labels(e, &[("outcome", r.outcome.as_str())]),
+                r.at.to_string(),
+            ))
         }),
     );
     family(
@@ -156,19 +160,12 @@ pub fn exposition(entries: &[AgentEntry], flavor: Flavor) -> String {
         Type::Counter,
         "Rotations finished, by outcome.",
         entries.iter().flat_map(|e| {
-            let mut counts: Vec<(&str, u64)> = FINISHED_OUTCOMES
-                .iter()
-                .map(|o| (*o, e.rotations.get(*o).copied().unwrap_or(0)))
-                .collect();
-            counts.extend(
-                e.rotations
-                    .iter()
-                    .filter(|(o, _)| !FINISHED_OUTCOMES.contains(&o.as_str()))
-                    .map(|(o, n)| (o.as_str(), *n)),
-            );
-            counts
+            Outcome::FINISHED
                 .into_iter()
-                .map(|(outcome, n)| (labels(e, &[("outcome", outcome)]), n.to_string()))
+                .map(|o| {
+                    let n = e.rotations.get(&o).copied().unwrap_or(0);
+                    (labels(e, &[("outcome", o.as_str())]), n.to_string())
+                })
                 .collect::<Vec<_>>()
         }),
     );
@@ -203,7 +200,7 @@ mod tests {
             unfinished_rotation: false,
             last_heartbeat: None,
             last_rotation: None,
-            rotations: [("confirmed".to_owned(), 2)].into_iter().collect(),
+            rotations: [(Outcome::Confirmed, 2)].into_iter().collect(),
             home: String::new(),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::CommandError;
 use crate::agent::shutdown::{Shutdown, StopReason};
-use crate::agent::{self, AgentError, RunOptions, Timing};
+use crate::agent::{self, AgentError, Timing};
 use crate::api::{ApiClient, HttpTimeouts};
 use crate::exit::Exit;
 use crate::files::AgentFiles;
@@ -74,15 +74,8 @@ pub fn run(secret: &str, settings: &Settings) -> Result<Exit, CommandError> {
             format!("cannot start the signal thread: {e}"),
         )
     })?;
-    match agent::run(
-        api,
-        &files,
-        RunOptions {
-            timing,
-            test_panic_at: settings.test.panic_at.clone(),
-        },
-        shutdown,
-    ) {
+    agent::watch::arm_fail_point(settings.test.panic_at.clone());
+    match agent::run(api, &files, timing, shutdown) {
         Ok(StopReason::Signal) => {
             log::info!("secret {secret}: agent stopped");
             Ok(Exit::Ok)

@@ -7,8 +7,9 @@ use super::CommandError;
 use super::agents::{self, AgentEntry};
 use super::local;
 use super::printable::printable;
-use crate::agent::status::{FINISHED_OUTCOMES, StateFile};
+use crate::agent::status::{Outcome, StateFile};
 use crate::agent::summary::human_age;
+use crate::api::Health;
 use crate::cli::OutputFormat;
 use crate::clock::{format_utc, unix_now};
 use crate::settings::Settings;
@@ -82,7 +83,7 @@ pub fn assess(
             "running, starting up (no heartbeat since the start)".into(),
         );
     }
-    if hb.status != "healthy" {
+    if hb.status != Health::Healthy {
         return (Nagios::Critical, format!("unhealthy: {}", hb.error));
     }
     if age > stale_after {
@@ -102,7 +103,7 @@ pub fn assess(
         );
     }
     if let Some(r) = &entry.last_rotation
-        && r.outcome == "rejected"
+        && r.outcome == Outcome::Rejected
     {
         return (
             Nagios::Warning,
@@ -140,8 +141,8 @@ pub fn perfdata(entry: &AgentEntry, state: &StateFile, now: u64) -> String {
             stale_after(state)
         ));
     }
-    for outcome in FINISHED_OUTCOMES {
-        let n = state.rotations.get(outcome).copied().unwrap_or(0);
+    for outcome in Outcome::FINISHED {
+        let n = state.rotations.get(&outcome).copied().unwrap_or(0);
         parts.push(format!("rotations_{outcome}={n}c;;;0"));
     }
     parts.join(" ")
@@ -295,7 +296,11 @@ mod tests {
             unfinished_rotation: false,
             last_heartbeat: hb.map(|(s, at, delivered)| HeartbeatRecord {
                 at,
-                status: s.into(),
+                status: if s == "healthy" {
+                    Health::Healthy
+                } else {
+                    Health::Error
+                },
                 error: String::new(),
                 delivered,
             }),
@@ -341,7 +346,7 @@ mod tests {
         let mut rejected = entry(true, Some(("healthy", 100, true)));
         rejected.last_rotation = Some(RotationRecord {
             rotation_id: "r".into(),
-            outcome: "rejected".into(),
+            outcome: Outcome::Rejected,
             at: 90,
             error: "x".into(),
         });

@@ -29,7 +29,7 @@ pub enum FailureKind {
 }
 
 /// What the server's answer to a refused login says about the password, from its error
-/// code alone. Drift repair acts only on a wrong password; `rotation`'s drift watch also
+/// code alone. Drift repair acts only on a wrong password; the engine's drift check also
 /// asks the admin ([`Provider::explain_refusal`](super::Provider::explain_refusal)) before
 /// it trusts this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

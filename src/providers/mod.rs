@@ -88,18 +88,6 @@ pub fn verify_only(
     }
 }
 
-/// After a refused drift login: what the admin sees about the user
-/// ([`Provider::explain_refusal`]), on an admin session of its own.
-pub fn explain_refusal(
-    target: &Target,
-    username: &str,
-    password: &Secret,
-) -> Result<RefusalFacts, ProviderError> {
-    open(target)?
-        .explain_refusal(username, password)
-        .map_err(|e| e.redacted(&[password]))
-}
-
 fn feature_name(kind: ProviderKind) -> &'static str {
     match kind {
         ProviderKind::Postgresql | ProviderKind::PostgresqlSupabase => "postgres",

@@ -1,6 +1,6 @@
 //! Drift: the database stops accepting the secret's live value while no rotation is in
 //! flight. This file decides what a refused login means and when to look again; the
-//! rotation engine does the I/O (the login, the admin's view, the repair).
+//! engine's `drift.rs` does the I/O (the login, the admin's view, the repair).
 //!
 //! Only a wrong password is repaired. A refusal the password does not explain (NOLOGIN, a
 //! `pg_hba.conf` reject, a locked or expired account, a disabled Redis user) is reported
