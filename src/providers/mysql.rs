@@ -311,6 +311,46 @@ impl Provider for Mysql {
         Ok(())
     }
 
+    /// Refuses, before anything changes, a rotation whose verification would have to send
+    /// the new password to a server the connection did not verify: MySQL 8+ answers the
+    /// first login after a password change to a caching_sha2_password account with a
+    /// request for the password itself. (Applying it anyway would end in a rollback, after
+    /// a moment in which the application's logins fail.) Where the admin cannot read the
+    /// accounts' plugins, the verification decides.
+    fn check_can_manage(&mut self, username: &str) -> Result<(), ProviderError> {
+        if self.target.tls.authenticates_server() {
+            return Ok(());
+        }
+        let Ok(accounts) = self.accounts(username) else {
+            return Ok(());
+        };
+        let accounts: Vec<(String, Vec<String>)> = accounts
+            .into_iter()
+            .map(|a| (a.host, a.methods.into_iter().map(|m| m.plugin).collect()))
+            .collect();
+        let named = login::needing_a_verified_server(
+            username,
+            &accounts,
+            self.socket.is_some(),
+            self.dialect.new_user_plugin(),
+        );
+        if named.is_empty() {
+            return Ok(());
+        }
+        Err(ProviderError::new(
+            &self.target,
+            FailureKind::Tls,
+            format!("checking that the new password of \"{username}\" can be verified"),
+            format!(
+                "verifying it means logging in as {}, and right after a password change the server asks for the password itself ({}); mode {} does not verify the server, and the agent gives a password only to a verified one, so nothing was changed; to allow it, verify the server: {}; or give the account mysql_native_password or ed25519, whose logins reveal nothing",
+                named.join(", "),
+                auth::FULL_AUTHENTICATION,
+                self.target.tls.mode,
+                self.target.tls.how_to_verify()
+            ),
+        ))
+    }
+
     fn input_problem(&self, username: &str, _password: &Secret) -> Option<String> {
         sql::user_name_problem(username).map(str::to_owned)
     }

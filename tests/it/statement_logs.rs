@@ -164,6 +164,26 @@ pub fn postgres_log_never_sees_the_new_password(pg: &Pg, log_path: &std::path::P
     w.finish(agent, &[&new_pw, &w.old_pw]);
 }
 
+/// Every event of every binary log the server has, as the server shows them.
+#[cfg(feature = "mysql")]
+pub fn binlog_events(my: &My) -> Vec<String> {
+    let mut admin = my.admin();
+    let logs: Vec<::mysql::Row> = admin.query("SHOW BINARY LOGS").unwrap();
+    assert!(!logs.is_empty(), "the binary log is off");
+    let mut events = Vec::new();
+    for log in logs {
+        let name: String = log.get(0).unwrap();
+        let rows: Vec<::mysql::Row> = admin
+            .query(format!("SHOW BINLOG EVENTS IN {}", lit(&name)))
+            .unwrap();
+        for row in rows {
+            let info: Option<Vec<u8>> = row.get("Info");
+            events.push(String::from_utf8_lossy(&info.unwrap_or_default()).into_owned());
+        }
+    }
+    events
+}
+
 /// MySQL and MariaDB with the general log and the binary log on: a rotation by the agent
 /// confirms, its ALTER USER is in both logs (as the stored hash), and the new password is
 /// in neither. On Oracle MySQL the account stays on caching_sha2_password.
@@ -193,20 +213,7 @@ pub fn mysql_general_log_and_binlog_never_see_the_new_password(my: &My) {
         "the new password is in the general log"
     );
 
-    // Every binary log the server has, event by event, as the server shows them.
-    let logs: Vec<::mysql::Row> = admin.query("SHOW BINARY LOGS").unwrap();
-    assert!(!logs.is_empty(), "the binary log is off");
-    let mut events = Vec::new();
-    for log in logs {
-        let name: String = log.get(0).unwrap();
-        let rows: Vec<::mysql::Row> = admin
-            .query(format!("SHOW BINLOG EVENTS IN {}", lit(&name)))
-            .unwrap();
-        for row in rows {
-            let info: Option<Vec<u8>> = row.get("Info");
-            events.push(String::from_utf8_lossy(&info.unwrap_or_default()).into_owned());
-        }
-    }
+    let events = binlog_events(my);
     assert!(
         events
             .iter()

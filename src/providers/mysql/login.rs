@@ -11,6 +11,40 @@ use crate::secret::Secret;
 /// The host part of the accounts that logins over the server's Unix socket match.
 pub const LOCALHOST: &str = "localhost";
 
+/// Plugins whose login right after a password change (the server's cache is empty then)
+/// makes the server ask for the password itself.
+const REVEALING_PLUGINS: [&str; 2] = ["caching_sha2_password", "sha256_password"];
+
+/// The accounts of a user (host, plugins) whose verification after a password change would
+/// need the password sent to the server, over a connection that did not verify it: every
+/// account with a revealing plugin that is verified over TCP (all but `'user'@'localhost'`
+/// when the server's socket is on this machine). A user without accounts is created with
+/// `new_user_plugin`. Each is named as `"user"@"host" (plugin)`.
+pub fn needing_a_verified_server(
+    username: &str,
+    accounts: &[(String, Vec<String>)],
+    socket_here: bool,
+    new_user_plugin: &str,
+) -> Vec<String> {
+    let reveals = |plugin: &str| REVEALING_PLUGINS.contains(&plugin);
+    if accounts.is_empty() {
+        return match reveals(new_user_plugin) {
+            true => vec![format!(
+                "\"{username}\"@\"%\" ({new_user_plugin}, as it would be created)"
+            )],
+            false => Vec::new(),
+        };
+    }
+    accounts
+        .iter()
+        .filter(|(host, _)| !(host == LOCALHOST && socket_here))
+        .filter_map(|(host, plugins)| {
+            let plugin = plugins.iter().find(|p| reveals(p))?;
+            Some(format!("\"{username}\"@\"{host}\" ({plugin})"))
+        })
+        .collect()
+}
+
 /// The database server's Unix socket, usable from this machine.
 #[derive(Debug, Clone)]
 pub struct LocalSocket {
@@ -143,5 +177,44 @@ fn connect_options<'a>(
         tls: &target.tls,
         connect_timeout: target.timeouts.connect,
         io_timeout: target.timeouts.statement,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(host: &str, plugin: &str) -> (String, Vec<String>) {
+        (host.to_owned(), vec![plugin.to_owned()])
+    }
+
+    #[test]
+    fn only_accounts_verified_over_tcp_with_a_revealing_plugin_are_named() {
+        let accounts = [
+            account("%", "caching_sha2_password"),
+            account("localhost", "caching_sha2_password"),
+            account("10.0.0.%", "mysql_native_password"),
+        ];
+        let native = "mysql_native_password";
+        assert_eq!(
+            needing_a_verified_server("app", &accounts, true, native),
+            ["\"app\"@\"%\" (caching_sha2_password)"]
+        );
+        assert_eq!(
+            needing_a_verified_server("app", &accounts, false, native).len(),
+            2
+        );
+        assert!(
+            needing_a_verified_server("app", &[account("%", "ed25519")], false, native).is_empty()
+        );
+    }
+
+    #[test]
+    fn a_new_user_gets_the_servers_plugin() {
+        assert_eq!(
+            needing_a_verified_server("app", &[], false, "caching_sha2_password"),
+            ["\"app\"@\"%\" (caching_sha2_password, as it would be created)"]
+        );
+        assert!(needing_a_verified_server("app", &[], false, "mysql_native_password").is_empty());
     }
 }

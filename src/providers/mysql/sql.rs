@@ -193,19 +193,24 @@ impl Dialect {
         }
     }
 
-    /// `CREATE USER 'user'@'%'` with the password as a hash: mysql_native_password on
+    /// The plugin [`Dialect::create_user`] gives a new account: mysql_native_password on
     /// MariaDB and MySQL before 8.0, caching_sha2_password (MySQL's default) from 8.0.
+    pub fn new_user_plugin(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Mysql if self.version >= (8, 0, 0) => "caching_sha2_password",
+            _ => "mysql_native_password",
+        }
+    }
+
+    /// `CREATE USER 'user'@'%'` with the password as a hash of
+    /// [`Dialect::new_user_plugin`].
     pub fn create_user(
         &self,
         user: &str,
         password: &Secret,
         salt: &[u8; hash::SHA2_SALT_LEN],
     ) -> Secret {
-        let plugin = match self.flavor {
-            Flavor::Mysql if self.version >= (8, 0, 0) => "caching_sha2_password",
-            _ => "mysql_native_password",
-        };
-        let (clause, _) = self.password_clause(Some(plugin), password, salt);
+        let (clause, _) = self.password_clause(Some(self.new_user_plugin()), password, salt);
         Secret::new(format!(
             "CREATE USER {} {clause}",
             self.account(user, NEW_ACCOUNT_HOST),

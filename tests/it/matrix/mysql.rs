@@ -102,6 +102,36 @@ pub fn rollback_restores_the_exact_stored_hash(my: &My) {
     w.finish(agent, &[&w.old_pw, &new_pw]);
 }
 
+/// Oracle MySQL reached without verifying it (`prefer`, the default): a rotation of a
+/// caching_sha2_password account is refused before anything changes, because the login
+/// that verifies it would have to send the new password to a server nothing proved to be
+/// the database; the message says how to verify it. `my` is the server as an agent with
+/// the provider's default reaches it.
+pub fn unverified_rotation_is_refused_before_any_change(my: &My) {
+    assert!(
+        my.agent_ca.is_none(),
+        "the server as the default reaches it"
+    );
+    let w = World::plain(my);
+    let before = stored(my, &w.user);
+    let agent = w.start();
+    let new_pw = format!("new-{}", random_text(16));
+    w.cp.set_pending(&w.secret, "rot_unverified", &secret_value(&w.user, &new_pw));
+    let error = w.wait_rejected("rot_unverified", &agent);
+    for words in ["nothing was changed", "mode prefer", "--tls verify-full"] {
+        assert!(error.contains(words), "{words:?} not in: {error}");
+    }
+    assert_eq!(stored(my, &w.user), before, "the account was changed");
+    assert!(
+        !crate::statement_logs::binlog_events(my)
+            .iter()
+            .any(|e| e.contains("ALTER USER") && e.contains(&w.user)),
+        "an ALTER USER of the account reached the binary log"
+    );
+    assert_password(my, &w.user, &w.old_pw, &new_pw);
+    w.finish(agent, &[&w.old_pw, &new_pw]);
+}
+
 /// Oracle MySQL: a rotated caching_sha2_password account keeps its plugin and gets a hash
 /// with the round count the server is configured for (`$A$005$` at 5000, `$A$00A$` at
 /// 10000: three hex digits of thousands), so a rotation never weakens what the server's
@@ -161,6 +191,11 @@ macro_rules! mysql_version {
 
 macro_rules! caching_sha2 {
     ($prefix:literal) => {
+        db_test!(
+            unverified_rotation_is_refused_before_any_change,
+            crate::support::db::mysql::My::from_env($prefix, "the matrix server"),
+            |my| $crate::matrix::mysql::unverified_rotation_is_refused_before_any_change(my)
+        );
         db_test!(
             rotation_keeps_caching_sha2_with_the_servers_rounds,
             $crate::matrix::mysql::open($prefix),
