@@ -38,7 +38,8 @@ fn drift_is_reported_and_repaired(
     let agent = start_agent(&w, true);
     break_it(&w);
     let broken = Instant::now();
-    assert!(!db.can_login(&w.user, &w.old_pw), "the break did not take");
+    // That the break took is shown by the drift heartbeat checked below: a login here
+    // could already meet the repair.
     agent.wait_until(SOON, "the live value to log in again", || {
         db.can_login(&w.user, &w.old_pw)
     });

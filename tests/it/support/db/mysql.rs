@@ -211,12 +211,14 @@ impl Database for My {
         }
     }
     fn can_login(&self, name: &str, password: &str) -> bool {
+        // MySQL 9 answers a login to an account that does not exist with a plugin the
+        // client does not speak (sha256_password); no account, no login. The accounts are
+        // looked up before and after: an agent may create the user meanwhile.
+        let existed = !self.hosts(name).is_empty();
         match self.try_login(name, password) {
             Ok(ok) => ok,
-            // MySQL 9 answers a login to an account that does not exist with a plugin the
-            // client does not speak (sha256_password); no account, no login.
             Err(::mysql::Error::DriverError(::mysql::DriverError::UnknownAuthPlugin(_)))
-                if self.hosts(name).is_empty() =>
+                if !existed || self.hosts(name).is_empty() =>
             {
                 false
             }
