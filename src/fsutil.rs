@@ -1,7 +1,7 @@
 //! Files on disk, in one place: every file the agent writes goes through [`write_atomic`]
 //! (temp file, fsync, rename, fsync of the directory) so a crash leaves either the old or
 //! the new content, never half of one; every JSON file it reads goes through [`load_json`].
-//! A leaf: imports nothing from this crate.
+//! A leaf: imports only [`crate::json_problem`].
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -10,6 +10,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+
+pub use crate::json_problem::JsonProblem;
 
 /// Mode of the agent's own files: only the owner may read them.
 pub const PRIVATE: u32 = 0o600;
@@ -87,45 +89,6 @@ pub enum JsonFileError {
     /// The file is not JSON of the expected shape.
     Parse { path: PathBuf, source: JsonProblem },
 }
-
-/// Where and how a JSON text fails to parse, and nothing of the text itself: serde's own
-/// messages quote the values they stumble on, and these files hold verifiers and
-/// passwords, so a log line or an error chain must never carry them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JsonProblem {
-    pub kind: &'static str,
-    pub line: usize,
-    pub column: usize,
-}
-
-impl JsonProblem {
-    fn of(e: &serde_json::Error) -> Self {
-        use serde_json::error::Category;
-        let kind = match e.classify() {
-            Category::Io => "a read error",
-            Category::Syntax => "a syntax error",
-            Category::Data => "a value of the wrong type or a missing field",
-            Category::Eof => "an unexpected end of the file",
-        };
-        JsonProblem {
-            kind,
-            line: e.line(),
-            column: e.column(),
-        }
-    }
-}
-
-impl fmt::Display for JsonProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at line {}, column {}",
-            self.kind, self.line, self.column
-        )
-    }
-}
-
-impl std::error::Error for JsonProblem {}
 
 impl JsonFileError {
     pub fn path(&self) -> &Path {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::{self, JsonFileError};
+use crate::json_problem::JsonProblem;
 use crate::secret_file::SecretFileError;
 
 /// Errors finding or loading the identity. Each says which file and what to do.
@@ -34,10 +35,7 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// identity.json or cli_global.json is not valid JSON of the expected shape.
-    Parse {
-        path: PathBuf,
-        source: fsutil::JsonProblem,
-    },
+    Parse { path: PathBuf, source: JsonProblem },
     /// The private key is readable by group or others, or cannot be read
     /// ([`crate::secret_file`]'s rule).
     Key(SecretFileError),

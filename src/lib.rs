@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod help;
 pub mod hex;
 pub mod identity;
+pub mod json_problem;
 pub mod localconfig;
 pub mod logging;
 pub mod memory;

@@ -9,6 +9,7 @@ use super::wire::{ErrorAnswer, HeartbeatBody, HeartbeatStatus, SyncConfig, Value
 use crate::clock;
 use crate::defaults;
 use crate::identity::{Identity, RequestSigner, SignedHeaders};
+use crate::json_problem::JsonProblem;
 use crate::secret::Secret;
 use crate::trust::{self, TrustRoots};
 
@@ -162,10 +163,12 @@ impl ApiClient {
         path: &str,
     ) -> Result<T, ApiError> {
         let body = self.request(call, secret_id, "GET", path, None)?;
+        // serde's own message quotes the value it stumbled on, and these answers carry
+        // secret values: say where the body is wrong, never what it holds.
         serde_json::from_str(&body).map_err(|e| ApiError::BadResponse {
             call,
             secret_id: secret_id.into(),
-            reason: e.to_string(),
+            reason: format!("the JSON has {}", JsonProblem::of(&e)),
         })
     }
 

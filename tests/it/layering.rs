@@ -16,7 +16,8 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("defaults", &[]),
     ("exit", &[]),
     ("files", &[]),
-    ("fsutil", &[]),
+    ("fsutil", &["json_problem"]),
+    ("json_problem", &[]),
     ("hex", &[]),
     ("memory", &[]),
     ("secret", &[]),
@@ -32,13 +33,17 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("help", &["exit", "logging", "providers"]),
     ("cli", &["help", "secret", "suggest"]),
     // The domain: identity and wire format, databases, local config, service files.
-    ("identity", &["clock", "fsutil", "hex", "secret_file"]),
+    (
+        "identity",
+        &["clock", "fsutil", "hex", "json_problem", "secret_file"],
+    ),
     (
         "api",
         &[
             "clock",
             "defaults",
             "identity",
+            "json_problem",
             "secret",
             "tls_failure",
             "trust",
@@ -46,7 +51,14 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ),
     (
         "providers",
-        &["defaults", "hex", "secret", "suggest", "tls_failure"],
+        &[
+            "defaults",
+            "hex",
+            "json_problem",
+            "secret",
+            "suggest",
+            "tls_failure",
+        ],
     ),
     (
         "localconfig",

@@ -219,6 +219,42 @@ fn json_lines_name_the_secret_and_the_rotation() {
     }
 }
 
+/// A control plane that sends a value of the wrong type (a password as a JSON number) gets
+/// an error that says where its answer is wrong, never what the answer holds: serde's own
+/// message would quote the number, and with it the password.
+#[test]
+fn a_malformed_answer_is_reported_without_its_values() {
+    let cp = FakeControlPlane::start();
+    let machine = Machine::new(&cp);
+    let secret = idle_secret(&cp);
+    for (body, hidden) in [
+        (
+            r#"{"providerType":"postgresql","connection":{"adminPass":80512349871}}"#,
+            "80512349871",
+        ),
+        (
+            r#"{"pendingRotationId":"rot_1","pendingValue":61803398874}"#,
+            "61803398874",
+        ),
+        (r#"{"providerType":"postgresql","#, "postgresql"),
+    ] {
+        cp.inject(Endpoint::SyncConfig, Fault::Body(body), 1);
+        let mut agent = FileLogged::spawn(machine.command(&["start", "--secret", &secret]), false);
+        let status = agent.wait_exit();
+        let text = agent.text();
+        assert!(!status.success(), "{text}");
+        assert!(
+            !text.contains(hidden),
+            "the answer's content reached the log:\n{text}"
+        );
+        assert!(
+            text.contains("unexpected answer from the server: the JSON has")
+                && text.contains("at line 1, column"),
+            "the error says where the answer is wrong:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn an_unknown_log_level_or_format_is_an_error() {
     let cp = FakeControlPlane::start();

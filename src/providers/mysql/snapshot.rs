@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hex;
+use crate::json_problem::JsonProblem;
 
 /// Every account of one user name and how each authenticated before a rotation. The
 /// text form ([`Snapshot::to_text`]) is what the journal keeps; it holds hashes, never
@@ -52,8 +53,12 @@ impl Snapshot {
     }
 
     pub fn from_text(text: &str) -> Result<Snapshot, String> {
-        serde_json::from_str(text)
-            .map_err(|e| format!("the snapshot is not in the expected form: {e}"))
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "the snapshot is not in the expected form: {}",
+                JsonProblem::of(&e)
+            )
+        })
     }
 
     /// A snapshot of `(host, plugin, hash)` methods, grouped by host in order.
@@ -77,8 +82,12 @@ impl Snapshot {
 /// the top-level plugin, or the `auth_or` list in which an empty object marks where the
 /// top-level plugin stands. A missing plugin is mysql_native_password with an empty hash.
 pub fn methods_from_mariadb_priv(priv_json: &str) -> Result<Vec<AuthMethod>, String> {
-    let value: serde_json::Value = serde_json::from_str(priv_json)
-        .map_err(|e| format!("mysql.global_priv holds malformed JSON: {e}"))?;
+    let value: serde_json::Value = serde_json::from_str(priv_json).map_err(|e| {
+        format!(
+            "mysql.global_priv holds malformed JSON: {}",
+            JsonProblem::of(&e)
+        )
+    })?;
     let method_of = |v: &serde_json::Value| -> Result<AuthMethod, String> {
         let field = |name: &str| match v.get(name) {
             None => Ok(""),

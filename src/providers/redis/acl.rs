@@ -9,6 +9,7 @@ use ::redis::{Cmd, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::json_problem::JsonProblem;
 use crate::secret::Secret;
 
 /// The user a Redis server authenticates when no name is given.
@@ -156,8 +157,12 @@ impl AclSnapshot {
     }
 
     pub fn from_text(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text)
-            .map_err(|e| format!("the snapshot is not in the expected form: {e}"))
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "the snapshot is not in the expected form: {}",
+                JsonProblem::of(&e)
+            )
+        })
     }
 }
 

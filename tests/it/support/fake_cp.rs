@@ -62,6 +62,9 @@ pub enum Fault {
     Delay(Duration),
     /// Close the connection without an answer, without processing.
     Close,
+    /// Answer 200 with exactly this body, without processing: a server that sends what
+    /// the protocol does not allow.
+    Body(&'static str),
     /// Process normally, then close the connection without sending the answer.
     ProcessThenClose,
     /// Process now, answer after this wait: an answer true when computed and stale when
@@ -447,7 +450,10 @@ fn read_request(reader: &mut BufReader<impl Read>) -> Option<Request> {
 }
 
 fn respond(stream: &mut impl Write, status: u16, body: &Value) {
-    let text = body.to_string();
+    respond_text(stream, status, &body.to_string());
+}
+
+fn respond_text(stream: &mut impl Write, status: u16, text: &str) {
     let reason = match status {
         200 => "OK",
         401 => "Unauthorized",
@@ -500,6 +506,10 @@ fn serve_connection(stream: impl Read + Write, state: Arc<Mutex<State>>) {
                 continue;
             }
             Some(Fault::Close) => return,
+            Some(Fault::Body(text)) => {
+                respond_text(writer, 200, text);
+                continue;
+            }
             Some(Fault::Delay(d)) => thread::sleep(d),
             Some(Fault::ProcessThenClose | Fault::ProcessThenDelay(_)) | None => {}
         }
